@@ -1,0 +1,96 @@
+"""Weights on disk without pickle: safetensors written atomically, and local pretrained files.
+
+A checkpoint is written to a temporary file in the same directory and renamed over the target,
+so a killed process leaves either the old file or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from prunebench.errors import CheckpointError
+
+META_KEY = "prunebench"
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Atomically write `tensors` (copied to CPU, unshared) and JSON `meta` to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    try:
+        save_file(plain, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata written by `save_tensors`."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get(META_KEY, "{}"))
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint '{path}' is not a readable safetensors file: {exc}"
+        ) from None
+    return tensors, meta
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a local .safetensors or .pth/.pt/.bin file (never unpickling code)."""
+    if not path.exists():
+        raise CheckpointError(f"weights file '{path}' does not exist")
+    if path.suffix == ".safetensors":
+        return load_tensors(path)[0]
+    if path.suffix in {".pth", ".pt", ".bin"}:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # weights_only refuses pickled code with various errors
+            raise CheckpointError(
+                f"cannot read '{path}' as a weights-only state dict: {exc}"
+            ) from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise CheckpointError(f"'{path}' does not hold a state dict")
+        return state
+    raise CheckpointError(
+        f"weights file '{path}' has an unknown extension; use .safetensors, .pth, .pt or .bin"
+    )
+
+
+def check_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a CheckpointError naming the first key or shape that does not match the model."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{source} lacks '{key}' (shape {tuple(tensor.shape)})")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{source}: '{key}' has shape {tuple(state[key].shape)}, "
+                f"the model expects {tuple(tensor.shape)}"
+            )
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CheckpointError(f"{source} has '{extra[0]}', which the model does not have")
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    check_fits(model, state, source)
+    model.load_state_dict(state)

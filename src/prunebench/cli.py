@@ -1,0 +1,220 @@
+"""The `prunebench` command: a thin typer layer over the library.
+
+User errors (bad config, unknown names, missing files) print one line and exit with code 2,
+before anything is computed or written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from prunebench.errors import PrunebenchError, TrainingDiverged
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid.",
+)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+DEFAULT_RESULTS = Path("results")
+
+ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="override a config key: a.b=value")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
+]
+
+
+def _overrides(values: list[str] | None, device: str | None) -> list[str]:
+    values = list(values or [])
+    if device is not None:
+        values.append(f"device={device}")
+    return values
+
+
+@app.command()
+def schedule(
+    regime: Annotated[
+        str, typer.Argument(help="one_shot, constant, geometric, hybrid, agp, manual")
+    ],
+    target: Annotated[float | None, typer.Option(help="final cumulative target in (0, 1)")] = None,
+    steps: Annotated[int | None, typer.Option(help="number of steps")] = None,
+    rate: Annotated[float | None, typer.Option(help="geometric/hybrid rate per step")] = None,
+    step: Annotated[float | None, typer.Option(help="constant: share per step")] = None,
+    first: Annotated[float | None, typer.Option(help="hybrid: the one-shot step p_k")] = None,
+    targets: Annotated[str | None, typer.Option(help="manual: comma-separated targets")] = None,
+    tolerance: Annotated[float | None, typer.Option(help="gap closed by the last step")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Print a schedule's cumulative targets and per-step increments."""
+    from prunebench.config import RegimeConfig, validate
+    from prunebench.schedules import increments
+
+    given = {
+        "name": regime,
+        "target": target,
+        "steps": steps,
+        "rate": rate,
+        "step": step,
+        "first": first,
+        "tolerance": tolerance,
+        "targets": [float(t) for t in targets.split(",")] if targets else None,
+    }
+    cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
+    cumulative = cfg.schedule()
+    inc = increments(cumulative)
+    if as_json:
+        out.print_json(json.dumps({"cumulative": cumulative, "increments": inc}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{regime}: {len(cumulative)} steps")
+    for col in ("step", "cumulative", "increment", "remaining"):
+        table.add_column(col, justify="right")
+    for i, (c, d) in enumerate(zip(cumulative, inc, strict=True), 1):
+        table.add_row(str(i), f"{c:.6f}", f"{d:.6f}", f"{1 - c:.6f}")
+    out.print(table)
+
+
+@app.command()
+def pretrain(
+    config: Annotated[Path, typer.Argument(help="run config YAML")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = None,
+) -> None:
+    """Train and save the dense model that runs with this config start from (reused if present)."""
+    from prunebench.config import load_run_config
+
+    cfg = load_run_config(config, _overrides(set_, device))
+    from prunebench.data import DATASETS
+    from prunebench.devices import resolve_device
+    from prunebench.pretrain import ensure_dense
+    from prunebench.progress import make_progress
+    from prunebench.store import Store
+    from prunebench.tasks import make_task
+
+    dev = resolve_device(cfg.device)
+    data = DATASETS.get(cfg.data.name).build(cfg.data, dev)
+    store = Store(results)
+    dense = ensure_dense(cfg, store, data, make_task(data.info.task), dev, make_progress(quiet))
+    state = "reused" if dense.reused else "trained"
+    out.print(f"dense model {dense.base_id} ({state}): {store.dense_path(dense.base_id)}")
+    out.print(" ".join(f"{k}={v:.4f}" for k, v in dense.metrics.items()))
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="run config YAML")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    seed: Annotated[int | None, typer.Option(help="seed (overrides the config)")] = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = None,
+) -> None:
+    """Run one pruning regime; every step is written to the results database."""
+    from prunebench.config import load_run_config
+
+    cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    from prunebench.progress import make_progress
+    from prunebench.runner import run as run_one
+    from prunebench.store import Store
+    from prunebench.tables import steps_table
+
+    store = Store(results)
+    result = run_one(cfg, store, make_progress(quiet))
+    if result.already_done:
+        out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
+    out.print(steps_table(store.results().query("run_id == @result.run_id")))
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs only")] = False,
+) -> None:
+    """Run every point of a grid (regimes x targets x seeds x ...), then print the comparison."""
+    from prunebench.sweep import load_sweep
+
+    _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
+    for reason in skipped:
+        out.print(f"[yellow]skipped[/]: {reason}")
+    if dry_run:
+        for cfg in configs:
+            out.print(
+                f"{cfg.regime.name:>10} target={cfg.regime.final_target:g} seed={cfg.seed} "
+                f"steps={len(cfg.regime.schedule())}"
+            )
+        out.print(f"{len(configs)} runs")
+        return
+    from prunebench.progress import make_progress
+    from prunebench.runner import run as run_one
+    from prunebench.store import Store
+    from prunebench.tables import comparison_table
+
+    store = Store(results)
+    progress = make_progress(quiet)
+    failures = 0
+    for cfg in configs:
+        try:
+            run_one(cfg, store, progress)
+        except TrainingDiverged as exc:
+            failures += 1
+            out.print(f"[red]failed[/]: {cfg.name or cfg.regime.name}: {exc}")
+    out.print(comparison_table(store.results()))
+    out.print(f"results: {results / 'results.sqlite'}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def results(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+) -> None:
+    """Print the stored pruning steps."""
+    from prunebench.results import load_results
+    from prunebench.tables import steps_table
+
+    if fmt not in ("table", "csv", "json"):
+        raise PrunebenchError(f"--format must be table, csv or json, not '{fmt}'")
+    df = load_results(directory)
+    if run_id is not None:
+        df = df[df["run_id"] == run_id]
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+    else:
+        out.print(steps_table(df))
+
+
+def main() -> None:
+    try:
+        app()
+    except PrunebenchError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except TrainingDiverged as exc:
+        Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

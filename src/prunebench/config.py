@@ -1,0 +1,364 @@
+"""Validated run configuration: one pydantic model per concern, YAML files, `--set a.b=c` overrides.
+
+Defaults live here and nowhere else. Every error becomes a `ConfigError` of one line that names
+the key and says how to fix it. A run's id hashes the canonical config (minus fields that do not
+change results) together with SCHEMA_VERSION, so the same experiment always lands on the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from prunebench.criteria import CRITERIA
+from prunebench.data import DATASETS
+from prunebench.errors import ConfigError, PrunebenchError
+from prunebench.models import MODELS
+from prunebench.registry import Registry, UnknownNameError, suggest
+from prunebench.schedules import SCHEDULES
+
+# Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
+SCHEMA_VERSION = 1
+
+Ratio = float
+
+
+def _registered(registry: Registry, name: str) -> str:
+    """Registry check as a ValueError, so that pydantic reports it with the key's location."""
+    try:
+        return registry.check(name)
+    except UnknownNameError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (typos must not silently fall back to defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(StrictModel):
+    name: str = "digits"
+    root: Path | None = None  # local dataset directory or file; datasets never download unasked
+    download: bool = False
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    split_seed: int = 0  # fixes the train/val/test split, shared by pretraining and all runs
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    num_workers: int = Field(0, ge=0)
+    augment: bool = True
+    image_size: int | None = Field(None, ge=8)  # resize (ViT / EfficientNet); None: native
+    seq_len: int = Field(128, ge=8)  # language modelling only
+    tokenizer: Path | None = None  # language modelling only: local tokenizer directory
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        return _registered(DATASETS, name)
+
+    @field_validator("root", "tokenizer")
+    @classmethod
+    def _path_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.exists():
+            raise ValueError(f"path '{path}' does not exist; point it at a local copy")
+        return path
+
+    @model_validator(mode="after")
+    def _root_when_needed(self) -> DataConfig:
+        spec = DATASETS.get(self.name)
+        if spec.needs_root and self.root is None and not self.download:
+            raise ValueError(
+                f"dataset '{self.name}' needs data.root (a local directory), "
+                "or data.download=true on a machine with network"
+            )
+        return self
+
+
+class ModelConfig(StrictModel):
+    name: str = "digits_cnn"
+    weights: Path | None = None  # local pretrained weights: .safetensors, .pth or a HF directory
+    options: dict[str, Any] = Field(default_factory=dict)  # builder keyword arguments
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _registered(MODELS, name)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_exist(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.exists():
+            raise ValueError(f"weights file '{path}' does not exist")
+        return path
+
+
+class OptimizerConfig(StrictModel):
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float | None = Field(None, gt=0.0)  # fine-tuning: None means pretrain lr / 10
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+
+
+Monitor = Literal["val_loss", "val_metric"]
+
+
+class PretrainConfig(StrictModel):
+    """How the dense model that every pruning run starts from is trained (paper appendix F.4)."""
+
+    epochs: int = Field(30, ge=0)  # 0: use model.weights as they are
+    patience: int | None = Field(5, ge=1)  # None: train all epochs
+    min_delta: float = Field(0.0, ge=0.0)
+    monitor: Monitor = "val_loss"
+    optimizer: OptimizerConfig = OptimizerConfig(lr=0.1)
+    warmup_epochs: int = Field(0, ge=0)
+    warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0)
+    scheduler: Literal["constant", "cosine_warm_restarts"] = "constant"
+    t0: int = Field(50, ge=1)
+    t_mult: int = Field(2, ge=1)
+    eta_min: float = Field(1e-5, ge=0.0)
+    seed: int = 0
+
+    @field_validator("optimizer")
+    @classmethod
+    def _lr_given(cls, opt: OptimizerConfig) -> OptimizerConfig:
+        if opt.lr is None:
+            raise ValueError("pretrain.optimizer.lr must be set, e.g. 0.1")
+        return opt
+
+
+class FinetuneConfig(StrictModel):
+    """Retraining after each pruning step (paper algorithm 1 when mode is 'patience')."""
+
+    mode: Literal["patience", "fixed"] = "patience"
+    epochs: int = Field(5, ge=0)  # mode 'fixed': exactly this many epochs, last weights kept
+    max_epochs: int = Field(30, ge=0)  # mode 'patience': cap
+    patience: int = Field(3, ge=1)
+    first_patience: int | None = Field(None, ge=1)  # first step only (hybrid's long phase)
+    first_max_epochs: int | None = Field(None, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)
+    monitor: Monitor = "val_loss"
+    optimizer: OptimizerConfig = OptimizerConfig()
+
+
+class PruneConfig(StrictModel):
+    structure: Literal["unstructured", "structured"] = "unstructured"
+    criterion: str = "magnitude"
+    scope: Literal["global", "layerwise"] = "global"
+    exclude_first_conv: bool = False
+    exclude_classifier: bool = False
+    include_biases: bool = False
+    exclude: list[str] = Field(default_factory=list)  # module names (or prefixes) never pruned
+    calibration_samples: int = Field(256, ge=1)  # data-dependent criteria, from the train split
+
+    @field_validator("criterion")
+    @classmethod
+    def _known_criterion(cls, name: str) -> str:
+        return _registered(CRITERIA, name)
+
+
+class RegimeConfig(StrictModel):
+    """A schedule name plus its arguments; see prunebench.schedules."""
+
+    name: str = "one_shot"
+    target: Ratio | None = None
+    steps: int | None = None
+    rate: float | None = None
+    step: float | None = None
+    first: float | None = None
+    targets: list[float] | None = None
+    tolerance: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_regime(cls, name: str) -> str:
+        return _registered(SCHEDULES, name)
+
+    @model_validator(mode="after")
+    def _schedule_is_valid(self) -> RegimeConfig:
+        self.schedule()
+        return self
+
+    def arguments(self) -> dict[str, Any]:
+        """The schedule function's keyword arguments; fields it does not take are an error."""
+        func = SCHEDULES.get(self.name)
+        accepted = set(inspect.signature(func).parameters)
+        given = {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
+        unused = sorted(set(given) - accepted)
+        if unused:
+            raise ValueError(
+                f"{self.name} does not take {', '.join(unused)} (it takes {', '.join(accepted)})"
+            )
+        return given
+
+    def schedule(self) -> list[float]:
+        return SCHEDULES.get(self.name)(**self.arguments())
+
+    @property
+    def final_target(self) -> float:
+        return self.schedule()[-1]
+
+
+class RunConfig(StrictModel):
+    name: str | None = None  # a label for tables; not part of the run id
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # not part of the run id
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    prune: PruneConfig = PruneConfig()
+    regime: RegimeConfig = RegimeConfig(target=0.5)
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> RunConfig:
+        model_task = MODELS.get(self.model.name).task
+        data_task = DATASETS.get(self.data.name).task
+        if model_task != data_task:
+            raise ValueError(
+                f"model '{self.model.name}' is a {model_task} model but dataset "
+                f"'{self.data.name}' is a {data_task} dataset; pick a matching pair"
+            )
+        return self
+
+
+# Fields that change how a run is executed or labelled, not its results.
+NON_IDENTITY_FIELDS = {"name", "device"}
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(obj: Any, length: int = 16) -> str:
+    """Stable short hash of a JSON-able object together with the schema version."""
+    payload = canonical_json({"schema": SCHEMA_VERSION, "value": obj})
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS)
+
+
+def run_id(cfg: RunConfig) -> str:
+    return digest(identity(cfg))
+
+
+def base_id(cfg: RunConfig) -> str:
+    """Identity of the dense model: the data split, the architecture and how it was trained."""
+    data = cfg.data.model_dump(mode="json", exclude={"num_workers", "eval_batch_size"})
+    return digest(
+        {"data": data, "model": cfg.model.model_dump(mode="json"), "pretrain": cfg.pretrain}
+    )
+
+
+# ---------------------------------------------------------------- loading and error messages
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'a.b=c' -> (['a', 'b'], yaml-parsed 'c')."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got '{text}' (e.g. --set finetune.patience=5)")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set has an empty key in '{text}' (e.g. --set regime.target=0.9)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with each `a.b=c` applied (nested dicts created as needed)."""
+    out = json.loads(json.dumps(raw, default=str))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file '{path}' is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(data)}")
+    return data
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields of the sub-model at `loc` (for 'did you mean' on unknown keys)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+        args = [a for a in getattr(current, "__args__", ()) if hasattr(a, "model_fields")]
+        if args:
+            current = args[0]
+    return list(getattr(current, "model_fields", {}))
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
+    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(p for p in first["loc"] if not isinstance(p, int))
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        hint = suggest(str(loc[-1]), _fields_at(model, loc[:-1]))
+        return f"{source}: unknown key '{key}' ({hint}){more}"
+    message = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
+
+
+def validate(model: type[StrictModel], raw: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, model, source)) from None
+    except PrunebenchError as exc:  # raised by registries or schedules inside validators
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_run_config(
+    path: Path | None = None, overrides: list[str] | None = None, seed: int | None = None
+) -> RunConfig:
+    """Read a YAML run config (or the defaults), apply overrides, validate."""
+    raw = read_yaml(path) if path is not None else {}
+    overrides = list(overrides or [])
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    raw = apply_overrides(raw, overrides)
+    return validate(RunConfig, raw, str(path) if path else "config")

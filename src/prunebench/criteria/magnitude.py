@@ -1,0 +1,42 @@
+"""Data-free criteria: weight magnitude (L1, L2) and the random baseline."""
+
+from __future__ import annotations
+
+import torch
+
+from prunebench.criteria import CRITERIA
+from prunebench.criteria.base import Criterion
+
+
+class MagnitudeL1(Criterion):
+    """|w| (Han et al. 2015); for channel groups the L1 norm of the group."""
+
+    name = "magnitude"
+    norm = 1
+
+    def weight_scores(self, model, params, batches=None, task=None):
+        return {name: p.detach().abs() for name, p in params.items()}
+
+
+class MagnitudeL2(MagnitudeL1):
+    """w^2: the same ranking as |w| for single weights; differs for channel groups."""
+
+    name = "magnitude_l2"
+    norm = 2
+
+    def weight_scores(self, model, params, batches=None, task=None):
+        return {name: p.detach().pow(2) for name, p in params.items()}
+
+
+class RandomScores(Criterion):
+    """Uniform random scores from torch's global RNG (seeded per step): the baseline."""
+
+    name = "random"
+
+    def weight_scores(self, model, params, batches=None, task=None):
+        return {name: torch.rand(p.shape).to(p.device) for name, p in params.items()}
+
+
+CRITERIA.register("magnitude", MagnitudeL1)
+CRITERIA.register("magnitude_l2", MagnitudeL2)
+CRITERIA.register("random", RandomScores)

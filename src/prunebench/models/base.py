@@ -1,0 +1,43 @@
+"""The model spec: how to build an architecture and which of its layers play special roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from prunebench.config import ModelConfig
+    from prunebench.data import DataInfo
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """`build(data_info, **options)` returns a freshly initialised module.
+
+    `classifier` names the output layer (its rows are classes or vocabulary entries); None means
+    the last Linear module. `task` must match the dataset's task.
+    """
+
+    build: Callable[..., nn.Module]
+    task: str = "classification"
+    classifier: str | None = None
+    description: str = ""
+    # Loads the user's local pretrained weights (e.g. a Hugging Face directory); None: state dict.
+    load_weights: Callable[[nn.Module, Path], None] | None = None
+
+
+def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
+    from prunebench.models import MODELS
+
+    spec = MODELS.get(cfg.name)
+    options: dict[str, Any] = dict(cfg.options)
+    try:
+        return spec.build(info, **options)
+    except TypeError as exc:
+        from prunebench.errors import ConfigError
+
+        raise ConfigError(f"model.options for '{cfg.name}' are not accepted: {exc}") from None

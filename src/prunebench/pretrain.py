@@ -1,0 +1,135 @@
+"""The dense model every pruning run starts from: trained once per base id, then reused.
+
+The base id hashes the data split, the architecture (and its local pretrained weights, if any)
+and the pretraining recipe; the model lands in `<results>/dense/<base_id>.safetensors` with its
+validation and test metrics in the file's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.checkpoints import load_tensors, load_weights, read_state_dict, save_tensors
+from prunebench.config import PretrainConfig, RunConfig, base_id
+from prunebench.data import DataBundle
+from prunebench.finetune import FitSettings, fit
+from prunebench.models import MODELS, build_model
+from prunebench.progress import Progress
+from prunebench.seeding import seed_everything
+from prunebench.store import Store
+from prunebench.tasks import Task
+
+
+def lr_scheduler_factory(cfg: PretrainConfig):
+    """Linear warm-up, then constant or CosineAnnealingWarmRestarts (paper appendix F.4)."""
+    if cfg.warmup_epochs == 0 and cfg.scheduler == "constant":
+        return None
+
+    def make(optimizer: torch.optim.Optimizer):
+        sched = torch.optim.lr_scheduler
+        if cfg.scheduler == "cosine_warm_restarts":
+            main = sched.CosineAnnealingWarmRestarts(
+                optimizer, T_0=cfg.t0, T_mult=cfg.t_mult, eta_min=cfg.eta_min
+            )
+        else:
+            main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        if cfg.warmup_epochs == 0:
+            return main
+        warmup = sched.LinearLR(
+            optimizer, start_factor=cfg.warmup_start_factor, total_iters=cfg.warmup_epochs
+        )
+        return sched.SequentialLR(optimizer, [warmup, main], milestones=[cfg.warmup_epochs])
+
+    return make
+
+
+def pretrain_settings(cfg: PretrainConfig) -> FitSettings:
+    return FitSettings(
+        optimizer=cfg.optimizer.name,
+        lr=cfg.optimizer.lr,
+        momentum=cfg.optimizer.momentum,
+        weight_decay=cfg.optimizer.weight_decay,
+        max_epochs=cfg.epochs,
+        patience=cfg.patience,
+        min_delta=cfg.min_delta,
+        monitor=cfg.monitor,
+        scheduler=lr_scheduler_factory(cfg),
+    )
+
+
+@dataclass
+class Dense:
+    model: nn.Module
+    metrics: dict[str, Any]
+    base_id: str
+    reused: bool
+
+
+def initial_model(cfg: RunConfig, data: DataBundle) -> nn.Module:
+    """The architecture, with the user's local pretrained weights loaded when given."""
+    model = build_model(cfg.model, data.info)
+    if cfg.model.weights is not None:
+        spec = MODELS.get(cfg.model.name)
+        if spec.load_weights is not None:
+            spec.load_weights(model, cfg.model.weights)
+        else:
+            load_weights(model, read_state_dict(cfg.model.weights), str(cfg.model.weights))
+    return model
+
+
+def evaluate_dense(model: nn.Module, data: DataBundle, task: Task, device) -> dict[str, float]:
+    val = task.evaluate(model, data.val, device)
+    test = task.evaluate(model, data.test, device)
+    return {
+        "val_loss": val["loss"],
+        "val_metric": val[task.metric],
+        **{f"test_{k}": v for k, v in test.items()},
+    }
+
+
+def ensure_dense(
+    cfg: RunConfig,
+    store: Store,
+    data: DataBundle,
+    task: Task,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> Dense:
+    """Load the dense model for this config, training (and saving) it first if needed."""
+    progress = progress or Progress()
+    bid = base_id(cfg)
+    path = store.dense_path(bid)
+    model = build_model(cfg.model, data.info)
+    if path.exists():
+        tensors, meta = load_tensors(path)
+        load_weights(model, tensors, str(path))
+        return Dense(model.to(device), meta["metrics"], bid, reused=True)
+
+    model = initial_model(cfg, data).to(device)
+    history: list[dict[str, Any]] = []
+    if cfg.pretrain.epochs > 0:
+        seed_everything(cfg.pretrain.seed)
+        progress.run_started(bid, f"pretrain {cfg.model.name} on {cfg.data.name}", 0)
+        result = fit(
+            model,
+            data,
+            task,
+            pretrain_settings(cfg.pretrain),
+            device,
+            on_epoch=lambda rec: progress.epoch_done(0, rec, phase="pretrain"),
+        )
+        history = [vars(r) for r in result.history]
+        progress.run_finished(bid, f"pretrained for {result.epochs} epochs")
+    metrics = evaluate_dense(model, data, task, device)
+    meta = {
+        "base_id": bid,
+        "metrics": metrics,
+        "history": history,
+        "config": cfg.model_dump(mode="json"),
+    }
+    save_tensors(path, model.state_dict(), meta)
+    return Dense(model, metrics, bid, reused=False)

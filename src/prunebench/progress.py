@@ -1,0 +1,105 @@
+"""Live progress for runs: what step, which epoch, which metric. Silent with --quiet.
+
+The runner calls these hooks; a Progress never influences results.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class Progress:
+    """No-op hooks (the quiet display); subclasses draw something."""
+
+    def run_started(self, run_id: str, label: str, n_steps: int) -> None: ...
+
+    def step_started(self, step: int, target: float) -> None: ...
+
+    def epoch_done(self, step: int, record: Any, phase: str = "finetune") -> None: ...
+
+    def step_done(self, row: dict[str, Any]) -> None: ...
+
+    def run_finished(self, run_id: str, status: str) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RichProgress(Progress):
+    """A small live panel on stderr, redrawn at most a few times per second."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.live: Live | None = None
+        self.state: dict[str, Any] = {}
+        self._last = 0.0
+
+    def _render(self) -> Table:
+        s = self.state
+        table = Table.grid(padding=(0, 2))
+        table.add_row(
+            f"[bold]{s.get('label', '')}[/]",
+            f"step {s.get('step', '-')}/{s.get('n_steps', '-')}",
+            f"target {s.get('target', 0):.4f}",
+            f"{s.get('phase', '')} epoch {s.get('epoch', '-')}",
+            f"val {s.get('val', '')}",
+            f"last test top-1 {s.get('last_test', '')}",
+        )
+        return table
+
+    def _refresh(self, force: bool = False) -> None:
+        if self.live is None:
+            self.live = Live(self._render(), console=self.console, auto_refresh=False)
+            self.live.start()
+        now = time.monotonic()
+        if force or now - self._last > 0.2:
+            self.live.update(self._render(), refresh=True)
+            self._last = now
+
+    def run_started(self, run_id, label, n_steps):
+        self.state = {"label": label or run_id, "n_steps": n_steps}
+        self._refresh(force=True)
+
+    def step_started(self, step, target):
+        self.state.update(step=step, target=target, epoch="-")
+        self._refresh(force=True)
+
+    def epoch_done(self, step, record, phase="finetune"):
+        self.state.update(
+            epoch=record.epoch,
+            phase=phase,
+            val=f"loss {record.val_loss:.4f} metric {record.val_metric:.4f}",
+        )
+        self._refresh()
+
+    def step_done(self, row):
+        metric = row.get("test_top1")
+        if metric is None:
+            metric = row.get("test_ppl")
+        self.state["last_test"] = f"{metric:.4f}" if metric is not None else "-"
+        self._refresh(force=True)
+
+    def run_finished(self, run_id, status):
+        self.close()
+        self.console.print(f"{self.state.get('label', run_id)}: {status}")
+
+    def message(self, text):
+        self.console.print(text)
+
+    def close(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def make_progress(quiet: bool) -> Progress:
+    if quiet:
+        return Progress()
+    return RichProgress(Console(stderr=True, force_terminal=None if sys.stderr.isatty() else False))

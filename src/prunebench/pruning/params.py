@@ -1,0 +1,109 @@
+"""Which parameters may be pruned, chosen by explicit rules and reported (never silently)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from prunebench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prunebench.config import PruneConfig
+
+WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+@dataclass(frozen=True)
+class PrunableSet:
+    """Parameter names that may be pruned, and every other parameter with the reason why not."""
+
+    names: list[str]
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    def describe(self, model: nn.Module) -> dict:
+        params = dict(model.named_parameters())
+        return {
+            "prunable": {n: list(params[n].shape) for n in self.names},
+            "excluded": dict(self.excluded),
+        }
+
+
+def first_conv_name(model: nn.Module) -> str | None:
+    return next(
+        (n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)), None
+    )
+
+
+def last_linear_name(model: nn.Module) -> str | None:
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
+def _matches(module_name: str, prefix: str) -> bool:
+    return module_name == prefix or module_name.startswith(prefix + ".")
+
+
+def select_prunable(
+    model: nn.Module, cfg: PruneConfig, classifier: str | None = None
+) -> PrunableSet:
+    """Weights of Conv and Linear layers (and their biases if asked), minus the exclusions."""
+    classifier = classifier or last_linear_name(model)
+    first_conv = first_conv_name(model)
+    modules = dict(model.named_modules())
+    for prefix in cfg.exclude:
+        if not any(_matches(name, prefix) for name in modules):
+            raise ConfigError(
+                f"prune.exclude: no module named '{prefix}' in the model "
+                f"(e.g. '{next(iter(n for n in modules if n), '')}')"
+            )
+
+    names: list[str] = []
+    excluded: dict[str, str] = {}
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{pname}" if module_name else pname
+            if id(param) in seen:  # tied weights are listed once, under their first name
+                continue
+            seen.add(id(param))
+            reason = _exclusion_reason(module_name, module, pname, cfg, first_conv, classifier)
+            if reason:
+                excluded[full] = reason
+            else:
+                names.append(full)
+    if not names:
+        raise ConfigError("no prunable parameters are left; relax prune.exclude* settings")
+    return PrunableSet(names=names, excluded=excluded)
+
+
+def _exclusion_reason(
+    module_name: str,
+    module: nn.Module,
+    pname: str,
+    cfg: PruneConfig,
+    first_conv: str | None,
+    classifier: str | None,
+) -> str | None:
+    if any(_matches(module_name, prefix) for prefix in cfg.exclude):
+        return "prune.exclude"
+    if not isinstance(module, WEIGHTED):
+        return f"{type(module).__name__} parameters are not pruned"
+    if pname == "bias" and not cfg.include_biases:
+        return "bias (prune.include_biases=false)"
+    if pname not in ("weight", "bias"):
+        return f"parameter '{pname}' is not a layer weight"
+    if module_name == first_conv and cfg.exclude_first_conv:
+        return "first conv (prune.exclude_first_conv=true)"
+    if module_name == classifier and cfg.exclude_classifier:
+        return "classifier (prune.exclude_classifier=true)"
+    return None
+
+
+def count_nonzero(tensors: list[torch.Tensor]) -> tuple[int, int]:
+    """(total, nonzero) counted from the values themselves."""
+    total = sum(t.numel() for t in tensors)
+    nonzero = sum(int(torch.count_nonzero(t)) for t in tensors)
+    return total, nonzero

@@ -1,0 +1,55 @@
+"""Unstructured pruning: global or layer-wise masks from any criterion's weight scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.criteria.base import Criterion
+from prunebench.pruning.base import Pruner
+from prunebench.pruning.masks import MaskSet, global_masks, layerwise_masks
+from prunebench.pruning.params import PrunableSet, count_nonzero
+
+SCOPES = {"global": global_masks, "layerwise": layerwise_masks}
+
+
+class UnstructuredPruner(Pruner):
+    def __init__(
+        self, model: nn.Module, prunable: PrunableSet, criterion: Criterion, scope: str = "global"
+    ) -> None:
+        self.prunable = prunable
+        self.criterion = criterion
+        self.select = SCOPES[scope]
+        self.masks = MaskSet(model, prunable.names)
+
+    def prune_to(self, model, target, batches=None, task=None):
+        params = dict(model.named_parameters())
+        chosen = {n: params[n] for n in self.prunable.names}
+        scores = self.criterion.weight_scores(model, chosen, batches, task)
+        self.masks.set(self.select(scores, self.masks.keep, target))
+        self.masks.apply()
+        return model
+
+    def measure(self, model: nn.Module) -> dict[str, Any]:
+        params = dict(model.named_parameters())
+        prunable_total, prunable_nonzero = count_nonzero([params[n] for n in self.prunable.names])
+        params_total, params_nonzero = count_nonzero(list(params.values()))
+        return {
+            "achieved_sparsity": 1.0 - prunable_nonzero / prunable_total,
+            "prunable_total": prunable_total,
+            "prunable_nonzero": prunable_nonzero,
+            "params_total": params_total,
+            "params_nonzero": params_nonzero,
+        }
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self.masks.state_tensors(), {"structure": "unstructured"}
+
+    def restore(self, model, tensors, meta):
+        self.masks.load_state_tensors(tensors)
+        return model
+
+    def describe(self, model: nn.Module) -> dict[str, Any]:
+        return {"structure": "unstructured", **self.prunable.describe(model)}

@@ -1,0 +1,98 @@
+"""Text tables from the results DataFrame: the per-step listing and the regime comparison."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.table import Table
+
+STEP_VIEW = [
+    ("run", "label"),
+    ("step", "step"),
+    ("target", "target"),
+    ("achieved", "achieved_sparsity"),
+    ("after prune", "pruned_test_metric"),
+    ("test", "test_metric"),
+    ("top-5", "test_top5"),
+    ("epochs", "epochs"),
+    ("cum. epochs", "cumulative_epochs"),
+    ("reused", "reused"),
+]
+
+
+def with_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds 'label' (run name or regime) and the task's headline metric as plain columns."""
+    df = df.copy()
+    df["label"] = df["name"].fillna(df["regime"])
+    metric = df["metric"].fillna("top1")
+    df["test_metric"] = [
+        row[f"test_{m}"] for (_, row), m in zip(df.iterrows(), metric, strict=True)
+    ]
+    df["pruned_test_metric"] = [
+        row[f"pruned_test_{m}"] for (_, row), m in zip(df.iterrows(), metric, strict=True)
+    ]
+    return df
+
+
+def final_steps(df: pd.DataFrame) -> pd.DataFrame:
+    """The last step of every finished run: its final target, metric and total epochs."""
+    df = df[df["status"] == "done"]
+    return df[df["step"] == df["n_steps"]]
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def steps_table(df: pd.DataFrame) -> Table:
+    df = with_labels(df)
+    table = Table(title="pruning steps")
+    for title, _ in STEP_VIEW:
+        table.add_column(title, justify="right" if title != "run" else "left")
+    for _, row in df.iterrows():
+        table.add_row(*(_fmt(row[col]) for _, col in STEP_VIEW))
+    return table
+
+
+def comparison_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows: final target; columns: (label, 'test'|'epochs'); means over seeds."""
+    final = with_labels(final_steps(df))
+    if final.empty:
+        return pd.DataFrame()
+    grouped = final.groupby(["run_target", "label"]).agg(
+        test=("test_metric", "mean"),
+        epochs=("cumulative_epochs", "mean"),
+        seeds=("seed", "nunique"),
+    )
+    return grouped.unstack("label")
+
+
+def comparison_table(df: pd.DataFrame) -> Table:
+    """Target x regime: headline test metric (mean over seeds) and total retraining epochs."""
+    frame = comparison_frame(df)
+    metric = (
+        str(df["metric"].dropna().iloc[0]) if len(df) and df["metric"].notna().any() else "top1"
+    )
+    table = Table(title=f"final test {metric} / total fine-tuning epochs (mean over seeds)")
+    table.add_column("target", justify="right")
+    if frame.empty:
+        return table
+    labels = list(dict.fromkeys(frame.columns.get_level_values("label")))
+    for label in labels:
+        table.add_column(label, justify="right")
+    for target, row in frame.iterrows():
+        best = row["test"].max() if metric != "ppl" else row["test"].min()
+        cells = []
+        for label in labels:
+            value, epochs = row[("test", label)], row[("epochs", label)]
+            if pd.isna(value):
+                cells.append("-")
+                continue
+            text = f"{value * 100:.2f}%" if metric != "ppl" else f"{value:.2f}"
+            text += f" / {epochs:.0f}"
+            cells.append(f"[bold]{text}[/]" if value == best else text)
+        table.add_row(f"{target:g}", *cells)
+    return table

@@ -1,0 +1,56 @@
+"""One training epoch and optimizer construction: no I/O, no globals, no policy."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from prunebench.data.base import Batch, to_device
+from prunebench.errors import TrainingDiverged
+from prunebench.pruning.masks import MaskSet
+from prunebench.tasks import Task
+
+
+def make_optimizer(
+    params: Iterable[nn.Parameter], name: str, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer '{name}'")
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    masks: MaskSet | None = None,
+) -> float:
+    """Mean training loss per sample. Pruned weights stay exactly zero when `masks` is given."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    count = 0
+    for batch in batches:
+        batch = to_device(batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss(model, batch)
+        loss.backward()
+        if masks is not None:
+            masks.mask_grads()
+        optimizer.step()
+        if masks is not None:
+            masks.apply()
+        n = len(batch[1])
+        loss_sum += loss.detach() * n
+        count += n
+    mean = float(loss_sum) / max(count, 1)
+    if not math.isfinite(mean):
+        raise TrainingDiverged(f"training loss became {mean}; lower the learning rate")
+    return mean
