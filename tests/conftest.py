@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny configs on the bundled digits data (seconds per run on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prunebench.config import RunConfig, load_run_config
+
+# A width-8 CNN, a few pretraining epochs, short patience: a whole run takes seconds.
+TINY = [
+    "device=cpu",
+    "model.options={width: 8}",
+    "pretrain.epochs=4",
+    "pretrain.patience=2",
+    "finetune.max_epochs=3",
+    "finetune.patience=1",
+    "regime.name=geometric",
+    "regime.target=0.8",
+    "regime.steps=2",
+]
+
+
+def tiny_config(*overrides: str) -> RunConfig:
+    """The tiny digits config with extra `a.b=c` overrides applied after TINY."""
+    return load_run_config(None, [*TINY, *overrides])
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m prunebench ARGS` in a subprocess (the real entry point, real exit codes)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "prunebench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
