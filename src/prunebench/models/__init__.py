@@ -1,10 +1,10 @@
 """Models by name. Builders import heavy libraries (timm, transformers) only when called."""
 
-from prunebench.models.base import ModelSpec, build_model
+from prunebench.models.base import ModelSpec, StructuredHooks, build_model
 from prunebench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
 from prunebench.models import small as _small  # noqa: E402,F401  (registers itself)
 
-__all__ = ["MODELS", "ModelSpec", "build_model"]
+__all__ = ["MODELS", "ModelSpec", "StructuredHooks", "build_model"]

@@ -15,6 +15,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class StructuredHooks:
+    """Model-specific Torch-Pruning settings, for models that need more than the defaults.
+
+    `pruner_kwargs(model)` returns extra MetaPruner keyword arguments (e.g. `num_heads`,
+    `output_transform`, `forward_fn`, extra `ignored_layers`); `after_step(model, pruner)` fixes
+    attributes Torch-Pruning does not update (e.g. attention `num_heads`/`head_dim`, HF config).
+    """
+
+    pruner_kwargs: Callable[[nn.Module], dict[str, Any]] | None = None
+    after_step: Callable[[nn.Module, Any], None] | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """`build(data_info, **options)` returns a freshly initialised module.
 
@@ -28,6 +41,10 @@ class ModelSpec:
     description: str = ""
     # Loads the user's local pretrained weights (e.g. a Hugging Face directory); None: state dict.
     load_weights: Callable[[nn.Module, Path], None] | None = None
+    # A batch of example inputs (for tracing with Torch-Pruning and counting MACs); None: an
+    # image batch of shape (1, in_channels, image_size, image_size) from the DataInfo.
+    example_inputs: Callable[[DataInfo], Any] | None = None
+    structured: StructuredHooks | None = None
 
 
 def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
