@@ -139,6 +139,11 @@ def run(
     out.print(steps_table(store.results().query("run_id == @result.run_id")))
 
 
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", "-x", help="local (in this process) or ray")
+]
+
+
 @app.command()
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="sweep YAML")],
@@ -146,40 +151,95 @@ def sweep(
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the runs only")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan (tree, naive vs planned steps) only")
+    ] = False,
+    executor: ExecutorOpt = "local",
+    address: Annotated[
+        str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="ray: number of workers (default: the cluster's CPUs)")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads per process (results are bit-identical at equal counts)"),
+    ] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs per worker")] = 0.0,
 ) -> None:
-    """Run every point of a grid (regimes x targets x seeds x ...), then print the comparison."""
+    """Run every point of a grid, computing steps that runs share once; then compare them.
+
+    A killed sweep resumes where it stopped when run again; a failing run is recorded as
+    failed and the others go on (exit code 1 at the end).
+    """
     from prunebench.sweep import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
+    if executor not in ("local", "ray"):
+        raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
+    if executor == "local" and (address or workers or gpus_per_worker):
+        raise PrunebenchError("--address, --workers and --gpus-per-worker need --executor ray")
+    for value, option in ((workers, "--workers"), (threads, "--threads")):
+        if value is not None and value < 1:
+            raise PrunebenchError(f"{option} must be >= 1, got {value}")
+    if gpus_per_worker < 0:
+        raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
-    if dry_run:
-        for cfg in configs:
-            out.print(
-                f"{cfg.regime.name:>10} target={cfg.regime.final_target:g} seed={cfg.seed} "
-                f"steps={len(cfg.regime.schedule())}"
-            )
-        out.print(f"{len(configs)} runs")
-        return
-    from prunebench.progress import make_progress
-    from prunebench.runner import run as run_one
-    from prunebench.store import Store
-    from prunebench.tables import comparison_table
+    from prunebench.plan import build_plan, count, render_counts, render_tree
 
+    plan = build_plan(configs)
+    if dry_run:
+        stored = _stored_epochs(results, plan)
+        for line in [*render_tree(plan, set(stored)), "", *render_counts(count(plan, stored))]:
+            out.print(line, markup=False, highlight=False)
+        return
+    import torch
+
+    from prunebench.execute import execute_plan
+    from prunebench.executors import LocalExecutor, RayExecutor
+    from prunebench.progress import make_progress
+    from prunebench.store import Store
+    from prunebench.tables import comparison_table, failures_table
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    chosen = (
+        RayExecutor(address, workers, threads, gpus_per_worker)
+        if executor == "ray"
+        else LocalExecutor()
+    )
     store = Store(results)
-    progress = make_progress(quiet)
-    failures = 0
-    for cfg in configs:
-        try:
-            run_one(cfg, store, progress)
-        except TrainingDiverged as exc:
-            failures += 1
-            out.print(f"[red]failed[/]: {cfg.name or cfg.regime.name}: {exc}")
-    out.print(comparison_table(store.results()))
+    outcome = execute_plan(plan, store, chosen, make_progress(quiet))
+    ids = {r.run_id for r in plan.runs}
+    df = store.results()
+    out.print(comparison_table(df[df["run_id"].isin(ids)]))
+    failed = [r for r in store.runs() if r["run_id"] in outcome.failed]
+    if failed:
+        out.print(failures_table(failed))
+    out.print(
+        f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
+        f"{len(outcome.failed)} failed; {outcome.computed} steps computed, "
+        f"{outcome.copied} rows copied from stored steps ({outcome.seconds:.1f}s)"
+    )
     out.print(f"results: {results / 'results.sqlite'}")
-    if failures:
+    if outcome.failed:
         raise typer.Exit(1)
+
+
+def _stored_epochs(results: Path, plan) -> dict[str, int]:
+    """Planned steps already in `results` (row + checkpoint) with their epochs; writes nothing."""
+    from prunebench.store import DB_NAME, Store
+
+    if not (results / DB_NAME).exists():
+        return {}
+    store = Store(results)
+    index = store.step_index()
+    return {
+        key: index[key]["epochs"]
+        for key in plan.nodes
+        if key in index and store.checkpoint_path(key).exists()
+    }
 
 
 @app.command()
@@ -203,6 +263,14 @@ def results(
         sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
     else:
         out.print(steps_table(df))
+        from prunebench.store import open_existing
+        from prunebench.tables import failures_table
+
+        unfinished = [r for r in open_existing(directory).runs() if r["status"] != "done"]
+        if run_id is not None:
+            unfinished = [r for r in unfinished if r["run_id"] == run_id]
+        if unfinished:
+            out.print(failures_table(unfinished))
 
 
 def main() -> None:

@@ -194,13 +194,17 @@ class RegimeConfig(StrictModel):
     def arguments(self) -> dict[str, Any]:
         """The schedule function's keyword arguments; fields it does not take are an error."""
         func = SCHEDULES.get(self.name)
-        accepted = set(inspect.signature(func).parameters)
+        params = inspect.signature(func).parameters
+        accepted = set(params)
         given = {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
         unused = sorted(set(given) - accepted)
         if unused:
             raise ValueError(
                 f"{self.name} does not take {', '.join(unused)} (it takes {', '.join(accepted)})"
             )
+        missing = [k for k, p in params.items() if p.default is p.empty and k not in given]
+        if missing:
+            raise ValueError(f"{self.name} needs {', '.join(missing)} (e.g. regime.{missing[0]})")
         return given
 
     def schedule(self) -> list[float]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 
@@ -31,6 +32,15 @@ class Progress:
 
     def close(self) -> None: ...
 
+    # A sweep: an overall bar over the steps it has to compute, beside the current run.
+    def sweep_started(self, steps: int, runs: int) -> None: ...
+
+    def sweep_update(
+        self, steps_done: int, runs_done: int, runs_failed: int, current: list[str]
+    ) -> None: ...
+
+    def sweep_finished(self) -> None: ...
+
 
 class RichProgress(Progress):
     """A small live panel on stderr, redrawn at most a few times per second."""
@@ -39,11 +49,16 @@ class RichProgress(Progress):
         self.console = console or Console(stderr=True)
         self.live: Live | None = None
         self.state: dict[str, Any] = {}
+        self.sweep: dict[str, Any] = {}
         self._last = 0.0
 
     def _render(self) -> Table:
         s = self.state
         table = Table.grid(padding=(0, 2))
+        if self.sweep:
+            table.add_row(*self._sweep_cells())
+            if not s:
+                return table
         table.add_row(
             f"[bold]{s.get('label', '')}[/]",
             f"step {s.get('step', '-')}/{s.get('n_steps', '-')}",
@@ -93,10 +108,52 @@ class RichProgress(Progress):
     def message(self, text):
         self.console.print(text)
 
+    def _sweep_cells(self) -> list[Any]:
+        w = self.sweep
+        total, done = w["steps"], w["done"]
+        elapsed = time.monotonic() - w["started"]
+        eta = "-" if done == 0 else _duration(elapsed / done * max(total - done, 0))
+        current = w["current"]
+        shown = ", ".join(current[:2]) + (f" +{len(current) - 2}" if len(current) > 2 else "")
+        failed = f" · [red]{w['failed']} failed[/]" if w["failed"] else ""
+        return [
+            "[bold]sweep[/]",
+            ProgressBar(total=max(total, 1), completed=done, width=30),
+            f"{done}/{total} steps · {w['runs_done']}/{w['runs']} runs{failed}",
+            f"ETA {eta}",
+            shown,
+        ]
+
+    def sweep_started(self, steps, runs):
+        self.sweep = {
+            "steps": steps,
+            "runs": runs,
+            "done": 0,
+            "runs_done": 0,
+            "failed": 0,
+            "current": [],
+            "started": time.monotonic(),
+        }
+        self._refresh(force=True)
+
+    def sweep_update(self, steps_done, runs_done, runs_failed, current):
+        self.sweep.update(done=steps_done, runs_done=runs_done, failed=runs_failed, current=current)
+        self._refresh()
+
+    def sweep_finished(self):
+        self.close()
+        self.sweep = {}
+
     def close(self):
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def make_progress(quiet: bool) -> Progress:

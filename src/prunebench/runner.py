@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from prunebench.checkpoints import load_weights
@@ -94,8 +95,14 @@ class RunContext:
     """What a run builds once: device, data, task, dense model; and how to rebuild a state."""
 
     def __init__(
-        self, cfg: RunConfig, store: Store, progress: Progress, data: DataBundle | None = None
+        self,
+        cfg: RunConfig,
+        store: Store | None,
+        progress: Progress,
+        data: DataBundle | None = None,
+        dense: Dense | None = None,
     ):
+        """`store` may be None when `dense` is given (a Ray worker never opens the store)."""
         self.cfg = cfg
         self.store = store
         self.progress = progress
@@ -103,7 +110,11 @@ class RunContext:
         self.data = data or DATASETS.get(cfg.data.name).build(cfg.data, self.device)
         self.task: Task = make_task(self.data.info.task)
         self.spec: ModelSpec = MODELS.get(cfg.model.name)
-        self.dense: Dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
+        if dense is None:
+            if store is None:
+                raise ValueError("RunContext needs a store or a dense model")
+            dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
+        self.dense: Dense = dense
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
         self.criterion = make_criterion(cfg.prune.criterion)
 
@@ -111,9 +122,21 @@ class RunContext:
         model = self.dense.model
         return model, make_pruner(self.cfg.prune, model, self.spec)
 
+    def fresh_dense(self) -> tuple[nn.Module, Pruner]:
+        """A private copy of the dense model (the shared one stays unpruned) and a new pruner."""
+        model = build_model(self.cfg.model, self.data.info).to(self.device)
+        model.load_state_dict(self.dense.model.state_dict())
+        return model, make_pruner(self.cfg.prune, model, self.spec)
+
     def load_state(self, key: str) -> tuple[nn.Module, Pruner]:
         """A fresh model and pruner brought to the state stored under `key`."""
         tensors, meta = self.store.load_checkpoint(key)
+        return self.restore(tensors, meta, f"checkpoint {key}")
+
+    def restore(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state"
+    ) -> tuple[nn.Module, Pruner]:
+        """A fresh model and pruner brought to a state made by `state_tensors`."""
         model = build_model(self.cfg.model, self.data.info).to(self.device)
         pruner = make_pruner(self.cfg.prune, model, self.spec)
         pruner_tensors = {k: v for k, v in tensors.items() if not k.startswith("model::")}
@@ -121,18 +144,25 @@ class RunContext:
         weights = {
             k.removeprefix("model::"): v for k, v in tensors.items() if k.startswith("model::")
         }
-        load_weights(model, weights, f"checkpoint {key}")
+        load_weights(model, weights, source)
         if pruner.masks is not None:
             pruner.masks.apply()
         return model.to(self.device), pruner
 
-    def save_state(self, key: str, model: nn.Module, pruner: Pruner, parent: str) -> None:
+    @staticmethod
+    def state_tensors(
+        model: nn.Module, pruner: Pruner, key: str, parent: str
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Weights, masks and metadata of a state, as CPU copies (what a checkpoint holds)."""
         pruner_tensors, pruner_meta = pruner.state()
         tensors = {f"model::{k}": v for k, v in model.state_dict().items()}
         tensors.update(pruner_tensors)
-        self.store.save_checkpoint(
-            key, tensors, {"key": key, "parent": parent, "pruner": pruner_meta}
-        )
+        tensors = {k: v.detach().to("cpu").clone() for k, v in tensors.items()}
+        return tensors, {"key": key, "parent": parent, "pruner": pruner_meta}
+
+    def save_state(self, key: str, model: nn.Module, pruner: Pruner, parent: str) -> None:
+        tensors, meta = self.state_tensors(model, pruner, key, parent)
+        self.store.save_checkpoint(key, tensors, meta)
 
 
 def compute_step(

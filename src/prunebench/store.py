@@ -209,16 +209,23 @@ class Store:
     # ------------------------------------------------------------------ steps
     def write_step(self, row: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
         """The step's row and its epoch rows, in one transaction (replacing a previous attempt)."""
-        row = {**row, "created_at": row.get("created_at") or now()}
+        self.write_steps([(row, epochs)])
+
+    def write_steps(self, items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        """Several (row, epochs) pairs in ONE transaction: a step shared by many runs of a sweep
+        lands for all of them or for none, so a killed sweep never leaves a partial copy."""
+        stamp = now()
         with self.transaction() as con:
-            con.execute(
-                "DELETE FROM epochs WHERE run_id=? AND step=?", (row["run_id"], row["step"])
-            )
-            self._insert(con, "steps", row, "OR REPLACE")
-            for epoch in epochs:
-                self._insert(
-                    con, "epochs", {**epoch, "run_id": row["run_id"], "step": row["step"]}, ""
+            for row, epochs in items:
+                row = {**row, "created_at": row.get("created_at") or stamp}
+                con.execute(
+                    "DELETE FROM epochs WHERE run_id=? AND step=?", (row["run_id"], row["step"])
                 )
+                self._insert(con, "steps", row, "OR REPLACE")
+                for epoch in epochs:
+                    self._insert(
+                        con, "epochs", {**epoch, "run_id": row["run_id"], "step": row["step"]}, ""
+                    )
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         with self._connect() as con:
@@ -240,6 +247,27 @@ class Store:
                 (step_key,),
             ).fetchone()
         return dict(row) if row else None
+
+    def step_index(self) -> dict[str, dict[str, Any]]:
+        """step_key -> (run_id, step, epochs, cumulative_epochs) of one stored row per key,
+        preferring the computed one; and (run_id, step) pairs, for planning a whole sweep."""
+        index: dict[str, dict[str, Any]] = {}
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT step_key, run_id, step, epochs, cumulative_epochs FROM steps "
+                "ORDER BY reused DESC, created_at DESC"
+            )
+            for row in rows:  # later rows win: computed (reused=0) and oldest last
+                index[row["step_key"]] = dict(row)
+        return index
+
+    def run_steps(self) -> dict[str, dict[int, str]]:
+        """run_id -> {step: step_key} of every stored row."""
+        out: dict[str, dict[int, str]] = {}
+        with self._connect() as con:
+            for row in con.execute("SELECT run_id, step, step_key FROM steps"):
+                out.setdefault(row["run_id"], {})[row["step"]] = row["step_key"]
+        return out
 
     # ------------------------------------------------------------------ files
     def checkpoint_path(self, step_key: str) -> Path:

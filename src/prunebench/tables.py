@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 STEP_VIEW = [
@@ -95,4 +96,22 @@ def comparison_table(df: pd.DataFrame) -> Table:
             text += f" / {epochs:.0f}"
             cells.append(f"[bold]{text}[/]" if value == best else text)
         table.add_row(f"{target:g}", *cells)
+    return table
+
+
+def failures_table(runs: list[dict]) -> Table:
+    """Runs that did not finish: failed (with the error) or interrupted ('running')."""
+    table = Table(title=f"{len(runs)} runs not done")
+    for title in ("run", "status", "target", "seed", "error"):
+        table.add_column(title, justify="right" if title in ("target", "seed") else "left")
+    for run in runs:
+        label = run.get("name") or run.get("regime") or run["run_id"]
+        target = run.get("target")
+        table.add_row(
+            escape(f"{label} ({run['run_id']})"),
+            str(run.get("status")),
+            "-" if target is None else f"{target:g}",
+            str(run.get("seed")),
+            escape(run.get("error") or ""),
+        )
     return table

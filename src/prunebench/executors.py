@@ -1,0 +1,257 @@
+"""Where a planned step is computed: in this process (local) or on Ray actors (one machine or a
+cluster).
+
+Workers only compute. A job carries the step, any config of a run through it and the state it
+starts from (None: the dense model); the outcome carries the row, the epoch records and the new
+state, or the error. The driver (`execute.py`) is the only process that opens the results
+directory, so rows reach SQLite exactly once whichever executor computed them, and a Ray worker
+needs no access to the driver's disk. Both executors restore the starting state from the same
+tensors, so their rows are bit-identical at equal torch thread counts (Ray workers are given the
+driver's count; intra-op reductions round differently with a different number of threads).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from prunebench.config import RunConfig
+from prunebench.errors import PrunebenchError
+from prunebench.progress import Progress
+from prunebench.runner import RunContext, StepPlan, compute_step
+
+if TYPE_CHECKING:
+    from prunebench.execute import Contexts
+
+State = tuple[dict[str, torch.Tensor], dict[str, Any]]
+
+
+@dataclass
+class NodeJob:
+    key: str
+    step: StepPlan
+    owner: str  # run id written into the computed row
+    cfg: RunConfig  # a run through this step; all of them share what the step reads
+    label: str
+    n_steps: int  # of the owner run, for progress
+    parent: State | None  # None: start from the dense model
+
+
+@dataclass
+class NodeOutcome:
+    key: str
+    row: dict[str, Any] | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    state: State | None = None
+    error: str | None = None
+
+
+def release_memory() -> None:
+    """After a failure (e.g. CUDA out of memory), give cached GPU memory back before going on."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def compute_node(ctx: RunContext, job: NodeJob) -> NodeOutcome:
+    """Restore the starting state, compute the step, return its row and new state (or the error).
+
+    Any exception (NaN loss, out of memory, a bug in a criterion) fails this step only; the
+    driver records it on every run through the step and carries on with the rest of the sweep.
+    """
+    try:
+        model, pruner = (
+            ctx.restore(*job.parent, source=job.key) if job.parent else ctx.fresh_dense()
+        )
+        model, row, epochs = compute_step(ctx, model, pruner, job.step, job.owner)
+        state = ctx.state_tensors(model, pruner, job.key, job.step.parent_key)
+        return NodeOutcome(job.key, row, epochs, state)
+    except Exception as exc:
+        release_memory()
+        return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
+
+
+class LocalExecutor:
+    """Computes one job at a time in this process (live epoch progress, no start-up cost)."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._queue: deque[NodeJob] = deque()
+        self._contexts: Contexts | None = None
+
+    def start(self) -> None:
+        pass
+
+    def has_room(self) -> bool:
+        return not self._queue
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def in_flight(self) -> list[NodeJob]:
+        return list(self._queue)
+
+    def submit(self, job: NodeJob, contexts: Contexts) -> None:
+        self._contexts = contexts
+        self._queue.append(job)
+
+    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
+        job = self._queue.popleft()
+        ctx = self._contexts.get(job.cfg)
+        ctx.progress.run_started(job.owner, job.label, job.n_steps)
+        ctx.progress.step_started(job.step.index, job.step.target)
+        return [(job, compute_node(ctx, job))]
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+# ---------------------------------------------------------------- Ray
+
+
+class NodeWorker:
+    """A Ray actor: keeps data and dense models between jobs (loading CIFAR once per worker)."""
+
+    def __init__(self, threads: int | None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self._data: dict[str, Any] = {}
+        self._dense: dict[str, Any] = {}
+
+    def compute(self, job: NodeJob, dense_ref: list[Any]) -> NodeOutcome:
+        try:
+            ctx = self._context(job.cfg, dense_ref)
+        except Exception as exc:
+            return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
+        return compute_node(ctx, job)
+
+    def _context(self, cfg: RunConfig, dense_ref: list[Any]) -> RunContext:
+        import ray
+
+        from prunebench.config import base_id
+        from prunebench.data import DATASETS
+        from prunebench.devices import resolve_device
+        from prunebench.execute import data_identity, dense_from_payload
+
+        device = resolve_device(cfg.device)
+        key = f"{data_identity(cfg)}|{device}"
+        if key not in self._data:
+            self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
+        bid = base_id(cfg)
+        if bid not in self._dense:
+            self._dense[bid] = dense_from_payload(cfg, ray.get(dense_ref[0]), self._data[key])
+        return RunContext(cfg, None, Progress(), data=self._data[key], dense=self._dense[bid])
+
+
+class RayExecutor:
+    """Sends ready steps to `workers` Ray actors; independent subtrees run side by side."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        threads: int | None = None,
+        gpus_per_worker: float = 0.0,
+    ) -> None:
+        self.address = address
+        self.workers = workers
+        self.threads = threads
+        self.gpus_per_worker = gpus_per_worker
+        self._started_ray = False
+        self._actor_class: Any = None
+        self._idle: list[Any] = []
+        self._inflight: dict[Any, tuple[NodeJob, Any]] = {}
+        self._dense_refs: dict[str, Any] = {}
+
+    def start(self) -> None:
+        """Connect to (or start) Ray and create the workers; does nothing the second time."""
+        if self._actor_class is not None:
+            return
+        try:
+            import ray
+        except ImportError:
+            raise PrunebenchError(
+                "--executor ray needs Ray: pip install 'prunebench[ray]'"
+            ) from None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                kwargs["num_cpus"] = self.workers or os.cpu_count() or 1
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:  # ConnectionError, ValueError, ... depending on the address
+                raise PrunebenchError(
+                    f"cannot start or reach Ray (--address {self.address}): {exc}"
+                ) from None
+            self._started_ray = True
+        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.threads = self.threads or torch.get_num_threads()
+        self._actor_class = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(NodeWorker)
+        self._idle = [self._actor_class.remote(self.threads) for _ in range(workers)]
+
+    def has_room(self) -> bool:
+        return bool(self._idle)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def in_flight(self) -> list[NodeJob]:
+        return [job for job, _ in self._inflight.values()]
+
+    def submit(self, job: NodeJob, contexts: Contexts) -> None:
+        import ray
+
+        from prunebench.config import base_id
+
+        bid = base_id(job.cfg)
+        if bid not in self._dense_refs:  # shipped once; workers keep it
+            self._dense_refs[bid] = ray.put(dense_payload(contexts.get(job.cfg)))
+        actor = self._idle.pop()
+        ref = actor.compute.remote(job, [self._dense_refs[bid]])
+        self._inflight[ref] = (job, actor)
+
+    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
+        import ray
+
+        ready, _ = ray.wait(list(self._inflight), num_returns=1)
+        done = []
+        for ref in ready:
+            job, actor = self._inflight.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the worker died (e.g. killed for memory)
+                text = str(exc).strip()
+                first = text.splitlines()[0] if text else ""
+                outcome = NodeOutcome(job.key, error=f"{type(exc).__name__}: {first}")
+                if isinstance(exc, ray.exceptions.RayActorError):
+                    actor = self._actor_class.remote(self.threads)
+            self._idle.append(actor)
+            done.append((job, outcome))
+        return done
+
+    def close(self) -> None:
+        import ray
+
+        self._inflight.clear()
+        self._idle.clear()
+        self._dense_refs.clear()
+        self._actor_class = None
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+
+def dense_payload(ctx: RunContext) -> dict[str, Any]:
+    """The dense model as plain CPU tensors plus its metrics, for shipping to workers."""
+    state = {k: v.detach().to("cpu").clone() for k, v in ctx.dense.model.state_dict().items()}
+    return {"state": state, "metrics": ctx.dense.metrics, "base_id": ctx.dense.base_id}
