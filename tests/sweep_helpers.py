@@ -1,0 +1,63 @@
+"""Helpers for the end-to-end sweep tests: a tiny sweep file, the CLI with one torch thread,
+and the stored tables without their timing columns."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+SRC = str(Path(__file__).parents[1] / "src")
+TINY_SET = {
+    "name": None,
+    "device": "cpu",
+    "model.options": {"width": 8},
+    "pretrain.epochs": 4,
+    "pretrain.patience": 2,
+    "finetune.max_epochs": 2,
+    "finetune.patience": 1,
+}
+
+
+def write_sweep(path: Path, cases: list[dict], grid: dict) -> Path:
+    path.write_text(yaml.safe_dump({"set": TINY_SET, "cases": cases, "grid": grid}))
+    return path
+
+
+def sweep_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prunebench", "sweep", *args, "--quiet", "--threads", "1"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+
+
+def run_sweep(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(sweep_cmd(*args), capture_output=True, text=True, env=env(), timeout=600)
+
+
+def table(results: Path, name: str, drop: set[str]) -> list[dict]:
+    """All rows of a table, in key order, without the columns in `drop`."""
+    con = sqlite3.connect(results / "results.sqlite")
+    con.row_factory = sqlite3.Row
+    order = {"runs": "run_id", "steps": "run_id, step", "epochs": "run_id, step, epoch"}[name]
+    rows = [dict(r) for r in con.execute(f"SELECT * FROM {name} ORDER BY {order}")]
+    con.close()
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+
+def count_rows(results: Path, name: str) -> int:
+    db = results / "results.sqlite"
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are being created
+        return 0
+    finally:
+        con.close()

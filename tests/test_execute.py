@@ -1,0 +1,147 @@
+"""Executing a plan: every run gets exactly the rows it would get alone; failures stay isolated."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunebench import executors
+from prunebench.execute import execute_plan
+from prunebench.plan import build_plan
+from prunebench.runner import run
+from prunebench.store import Store
+
+TIMING = {"seconds", "created_at"}
+# Columns that say how a row came to be, not what it measured.
+PROVENANCE = {"run_id", "reused"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread here; results are compared at equal counts."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def measured(rows: list[dict], drop: set[str] = TIMING | PROVENANCE) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in drop} for row in rows]
+
+
+def epochs_of(store: Store, rid: str, steps: int) -> list[dict]:
+    return [
+        measured(store.epochs(rid, step), {"seconds", "run_id"}) for step in range(1, steps + 1)
+    ]
+
+
+def copy_dense(src: Store, dst: Path) -> Store:
+    shutil.copytree(src.root / "dense", dst / "dense")
+    return Store(dst)
+
+
+def shared_configs(tiny):
+    long = ["finetune.max_epochs=3"]
+    return [
+        tiny(
+            "regime.name=one_shot",
+            "regime.steps=null",
+            "regime.target=0.5",
+            "finetune.patience=2",
+            *long,
+        ),
+        tiny(
+            "regime.name=hybrid",
+            "regime.steps=null",
+            "regime.first=0.5",
+            "regime.rate=0.4",
+            "regime.target=0.8",
+            "finetune.first_patience=2",
+            *long,
+        ),
+        tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.7", *long),
+        tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.9", *long),
+    ]
+
+
+def test_runs_in_a_shared_tree_equal_runs_computed_alone(tmp_path, tiny):
+    configs = shared_configs(tiny)
+    plan = build_plan(configs)
+    # one-shot 0.5 == hybrid step 1; geometric: 0.5 -> {0.7, 0.75 -> 0.875 -> 0.9}
+    assert (plan.naive_steps, plan.planned_steps) == (1 + 2 + 2 + 4, 1 + 1 + 5)
+    shared = Store(tmp_path / "shared")
+    outcome = execute_plan(plan, shared)
+    assert outcome.computed == plan.planned_steps and not outcome.failed
+    assert len(outcome.done) == len(configs)
+    all_rows = shared.frame("steps")
+    assert len(all_rows) == plan.naive_steps
+    assert int((all_rows["reused"] == 0).sum()) == plan.planned_steps
+
+    for i, (cfg, planned) in enumerate(zip(configs, plan.runs, strict=True)):
+        alone = copy_dense(shared, tmp_path / f"alone{i}")
+        result = run(cfg, alone)
+        assert result.computed == len(planned.steps) and result.reused == 0
+        assert measured(shared.steps(planned.run_id)) == measured(result.rows)
+        assert epochs_of(shared, planned.run_id, len(planned.steps)) == epochs_of(
+            alone, result.run_id, len(planned.steps)
+        )
+        run_row = shared.run(planned.run_id)
+        assert run_row["status"] == "done" and run_row["seed"] == cfg.seed
+
+
+def test_a_later_sweep_reuses_stored_steps_and_skips_finished_runs(tmp_path, tiny):
+    first, second = (
+        tiny("regime.steps=null", "regime.rate=0.5", f"regime.target={t}") for t in (0.7, 0.9)
+    )
+    store = Store(tmp_path / "r")
+    assert execute_plan(build_plan([first]), store).computed == 2
+    plan = build_plan([first, second])
+    outcome = execute_plan(plan, store)
+    assert outcome.already_done == 1
+    assert outcome.copied == 1  # the 0.5 step, stored by the first sweep
+    assert outcome.computed == plan.planned_steps - 2
+    rows = store.steps(plan.runs[1].run_id)
+    assert [r["reused"] for r in rows] == [1, 0, 0, 0]
+    assert [r["target"] for r in rows] == [0.5, 0.75, 0.875, 0.9]
+    assert execute_plan(plan, store).computed == 0
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, tiny, monkeypatch, cli):
+    good = tiny("name=good")
+    diverges = tiny("name=diverges", "finetune.optimizer.lr=1e10")
+    real = executors.compute_step
+
+    def out_of_memory_at_0_6(ctx, model, pruner, step, rid):
+        if abs(step.target - 0.6) < 1e-9:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(ctx, model, pruner, step, rid)
+
+    monkeypatch.setattr(executors, "compute_step", out_of_memory_at_0_6)
+    oom = [
+        tiny("regime.steps=null", "regime.rate=0.6", f"regime.target={t}", f"name=oom{t}")
+        for t in (0.8, 0.9)
+    ]  # both pass through the failing 0.6 step
+    plan = build_plan([good, diverges, *oom])
+    store = Store(tmp_path / "r")
+    outcome = execute_plan(plan, store)
+    assert outcome.done == [plan.runs[0].run_id]
+    assert set(outcome.failed) == {r.run_id for r in plan.runs[1:]}
+    runs = {r["name"]: r for r in store.runs()}
+    assert runs["good"]["status"] == "done" and runs["good"]["error"] is None
+    assert runs["diverges"]["status"] == "failed"
+    assert runs["diverges"]["error"].startswith("step 1 (target 0.5528): TrainingDiverged")
+    for name in ("oom0.8", "oom0.9"):
+        assert runs[name]["status"] == "failed"
+        assert "OutOfMemoryError: CUDA out of memory" in runs[name]["error"]
+    assert len(store.steps(plan.runs[0].run_id)) == 2
+    assert all(not store.steps(r.run_id) for r in plan.runs[1:])
+
+    shown = cli("results", str(store.root))
+    assert shown.returncode == 0, shown.stderr
+    assert "3 runs not done" in shown.stdout and "TrainingDiverged" in shown.stdout
+
+    again = execute_plan(plan, store)  # failed runs are tried again; finished ones are not
+    assert again.already_done == 1 and not again.done and again.failed == outcome.failed
