@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from prunebench.config import RunConfig, load_run_config
+
+# The models in tests are tiny: one thread is faster than two and immune to a busy machine.
+torch.set_num_threads(1)
 
 # A width-8 CNN, a few pretraining epochs, short patience: a whole run takes seconds.
 TINY = [
