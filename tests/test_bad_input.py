@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from prunebench.cli import main
-
-
-def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["prunebench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 CASES = [
@@ -46,39 +35,37 @@ CASES = [
 
 @pytest.mark.parametrize(("overrides", "fragment"), CASES)
 def test_bad_config_is_one_line_exit_2_nothing_written(
-    monkeypatch, capsys, tmp_path, overrides, fragment
+    invoke, tmp_path, overrides, fragment
 ):
     results = tmp_path / "results"
     args = ["run", "configs/digits.yaml", "--results", str(results), "--quiet"]
     for override in overrides:
         args += ["--set", override]
-    code, _out, err = invoke(monkeypatch, capsys, *args)
+    code, _out, err = invoke(*args)
     assert code == 2
     assert fragment in err
     assert len(err.strip().splitlines()) == 1
     assert not results.exists()
 
 
-def test_missing_config_file(monkeypatch, capsys, tmp_path):
-    code, _, err = invoke(monkeypatch, capsys, "run", str(tmp_path / "nope.yaml"))
+def test_missing_config_file(invoke, tmp_path):
+    code, _, err = invoke("run", str(tmp_path / "nope.yaml"))
     assert code == 2 and "does not exist" in err
 
 
-def test_invalid_yaml(monkeypatch, capsys, tmp_path):
+def test_invalid_yaml(invoke, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("regime: {name: one_shot\n")
-    code, _, err = invoke(monkeypatch, capsys, "run", str(bad), "--results", str(tmp_path / "r"))
+    code, _, err = invoke("run", str(bad), "--results", str(tmp_path / "r"))
     assert code == 2 and "is not valid YAML" in err
     assert not (tmp_path / "r").exists()
 
 
-def test_checkpoint_that_does_not_fit_the_model(monkeypatch, capsys, tmp_path):
+def test_checkpoint_that_does_not_fit_the_model(invoke, tmp_path):
     weights = tmp_path / "wrong.safetensors"
     save_file({"features.0.weight": torch.zeros(5, 1, 3, 3)}, str(weights))
     results = tmp_path / "results"
     code, _, err = invoke(
-        monkeypatch,
-        capsys,
         "run",
         "configs/digits.yaml",
         "--results",
@@ -94,7 +81,7 @@ def test_checkpoint_that_does_not_fit_the_model(monkeypatch, capsys, tmp_path):
     assert not results.exists()
 
 
-def test_pickled_checkpoint_is_refused(monkeypatch, capsys, tmp_path):
+def test_pickled_checkpoint_is_refused(invoke, tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -103,8 +90,6 @@ def test_pickled_checkpoint_is_refused(monkeypatch, capsys, tmp_path):
     torch.save({"x": Evil()}, weights)
     results = tmp_path / "results"
     code, out, err = invoke(
-        monkeypatch,
-        capsys,
         "run",
         "configs/digits.yaml",
         "--results",
@@ -128,7 +113,7 @@ def test_pickled_checkpoint_is_refused(monkeypatch, capsys, tmp_path):
         (["results", "/no/such/results"], "holds no results.sqlite"),
     ],
 )
-def test_cli_argument_errors(monkeypatch, capsys, args, fragment):
-    code, _, err = invoke(monkeypatch, capsys, *args)
+def test_cli_argument_errors(invoke, args, fragment):
+    code, _, err = invoke(*args)
     assert code == 2
     assert fragment in err
