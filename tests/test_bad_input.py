@@ -6,8 +6,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-
-
 CASES = [
     # (extra --set overrides, expected fragment of the message)
     (["finetune.patiense=3"], "unknown key 'finetune.patiense' (did you mean 'patience'?)"),
@@ -34,9 +32,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("overrides", "fragment"), CASES)
-def test_bad_config_is_one_line_exit_2_nothing_written(
-    invoke, tmp_path, overrides, fragment
-):
+def test_bad_config_is_one_line_exit_2_nothing_written(invoke, tmp_path, overrides, fragment):
     results = tmp_path / "results"
     args = ["run", "configs/digits.yaml", "--results", str(results), "--quiet"]
     for override in overrides:

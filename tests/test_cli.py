@@ -20,7 +20,9 @@ def test_schedule_json_has_cumulative_and_increments(invoke):
 
 
 def test_schedule_table_lists_every_step(invoke):
-    code, out, _ = invoke("schedule", "hybrid", "--target", "0.7", "--first", "0.5", "--rate", "0.01842")
+    code, out, _ = invoke(
+        "schedule", "hybrid", "--target", "0.7", "--first", "0.5", "--rate", "0.01842"
+    )
     assert code == 0
     assert "hybrid: 13 steps" in out
     assert "0.700000" in out and "0.518420" in out
@@ -82,7 +84,14 @@ def test_rich_progress_shows_step_epoch_and_metric():
     progress.step_done({"test_top1": 0.9612})
     progress.run_finished("abc", "done")
     text = buffer.getvalue()
-    for fragment in ("geometric -> 0.9", "step 2/3", "target 0.5100", "epoch 4", "0.9700", "0.9612"):
+    for fragment in (
+        "geometric -> 0.9",
+        "step 2/3",
+        "target 0.5100",
+        "epoch 4",
+        "0.9700",
+        "0.9612",
+    ):
         assert fragment in text
 
 
@@ -92,5 +101,12 @@ def test_library_exports():
     assert prunebench.schedules.geometric(0.75, steps=2) == [0.5, 0.75]
     for name in ("one_shot", "constant", "geometric", "hybrid", "agp", "manual"):
         assert callable(getattr(prunebench.schedules, name))
-    for name in ("run", "load_run_config", "UnstructuredPruner", "fit", "EarlyStopping", "load_results"):
+    for name in (
+        "run",
+        "load_run_config",
+        "UnstructuredPruner",
+        "fit",
+        "EarlyStopping",
+        "load_results",
+    ):
         assert callable(getattr(prunebench, name))
