@@ -110,3 +110,31 @@ def test_library_exports():
         "load_results",
     ):
         assert callable(getattr(prunebench, name))
+
+
+def test_library_use_in_a_hand_written_training_loop():
+    """The README's library example: our schedule and pruner inside someone else's loop."""
+    import torch
+    from torch.nn import functional as F
+
+    from prunebench import UnstructuredPruner, schedules
+    from prunebench.data import DataInfo
+    from prunebench.models.small import build_small_cnn
+
+    torch.manual_seed(0)
+    model = build_small_cnn(DataInfo("classification", 10, 1, 8), width=4)
+    pruner = UnstructuredPruner.for_model(model, criterion="magnitude", exclude_classifier=True)
+    assert "classifier.weight" not in pruner.prunable.names
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    for target in schedules.geometric(0.9, steps=3):
+        pruner.prune_to(model, target)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(3):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            pruner.masks.mask_grads()
+            optimizer.step()
+            pruner.masks.apply()
+        measured = pruner.measure(model)
+        pruned = measured["prunable_total"] - measured["prunable_nonzero"]
+        assert abs(pruned - target * measured["prunable_total"]) <= 0.5
