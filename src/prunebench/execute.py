@@ -18,15 +18,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prunebench.config import RunConfig, base_id, canonical_json
+from prunebench.config import RunConfig, base_id, canonical_json, run_id
 from prunebench.data import DATASETS, DataBundle
 from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
 from prunebench.executors import LocalExecutor, NodeJob, NodeOutcome
-from prunebench.models import build_model
+from prunebench.models import MODELS, build_model
 from prunebench.plan import Plan
 from prunebench.pretrain import Dense
 from prunebench.progress import Progress
+from prunebench.pruning import make_pruner
 from prunebench.runner import RunContext, run_fields
 from prunebench.store import Store
 
@@ -70,21 +71,33 @@ class Contexts:
         self.progress = progress
         self._data: dict[str, DataBundle] = {}
         self._dense: dict[str, Dense] = {}
+        self._contexts: dict[str, RunContext] = {}
+        self._checked: set[str] = set()
 
-    def get(self, cfg: RunConfig) -> RunContext:
+    def data(self, cfg: RunConfig) -> DataBundle:
         device = resolve_device(cfg.device)
         key = f"{data_identity(cfg)}|{device}"
         if key not in self._data:
             self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
-        ctx = RunContext(
-            cfg,
-            self.store,
-            self.progress,
-            data=self._data[key],
-            dense=self._dense.get(base_id(cfg)),
-        )
-        self._dense[ctx.dense.base_id] = ctx.dense
-        return ctx
+        return self._data[key]
+
+    def check(self, cfg: RunConfig) -> None:
+        """What needs the model (model options, prune.exclude names): before anything is
+        trained or written, for every run of the sweep."""
+        key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
+        if key not in self._checked:
+            spec = MODELS.get(cfg.model.name)
+            make_pruner(cfg.prune, build_model(cfg.model, self.data(cfg).info), spec)
+            self._checked.add(key)
+
+    def get(self, cfg: RunConfig) -> RunContext:
+        rid = run_id(cfg)
+        if rid not in self._contexts:
+            dense = self._dense.get(base_id(cfg))
+            ctx = RunContext(cfg, self.store, self.progress, data=self.data(cfg), dense=dense)
+            self._dense[ctx.dense.base_id] = ctx.dense
+            self._contexts[rid] = ctx
+        return self._contexts[rid]
 
 
 @dataclass
@@ -260,7 +273,10 @@ class Driver:
 
     def run(self) -> SweepOutcome:
         started = time.perf_counter()
-        self.executor.start()  # first: a bad --address fails before any write
+        for run in self.plan.runs:  # bad input fails here, before anything is written
+            if run.run_id in self.active:
+                self.contexts.check(run.cfg)
+        self.executor.start()  # a Ray address that does not answer, too
         try:
             self.start_runs()
             self.copy_stored()

@@ -109,9 +109,7 @@ def ensure_dense(
         load_weights(model, tensors, str(path))
         return Dense(model.to(device), meta["metrics"], bid, reused=True)
 
-    # Seeded BEFORE the architecture is built: its random initialisation must not depend on
-    # what the process did earlier (e.g. starting Ray), or the same base id gives other weights.
-    seed_everything(cfg.pretrain.seed)
+    seed_everything(cfg.pretrain.seed)  # before the weights are initialised
     model = initial_model(cfg, data).to(device)
     history: list[dict[str, Any]] = []
     if cfg.pretrain.epochs > 0:

@@ -110,13 +110,16 @@ class RunContext:
         self.data = data or DATASETS.get(cfg.data.name).build(cfg.data, self.device)
         self.task: Task = make_task(self.data.info.task)
         self.spec: ModelSpec = MODELS.get(cfg.model.name)
+        self.criterion = make_criterion(cfg.prune.criterion)
         if dense is None:
             if store is None:
                 raise ValueError("RunContext needs a store or a dense model")
+            # Checks that need the model (model options, prune.exclude names) run before any
+            # training.
+            make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec)
             dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense: Dense = dense
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
-        self.criterion = make_criterion(cfg.prune.criterion)
 
     def dense_state(self) -> tuple[nn.Module, Pruner]:
         model = self.dense.model

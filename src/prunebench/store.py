@@ -121,16 +121,25 @@ def now() -> str:
 
 
 class Store:
+    """Nothing touches the disk until the first write, so that a run failing its checks
+    before any compute leaves no directory behind; reads of a missing database are empty."""
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.db_path = self.root / DB_NAME
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            self._migrate(con)
+        self._ready = False
 
     # ------------------------------------------------------------------ plumbing
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+            with self._connect() as con:
+                self._migrate(con)
         con = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
         con.row_factory = sqlite3.Row
         try:
@@ -198,11 +207,15 @@ class Store:
         self.update_run(run_id, {"status": status, "error": error, "finished_at": now()})
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
 
     def runs(self) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
         with self._connect() as con:
             return [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY started_at, run_id")]
 
@@ -228,6 +241,8 @@ class Store:
                     )
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
         with self._connect() as con:
             rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,))
             return [dict(r) for r in rows]
@@ -241,6 +256,8 @@ class Store:
 
     def step_by_key(self, step_key: str) -> dict[str, Any] | None:
         """A row of any run for this step key, preferring the one that was computed."""
+        if not self.exists():
+            return None
         with self._connect() as con:
             row = con.execute(
                 "SELECT * FROM steps WHERE step_key=? ORDER BY reused, created_at LIMIT 1",
@@ -252,6 +269,8 @@ class Store:
         """step_key -> (run_id, step, epochs, cumulative_epochs) of one stored row per key,
         preferring the computed one; and (run_id, step) pairs, for planning a whole sweep."""
         index: dict[str, dict[str, Any]] = {}
+        if not self.exists():
+            return index
         with self._connect() as con:
             rows = con.execute(
                 "SELECT step_key, run_id, step, epochs, cumulative_epochs FROM steps "
@@ -264,6 +283,8 @@ class Store:
     def run_steps(self) -> dict[str, dict[int, str]]:
         """run_id -> {step: step_key} of every stored row."""
         out: dict[str, dict[int, str]] = {}
+        if not self.exists():
+            return out
         with self._connect() as con:
             for row in con.execute("SELECT run_id, step, step_key FROM steps"):
                 out.setdefault(row["run_id"], {})[row["step"]] = row["step_key"]
