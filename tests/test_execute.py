@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from prunebench import executors
+from prunebench.errors import ConfigError
 from prunebench.execute import execute_plan
 from prunebench.plan import build_plan
 from prunebench.runner import run
@@ -145,3 +146,10 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, tiny, monkeyp
 
     again = execute_plan(plan, store)  # failed runs are tried again; finished ones are not
     assert again.already_done == 1 and not again.done and again.failed == outcome.failed
+
+
+def test_bad_model_settings_fail_before_anything_is_written(tmp_path, tiny):
+    plan = build_plan([tiny(), tiny("prune.exclude=[nope]")])
+    with pytest.raises(ConfigError, match=r"prune\.exclude: no module named 'nope'"):
+        execute_plan(plan, Store(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()

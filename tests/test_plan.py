@@ -157,3 +157,16 @@ def test_presets_expand_to_named_runs_with_seeds(preset, runs):
     assert seeds == ({0} if preset == "demo" else {0, 1, 2})
     per_seed = [(c.name, c.regime.final_target) for c in configs if c.seed == 0]
     assert len(set(per_seed)) == len(per_seed) == runs // len(seeds)
+
+
+def test_a_step_shared_by_key_has_one_exact_target(tiny):
+    a, b = (
+        tiny("regime.name=constant", "regime.steps=null", "regime.step=0.1", f"regime.target={t}")
+        for t in (0.7, 0.8)
+    )
+    assert schedules.constant(0.8, step=0.1)[6] != 0.7  # 0.1 x 7 in floating point
+    plan = build_plan([a, b])
+    seventh = [run.steps[6] for run in plan.runs]
+    assert seventh[0].key == seventh[1].key
+    assert seventh[0].target == seventh[1].target == 0.7
+    assert seventh[0].increment == seventh[1].increment

@@ -72,8 +72,13 @@ def settings_identity(settings: FitSettings) -> dict[str, Any]:
 
 
 def plan_steps(cfg: RunConfig, base: str) -> list[StepPlan]:
-    """The run's steps with their keys; each key chains the keys before it."""
-    targets = cfg.regime.schedule()
+    """The run's steps with their keys; each key chains the keys before it.
+
+    Targets are rounded to KEY_DECIMALS: steps that share a key then also share the exact target
+    the pruner gets (constant 0.1 x 7 = 0.7000000000000001 and a run clipped to 0.7 are one step,
+    and must prune the same count and store the same row).
+    """
+    targets = [round(t, KEY_DECIMALS) for t in cfg.regime.schedule()]
     pretrain_lr = cfg.pretrain.optimizer.lr
     parent = context_key(cfg, base)
     plans = []

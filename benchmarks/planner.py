@@ -1,0 +1,180 @@
+"""Shared-prefix planning vs every run on its own; Ray with 2 workers vs the local executor.
+
+The sweep: the figure-2 preset plus the tables 3-4 hybrid preset (63 rows), seed 0, on the
+digits default, shrunk to fit this CPU: a width-8 CNN, batches of 256; the first step of every run retrains at
+most FIRST_EPOCHS epochs (patience from the presets: 6 for one-shot and the hybrids' p_k step,
+2 for iterative runs), every later step exactly 1 epoch, which keeps the paper's ~20:1 ratio of
+first-step to later-step patience (~200 vs ~10 epochs on CIFAR).
+
+Contenders, one pass each (a pass takes minutes; a median of several would take an hour):
+  naive          every run computed alone (`runner.run`) in its own results directory that
+                 holds only the dense model: nothing is shared;
+  planned local  the sweep's plan (each shared step once), in this process;
+  planned ray    the same plan on a local Ray instance with 2 workers (start-up included).
+All use one torch thread per process (the 2 Ray workers use one each). Every run's rows must be
+identical across the three (apart from timing and provenance columns): checked.
+ratio = planned fine-tuning epochs / naive fine-tuning epochs (goal <= 0.6).
+
+Run: python benchmarks/planner.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import report
+from prunebench.execute import execute_plan
+from prunebench.executors import LocalExecutor, RayExecutor
+from prunebench.plan import build_plan, count
+from prunebench.progress import Progress
+from prunebench.runner import RunContext, run
+from prunebench.store import Store
+from prunebench.sweep import load_sweep
+
+SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"
+PRESETS = ["fig2_regimes.yaml", "tables_3_4_hybrid.yaml"]
+FIRST_EPOCHS = 20
+SHRINK = [
+    "seed=0",
+    "device=cpu",
+    "model.options={width: 8}",
+    "data.batch_size=256",
+    "pretrain.epochs=20",
+    "pretrain.patience=3",
+    f"finetune.first_max_epochs={FIRST_EPOCHS}",
+    "finetune.max_epochs=1",
+]
+DROP = {"seconds", "created_at", "reused", "run_id"}
+
+
+def configs():
+    out = []
+    for preset in PRESETS:
+        out += load_sweep(SWEEPS / preset, SHRINK)[1]
+    return out
+
+
+def measured(store: Store, rid: str) -> tuple[list[dict], list[list[dict]]]:
+    rows = store.steps(rid)
+    epochs = [store.epochs(rid, r["step"]) for r in rows]
+    strip = lambda row, drop: {k: v for k, v in row.items() if k not in drop}  # noqa: E731
+    return [strip(r, DROP) for r in rows], [[strip(e, DROP) for e in es] for es in epochs]
+
+
+def with_dense(dense: Path, root: Path) -> Store:
+    shutil.copytree(dense, root / "dense")
+    return Store(root)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    cfgs = configs()
+    plan = build_plan(cfgs)
+    bounds = count(plan)
+    print(f"{len(plan.runs)} runs; steps naive {plan.naive_steps}, planned {plan.planned_steps}")
+    work = Path(tempfile.mkdtemp(prefix="planner-bench-"))
+    try:
+        seed_store = Store(work / "pretrain")
+        RunContext(cfgs[0], seed_store, Progress())  # pretrains the dense model (not timed)
+        dense = seed_store.root / "dense"
+
+        timings: dict[str, float] = {}
+        local = with_dense(dense, work / "local")
+        start = time.perf_counter()
+        outcome = execute_plan(plan, local, LocalExecutor())
+        timings["planned_local_s"] = time.perf_counter() - start
+        assert len(outcome.done) == len(plan.runs), outcome.failed
+        print(f"planned local: {timings['planned_local_s']:.1f}s")
+
+        start = time.perf_counter()
+        naive_epochs = naive_steps = 0
+        naive_rows = {}
+        for i, run_plan in enumerate(plan.runs):
+            store = with_dense(dense, work / "naive" / str(i))
+            result = run(run_plan.cfg, store)
+            assert result.computed == len(run_plan.steps) and result.reused == 0
+            naive_steps += result.computed
+            naive_epochs += sum(r["epochs"] for r in result.rows)
+            naive_rows[run_plan.run_id] = measured(store, result.run_id)
+        timings["naive_s"] = time.perf_counter() - start
+        print(f"naive: {timings['naive_s']:.1f}s")
+
+        ray_store = with_dense(dense, work / "ray")
+        executor = RayExecutor(workers=2, threads=1)
+        start = time.perf_counter()
+        executor.start()
+        timings["ray_start_s"] = time.perf_counter() - start
+        ray_outcome = execute_plan(plan, ray_store, executor)
+        timings["planned_ray_s"] = time.perf_counter() - start
+        assert len(ray_outcome.done) == len(plan.runs), ray_outcome.failed
+        print(f"planned ray (2 workers): {timings['planned_ray_s']:.1f}s")
+
+        steps = local.frame("steps")
+        planned_epochs = int(steps.loc[steps["reused"] == 0, "epochs"].sum())
+        planned_steps = int((steps["reused"] == 0).sum())
+        identical_naive = all(measured(local, r.run_id) == naive_rows[r.run_id] for r in plan.runs)
+        identical_ray = all(
+            measured(local, r.run_id) == measured(ray_store, r.run_id) for r in plan.runs
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratio = planned_epochs / naive_epochs
+    print()
+    print(f"{'':24}{'naive':>10}{'planned':>10}{'ratio':>8}")
+    print(f"{'fine-tuning epochs':24}{naive_epochs:>10}{planned_epochs:>10}{ratio:>8.3f}")
+    print(
+        f"{'fine-tuning steps':24}{naive_steps:>10}{planned_steps:>10}"
+        f"{planned_steps / naive_steps:>8.3f}"
+    )
+    print(
+        f"{'wall seconds (local)':24}{timings['naive_s']:>10.1f}{timings['planned_local_s']:>10.1f}"
+        f"{timings['planned_local_s'] / timings['naive_s']:>8.3f}"
+    )
+    print(
+        f"ray 2 workers: {timings['planned_ray_s']:.1f}s (start-up {timings['ray_start_s']:.1f}s)"
+        f" vs local {timings['planned_local_s']:.1f}s: "
+        f"{timings['planned_ray_s'] / timings['planned_local_s']:.3f}"
+    )
+    print(f"identical rows: naive vs planned {identical_naive}, ray vs local {identical_ray}")
+    report(
+        "planner",
+        ratio,
+        0.6,
+        "lower",
+        "planned / naive fine-tuning epochs",
+        {
+            "sweep": " + ".join(PRESETS) + " (seed 0)",
+            "overrides": SHRINK,
+            "runs": len(plan.runs),
+            "naive_steps": naive_steps,
+            "planned_steps": planned_steps,
+            "steps_ratio": planned_steps / naive_steps,
+            "naive_epochs": naive_epochs,
+            "planned_epochs": planned_epochs,
+            "epochs_bounds_before_running": {
+                "naive": list(bounds.naive_epochs),
+                "planned": list(bounds.planned_epochs),
+            },
+            **timings,
+            "wall_ratio_planned_vs_naive": timings["planned_local_s"] / timings["naive_s"],
+            "wall_ratio_ray2_vs_local": timings["planned_ray_s"] / timings["planned_local_s"],
+            "identical_rows_naive_vs_planned": identical_naive,
+            "identical_rows_ray_vs_local": identical_ray,
+            "repeats": 1,
+            "torch_threads_per_process": 1,
+        },
+    )
+    if not (identical_naive and identical_ray):
+        sys.exit("results differ between contenders")
+
+
+if __name__ == "__main__":
+    main()
