@@ -153,3 +153,22 @@ def test_bad_model_settings_fail_before_anything_is_written(tmp_path, tiny):
     with pytest.raises(ConfigError, match=r"prune\.exclude: no module named 'nope'"):
         execute_plan(plan, Store(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
+
+
+def test_sweep_progress_shows_overall_bar_runs_failures_and_current_steps():
+    import io
+
+    from rich.console import Console
+
+    from prunebench.progress import RichProgress
+
+    buffer = io.StringIO()
+    progress = RichProgress(Console(file=buffer, force_terminal=True, width=200))
+    progress.sweep_started(10, 3)
+    progress.sweep_update(4, 1, 1, ["hybrid p_k=0.5 (+2)", "one-shot", "geometric q=0.2"])
+    progress.sweep_update(5, 2, 1, ["one-shot"])
+    progress._refresh(force=True)
+    progress.sweep_finished()
+    text = buffer.getvalue()
+    for fragment in ("5/10 steps", "2/3 runs", "1 failed", "ETA ", "one-shot"):
+        assert fragment in text
