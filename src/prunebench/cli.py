@@ -211,9 +211,11 @@ def sweep(
     )
     store = Store(results)
     outcome = execute_plan(plan, store, chosen, make_progress(quiet))
-    ids = {r.run_id for r in plan.runs}
+    order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = store.results()
-    out.print(comparison_table(df[df["run_id"].isin(ids)]))
+    df = df[df["run_id"].isin(order)]
+    df = df.sort_values(["run_id", "step"], key=lambda c: c.map(order) if c.name == "run_id" else c)
+    out.print(comparison_table(df))
     failed = [r for r in store.runs() if r["run_id"] in outcome.failed]
     if failed:
         out.print(failures_table(failed))
