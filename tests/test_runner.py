@@ -53,7 +53,7 @@ def test_rows_are_complete_and_counted_from_weights(reference):
     assert len(epochs) == rows[1]["epochs"]
     run_row = store.run(result.run_id)
     assert run_row["status"] == "done" and run_row["n_steps"] == 3
-    assert json.loads(run_row["schedule_json"]) == targets
+    assert json.loads(run_row["schedule_json"]) == cfg.regime.schedule()
     prunable = json.loads(run_row["prunable_json"])
     assert "classifier.weight" in prunable["prunable"]
     assert "features.1.weight" in prunable["excluded"]
