@@ -191,7 +191,7 @@ def sweep(
     plan = build_plan(configs)
     if dry_run:
         stored = _stored_epochs(results, plan)
-        for line in [*render_tree(plan, set(stored)), "", *render_counts(count(plan, stored))]:
+        for line in [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]:
             out.print(line, markup=False, highlight=False)
         return
     import torch

@@ -149,17 +149,19 @@ class Counts:
         return self.planned_steps - self.stored_steps
 
 
+def _bounds(plan: Plan, key: str, stored_epochs: dict[str, int]) -> tuple[int, int]:
+    """A stored step's real epochs, else the bounds of its settings."""
+    if key in stored_epochs:
+        return stored_epochs[key], stored_epochs[key]
+    return epoch_bounds(plan.nodes[key].step.settings)
+
+
 def count(plan: Plan, stored_epochs: dict[str, int] | None = None) -> Counts:
     """Naive vs planned steps and fine-tuning epochs; stored steps count with their real epochs."""
     stored_epochs = stored_epochs or {}
 
-    def bounds(key: str) -> tuple[int, int]:
-        if key in stored_epochs:
-            return stored_epochs[key], stored_epochs[key]
-        return epoch_bounds(plan.nodes[key].step.settings)
-
     def total(keys: Iterable[str]) -> tuple[int, int]:
-        pairs = [bounds(k) for k in keys]
+        pairs = [_bounds(plan, k, stored_epochs) for k in keys]
         return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
     stored = [k for k in plan.nodes if k in stored_epochs]
@@ -190,9 +192,10 @@ def _chain(plan: Plan, key: str) -> list[str]:
     return chain
 
 
-def render_tree(plan: Plan, stored: set[str] | None = None) -> list[str]:
-    """One line per unbranched segment of steps, indented as a tree under its dense root."""
-    stored = stored or set()
+def render_tree(plan: Plan, stored: dict[str, int] | None = None) -> list[str]:
+    """One line per unbranched segment of steps, indented as a tree under its dense root;
+    `stored` maps steps already in the results directory to their real epochs."""
+    stored = stored or {}
     lines: list[str] = []
     for root, first in plan.roots.items():
         cfg = plan.run(plan.nodes[first[0]].runs[0]).cfg
@@ -205,7 +208,7 @@ def render_tree(plan: Plan, stored: set[str] | None = None) -> list[str]:
 
 
 def _render_children(
-    plan: Plan, keys: list[str], indent: str, stored: set[str], lines: list[str]
+    plan: Plan, keys: list[str], indent: str, stored: dict[str, int], lines: list[str]
 ) -> None:
     for i, key in enumerate(keys):
         last = i == len(keys) - 1
@@ -221,7 +224,7 @@ def _render_children(
             if len(chain) == 1
             else f"{head.step.target:.4f} -> {tail.step.target:.4f}"
         )
-        bounds = [epoch_bounds(plan.nodes[k].step.settings) for k in chain]
+        bounds = [_bounds(plan, k, stored) for k in chain]
         epochs = _range((sum(b[0] for b in bounds), sum(b[1] for b in bounds)))
         done = sum(k in stored for k in chain)
         state = "" if done == 0 else (" [stored]" if done == len(chain) else f" [{done} stored]")
