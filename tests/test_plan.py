@@ -119,7 +119,7 @@ def test_critical_path_and_tree_rendering(tiny):
     assert plan.critical_path()[first] == 4  # 0.5 -> 0.75 -> 0.875 -> 0.9
     lines = render_tree(plan, stored={first: 2})
     assert lines[1].startswith("└─ step 1: 0.5000") and "2 runs" in lines[1]
-    assert "· 2 epochs [stored]" in lines[1]  # a stored step shows its real epochs
+    assert "· 2 epochs · 2 runs [stored]" in lines[1]  # stored: its real epochs
     assert any("step 2: 0.7000" in line and "@0.7" in line for line in lines)
     assert any("steps 2-4 (3): 0.7500 -> 0.9000" in line for line in lines)
 
