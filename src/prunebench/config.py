@@ -63,6 +63,7 @@ class DataConfig(StrictModel):
     image_size: int | None = Field(None, ge=8)  # resize (ViT / EfficientNet); None: native
     seq_len: int = Field(128, ge=8)  # language modelling only
     tokenizer: Path | None = None  # language modelling only: local tokenizer directory
+    options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific, e.g. {stories: 3000}
 
     @field_validator("name")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,23 @@ if TYPE_CHECKING:
 class StructuredHooks:
     """Model-specific Torch-Pruning settings, for models that need more than the defaults.
 
-    `pruner_kwargs(model)` returns extra MetaPruner keyword arguments (e.g. `num_heads`,
-    `output_transform`, `forward_fn`, extra `ignored_layers`); `after_step(model, pruner)` fixes
-    attributes Torch-Pruning does not update (e.g. attention `num_heads`/`head_dim`, HF config).
+    `pruner_kwargs(model, target=None)` returns extra MetaPruner keyword arguments (e.g.
+    `num_heads`, `output_transform`, `forward_fn`, extra `ignored_layers`, `round_to`). `target`
+    is the cumulative fraction of the ORIGINAL heads/channels this step prunes to; attention
+    hooks then return head-pruning ratios relative to the CURRENT model (for a MetaPruner built
+    for this one step, iterative_steps=1), so that head pruning does not compound across steps.
+    `after_step(model, pruner)` fixes attributes Torch-Pruning does not update (e.g. attention
+    `num_heads`/`head_dim`, HF config).
     """
 
-    pruner_kwargs: Callable[[nn.Module], dict[str, Any]] | None = None
+    pruner_kwargs: Callable[..., dict[str, Any]] | None = None
     after_step: Callable[[nn.Module, Any], None] | None = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """`build(data_info, **options)` returns a freshly initialised module.
+    """`build(data_info, **options)` returns a freshly initialised module. A builder that takes a
+    `weights` argument receives `model.weights` too (to read the architecture from it).
 
     `classifier` names the output layer (its rows are classes or vocabulary entries); None means
     the last Linear module. `task` must match the dataset's task.
@@ -52,6 +58,8 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
 
     spec = MODELS.get(cfg.name)
     options: dict[str, Any] = dict(cfg.options)
+    if cfg.weights is not None and "weights" in inspect.signature(spec.build).parameters:
+        options["weights"] = cfg.weights  # the architecture comes from the weights (HF folder)
     try:
         return spec.build(info, **options)
     except TypeError as exc:
