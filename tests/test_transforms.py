@@ -78,7 +78,10 @@ def test_augmented_loader_is_deterministic_under_a_seed():
     first = [(a.clone(), b.clone()) for a, b in loader]
     torch.manual_seed(7)
     second = list(loader)
-    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(first, second))
+    assert all(
+        torch.equal(a, c) and torch.equal(b, d)
+        for (a, b), (c, d) in zip(first, second, strict=True)
+    )
     assert sorted(torch.cat([b for _, b in first]).tolist()) == list(range(50))
     assert first[0][0].dtype == torch.float32
     assert np.isclose(float(first[0][0].mean()), 0.0, atol=0.3)
