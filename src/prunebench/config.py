@@ -91,6 +91,7 @@ class DataConfig(StrictModel):
 class ModelConfig(StrictModel):
     name: str = "digits_cnn"
     weights: Path | None = None  # local pretrained weights: .safetensors, .pth or a HF directory
+    reset_classifier: bool = False  # load weights except the classifier (ImageNet -> CIFAR)
     options: dict[str, Any] = Field(default_factory=dict)  # builder keyword arguments
 
     @field_validator("name")

@@ -45,8 +45,10 @@ class ModelSpec:
     task: str = "classification"
     classifier: str | None = None
     description: str = ""
-    # Loads the user's local pretrained weights (e.g. a Hugging Face directory); None: state dict.
-    load_weights: Callable[[nn.Module, Path], None] | None = None
+    # Reads the user's local pretrained weights (e.g. a Hugging Face directory) into a state dict
+    # for `model`; None: a .safetensors/.pth state dict as it is. models/weights.py checks and
+    # loads it.
+    read_weights: Callable[[nn.Module, Path], dict[str, Any]] | None = None
     # A batch of example inputs (for tracing with Torch-Pruning and counting MACs); None: an
     # image batch of shape (1, in_channels, image_size, image_size) from the DataInfo.
     example_inputs: Callable[[DataInfo], Any] | None = None

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import load_weights, read_state_dict
+from prunebench.checkpoints import read_state_dict
 from prunebench.data import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
 from prunebench.models import MODELS
@@ -104,21 +104,20 @@ def build_gpt_neo(
     return model
 
 
-def load_gpt_neo_weights(model: nn.Module, path: Path) -> None:
+def read_gpt_neo_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     """A Hugging Face folder (from_pretrained, local files only) or a state-dict file."""
     if not path.is_dir():
         state = read_state_dict(path)
         if "lm_head.weight" not in state and "transformer.wte.weight" in state:
             state = {**state, "lm_head.weight": state["transformer.wte.weight"]}  # tied
-        load_weights(model, state, str(path))
-        return
+        return state
     from transformers import GPTNeoForCausalLM
 
     try:
         loaded = GPTNeoForCausalLM.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load a GPT-Neo model from '{path}': {exc}") from None
-    load_weights(model, loaded.state_dict(), str(path))
+    return loaded.state_dict()
 
 
 def attentions(model: nn.Module) -> list[nn.Module]:
@@ -179,7 +178,7 @@ MODELS.register(
         task="causal_lm",
         classifier="lm_head",
         description="transformers GPT-Neo: a local HF folder (TinyStories-33M) or a preset size",
-        load_weights=load_gpt_neo_weights,
+        read_weights=read_gpt_neo_weights,
         example_inputs=gpt_neo_example_inputs,
         structured=StructuredHooks(
             pruner_kwargs=gpt_neo_pruner_kwargs, after_step=gpt_neo_after_step

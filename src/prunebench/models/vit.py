@@ -4,7 +4,8 @@ Structured pruning removes whole attention heads (head dimension kept, so the at
 is unchanged) and MLP / residual channels; `after_step` writes the new head counts into timm's
 `Attention` modules (timm 1.0.31 reshapes with `num_heads`, `head_dim` and `attn_dim`).
 Local weights: a timm checkpoint (.safetensors / .pth); its position embedding is resampled to
-this model's patch grid by timm's own checkpoint filter before the strict shape check.
+this model's patch grid by timm's own checkpoint filter before the strict shape check
+(models/weights.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import load_weights, read_state_dict
+from prunebench.checkpoints import read_state_dict
 from prunebench.data import DataInfo
 from prunebench.errors import ConfigError
 from prunebench.models import MODELS
@@ -64,13 +65,13 @@ def build_vit(
     return model
 
 
-def load_vit_weights(model: nn.Module, path: Path) -> None:
+def read_vit_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     state = read_state_dict(path)
     if "pos_embed" in state and "pos_embed" in model.state_dict():
         state = checkpoint_filter_fn(state, model)  # resamples pos_embed to the patch grid
-    load_weights(model, state, str(path))
+    return state
 
 
 def vit_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str, Any]:
@@ -108,7 +109,7 @@ MODELS.register(
         build=build_vit,
         classifier="head",
         description="timm ViT-S/16 (22M params at 224); options: img_size, patch_size, depth, ...",
-        load_weights=load_vit_weights,
+        read_weights=read_vit_weights,
         example_inputs=vit_example_inputs,
         structured=StructuredHooks(pruner_kwargs=vit_pruner_kwargs, after_step=vit_after_step),
     ),
