@@ -13,8 +13,7 @@ from prunebench.data.transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     ImageBatchTransform,
-    random_crop,
-    random_flip,
+    random_crop_flip,
 )
 
 
@@ -32,33 +31,38 @@ def test_normalize_matches_torchvision_per_sample():
         torch.testing.assert_close(ours[i], reference(pil), atol=1e-6, rtol=1e-6)
 
 
-def test_random_crop_is_a_window_of_the_zero_padded_image():
-    x = images(64)
+def test_random_crop_flip_is_a_window_of_the_zero_padded_image_maybe_mirrored():
+    x = images(128)
     torch.manual_seed(1)
-    out = random_crop(x, padding=4)
+    out = random_crop_flip(x, padding=4)
     padded = TF.pad(x, [4])  # torchvision's RandomCrop(32, padding=4) pads with zeros
-    offsets = set()
+    offsets, flips = set(), 0
     for i in range(len(x)):
         matches = [
-            (dy, dx)
+            (dy, dx, mirrored)
             for dy in range(9)
             for dx in range(9)
-            if torch.equal(out[i], padded[i, :, dy : dy + 32, dx : dx + 32])
+            for mirrored in (False, True)
+            if torch.equal(
+                out[i],
+                padded[i, :, dy : dy + 32, dx : dx + 32].flip(-1)
+                if mirrored
+                else padded[i, :, dy : dy + 32, dx : dx + 32],
+            )
         ]
-        assert matches, f"image {i} is not a 32x32 window of its padded copy"
-        offsets.add(matches[0])
-    assert len(offsets) > 20  # offsets vary per image (81 possible)
+        assert matches, f"image {i} is not a (mirrored) 32x32 window of its padded copy"
+        offsets.add(matches[0][:2])
+        flips += matches[0][2]
+    assert len(offsets) > 40  # offsets vary per image (81 possible)
+    assert 40 < flips < 88  # about half are mirrored
+    torch.manual_seed(1)
+    assert torch.equal(random_crop_flip(x, padding=4), out)  # seeded
 
 
-def test_random_flip_flips_about_half_and_is_seeded():
-    x = images(200)
-    torch.manual_seed(3)
-    out = random_flip(x)
-    flipped = [torch.equal(out[i], x[i].flip(-1)) for i in range(len(x))]
-    assert all(f or torch.equal(out[i], x[i]) for i, f in enumerate(flipped))
-    assert 70 < sum(flipped) < 130
-    torch.manual_seed(3)
-    assert torch.equal(random_flip(x), out)
+def test_no_padding_and_no_flip_is_the_identity():
+    x = images(8)
+    assert torch.equal(random_crop_flip(x, padding=0, flip_p=0.0), x)
+    assert torch.equal(random_crop_flip(x, padding=0, flip_p=1.0), x.flip(-1))
 
 
 def test_resize_matches_torchvision_tensor_resize():

@@ -23,27 +23,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
-    """torchvision's RandomCrop(size=H, padding) for a whole batch: zero-pad, then cut each
-    image at its own random offset in [0, 2*padding]."""
-    if padding == 0:
-        return images
-    n, c, h, w = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+def random_crop_flip(images: torch.Tensor, padding: int = 4, flip_p: float = 0.5) -> torch.Tensor:
+    """torchvision's RandomCrop(H, padding) then RandomHorizontalFlip(flip_p), for a whole batch.
+
+    Each image is zero-padded and cut at its own random offset in [0, 2*padding], mirrored with
+    probability flip_p. The padded batch and its mirror image are stacked and unfolded into a
+    (strided, copy-free) view of every window; one advanced-indexing gather picks each image's
+    window. Cropping the mirrored copy at column offset d equals mirroring the crop at 2p - d,
+    and both offsets are equally likely, so the distribution is torchvision's.
+    """
+    n, _, h, w = images.shape
     device = images.device
+    padded = F.pad(images, (padding,) * 4) if padding else images
+    both = torch.stack((padded, padded.flip(-1)), dim=1)  # (n, 2, c, h + 2p, w + 2p)
+    windows = both.unfold(3, h, 1).unfold(4, w, 1)  # (n, 2, c, 2p + 1, 2p + 1, h, w)
     dy = torch.randint(0, 2 * padding + 1, (n,)).to(device, non_blocking=True)
     dx = torch.randint(0, 2 * padding + 1, (n,)).to(device, non_blocking=True)
-    rows = (dy[:, None] + torch.arange(h, device=device)).view(n, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=device)).view(n, 1, 1, w)
-    batch = torch.arange(n, device=device).view(n, 1, 1, 1)
-    channel = torch.arange(c, device=device).view(1, c, 1, 1)
-    return padded[batch, channel, rows, cols]
-
-
-def random_flip(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    """Horizontal flip of each image with probability p."""
-    flip = (torch.rand(len(images)) < p).to(images.device, non_blocking=True)
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+    flip = (torch.rand(n) < flip_p).long().to(device, non_blocking=True)
+    return windows[torch.arange(n, device=device), flip, :, dy, dx]  # (n, c, h, w)
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -70,18 +67,20 @@ class ImageBatchTransform:
         padding: int = 4,
         size: int | None = None,
     ) -> None:
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+        self.scale = (1.0 / (255.0 * std_t)).float()
+        self.shift = (-mean_t / std_t).float()
         self.augment = augment
         self.padding = padding
         self.size = size
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.augment:
-            images = random_flip(random_crop(images, self.padding))
-        x = images.float().div_(255.0)
+            images = random_crop_flip(images, self.padding)
+        x = images.float()
         if self.size is not None:
-            x = resize(x, self.size)
-        if self.mean.device != x.device:
-            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return x.sub_(self.mean).div_(self.std)
+            x = resize(x, self.size)  # linear in the pixel values: scaling after is the same
+        if self.scale.device != x.device:
+            self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
+        return x.mul_(self.scale).add_(self.shift)  # ((x / 255) - mean) / std in two passes
