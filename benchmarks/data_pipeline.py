@@ -16,9 +16,7 @@ interleaved and the medians compared, because the machine is shared and noisy.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import report
 from prunebench.data.memory import TensorLoader
 from prunebench.data.transforms import CIFAR10_MEAN, CIFAR10_STD, ImageBatchTransform
 
@@ -40,7 +40,6 @@ N_IMAGES = 50_000  # CIFAR-10's training set size
 BATCH = 256
 BATCHES_PER_REP = 20
 REPS = 5
-RESULTS = Path(__file__).parent / "results" / f"{NAME}.json"
 
 
 class UInt8Images(Dataset):
@@ -149,13 +148,13 @@ def main() -> None:
             f"{min(values):>10.0f}{max(values):>10.0f}"
         )
     print(f"data only: ratio={data_ratio:.2f}")
-    result = {
-        "name": NAME,
-        "ratio": ratio,
-        "goal": GOAL,
-        "better": "higher",
-        "unit": "training images/s with the small CNN, ours / best torchvision DataLoader",
-        "details": {
+    report(
+        NAME,
+        ratio,
+        GOAL,
+        "higher",
+        "training images/s with the small CNN, ours / best torchvision DataLoader",
+        {
             "train_images_per_second_median": {n: medians[("train", n)] for n in streams},
             "data_only_images_per_second_median": {n: medians[("data only", n)] for n in streams},
             "data_only_ratio": data_ratio,
@@ -164,22 +163,11 @@ def main() -> None:
             "batch_size": BATCH,
             "batches_per_repetition": BATCHES_PER_REP,
             "repetitions": REPS,
-            "torch_threads_main_process": torch.get_num_threads(),
             "dataset": f"{N_IMAGES} random uint8 32x32x3 images (CIFAR-sized), 10 classes",
             "transforms": "random crop 32 pad 4, horizontal flip, normalize",
             "model": "conv3x3(3->8, stride 2) + ReLU + global avg pool + linear (SGD step)",
         },
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "device": "cpu",
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{NAME}: ratio={ratio:.2f} goal={GOAL:g} (higher is better)")
+    )
 
 
 if __name__ == "__main__":
