@@ -128,8 +128,10 @@ def test_mismatched_weights_name_the_key_and_shapes(tmp_path):
         initial_model(neo_config(f"model.weights={tmp_path / 'hf'}"), bigger_vocab)
 
 
-def test_unknown_model_option_is_a_config_error():
+def test_unknown_model_option_is_a_config_error(tmp_path):
     info = DataInfo(task="causal_lm", vocab_size=50, seq_len=16)
+    with pytest.raises(ConfigError, match=r"model\.weights: .* has no config\.json"):
+        MODELS.get("gpt_neo").build(info, weights=tmp_path)  # an empty folder
     with pytest.raises(ConfigError, match=r"model\.options\.size 'huge'"):
         MODELS.get("gpt_neo").build(info, size="huge")
     with pytest.raises(ConfigError, match=r"model\.options\.hiden_size"):

@@ -174,7 +174,10 @@ def load_tokenizer(path: Path | None):
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"data.tokenizer: cannot load a tokenizer from '{path}': {exc}") from None
+        reason = " ".join(str(exc).split())  # transformers' messages span several lines
+        raise ConfigError(
+            f"data.tokenizer: cannot load a tokenizer from '{path}': {reason}"
+        ) from None
 
 
 def build_tinystories(cfg: DataConfig, device: torch.device) -> DataBundle:

@@ -71,7 +71,18 @@ def build_gpt_neo(
 
     vocab = info.vocab_size
     if weights is not None and Path(weights).is_dir():
-        config = GPTNeoConfig.from_pretrained(str(weights), local_files_only=True)
+        if not (Path(weights) / "config.json").is_file():  # transformers would use defaults
+            raise ConfigError(
+                f"model.weights: '{weights}' has no config.json; point it at a Hugging Face "
+                "GPT-Neo model folder (e.g. a download of roneneldan/TinyStories-33M)"
+            )
+        try:
+            config = GPTNeoConfig.from_pretrained(str(weights), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split())
+            raise ConfigError(
+                f"model.weights: '{weights}' is not a GPT-Neo model folder: {reason}"
+            ) from None
         if vocab is not None and config.vocab_size < vocab:
             raise ConfigError(
                 f"model.weights: '{weights}' has a vocabulary of {config.vocab_size} tokens but "
@@ -116,7 +127,8 @@ def read_gpt_neo_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor
     try:
         loaded = GPTNeoForCausalLM.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot load a GPT-Neo model from '{path}': {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise CheckpointError(f"cannot load a GPT-Neo model from '{path}': {reason}") from None
     return loaded.state_dict()
 
 
