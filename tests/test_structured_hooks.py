@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch_pruning as tp
 
@@ -76,6 +77,7 @@ def test_vit_heads_do_not_compound_over_iterative_steps():
     out.sum().backward()
 
 
+@pytest.mark.filterwarnings("ignore:Unwrapped parameters")  # this test bypasses the hooks
 def test_plain_cumulative_head_ratio_would_compound():
     """The failure the hooks prevent: the cumulative target passed as Torch-Pruning's head ratio
     on each step's model leaves 1 head of 8 at 0.5 in 4 steps."""
@@ -198,3 +200,47 @@ def test_efficientnet_widths_stay_multiples_of_eight():
         for c in spec.build(IMAGES, stages=2).modules()
         if isinstance(c, torch.nn.Conv2d)
     )
+
+
+@pytest.mark.parametrize("name", ["gpt_neo", "vit_small_patch16_224"])
+def test_pruned_model_rebuilds_from_its_pruning_history(name):
+    """The export path (DESIGN §3): a fresh model + Torch-Pruning's history + after_step(model,
+    None) + the pruned weights computes exactly what the pruned model computes."""
+    info = TOKENS if name == "gpt_neo" else IMAGES
+    fresh = gpt_neo if name == "gpt_neo" else vit
+    model = fresh()
+    ignored = [] if name == "gpt_neo" else [model.head]
+    spec = MODELS.get(name)
+    kwargs = spec.structured.pruner_kwargs(model, 0.5)
+    model.eval()
+    pruner = tp.pruner.MetaPruner(
+        model,
+        spec.example_inputs(info),
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=0.5,
+        ignored_layers=[*ignored, *kwargs.pop("ignored_layers", [])],
+        **kwargs,
+    )
+    pruner.step()
+    spec.structured.after_step(model, pruner)
+    history = pruner.pruning_history()
+
+    rebuilt = fresh()
+    graph_kwargs = {
+        k: v
+        for k, v in spec.structured.pruner_kwargs(rebuilt).items()
+        if k in ("forward_fn", "output_transform", "unwrapped_parameters")
+    }
+    graph = tp.DependencyGraph().build_dependency(
+        rebuilt, example_inputs=spec.example_inputs(info), **graph_kwargs
+    )
+    graph.load_pruning_history(history)
+    spec.structured.after_step(rebuilt, None)
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    x = spec.example_inputs(info)
+    out_a, out_b = model(x), rebuilt(x)
+    if name == "gpt_neo":
+        out_a, out_b = out_a.logits, out_b.logits
+        assert rebuilt.config.prunebench_structure == model.config.prunebench_structure
+    torch.testing.assert_close(out_a, out_b)

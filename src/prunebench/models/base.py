@@ -25,7 +25,8 @@ class StructuredHooks:
     hooks then return head-pruning ratios relative to the CURRENT model (for a MetaPruner built
     for this one step, iterative_steps=1), so that head pruning does not compound across steps.
     `after_step(model, pruner)` fixes attributes Torch-Pruning does not update (e.g. attention
-    `num_heads`/`head_dim`, HF config).
+    `num_heads`/`head_dim`, HF config); the attention hooks read the new counts from the layer
+    shapes, so `after_step(model, None)` also fixes a model rebuilt from a pruning history.
     """
 
     pruner_kwargs: Callable[..., dict[str, Any]] | None = None

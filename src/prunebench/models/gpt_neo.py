@@ -160,10 +160,17 @@ def gpt_neo_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict
     }
 
 
-def gpt_neo_after_step(model: nn.Module, pruner: Any) -> None:
+def gpt_neo_after_step(model: nn.Module, pruner: Any = None) -> None:
+    """Head counts from the layer shapes (head_dim kept), so this also serves a model rebuilt
+    from a pruning history, where no pruner exists (`pruner=None`)."""
     for a in attentions(model):
-        a.num_heads = pruner.num_heads[a.q_proj]
-        a.embed_dim = a.q_proj.out_features  # = num_heads * head_dim (head_dim is kept)
+        heads = a.q_proj.out_features // a.head_dim
+        if pruner is not None and pruner.num_heads[a.q_proj] != heads:
+            raise RuntimeError(
+                f"GPT-Neo head bookkeeping differs: {pruner.num_heads[a.q_proj]} vs {heads}"
+            )
+        a.num_heads = heads
+        a.embed_dim = a.q_proj.out_features  # = num_heads * head_dim
     record_structure(model)
 
 

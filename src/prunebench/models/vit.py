@@ -88,11 +88,16 @@ def vit_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str
     }
 
 
-def vit_after_step(model: nn.Module, pruner: Any) -> None:
+def vit_after_step(model: nn.Module, pruner: Any = None) -> None:
+    """Head counts from the layer shapes (whole heads removed, head_dim kept), so this also
+    serves a model rebuilt from a pruning history, where no pruner exists (`pruner=None`)."""
     for attn in attention_modules(model):
-        heads = pruner.num_heads[attn.qkv]
+        heads = attn.qkv.out_features // (3 * attn.head_dim)
+        if pruner is not None and pruner.num_heads[attn.qkv] != heads:
+            raise RuntimeError(
+                f"ViT head bookkeeping differs: {pruner.num_heads[attn.qkv]} vs {heads}"
+            )
         attn.num_heads = heads
-        attn.head_dim = attn.qkv.out_features // (3 * heads)
         attn.attn_dim = heads * attn.head_dim
     width = model.patch_embed.proj.out_channels  # the residual width after pruning
     model.embed_dim = model.num_features = model.head_hidden_size = width
