@@ -173,3 +173,6 @@ def test_pruning_run_on_synthetic_stories_reports_perplexity(tmp_path):
         assert row["achieved_sparsity"] == pytest.approx(row["target"], abs=1e-4)
     prunable = __import__("json").loads(fields["prunable_json"])
     assert "tied to 'transformer.wte.weight'" in prunable["excluded"]["lm_head.weight"]
+    assert "Embedding" in prunable["excluded"]["transformer.wte.weight"]
+    assert "LayerNorm" in prunable["excluded"]["transformer.ln_f.weight"]
+    assert all(".attn." in n or ".mlp." in n for n in prunable["prunable"])
