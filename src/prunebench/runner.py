@@ -109,13 +109,13 @@ class RunContext:
 
     def dense_state(self) -> tuple[nn.Module, Pruner]:
         model = self.dense.model
-        return model, make_pruner(self.cfg.prune, model, self.spec)
+        return model, make_pruner(self.cfg.prune, model, self.spec, self.data.info)
 
     def load_state(self, key: str) -> tuple[nn.Module, Pruner]:
         """A fresh model and pruner brought to the state stored under `key`."""
         tensors, meta = self.store.load_checkpoint(key)
         model = build_model(self.cfg.model, self.data.info).to(self.device)
-        pruner = make_pruner(self.cfg.prune, model, self.spec)
+        pruner = make_pruner(self.cfg.prune, model, self.spec, self.data.info)
         pruner_tensors = {k: v for k, v in tensors.items() if not k.startswith("model::")}
         model = pruner.restore(model, pruner_tensors, meta.get("pruner", {}))
         weights = {
