@@ -5,7 +5,7 @@ from prunebench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
-from prunebench.models import resnet_cifar as _resnet_cifar  # noqa: E402,F401
-from prunebench.models import small as _small  # noqa: E402,F401  (registers itself)
+from prunebench.models import resnet_cifar as _resnet_cifar  # noqa: E402,F401  (registers itself)
+from prunebench.models import small as _small  # noqa: E402,F401
 
 __all__ = ["MODELS", "ModelSpec", "StructuredHooks", "build_model"]

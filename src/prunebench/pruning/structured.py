@@ -117,6 +117,9 @@ def build_meta_pruner(
 class StructuredPruner(Pruner):
     """Removes channel groups so that each scope keeps (1 - t) of its original channels."""
 
+    latency_rounds = 3  # interleaved rounds of pruned / dense timing per step
+    latency_min_time = 0.2  # seconds per timed block
+
     def __init__(
         self,
         model: nn.Module,
@@ -409,7 +412,12 @@ class StructuredPruner(Pruner):
         if self._dense_copy is not None:
             was_training = model.training
             batch = repeat_batch(self.example_inputs, self.cfg.latency_batch_size)
-            times = compare_latency({"pruned": model, "dense": self._dense_copy}, batch)
+            times = compare_latency(
+                {"pruned": model, "dense": self._dense_copy},
+                batch,
+                rounds=self.latency_rounds,
+                min_run_time=self.latency_min_time,
+            )
             model.train(was_training)
             row["latency_ms"] = times["pruned"]
             row["dense_latency_ms"] = times["dense"]
