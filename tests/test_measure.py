@@ -108,3 +108,21 @@ def test_latency_helpers():
         {"a": small_net(), "b": small_net()}, repeat_batch(x, 2), rounds=2, min_run_time=0.01
     )
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
+
+
+def test_lean_inference_module_matches_the_model():
+    from prunebench.inference import lean
+
+    torch.manual_seed(0)
+    model = MODELS.get("resnet18_cifar").build(DIGITS, width=8).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics to fold
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(4, 1, 8, 8)
+    slim = lean(model, x)
+    assert slim.steps == ["fold-batchnorm", "channels-last", "jit-freeze"]
+    with torch.inference_mode():
+        torch.testing.assert_close(slim(slim.inputs), model(x), rtol=1e-4, atol=1e-5)
+    assert isinstance(model.bn1, nn.BatchNorm2d)  # the original is untouched
