@@ -12,15 +12,6 @@ from prunebench.errors import PrunebenchError
 from prunebench.tasks import Classification
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contended ones (shared 2-core CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class HalfSquaredError:
     """Regression task: per sample 1/2 ||f(x) - y||^2, averaged over the batch."""
 

@@ -20,15 +20,6 @@ from prunebench.store import Store
 FAST = ["pretrain.epochs=3", "finetune.max_epochs=1", "prune.latency=false"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contended ones (shared 2-core CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A 2-step structured run and a 2-step unstructured run in one results directory."""
@@ -38,15 +29,10 @@ def runs(tmp_path_factory):
     store = Store(root)
     structured = tiny_config(*FAST, "prune.structure=structured", "prune.scope=layerwise")
     unstructured = tiny_config(*FAST)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return root, {
-            "structured": (structured, run(structured, store)),
-            "unstructured": (unstructured, run(unstructured, store)),
-        }
-    finally:
-        torch.set_num_threads(before)
+    return root, {
+        "structured": (structured, run(structured, store)),
+        "unstructured": (unstructured, run(unstructured, store)),
+    }
 
 
 def reference(root, cfg, step_key):
@@ -153,11 +139,13 @@ def test_export_errors_name_the_problem(runs, tmp_path):
         export_step(root, result.run_id, 7, tmp_path / "x")
 
 
-def test_cli_export(runs, tmp_path, cli):
+def test_cli_export(runs, tmp_path, invoke):
     root, by_kind = runs
     _, result = by_kind["structured"]
-    ok = cli("export", str(root), str(tmp_path / "out"), "--run", result.run_id[:8], "--step", "1")
-    assert ok.returncode == 0, ok.stderr
-    assert (tmp_path / "out" / STRUCTURE_FILE).exists()
-    bad = cli("export", str(root), str(tmp_path / "out2"), "--run", "nope")
-    assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
+    code, out, err = invoke(
+        "export", str(root), str(tmp_path / "out"), "--run", result.run_id[:8], "--step", "1"
+    )
+    assert code == 0, err
+    assert "exported to" in out and read_description(tmp_path / "out")["source"]["step"] == 1
+    code, _, err = invoke("export", str(root), str(tmp_path / "out2"), "--run", "nope")
+    assert code == 2 and "no run 'nope'" in err and not (tmp_path / "out2").exists()

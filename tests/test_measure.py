@@ -16,15 +16,6 @@ from prunebench.pruning.structured import StructuredPruner
 DIGITS = DataInfo("classification", num_classes=10, in_channels=1, image_size=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contended ones (shared 2-core CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(

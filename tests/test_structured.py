@@ -16,16 +16,6 @@ from prunebench.pruning import make_pruner
 from prunebench.pruning.masks import count_to_prune
 from prunebench.pruning.presets import PRESETS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contended ones (shared 2-core CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 DIGITS = DataInfo("classification", num_classes=10, in_channels=1, image_size=8)
 CIFAR100 = DataInfo("classification", num_classes=100, in_channels=3, image_size=32)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from prunebench.pruning.masks import count_to_prune
 from prunebench.runner import run
@@ -23,15 +22,6 @@ FAST = [
     "prune.latency=false",
     "prune.calibration_samples=48",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread than on two contended ones (shared 2-core CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +100,8 @@ def test_structured_latency_is_measured_next_to_the_dense_model(tiny, store, mon
     assert row["latency_ms"] > 0 and row["dense_latency_ms"] > 0
 
 
-def test_bad_structured_settings_exit_2_before_any_compute(cli, tmp_path):
-    result = cli(
+def test_bad_structured_settings_exit_2_before_any_compute(invoke, tmp_path):
+    code, _, err = invoke(
         "run",
         str(CONFIG),
         "--results",
@@ -121,6 +111,6 @@ def test_bad_structured_settings_exit_2_before_any_compute(cli, tmp_path):
         "--set",
         "prune.criterion=wanda",
     )
-    assert result.returncode == 2
-    assert "wanda" in result.stderr and "prune.structure=unstructured" in result.stderr
+    assert code == 2
+    assert "wanda" in err and "prune.structure=unstructured" in err
     assert not (tmp_path / "r").exists()

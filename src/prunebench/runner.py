@@ -105,7 +105,7 @@ class RunContext:
         self.spec: ModelSpec = MODELS.get(cfg.model.name)
         self.criterion = make_criterion(cfg.prune.criterion)
         # Checks that need the model (model options, prune.exclude names) run before any training.
-        make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec)
+        make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec, self.data.info)
         self.dense: Dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
 

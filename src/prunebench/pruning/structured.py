@@ -154,7 +154,7 @@ class StructuredPruner(Pruner):
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
-        self._dense_copy = copy.deepcopy(model).eval() if cfg.latency else None
+        self._dense_copy: nn.Module | None = None  # for latency, taken before the first pruning
 
     # ------------------------------------------------------------------ set-up
     def _ignored_layers(
@@ -322,6 +322,7 @@ class StructuredPruner(Pruner):
         task: Task | None = None,
     ) -> nn.Module:
         was_training = model.training
+        self._keep_dense_copy(model)
         importance = self.criterion.group_importance(
             model, self.scored_params(model), batches, task
         )
@@ -338,6 +339,11 @@ class StructuredPruner(Pruner):
             self.hooks.after_step(model, self.tp)
         model.train(was_training)
         return model
+
+    def _keep_dense_copy(self, model: nn.Module) -> None:
+        """The dense model (this pruner is always built on one) whose latency rows compare to."""
+        if self.cfg.latency and self._dense_copy is None:
+            self._dense_copy = copy.deepcopy(model).eval()
 
     def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
         dg = self.tp.DG
@@ -438,6 +444,7 @@ class StructuredPruner(Pruner):
         if meta.get("structure") != "structured" or "history" not in meta:
             raise CheckpointError("the checkpoint does not hold a structured pruning history")
         history = [[n, bool(o), [int(i) for i in idxs]] for n, o, idxs in meta["history"]]
+        self._keep_dense_copy(model)
         modules = dict(model.named_modules())
         for name, _, _ in history:
             if name not in modules:
