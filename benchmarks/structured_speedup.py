@@ -15,9 +15,7 @@ Run from the repository root: python benchmarks/structured_speedup.py [--rounds 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,15 +23,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from prunebench.config import load_run_config  # noqa: E402
-from prunebench.data import DataInfo  # noqa: E402
-from prunebench.inference import lean  # noqa: E402
-from prunebench.measure import count_macs  # noqa: E402
-from prunebench.models import MODELS  # noqa: E402
-from prunebench.pruning import make_pruner  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+from common import report
+from prunebench.config import load_run_config
+from prunebench.data import DataInfo
+from prunebench.inference import lean
+from prunebench.measure import count_macs
+from prunebench.models import MODELS
+from prunebench.pruning import make_pruner
 
 NAME = "structured_speedup"
 RATIOS = (0.3, 0.5, 0.7, 0.9)
@@ -154,14 +151,13 @@ def main() -> None:
     def pick(ratio, variant="optimized"):
         return next(r for r in rows if r["channel_ratio"] == ratio and r["variant"] == variant)
 
-    ratio = pick(0.7)["ratio"]
-    result = {
-        "name": NAME,
-        "ratio": ratio,
-        "goal": GOAL,
-        "better": "higher",
-        "unit": "measured / MACs speed-up, optimized export, channel ratio 0.7",
-        "details": {
+    report(
+        NAME,
+        pick(0.7)["ratio"],
+        GOAL,
+        "higher",
+        "measured / MACs speed-up, optimized export, channel ratio 0.7",
+        {
             "ratio_at_0.5": pick(0.5)["ratio"],
             "goal_at_0.5": GOAL_AT_05,
             "rows": rows,
@@ -171,22 +167,11 @@ def main() -> None:
             "rounds": args.rounds,
             "min_time_s": args.min_time,
             "timing": "wall-clock medians of interleaved rounds (cpu_ms: process CPU time)",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "load_average": os.getloadavg(),
             "seconds": time.perf_counter() - started,
         },
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "device": "cpu",
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "platform": platform.platform(),
-            "load_average": os.getloadavg(),
-        },
-    }
-    out = ROOT / "benchmarks" / "results" / f"{NAME}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{NAME}: ratio={ratio:.3f} goal={GOAL} (higher is better)")
+    )
 
 
 if __name__ == "__main__":

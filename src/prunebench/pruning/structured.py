@@ -139,13 +139,9 @@ class StructuredPruner(Pruner):
         self.extra_meta = dict(meta or {})
         extra = hooks.pruner_kwargs(model) if hooks and hooks.pruner_kwargs else {}
         self.ignored = self._ignored_layers(model, classifier, extra.get("ignored_layers") or [])
-        modules = dict(model.named_modules())
+        named = {**dict(model.named_parameters()), **dict(model.named_modules())}
         self.tp = build_meta_pruner(
-            model,
-            example_inputs,
-            extra,
-            [modules[n] for n in self.ignored],
-            model_name,
+            model, example_inputs, extra, [named[n] for n in self.ignored], model_name
         )
         self.round_to = cfg.round_to or extra.get("round_to")
         self.heads0 = {_module_names(model)[m]: n for m, n in self.tp.num_heads.items()}
@@ -177,9 +173,15 @@ class StructuredPruner(Pruner):
             if not matched:
                 raise ConfigError(f"prune.exclude: no module named '{prefix}' in the model")
             out.setdefault(prefix, "prune.exclude")
-        for module in hooked:
-            if isinstance(module, nn.Module):
-                out.setdefault(names.get(module, "?"), "model hooks (StructuredHooks)")
+        params = {p: n for n, p in model.named_parameters()}
+        for item in hooked:  # modules, or parameters such as a ViT's positional embedding
+            name = names.get(item) if isinstance(item, nn.Module) else params.get(item)
+            if name is None:
+                raise ConfigError(
+                    f"model '{self.model_name}': its StructuredHooks ignore a layer that is not "
+                    "part of the model"
+                )
+            out.setdefault(name, "model hooks (StructuredHooks)")
         return out
 
     def _ratios(self) -> dict[str, float] | None:
