@@ -105,19 +105,19 @@ class RunContext:
         self.spec: ModelSpec = MODELS.get(cfg.model.name)
         self.criterion = make_criterion(cfg.prune.criterion)
         # Checks that need the model (model options, prune.exclude names) run before any training.
-        make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec)
+        make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec, self.data.info)
         self.dense: Dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
 
     def dense_state(self) -> tuple[nn.Module, Pruner]:
         model = self.dense.model
-        return model, make_pruner(self.cfg.prune, model, self.spec)
+        return model, make_pruner(self.cfg.prune, model, self.spec, self.data.info)
 
     def load_state(self, key: str) -> tuple[nn.Module, Pruner]:
         """A fresh model and pruner brought to the state stored under `key`."""
         tensors, meta = self.store.load_checkpoint(key)
         model = build_model(self.cfg.model, self.data.info).to(self.device)
-        pruner = make_pruner(self.cfg.prune, model, self.spec)
+        pruner = make_pruner(self.cfg.prune, model, self.spec, self.data.info)
         pruner_tensors = {k: v for k, v in tensors.items() if not k.startswith("model::")}
         model = pruner.restore(model, pruner_tensors, meta.get("pruner", {}))
         weights = {

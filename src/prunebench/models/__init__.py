@@ -9,6 +9,7 @@ MODELS: Registry[ModelSpec] = Registry("model")
 from prunebench.models import efficientnet as _efficientnet  # noqa: E402, F401
 from prunebench.models import gpt_neo as _gpt_neo  # noqa: E402, F401
 from prunebench.models import resnet as _resnet  # noqa: E402, F401
+from prunebench.models import resnet_cifar as _resnet_cifar  # noqa: E402, F401
 from prunebench.models import small as _small  # noqa: E402, F401
 from prunebench.models import vit as _vit  # noqa: E402, F401
 
