@@ -176,3 +176,24 @@ def test_pruning_run_on_synthetic_stories_reports_perplexity(tmp_path):
     assert "Embedding" in prunable["excluded"]["transformer.wte.weight"]
     assert "LayerNorm" in prunable["excluded"]["transformer.ln_f.weight"]
     assert all(".attn." in n or ".mlp." in n for n in prunable["prunable"])
+
+
+def test_structured_gpt_neo_run_resumes_from_a_stored_pruned_state(tmp_path):
+    """Heads and MLP channels removed through the runner; a longer schedule reuses the stored
+    steps, rebuilding the pruned GPT-Neo from its pruning history before its own last step."""
+    base = [
+        "device=cpu", "data.name=synthetic_stories", "data.options={stories: 120}",
+        "data.seq_len=32", "data.batch_size=16", "model.name=gpt_neo",
+        "model.options={hidden_size: 32, intermediate_size: 64}", "pretrain.epochs=1",
+        "pretrain.optimizer={name: adamw, lr: 0.01, weight_decay: 0.0}",
+        "finetune.mode=fixed", "finetune.epochs=1", "prune.structure=structured",
+        "prune.latency=false", "regime.name=manual",
+    ]  # fmt: skip
+    store = Store(tmp_path)
+    first = run(load_run_config(None, [*base, "regime.targets=[0.25, 0.5]"]), store)
+    longer = run(load_run_config(None, [*base, "regime.targets=[0.25, 0.5, 0.75]"]), store)
+    assert [r["reused"] for r in longer.rows] == [1, 1, 0]
+    assert longer.rows[1]["test_ppl"] == first.rows[1]["test_ppl"]
+    assert [r["achieved_sparsity"] for r in longer.rows] == pytest.approx([0.25, 0.5, 0.75])
+    for row in longer.rows:
+        assert row["test_ppl"] == pytest.approx(math.exp(row["test_loss"]))
