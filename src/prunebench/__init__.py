@@ -23,6 +23,8 @@ _EXPORTS = {
     "Store": ("prunebench.store", "Store"),
     "load_results": ("prunebench.results", "load_results"),
     "UnstructuredPruner": ("prunebench.pruning", "UnstructuredPruner"),
+    "StructuredPruner": ("prunebench.pruning.structured", "StructuredPruner"),
+    "load_pruned": ("prunebench.export", "load_pruned"),
     "MaskSet": ("prunebench.pruning", "MaskSet"),
     "select_prunable": ("prunebench.pruning", "select_prunable"),
     "make_pruner": ("prunebench.pruning", "make_pruner"),

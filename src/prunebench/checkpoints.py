@@ -69,15 +69,27 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = state["state_dict"]
         if not isinstance(state, dict):
             raise CheckpointError(f"'{path}' does not hold a state dict")
+        odd = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+        if odd is not None:
+            raise CheckpointError(f"'{path}': '{odd}' is not a tensor; a state dict holds tensors")
         return state
     raise CheckpointError(
         f"weights file '{path}' has an unknown extension; use .safetensors, .pth, .pt or .bin"
     )
 
 
-def check_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Raise a CheckpointError naming the first key or shape that does not match the model."""
-    expected = model.state_dict()
+def _skipped(key: str, skip: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in skip)
+
+
+def check_fits(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()
+) -> None:
+    """Raise a CheckpointError naming the first key or shape that does not match the model.
+
+    Keys under a `skip` prefix (e.g. a classifier to re-initialise) are ignored both ways.
+    """
+    expected = {k: v for k, v in model.state_dict().items() if not _skipped(k, skip)}
     for key, tensor in expected.items():
         if key not in state:
             raise CheckpointError(f"{source} lacks '{key}' (shape {tuple(tensor.shape)})")
@@ -86,11 +98,15 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
                 f"{source}: '{key}' has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(tensor.shape)}"
             )
-    extra = [k for k in state if k not in expected]
+    extra = [k for k in state if k not in expected and not _skipped(k, skip)]
     if extra:
         raise CheckpointError(f"{source} has '{extra[0]}', which the model does not have")
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    check_fits(model, state, source)
-    model.load_state_dict(state)
+def load_weights(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()
+) -> None:
+    check_fits(model, state, source, skip)
+    model.load_state_dict(
+        {k: v for k, v in state.items() if not _skipped(k, skip)}, strict=not skip
+    )

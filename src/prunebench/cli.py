@@ -275,6 +275,21 @@ def results(
             out.print(failures_table(unfinished))
 
 
+@app.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    out_dir: Annotated[Path, typer.Argument(help="directory to write the pruned model to")],
+    run_id: Annotated[str, typer.Option("--run", help="run id (or a unique prefix)")],
+    step: Annotated[int | None, typer.Option(help="pruning step (default: the last)")] = None,
+) -> None:
+    """Export a pruned model: safetensors weights + JSON structure, loadable with
+    prunebench.load_pruned (no pickle)."""
+    from prunebench.export import export_step
+
+    path = export_step(directory, run_id, step, out_dir)
+    out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
+
+
 def main() -> None:
     try:
         app()

@@ -63,6 +63,7 @@ class DataConfig(StrictModel):
     image_size: int | None = Field(None, ge=8)  # resize (ViT / EfficientNet); None: native
     seq_len: int = Field(128, ge=8)  # language modelling only
     tokenizer: Path | None = None  # language modelling only: local tokenizer directory
+    options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific, e.g. {stories: 3000}
 
     @field_validator("name")
     @classmethod
@@ -90,6 +91,7 @@ class DataConfig(StrictModel):
 class ModelConfig(StrictModel):
     name: str = "digits_cnn"
     weights: Path | None = None  # local pretrained weights: .safetensors, .pth or a HF directory
+    reset_classifier: bool = False  # load weights except the classifier (ImageNet -> CIFAR)
     options: dict[str, Any] = Field(default_factory=dict)  # builder keyword arguments
 
     @field_validator("name")
@@ -156,17 +158,66 @@ class FinetuneConfig(StrictModel):
 class PruneConfig(StrictModel):
     structure: Literal["unstructured", "structured"] = "unstructured"
     criterion: str = "magnitude"
-    scope: Literal["global", "layerwise"] = "global"
+    # global: one ranking; layerwise: the same ratio in every layer (structured: every channel
+    # group); preset: per-layer ratios (structured only) from `preset` or `layer_ratios`.
+    scope: Literal["global", "layerwise", "preset"] = "global"
     exclude_first_conv: bool = False
-    exclude_classifier: bool = False
+    exclude_classifier: bool = False  # structured: the classifier's outputs are never pruned
     include_biases: bool = False
     exclude: list[str] = Field(default_factory=list)  # module names (or prefixes) never pruned
     calibration_samples: int = Field(256, ge=1)  # data-dependent criteria, from the train split
+    # ---- structured pruning only
+    preset: str | None = None  # a named per-layer preset, e.g. resnet18_table2_model1
+    layer_ratios: dict[str, float] | None = None  # module-name prefix -> channel ratio
+    round_to: int | None = Field(None, ge=1)  # keep channel counts multiples of this
+    # global scope: channel scores divided by their group's mean before the one ranking
+    # (raw sums favour layers with large fan-in); "none" ranks the raw group sums
+    group_normalizer: Literal["mean", "none"] = "mean"
+    latency: bool = True  # measure latency of the pruned and the dense model at each step
+    latency_batch_size: int = Field(64, ge=1)
 
     @field_validator("criterion")
     @classmethod
     def _known_criterion(cls, name: str) -> str:
         return _registered(CRITERIA, name)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        from prunebench.pruning.presets import PRESETS
+
+        return None if name is None else _registered(PRESETS, name)
+
+    @field_validator("layer_ratios")
+    @classmethod
+    def _ratios_in_range(cls, ratios: dict[str, float] | None) -> dict[str, float] | None:
+        for prefix, ratio in (ratios or {}).items():
+            if not 0.0 <= ratio < 1.0:
+                raise ValueError(f"ratio of '{prefix}' must be in [0, 1), got {ratio}")
+        return ratios
+
+    @model_validator(mode="after")
+    def _structured_settings(self) -> PruneConfig:
+        structured = self.structure == "structured"
+        if structured and not CRITERIA.get(self.criterion).structured:
+            usable = [n for n in CRITERIA.names() if CRITERIA.get(n).structured]
+            raise ValueError(
+                f"criterion '{self.criterion}' scores single weights only; use it with "
+                f"prune.structure=unstructured or pick one of {', '.join(usable)}"
+            )
+        given = [k for k in ("preset", "layer_ratios", "round_to") if getattr(self, k)]
+        if given and not structured:
+            raise ValueError(f"prune.{given[0]} needs prune.structure=structured")
+        if self.scope == "preset":
+            if not structured:
+                raise ValueError("prune.scope=preset needs prune.structure=structured")
+            if (self.preset is None) == (self.layer_ratios is None):
+                raise ValueError(
+                    "prune.scope=preset needs exactly one of prune.preset or prune.layer_ratios"
+                )
+        elif self.preset is not None or self.layer_ratios is not None:
+            raise ValueError("prune.preset / prune.layer_ratios need prune.scope=preset")
+        return self
 
 
 class RegimeConfig(StrictModel):

@@ -87,7 +87,8 @@ class Contexts:
         key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
         if key not in self._checked:
             spec = MODELS.get(cfg.model.name)
-            make_pruner(cfg.prune, build_model(cfg.model, self.data(cfg).info), spec)
+            info = self.data(cfg).info
+            make_pruner(cfg.prune, build_model(cfg.model, info), spec, info)
             self._checked.add(key)
 
     def get(self, cfg: RunConfig) -> RunContext:

@@ -13,11 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import load_tensors, load_weights, read_state_dict, save_tensors
+from prunebench.checkpoints import load_tensors, load_weights, save_tensors
 from prunebench.config import PretrainConfig, RunConfig, base_id
 from prunebench.data import DataBundle
 from prunebench.finetune import FitSettings, fit
-from prunebench.models import MODELS, build_model
+from prunebench.models import build_model
+from prunebench.models.weights import load_pretrained
 from prunebench.progress import Progress
 from prunebench.seeding import seed_everything
 from prunebench.store import Store
@@ -73,11 +74,7 @@ def initial_model(cfg: RunConfig, data: DataBundle) -> nn.Module:
     """The architecture, with the user's local pretrained weights loaded when given."""
     model = build_model(cfg.model, data.info)
     if cfg.model.weights is not None:
-        spec = MODELS.get(cfg.model.name)
-        if spec.load_weights is not None:
-            spec.load_weights(model, cfg.model.weights)
-        else:
-            load_weights(model, read_state_dict(cfg.model.weights), str(cfg.model.weights))
+        load_pretrained(model, cfg.model)
     return model
 
 

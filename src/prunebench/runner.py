@@ -121,20 +121,22 @@ class RunContext:
                 raise ValueError("RunContext needs a store or a dense model")
             # Checks that need the model (model options, prune.exclude names) run before any
             # training.
-            make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec)
+            make_pruner(
+                cfg.prune, build_model(cfg.model, self.data.info), self.spec, self.data.info
+            )
             dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense: Dense = dense
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
 
     def dense_state(self) -> tuple[nn.Module, Pruner]:
         model = self.dense.model
-        return model, make_pruner(self.cfg.prune, model, self.spec)
+        return model, make_pruner(self.cfg.prune, model, self.spec, self.data.info)
 
     def fresh_dense(self) -> tuple[nn.Module, Pruner]:
         """A private copy of the dense model (the shared one stays unpruned) and a new pruner."""
         model = build_model(self.cfg.model, self.data.info).to(self.device)
         model.load_state_dict(self.dense.model.state_dict())
-        return model, make_pruner(self.cfg.prune, model, self.spec)
+        return model, make_pruner(self.cfg.prune, model, self.spec, self.data.info)
 
     def load_state(self, key: str) -> tuple[nn.Module, Pruner]:
         """A fresh model and pruner brought to the state stored under `key`."""
@@ -146,7 +148,7 @@ class RunContext:
     ) -> tuple[nn.Module, Pruner]:
         """A fresh model and pruner brought to a state made by `state_tensors`."""
         model = build_model(self.cfg.model, self.data.info).to(self.device)
-        pruner = make_pruner(self.cfg.prune, model, self.spec)
+        pruner = make_pruner(self.cfg.prune, model, self.spec, self.data.info)
         pruner_tensors = {k: v for k, v in tensors.items() if not k.startswith("model::")}
         model = pruner.restore(model, pruner_tensors, meta.get("pruner", {}))
         weights = {

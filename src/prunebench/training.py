@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from prunebench.accel import autocast, prepare_model
 from prunebench.data.base import Batch, to_device
 from prunebench.errors import TrainingDiverged
 from prunebench.pruning.masks import MaskSet
@@ -33,14 +34,19 @@ def train_epoch(
     device: torch.device,
     masks: MaskSet | None = None,
 ) -> float:
-    """Mean training loss per sample. Pruned weights stay exactly zero when `masks` is given."""
+    """Mean training loss per sample. Pruned weights stay exactly zero when `masks` is given.
+
+    On CUDA the forward pass runs under bf16 autocast (accel.py); on the CPU nothing changes.
+    """
     model.train()
+    prepare_model(model, device)
     loss_sum = torch.zeros((), device=device)
     count = 0
     for batch in batches:
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(model, batch)
+        with autocast(device):
+            loss = task.loss(model, batch)
         loss.backward()
         if masks is not None:
             masks.mask_grads()

@@ -36,6 +36,12 @@ class RandomScores(Criterion):
     def weight_scores(self, model, params, batches=None, task=None):
         return {name: torch.rand(p.shape).to(p.device) for name, p in params.items()}
 
+    def group_importance(self, model, params, batches=None, task=None):
+        """One uniform score per channel (a sum of random weight scores would favour wide groups)."""
+        from prunebench.criteria.groups import RandomGroupImportance
+
+        return RandomGroupImportance()
+
 
 CRITERIA.register("magnitude", MagnitudeL1)
 CRITERIA.register("magnitude_l2", MagnitudeL2)

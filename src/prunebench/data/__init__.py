@@ -5,6 +5,11 @@ from prunebench.registry import Registry
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
-from prunebench.data import digits as _digits  # noqa: E402,F401  (registers itself)
+# Each module below registers its dataset(s) on import, after the registry exists.
+from prunebench.data import cifar as _cifar  # noqa: E402, F401
+from prunebench.data import digits as _digits  # noqa: E402, F401
+from prunebench.data import imagenet as _imagenet  # noqa: E402, F401
+from prunebench.data import synthetic_stories as _synthetic_stories  # noqa: E402, F401
+from prunebench.data import tinystories as _tinystories  # noqa: E402, F401
 
 __all__ = ["DATASETS", "DataBundle", "DataInfo", "DatasetSpec", "take_samples"]

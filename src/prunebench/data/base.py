@@ -23,6 +23,7 @@ class DataInfo:
     in_channels: int | None = None
     image_size: int | None = None
     vocab_size: int | None = None
+    seq_len: int | None = None  # language modelling: tokens per training sequence
 
 
 @dataclass

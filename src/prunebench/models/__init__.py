@@ -5,6 +5,12 @@ from prunebench.registry import Registry
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
-from prunebench.models import small as _small  # noqa: E402,F401  (registers itself)
+# Each module below registers its model(s) on import, after the registry exists.
+from prunebench.models import efficientnet as _efficientnet  # noqa: E402, F401
+from prunebench.models import gpt_neo as _gpt_neo  # noqa: E402, F401
+from prunebench.models import resnet as _resnet  # noqa: E402, F401
+from prunebench.models import resnet_cifar as _resnet_cifar  # noqa: E402, F401
+from prunebench.models import small as _small  # noqa: E402, F401
+from prunebench.models import vit as _vit  # noqa: E402, F401
 
 __all__ = ["MODELS", "ModelSpec", "StructuredHooks", "build_model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,24 @@ if TYPE_CHECKING:
 class StructuredHooks:
     """Model-specific Torch-Pruning settings, for models that need more than the defaults.
 
-    `pruner_kwargs(model)` returns extra MetaPruner keyword arguments (e.g. `num_heads`,
-    `output_transform`, `forward_fn`, extra `ignored_layers`); `after_step(model, pruner)` fixes
-    attributes Torch-Pruning does not update (e.g. attention `num_heads`/`head_dim`, HF config).
+    `pruner_kwargs(model, target=None)` returns extra MetaPruner keyword arguments (e.g.
+    `num_heads`, `output_transform`, `forward_fn`, extra `ignored_layers`, `round_to`). `target`
+    is the cumulative fraction of the ORIGINAL heads/channels this step prunes to; attention
+    hooks then return head-pruning ratios relative to the CURRENT model (for a MetaPruner built
+    for this one step, iterative_steps=1), so that head pruning does not compound across steps.
+    `after_step(model, pruner)` fixes attributes Torch-Pruning does not update (e.g. attention
+    `num_heads`/`head_dim`, HF config); the attention hooks read the new counts from the layer
+    shapes, so `after_step(model, None)` also fixes a model rebuilt from a pruning history.
     """
 
-    pruner_kwargs: Callable[[nn.Module], dict[str, Any]] | None = None
+    pruner_kwargs: Callable[..., dict[str, Any]] | None = None
     after_step: Callable[[nn.Module, Any], None] | None = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """`build(data_info, **options)` returns a freshly initialised module.
+    """`build(data_info, **options)` returns a freshly initialised module. A builder that takes a
+    `weights` argument receives `model.weights` too (to read the architecture from it).
 
     `classifier` names the output layer (its rows are classes or vocabulary entries); None means
     the last Linear module. `task` must match the dataset's task.
@@ -39,8 +46,10 @@ class ModelSpec:
     task: str = "classification"
     classifier: str | None = None
     description: str = ""
-    # Loads the user's local pretrained weights (e.g. a Hugging Face directory); None: state dict.
-    load_weights: Callable[[nn.Module, Path], None] | None = None
+    # Reads the user's local pretrained weights (e.g. a Hugging Face directory) into a state dict
+    # for `model`; None: a .safetensors/.pth state dict as it is. models/weights.py checks and
+    # loads it.
+    read_weights: Callable[[nn.Module, Path], dict[str, Any]] | None = None
     # A batch of example inputs (for tracing with Torch-Pruning and counting MACs); None: an
     # image batch of shape (1, in_channels, image_size, image_size) from the DataInfo.
     example_inputs: Callable[[DataInfo], Any] | None = None
@@ -52,6 +61,8 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
 
     spec = MODELS.get(cfg.name)
     options: dict[str, Any] = dict(cfg.options)
+    if cfg.weights is not None and "weights" in inspect.signature(spec.build).parameters:
+        options["weights"] = cfg.weights  # the architecture comes from the weights (HF folder)
     try:
         return spec.build(info, **options)
     except TypeError as exc:

@@ -33,7 +33,9 @@ class Pruner:
         raise NotImplementedError
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
-        """Counts read from the model's current weights (never from the schedule)."""
+        """Counts read from the model's current weights (never from the schedule): step-row
+        columns such as achieved_sparsity, params_total/nonzero, macs_dense/pruned, speedup,
+        and (structured) latency_ms / dense_latency_ms."""
         raise NotImplementedError
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

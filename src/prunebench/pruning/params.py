@@ -62,18 +62,26 @@ def select_prunable(
 
     names: list[str] = []
     excluded: dict[str, str] = {}
-    seen: set[int] = set()
+    first: dict[int, str] = {}  # tied weights: one tensor, several (module, name) owners
+    owners: list[tuple[str, int, str | None]] = []
     for module_name, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):
             full = f"{module_name}.{pname}" if module_name else pname
-            if id(param) in seen:  # tied weights are listed once, under their first name
-                continue
-            seen.add(id(param))
+            first.setdefault(id(param), full)
             reason = _exclusion_reason(module_name, module, pname, cfg, first_conv, classifier)
-            if reason:
-                excluded[full] = reason
-            else:
-                names.append(full)
+            owners.append((full, id(param), reason))
+    # A tied tensor is prunable only if every owner allows it (GPT-Neo's lm_head shares the
+    # token embedding's weight: pruning it would silently prune the embedding).
+    blocked = {pid: f"{name}: {reason}" for name, pid, reason in owners if reason}
+    for full, pid, reason in owners:
+        if first[pid] != full:
+            excluded[full] = f"tied to '{first[pid]}'" + (
+                f" ({blocked[pid]})" if pid in blocked else ""
+            )
+        elif pid in blocked:
+            excluded[full] = reason or f"tied to an excluded layer ({blocked[pid]})"
+        else:
+            names.append(full)
     if not names:
         raise ConfigError("no prunable parameters are left; relax prune.exclude* settings")
     return PrunableSet(names=names, excluded=excluded)

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from prunebench.criteria.base import Criterion
+from prunebench.errors import ConfigError
+from prunebench.measure import count_macs, nonzero_macs
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.masks import MaskSet, global_masks, layerwise_masks
 from prunebench.pruning.params import PrunableSet, count_nonzero, select_prunable
@@ -16,13 +18,27 @@ SCOPES = {"global": global_masks, "layerwise": layerwise_masks}
 
 
 class UnstructuredPruner(Pruner):
+    """Masks from weight scores. With `example_inputs`, `measure` also counts MACs: the dense
+    count and the count weighted by each layer's nonzero weights."""
+
     def __init__(
-        self, model: nn.Module, prunable: PrunableSet, criterion: Criterion, scope: str = "global"
+        self,
+        model: nn.Module,
+        prunable: PrunableSet,
+        criterion: Criterion,
+        scope: str = "global",
+        example_inputs: Any = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
+        if scope not in SCOPES:
+            raise ConfigError(f"unstructured pruning has scopes {', '.join(SCOPES)}, not '{scope}'")
         self.prunable = prunable
         self.criterion = criterion
         self.select = SCOPES[scope]
         self.masks = MaskSet(model, prunable.names)
+        self.example_inputs = example_inputs
+        self.extra_meta = dict(meta or {})
+        self.macs = count_macs(model, example_inputs) if example_inputs is not None else None
 
     @classmethod
     def for_model(
@@ -54,16 +70,24 @@ class UnstructuredPruner(Pruner):
         params = dict(model.named_parameters())
         prunable_total, prunable_nonzero = count_nonzero([params[n] for n in self.prunable.names])
         params_total, params_nonzero = count_nonzero(list(params.values()))
-        return {
+        row = {
             "achieved_sparsity": 1.0 - prunable_nonzero / prunable_total,
             "prunable_total": prunable_total,
             "prunable_nonzero": prunable_nonzero,
             "params_total": params_total,
             "params_nonzero": params_nonzero,
         }
+        if self.macs is not None:
+            pruned = nonzero_macs(model, self.macs)
+            row.update(
+                macs_dense=self.macs.total,
+                macs_pruned=pruned,
+                speedup=self.macs.total / pruned if pruned else None,
+            )
+        return row
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self.masks.state_tensors(), {"structure": "unstructured"}
+        return self.masks.state_tensors(), {**self.extra_meta, "structure": "unstructured"}
 
     def restore(self, model, tensors, meta):
         self.masks.load_state_tensors(tensors)

@@ -1,0 +1,214 @@
+"""What data-dependent criteria read from calibration batches: gradients and input norms.
+
+Everything runs with the model in eval mode (BatchNorm uses its running statistics, dropout is
+off), so a sample's gradient does not depend on which other samples share its batch, and the
+model's own `.grad` fields are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from prunebench.data.base import to_device
+from prunebench.errors import PrunebenchError
+
+if TYPE_CHECKING:
+    from prunebench.data.base import Batch
+    from prunebench.tasks import Task
+
+# Per-sample gradients are computed for this many weights at once (vmap chunk x params).
+VMAP_BUDGET = 50_000_000
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def require_data(batches: Iterable[Batch] | None, task: Task | None, who: str) -> None:
+    if batches is None or task is None:
+        raise PrunebenchError(f"criterion '{who}' needs calibration batches and a task")
+
+
+def _device(params: Mapping[str, nn.Parameter]) -> torch.device:
+    return next(iter(params.values())).device
+
+
+def mean_gradients(
+    model: nn.Module,
+    params: Mapping[str, nn.Parameter],
+    batches: Iterable[Batch],
+    task: Task,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Gradient of the mean loss over all calibration samples (independent of batching)."""
+    names = list(params)
+    sums = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
+    count = 0
+    device = _device(params)
+    with eval_mode(model):
+        for batch in batches:
+            batch = to_device(batch, device)
+            n = len(batch[1])
+            loss = task.loss(model, batch) * n
+            grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
+            for k, g in zip(names, grads, strict=True):
+                if g is not None:
+                    sums[k] += g.double()
+            count += n
+    if count == 0:
+        raise PrunebenchError("the calibration split gave no samples")
+    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+
+
+class _Bound:
+    """Calls `model` with some parameters replaced (for torch.func transforms)."""
+
+    def __init__(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+        self.model = model
+        self.tensors = tensors
+
+    def __call__(self, *args, **kwargs):
+        from torch.func import functional_call
+
+        return functional_call(self.model, self.tensors, args, kwargs, strict=False)
+
+
+def _per_sample_vmap(model, params, task, inputs, targets, sums) -> None:
+    from torch.func import grad, vmap
+
+    names = list(params)
+    detached = {k: params[k].detach() for k in names}
+
+    def loss_one(p, x, y):
+        return task.loss(_Bound(model, p), (x.unsqueeze(0), y.unsqueeze(0)))
+
+    numel = sum(p.numel() for p in detached.values())
+    chunk = max(1, min(64, VMAP_BUDGET // max(numel, 1)))
+    for start in range(0, len(targets), chunk):
+        grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(
+            detached, inputs[start : start + chunk], targets[start : start + chunk]
+        )
+        for k in names:
+            sums[k] += grads[k].double().pow(2).sum(0)
+
+
+def _per_sample_loop(model, params, task, inputs, targets, sums) -> None:
+    names = list(params)
+    for i in range(len(targets)):
+        loss = task.loss(model, (inputs[i : i + 1], targets[i : i + 1]))
+        grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
+        for k, g in zip(names, grads, strict=True):
+            if g is not None:
+                sums[k] += g.double().pow(2)
+
+
+def mean_squared_sample_gradients(
+    model: nn.Module,
+    params: Mapping[str, nn.Parameter],
+    batches: Iterable[Batch],
+    task: Task,
+    vectorize: bool = True,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """(1/N) sum_i g_i^2 with g_i the gradient of sample i's own loss: the empirical Fisher
+    diagonal, i.e. the diagonal Hessian estimate of OBD. Uses torch.func.vmap when the model
+    allows it, else one backward per sample (same result)."""
+    names = list(params)
+    sums = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
+    count = 0
+    device = _device(params)
+    with eval_mode(model):
+        for batch in batches:
+            inputs, targets = to_device(batch, device)
+            part = {n: torch.zeros_like(s) for n, s in sums.items()}
+            if vectorize:
+                try:
+                    _per_sample_vmap(model, params, task, inputs, targets, part)
+                except (RuntimeError, NotImplementedError, TypeError):
+                    # an op without a batching rule: one backward per sample from here on
+                    vectorize = False
+                    part = {n: torch.zeros_like(s) for n, s in sums.items()}
+            if not vectorize:
+                _per_sample_loop(model, params, task, inputs, targets, part)
+            for n in names:
+                sums[n] += part[n]
+            count += len(targets)
+    if count == 0:
+        raise PrunebenchError("the calibration split gave no samples")
+    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+
+
+def _conv_padding(module: nn.Conv2d) -> tuple[int, int]:
+    if isinstance(module.padding, str):
+        if module.padding == "valid":
+            return (0, 0)
+        pads = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size, strict=True)]
+        if any(p % 2 for p in pads):
+            raise PrunebenchError("wanda: asymmetric 'same' padding is not supported")
+        return (pads[0] // 2, pads[1] // 2)
+    return module.padding  # type: ignore[return-value]
+
+
+def _feature_squares(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Sum over rows of x^2 per input feature of a Linear, or per (channel, kernel offset) of a
+    Conv2d (its im2col rows): the features that each weight multiplies."""
+    if isinstance(module, nn.Linear):
+        return x.detach().reshape(-1, module.in_features).double().pow(2).sum(0)
+    if isinstance(module, nn.Conv2d):
+        if module.padding_mode != "zeros":
+            raise PrunebenchError("wanda: only zero-padded convolutions are supported")
+        cols = F.unfold(
+            x.detach(),
+            module.kernel_size,
+            dilation=module.dilation,
+            padding=_conv_padding(module),
+            stride=module.stride,
+        )
+        return cols.double().pow(2).sum(dim=(0, 2))
+    raise PrunebenchError(f"wanda scores Linear and Conv2d layers, not {type(module).__name__}")
+
+
+@torch.no_grad()
+def input_feature_norms(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    batches: Iterable[Batch],
+    task: Task | None = None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """L2 norm over all calibration rows of each input feature of the given layers."""
+    sums: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in modules.items():
+
+        def hook(mod, args, output, name=name):
+            squares = _feature_squares(mod, args[0])
+            sums[name] = sums[name] + squares if name in sums else squares
+
+        handles.append(module.register_forward_hook(hook))
+    count = 0
+    device = next(model.parameters()).device
+    try:
+        with eval_mode(model):
+            for batch in batches:
+                inputs, targets = to_device(batch, device)
+                task.forward(model, inputs) if task is not None else model(inputs)
+                count += len(targets)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if count == 0:
+        raise PrunebenchError("the calibration split gave no samples")
+    missing = [n for n in modules if n not in sums]
+    if missing:
+        raise PrunebenchError(f"wanda: layer '{missing[0]}' saw no input during calibration")
+    return {n: s.sqrt() for n, s in sums.items()}, count

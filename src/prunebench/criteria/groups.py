@@ -1,0 +1,83 @@
+"""Channel-group scores for Torch-Pruning, built from per-weight scores.
+
+A group is every slice of every layer that goes away with one channel (the conv's filter, its
+BatchNorm entry, the next layer's input slice, ...). Its score is the SUM of the per-weight
+scores over all those slices (weights only, no biases), e.g. Taylor: sum of (g*w)^2 over the
+group. The layout rules mirror Torch-Pruning's own GroupMagnitudeImportance, so index mapping
+through flatten/concat/residual adds is handled by the group's `root_idxs`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+_fn = tp.pruner.function
+OUT_FNS = (
+    _fn.prune_conv_out_channels,
+    _fn.prune_linear_out_channels,
+    _fn.prune_depthwise_conv_out_channels,
+)
+IN_FNS = (_fn.prune_conv_in_channels, _fn.prune_linear_in_channels)
+NORM_FNS = (_fn.prune_batchnorm_out_channels, _fn.prune_layernorm_out_channels)
+
+
+def _local_scores(
+    layer: nn.Module, fn, score: torch.Tensor, idxs: list[int]
+) -> torch.Tensor | None:
+    """Per-index sums of `score` (shaped like layer.weight) over the slice `fn` removes."""
+    transposed = getattr(layer, "transposed", False)
+    if fn in OUT_FNS:
+        s = score.transpose(0, 1) if transposed else score
+        return s[idxs].flatten(1).sum(1)
+    if fn in IN_FNS:
+        s = score if transposed else score.transpose(0, 1)
+        local = s.flatten(1).sum(1)
+        groups = getattr(layer, "groups", 1)
+        if fn is _fn.prune_conv_in_channels and groups not in (1, layer.in_channels):
+            local = local.repeat(groups)
+        return local[idxs]
+    if fn in NORM_FNS:
+        return score[idxs]
+    return None
+
+
+class SummedScoreImportance(tp.importance.Importance):
+    """Per channel of a group: the sum of the given per-weight scores over the group's slices.
+
+    `scores` maps a layer's weight Parameter to a tensor of its shape; layers without an entry
+    (e.g. norms without affine weights) add nothing.
+    """
+
+    def __init__(self, scores: dict[nn.Parameter, torch.Tensor]) -> None:
+        self.scores = scores
+
+    @torch.no_grad()
+    def __call__(self, group) -> torch.Tensor | None:
+        root_len = len(group[0].idxs)
+        total = None
+        for item in group:
+            dep, idxs = item.dep, item.idxs
+            layer = dep.layer
+            weight = getattr(layer, "weight", None)
+            if not isinstance(weight, nn.Parameter) or weight not in self.scores:
+                continue
+            root_idxs = item.root_idxs
+            if any(r is None for r in root_idxs):
+                continue
+            local = _local_scores(layer, dep.pruning_fn, self.scores[weight], idxs)
+            if local is None:
+                continue
+            if total is None:
+                total = torch.zeros(root_len, dtype=torch.float64, device=local.device)
+            index = torch.as_tensor(root_idxs, device=local.device)
+            total.scatter_add_(0, index, local.to(torch.float64))
+        return None if total is None else total.float()
+
+
+class RandomGroupImportance(tp.importance.Importance):
+    """Uniform random score per channel (torch's global RNG, seeded per step)."""
+
+    def __call__(self, group) -> torch.Tensor:
+        return torch.rand(len(group[0].idxs))

@@ -1,0 +1,26 @@
+"""First-order Taylor criterion (Molchanov et al. 2019): (g*w)^2 per weight.
+
+g is the gradient of the mean loss over the calibration samples (train split, eval mode), so the
+scores do not depend on how the samples were batched. For a channel group the per-weight
+scores are summed over every weight the group removes (DESIGN §2). Molchanov et al. also use the
+squared group sum (sum g*w)^2; that form lets opposite-signed terms of one group cancel.
+"""
+
+from __future__ import annotations
+
+from prunebench.criteria import CRITERIA
+from prunebench.criteria.base import Criterion
+from prunebench.criteria.calibration import mean_gradients, require_data
+
+
+class TaylorFirstOrder(Criterion):
+    name = "taylor"
+    needs_data = True
+
+    def weight_scores(self, model, params, batches=None, task=None):
+        require_data(batches, task, self.name)
+        grads, _ = mean_gradients(model, params, batches, task)
+        return {n: (grads[n] * p.detach()).pow(2) for n, p in params.items()}
+
+
+CRITERIA.register("taylor", TaylorFirstOrder)

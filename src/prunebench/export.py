@@ -1,0 +1,267 @@
+"""Safe export of a pruned model: safetensors weights + a JSON description, never a pickle.
+
+An export directory holds
+    structure.json        model name/options, data info, the pruning structure (Torch-Pruning
+                          history: layer names + removed channel indices; or the sparse layout),
+                          where it came from, and the sha256 of the weights file;
+    weights.safetensors   the weights; for unstructured pruning each masked tensor is stored as
+                          its kept values plus a bit-packed keep mask (its metadata holds the
+                          sha256 of the structure description).
+`load_pruned` builds the dense architecture from the registry, replays the structure and loads
+the weights, so the module equals the exported one bit for bit on CPU. The two hashes refuse a
+weights file or a description that was changed or swapped after export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunebench.checkpoints import check_fits, load_tensors, save_tensors
+from prunebench.errors import CheckpointError, PrunebenchError
+
+FORMAT = "prunebench-pruned/1"
+STRUCTURE_FILE = "structure.json"
+WEIGHTS_FILE = "weights.safetensors"
+MASK_PREFIX = "mask::"
+VALUES, BITS = "::values", "::keepbits"
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- rebuilding
+
+
+def rebuild(
+    model_cfg: Any,
+    prune_cfg: Any,
+    info: Any,
+    tensors: dict[str, torch.Tensor],
+    pruner_meta: dict[str, Any],
+) -> tuple[nn.Module, Any]:
+    """A CPU model (and its pruner) brought to a stored step's state: the structure from the
+    pruner metadata, then the `model::` weights of a runner checkpoint."""
+    from prunebench.checkpoints import load_weights
+    from prunebench.models import MODELS, build_model
+    from prunebench.pruning import make_pruner
+
+    model = build_model(model_cfg, info)
+    pruner = make_pruner(
+        prune_cfg.model_copy(update={"latency": False}), model, MODELS.get(model_cfg.name), info
+    )
+    own = {k: v for k, v in tensors.items() if not k.startswith("model::")}
+    model = pruner.restore(model, own, pruner_meta)
+    weights = {k.removeprefix("model::"): v for k, v in tensors.items() if k.startswith("model::")}
+    load_weights(model, weights, "checkpoint")
+    if pruner.masks is not None:
+        pruner.masks.apply()
+    return model.eval(), pruner
+
+
+def _resolve_run(store, run: str) -> dict[str, Any]:
+    rows = [r for r in store.runs() if r["run_id"].startswith(run)]
+    if not rows:
+        raise PrunebenchError(
+            f"no run '{run}' in {store.root}; list them with `prunebench results`"
+        )
+    if len(rows) > 1:
+        raise PrunebenchError(f"run id prefix '{run}' is ambiguous ({len(rows)} runs); give more")
+    return rows[0]
+
+
+def export_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
+    """Export the model after step `step` (default: the last stored step) of run `run`."""
+    from prunebench.config import ModelConfig, PruneConfig, validate
+    from prunebench.data import DataInfo
+    from prunebench.store import open_existing
+
+    store = open_existing(results)
+    row = _resolve_run(store, run)
+    steps = store.steps(row["run_id"])
+    if not steps:
+        raise PrunebenchError(f"run {row['run_id']} has no stored steps yet")
+    chosen = steps[-1] if step is None else next((s for s in steps if s["step"] == step), None)
+    if chosen is None:
+        raise PrunebenchError(
+            f"run {row['run_id']} has steps {', '.join(str(s['step']) for s in steps)}, not {step}"
+        )
+    config = json.loads(row["config_json"])
+    model_raw = {k: v for k, v in config["model"].items() if k != "weights"}
+    model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
+    prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
+    if not store.checkpoint_path(chosen["step_key"]).exists():
+        raise CheckpointError(f"the checkpoint of step {chosen['step']} is missing")
+    tensors, meta = store.load_checkpoint(chosen["step_key"])
+    pruner_meta = meta.get("pruner", {})
+    if "data_info" not in pruner_meta:
+        raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
+    info = DataInfo(**pruner_meta["data_info"])
+    model, _ = rebuild(model_cfg, prune_cfg, info, tensors, pruner_meta)
+    masks = {
+        k.removeprefix(MASK_PREFIX): v for k, v in tensors.items() if k.startswith(MASK_PREFIX)
+    }
+    source = {
+        "run_id": row["run_id"],
+        "step": chosen["step"],
+        "step_key": chosen["step_key"],
+        "target": chosen["target"],
+        "regime": row["regime"],
+        "criterion": row["criterion"],
+        "test_metric": chosen.get(f"test_{row['metric']}"),
+        "metric": row["metric"],
+    }
+    return export_model(
+        model, out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
+    )
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def _pack(weight: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+    keep = keep.to(torch.bool).cpu().reshape(-1)
+    bits = np.packbits(keep.numpy().astype(np.uint8))
+    return {
+        VALUES: weight.detach().cpu().reshape(-1)[keep].clone(),
+        BITS: torch.from_numpy(bits.copy()),
+    }
+
+
+def _unpack(values: torch.Tensor, bits: torch.Tensor, shape: list[int], name: str) -> torch.Tensor:
+    numel = int(np.prod(shape)) if shape else 1
+    keep = np.unpackbits(bits.numpy(), count=numel).astype(bool)
+    if int(keep.sum()) != values.numel():
+        raise CheckpointError(f"the sparse weights of '{name}' do not match their keep mask")
+    dense = torch.zeros(numel, dtype=values.dtype)
+    dense[torch.from_numpy(keep)] = values
+    return dense.reshape(shape)
+
+
+def export_model(
+    model: nn.Module,
+    out: Path | str,
+    model_cfg: Any,
+    prune_cfg: Any,
+    info: Any,
+    pruner_meta: dict[str, Any],
+    masks: dict[str, torch.Tensor] | None = None,
+    source: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` (already pruned) to the directory `out`; returns the description's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    masks = masks or {}
+    tensors: dict[str, torch.Tensor] = {}
+    sparse: dict[str, list[int]] = {}
+    for name, tensor in state.items():
+        if name in masks:
+            for suffix, part in _pack(tensor, masks[name]).items():
+                tensors[name + suffix] = part
+            sparse[name] = list(tensor.shape)
+        else:
+            tensors[name] = tensor
+    structured = prune_cfg.structure == "structured"
+    description = {
+        "format": FORMAT,
+        "model": {"name": model_cfg.name, "options": dict(model_cfg.options)},
+        "data_info": asdict(info),
+        "prune": prune_cfg.model_dump(mode="json"),
+        "structure": prune_cfg.structure,
+        "pruning": {k: pruner_meta[k] for k in ("history", "num_heads") if k in pruner_meta}
+        if structured
+        else {},
+        "sparse": sparse,
+        "source": source or {},
+        "torch": torch.__version__,
+    }
+    body_hash = hashlib.sha256(_canonical(description)).hexdigest()
+    weights = save_tensors(out / WEIGHTS_FILE, tensors, {"structure_sha256": body_hash})
+    description["weights"] = {"file": WEIGHTS_FILE, "sha256": _sha256_file(weights)}
+    path = out / STRUCTURE_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def read_description(path: Path | str) -> dict[str, Any]:
+    """The export's JSON description, after checking both hashes."""
+    root = Path(path)
+    file = root / STRUCTURE_FILE if root.is_dir() else root
+    if not file.exists():
+        raise CheckpointError(
+            f"'{path}' holds no {STRUCTURE_FILE}; export with `prunebench export`"
+        )
+    try:
+        description = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"'{file}' is not valid JSON: {exc}") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise CheckpointError(f"'{file}' is not a {FORMAT} description")
+    weights_info = description.pop("weights", None) or {}
+    weights = file.parent / str(weights_info.get("file", WEIGHTS_FILE))
+    if weights.name != WEIGHTS_FILE or not weights.exists():
+        raise CheckpointError(f"the weights file '{weights}' is missing")
+    if _sha256_file(weights) != weights_info.get("sha256"):
+        raise CheckpointError(
+            f"'{weights}' does not match the sha256 in {file.name}: modified or swapped after export"
+        )
+    _, meta = load_tensors(weights)
+    if meta.get("structure_sha256") != hashlib.sha256(_canonical(description)).hexdigest():
+        raise CheckpointError(
+            f"'{file}' does not match its weights file: the description was modified after export"
+        )
+    description["weights"] = weights_info
+    return description
+
+
+def load_pruned(path: Path | str) -> nn.Module:
+    """Rebuild an exported pruned model (CPU, eval mode) without unpickling anything."""
+    from prunebench.config import ModelConfig, PruneConfig, validate
+    from prunebench.data import DataInfo
+    from prunebench.models import MODELS, build_model
+    from prunebench.pruning import make_pruner
+
+    description = read_description(path)
+    root = Path(path) if Path(path).is_dir() else Path(path).parent
+    tensors, _ = load_tensors(root / WEIGHTS_FILE)
+    model_cfg = validate(ModelConfig, description["model"], "export (model)")
+    prune_cfg = validate(PruneConfig, description["prune"], "export (prune)")
+    info = DataInfo(**description["data_info"])
+    model = build_model(model_cfg, info)
+    if description["structure"] == "structured":
+        pruner = make_pruner(
+            prune_cfg.model_copy(update={"latency": False}), model, MODELS.get(model_cfg.name), info
+        )
+        model = pruner.restore(model, {}, {"structure": "structured", **description["pruning"]})
+    state: dict[str, torch.Tensor] = {}
+    for name, shape in description["sparse"].items():
+        if name + VALUES not in tensors or name + BITS not in tensors:
+            raise CheckpointError(f"the export lacks the sparse weights of '{name}'")
+        state[name] = _unpack(tensors.pop(name + VALUES), tensors.pop(name + BITS), shape, name)
+    state.update(tensors)
+    check_fits(model, state, f"export '{path}'")
+    model.load_state_dict(state)
+    return model.eval()

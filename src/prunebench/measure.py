@@ -1,0 +1,130 @@
+"""Cost of a model, measured on the model itself: MACs (dense and nonzero-weighted) and latency.
+
+MACs are counted by torch's FlopCounterMode (every matmul/conv the forward really runs, attention
+included; FLOPs / 2), so a structurally pruned model reports its true, smaller count. For
+unstructured sparsity the Conv/Linear share is scaled by each layer's weight density: every
+weight of a Conv or Linear layer takes part in the same number of multiply-adds, so the scaled
+count is exactly the MACs a sparse kernel would still have to do.
+
+Latency uses torch.utils.benchmark (warm-up, then timed blocks) with the process's thread count;
+several models are measured in interleaved rounds and the median per model is kept, because a
+shared machine drifts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+@dataclass(frozen=True)
+class MacCount:
+    total: float  # all multiply-accumulates of one forward on the example inputs
+    layers: dict[str, float]  # Conv/Linear layers only, by module name
+
+
+def call(model: nn.Module, inputs: Any) -> Any:
+    """Run a forward on example inputs given as a tensor, a tuple/list or a dict of keywords."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -> float:
+    """Dense MACs of one Conv/Linear call: each weight slice meets every output (input) element."""
+    per_element = module.weight[0].numel()
+    if isinstance(module, nn.Linear):
+        return float(output.numel() * module.weight.shape[1])
+    if getattr(module, "transposed", False):  # weight (in, out/groups, *k): per input element
+        return float(inputs.numel() * per_element)
+    return float(output.numel() * per_element)  # weight (out, in/groups, *k): per output element
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, inputs: Any) -> MacCount:
+    """MACs of one forward pass on `inputs` (model put in eval mode for the count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layers: dict[str, float] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, WEIGHTED):
+
+            def hook(mod, args, output, name=name):
+                layers[name] = layers.get(name, 0.0) + _layer_macs(mod, args[0], output)
+
+            handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            call(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return MacCount(total=counter.get_total_flops() / 2.0, layers=layers)
+
+
+def nonzero_macs(model: nn.Module, count: MacCount) -> float:
+    """`count.total` with each Conv/Linear layer's MACs scaled by its weight density."""
+    modules = dict(model.named_modules())
+    saved = 0.0
+    for name, macs in count.layers.items():
+        weight = modules[name].weight
+        density = int(torch.count_nonzero(weight)) / weight.numel()
+        saved += macs * (1.0 - density)
+    return count.total - saved
+
+
+def repeat_batch(inputs: Any, batch_size: int) -> Any:
+    """Example inputs of batch 1 repeated to `batch_size` along dim 0 (tensors inside too)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[:1].expand(batch_size, *inputs.shape[1:]).contiguous()
+    if isinstance(inputs, dict):
+        return {k: repeat_batch(v, batch_size) for k, v in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(repeat_batch(v, batch_size) for v in inputs)
+    return inputs
+
+
+def _timer(model: nn.Module, inputs: Any):
+    from torch.utils import benchmark
+
+    return benchmark.Timer(
+        stmt="call(model, inputs)",
+        globals={"call": call, "model": model, "inputs": inputs},
+        num_threads=torch.get_num_threads(),
+    )
+
+
+@torch.inference_mode()
+def compare_latency(
+    models: dict[str, nn.Module],
+    inputs: Any,
+    rounds: int = 3,
+    min_run_time: float = 0.2,
+    warmup: int = 2,
+) -> dict[str, float]:
+    """Median milliseconds per forward of each model, measured in interleaved rounds."""
+    timers = {}
+    for name, model in models.items():
+        model.eval()
+        for _ in range(warmup):
+            call(model, inputs)
+        timers[name] = _timer(model, inputs)
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            if next(models[name].parameters()).is_cuda:
+                torch.cuda.synchronize()
+            samples[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+    return {name: 1000.0 * statistics.median(values) for name, values in samples.items()}

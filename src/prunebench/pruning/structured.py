@@ -1,0 +1,492 @@
+"""Structured pruning: Torch-Pruning's dependency graph physically removes channels.
+
+Every cumulative target t is a fraction of the ORIGINAL channels of a ranking scope, counted
+from the dense model this pruner was built on, so iterative, geometric and hybrid schedules land
+exactly where one-shot pruning to the same t would (no compounding):
+  * global:    one ranking over all channel groups (scores divided by their group's mean unless
+               prune.group_normalizer=none); the scope keeps round((1-t) * C0) channels and
+               every group keeps at least one (no layer collapse);
+  * layerwise: every group keeps round((1-t) * C0_g) of its own channels;
+  * preset:    group g keeps round((1 - t * r_g / r_mean) * C0_g) (see pruning.presets).
+The pruner chooses the channel indices itself (lowest group scores, ties by index) and prunes
+each group through `DependencyGraph.get_pruning_group`; Torch-Pruning's MetaPruner is kept for
+what only it does: attention heads (models whose hooks pass `num_heads`), with head targets
+also taken from the original head counts. Its pruning history (layer names + channel indices,
+plain JSON) rebuilds the structure on a fresh dense model: no pickle.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from prunebench.criteria.base import Criterion
+from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
+from prunebench.measure import compare_latency, count_macs, repeat_batch
+from prunebench.pruning.base import Pruner
+from prunebench.pruning.masks import count_to_prune
+from prunebench.pruning.params import count_nonzero, first_conv_name, last_linear_name
+from prunebench.pruning.presets import PRESETS, match_ratio
+
+if TYPE_CHECKING:
+    from prunebench.config import PruneConfig
+    from prunebench.data.base import Batch
+    from prunebench.models.base import StructuredHooks
+    from prunebench.tasks import Task
+
+# MetaPruner arguments that this pruner sets itself (targets come from the schedule).
+OWN_KWARGS = {"pruning_ratio", "pruning_ratio_dict", "global_pruning", "iterative_steps",
+              "head_pruning_ratio", "head_pruning_ratio_dict", "importance", "round_to",
+              "ignored_layers", "iterative_pruning_ratio_scheduler", "max_pruning_ratio"}  # fmt: skip
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+SCORED = (nn.modules.conv._ConvNd, nn.Linear, *NORMS)
+
+
+@dataclass
+class ChannelGroup:
+    """Channels that go together (a layer's outputs and every slice coupled to them)."""
+
+    root: str  # the root layer's name (its output channels)
+    module: nn.Module
+    original: int  # channels (per channel group of grouped layers) of the dense model
+    ratio: float = 1.0  # preset ratio (relative weight of the target), 1.0 otherwise
+    prefix: str | None = None
+
+
+def _module_names(model: nn.Module) -> dict[nn.Module, str]:
+    return {m: n for n, m in model.named_modules()}
+
+
+def _fail_at(model_name: str, where: str | None, exc: Exception) -> PrunebenchError:
+    at = f" at layer '{where}'" if where else ""
+    return PrunebenchError(
+        f"model '{model_name}': Torch-Pruning could not build its dependency graph{at}: "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+def build_meta_pruner(
+    model: nn.Module,
+    example_inputs: Any,
+    extra: dict[str, Any],
+    ignored: list[nn.Module],
+    model_name: str,
+):
+    """A MetaPruner for the graph and attention heads; errors name the model and the layer."""
+    import torch_pruning as tp
+
+    last: list[str] = []
+    names = _module_names(model)
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args: last.append(names.get(mod, "?")))
+        for m in model.modules()
+    ]
+    was_training = model.training
+    kwargs = {k: v for k, v in extra.items() if k not in OWN_KWARGS}
+    num_heads = dict(kwargs.pop("num_heads", {}) or {})
+    try:
+        meta = tp.pruner.MetaPruner(
+            model,
+            example_inputs,
+            importance=tp.importance.RandomImportance(),  # replaced at every step
+            pruning_ratio=0.0,
+            ignored_layers=ignored,
+            num_heads=num_heads,
+            # fresh dicts: Torch-Pruning's defaults are shared mutable arguments
+            in_channel_groups=dict(kwargs.pop("in_channel_groups", {}) or {}),
+            out_channel_groups=dict(kwargs.pop("out_channel_groups", {}) or {}),
+            **kwargs,
+        )
+    except PrunebenchError:
+        raise
+    except Exception as exc:
+        raise _fail_at(model_name, last[-1] if last else None, exc) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return meta
+
+
+class StructuredPruner(Pruner):
+    """Removes channel groups so that each scope keeps (1 - t) of its original channels."""
+
+    latency_rounds = 3  # interleaved rounds of pruned / dense timing per step
+    latency_min_time = 0.2  # seconds per timed block
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: PruneConfig,
+        criterion: Criterion,
+        example_inputs: Any,
+        hooks: StructuredHooks | None = None,
+        classifier: str | None = None,
+        model_name: str = "model",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.criterion = criterion
+        self.example_inputs = example_inputs
+        self.hooks = hooks
+        self.model_name = model_name
+        self.extra_meta = dict(meta or {})
+        extra = hooks.pruner_kwargs(model) if hooks and hooks.pruner_kwargs else {}
+        self.ignored = self._ignored_layers(model, classifier, extra.get("ignored_layers") or [])
+        named = {**dict(model.named_parameters()), **dict(model.named_modules())}
+        self.tp = build_meta_pruner(
+            model, example_inputs, extra, [named[n] for n in self.ignored], model_name
+        )
+        self.round_to = cfg.round_to or extra.get("round_to")
+        self.heads0 = {_module_names(model)[m]: n for m, n in self.tp.num_heads.items()}
+        self.groups = self._discover_groups(model)
+        self.original = sum(g.original for g in self.groups)
+        self.mean_ratio = self._mean_ratio()
+        self.dense_macs = count_macs(model, example_inputs).total
+        self.dense_params = sum(p.numel() for p in model.parameters())
+        self._dense_copy: nn.Module | None = None  # for latency, taken before the first pruning
+
+    # ------------------------------------------------------------------ set-up
+    def _ignored_layers(
+        self, model: nn.Module, classifier: str | None, hooked: list[nn.Module]
+    ) -> dict[str, str]:
+        """Layers whose OUTPUT channels are never pruned, with the reason (recorded)."""
+        names = _module_names(model)
+        modules = dict(model.named_modules())
+        out: dict[str, str] = {}
+        classifier = classifier or last_linear_name(model)
+        if classifier is not None:
+            if classifier not in modules:
+                raise ConfigError(f"the model has no classifier layer named '{classifier}'")
+            out[classifier] = "classifier outputs (classes) are never pruned"
+        first = first_conv_name(model)
+        if self.cfg.exclude_first_conv and first is not None:
+            out.setdefault(first, "first conv (prune.exclude_first_conv=true)")
+        for prefix in self.cfg.exclude:
+            matched = [n for n in modules if n == prefix or n.startswith(prefix + ".")]
+            if not matched:
+                raise ConfigError(f"prune.exclude: no module named '{prefix}' in the model")
+            out.setdefault(prefix, "prune.exclude")
+        params = {p: n for n, p in model.named_parameters()}
+        for item in hooked:  # modules, or parameters such as a ViT's positional embedding
+            name = names.get(item) if isinstance(item, nn.Module) else params.get(item)
+            if name is None:
+                raise ConfigError(
+                    f"model '{self.model_name}': its StructuredHooks ignore a layer that is not "
+                    "part of the model"
+                )
+            out.setdefault(name, "model hooks (StructuredHooks)")
+        return out
+
+    def _ratios(self) -> dict[str, float] | None:
+        if self.cfg.scope != "preset":
+            return None
+        if self.cfg.preset is not None:
+            return dict(PRESETS.get(self.cfg.preset).ratios)
+        return dict(self.cfg.layer_ratios or {})
+
+    def _discover_groups(self, model: nn.Module) -> list[ChannelGroup]:
+        dg = self.tp.DG
+        ratios = self._ratios()
+        modules = dict(model.named_modules())
+        if ratios is not None:
+            for prefix in ratios:
+                if not any(n == prefix or n.startswith(prefix + ".") for n in modules):
+                    raise ConfigError(
+                        f"prune.layer_ratios: no module named '{prefix}' in model "
+                        f"'{self.model_name}'"
+                    )
+        groups = []
+        for group in dg.get_all_groups(
+            ignored_layers=self.tp.ignored_layers, root_module_types=self.tp.root_module_types
+        ):
+            if self._is_head_group(group):
+                continue
+            module = group[0].dep.target.module
+            name = dg._module2name[module]
+            units = len(group[0].idxs) // self.tp._get_channel_groups(group)
+            prefix, ratio = match_ratio(ratios, name) if ratios is not None else (None, 1.0)
+            groups.append(ChannelGroup(name, module, units, ratio, prefix))
+        if not groups:
+            raise ConfigError(
+                f"model '{self.model_name}' has no prunable channel groups "
+                f"(ignored: {', '.join(self.ignored) or 'none'})"
+            )
+        return groups
+
+    def _is_head_group(self, group) -> bool:
+        """Attention groups whose heads (not head dims) are pruned by Torch-Pruning."""
+        if not self.tp.num_heads:
+            return False
+        is_attention, _ = self.tp._is_atten_group(group)
+        return is_attention and not self.tp.prune_head_dims
+
+    def _mean_ratio(self) -> float:
+        if self.cfg.scope != "preset":
+            return 1.0
+        mean = sum(g.ratio * g.original for g in self.groups) / self.original
+        if mean <= 0:
+            raise ConfigError(
+                f"the preset prunes no channel group of model '{self.model_name}' "
+                f"(group roots: {', '.join(g.root for g in self.groups[:5])}, ...)"
+            )
+        return mean
+
+    # ------------------------------------------------------------------ targets
+    def _round(self, keep: int, current: int) -> int:
+        if self.round_to and keep < current:
+            keep = max(self.round_to, self.round_to * math.floor(keep / self.round_to + 0.5))
+        return min(max(keep, 1), current)
+
+    def group_ratio(self, group: ChannelGroup, target: float) -> float:
+        """The cumulative fraction of this group's original channels at target t."""
+        if self.cfg.scope != "preset":
+            return target
+        ratio = target * group.ratio / self.mean_ratio
+        if ratio > 1.0 + 1e-12:
+            limit = self.mean_ratio / max(g.ratio for g in self.groups)
+            raise PrunebenchError(
+                f"target {target:g} needs a ratio of {ratio:.3f} > 1 in '{group.root}' under "
+                f"this preset; its targets go up to {limit:.4f} (native target "
+                f"{self.mean_ratio:.4f})"
+            )
+        return min(ratio, 1.0)
+
+    def keep_counts(
+        self, target: float, current: list[int], scores: list[torch.Tensor]
+    ) -> list[int]:
+        """Channels each group keeps at cumulative target t (never more than it has now)."""
+        if self.cfg.scope != "global":
+            keep = [
+                g.original - count_to_prune(self.group_ratio(g, target), g.original)
+                for g in self.groups
+            ]
+            return [self._round(k, c) for k, c in zip(keep, current, strict=True)]
+        keep_total = self.original - count_to_prune(target, self.original)
+        to_prune = sum(current) - keep_total
+        left = list(current)
+        if to_prune > 0:
+            flat = torch.cat([self._normalized(s) for s in scores]).tolist()
+            owner = [i for i, c in enumerate(current) for _ in range(c)]
+            for j in sorted(range(len(flat)), key=lambda j: (flat[j], j)):
+                if to_prune == 0:
+                    break
+                g = owner[j]
+                if left[g] > 1:
+                    left[g] -= 1
+                    to_prune -= 1
+        return [self._round(k, c) for k, c in zip(left, current, strict=True)]
+
+    def _normalized(self, score: torch.Tensor) -> torch.Tensor:
+        """Scores made comparable across groups for the one global ranking."""
+        score = score.double().cpu()
+        if self.cfg.group_normalizer == "mean":
+            mean = float(score.mean())
+            if mean > 0:
+                return score / mean
+        return score
+
+    # ------------------------------------------------------------------ pruning
+    def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """Weights of the layers a channel group can touch (conv, linear, norms)."""
+        out = {}
+        for name, module in model.named_modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(module, SCORED) and isinstance(weight, nn.Parameter):
+                out[f"{name}.weight" if name else "weight"] = weight
+        return out
+
+    def _full_group(self, group: ChannelGroup):
+        dg = self.tp.DG
+        fn = dg.get_pruner_of_module(group.module).prune_out_channels
+        return dg.get_pruning_group(
+            group.module, fn, list(range(dg.get_out_channels(group.module)))
+        )
+
+    def _channel_scores(self, full, importance) -> torch.Tensor:
+        imp = importance(full)
+        if imp is None:  # a group without scored weights: keep its order, lowest index first
+            imp = torch.arange(len(full[0].idxs), dtype=torch.float32)
+        ch_groups = self.tp._get_channel_groups(full)
+        return imp.detach().float().cpu().view(ch_groups, -1).mean(0)
+
+    def prune_to(
+        self,
+        model: nn.Module,
+        target: float,
+        batches: Iterable[Batch] | None = None,
+        task: Task | None = None,
+    ) -> nn.Module:
+        was_training = model.training
+        self._keep_dense_copy(model)
+        importance = self.criterion.group_importance(
+            model, self.scored_params(model), batches, task
+        )
+        fulls = [self._full_group(g) for g in self.groups]
+        scores = [self._channel_scores(f, importance) for f in fulls]
+        current = [len(s) for s in scores]
+        keep = self.keep_counts(target, current, scores)
+        if self.tp.num_heads and self.tp.prune_num_heads:
+            self._prune_heads(model, target, importance)
+        for group, full, score, n_keep in zip(self.groups, fulls, scores, keep, strict=True):
+            if n_keep < len(score):
+                self._prune_group(group, full, score, len(score) - n_keep)
+        if self.hooks is not None and self.hooks.after_step is not None:
+            self.hooks.after_step(model, self.tp)
+        model.train(was_training)
+        return model
+
+    def _keep_dense_copy(self, model: nn.Module) -> None:
+        """The dense model (this pruner is always built on one) whose latency rows compare to."""
+        if self.cfg.latency and self._dense_copy is None:
+            self._dense_copy = copy.deepcopy(model).eval()
+
+    def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
+        dg = self.tp.DG
+        values = score.tolist()
+        order = sorted(range(len(values)), key=lambda j: (values[j], j))
+        chosen = sorted(order[:n_prune])
+        ch_groups = self.tp._get_channel_groups(full)
+        size = len(score)
+        idxs = [i + k * size for k in range(ch_groups) for i in chosen]
+        fn = dg.get_pruner_of_module(group.module).prune_out_channels
+        try:
+            pruning = dg.get_pruning_group(group.module, fn, idxs)
+            if not dg.check_pruning_group(pruning):
+                raise PrunebenchError("it would remove every channel of a coupled layer")
+            pruning.prune()
+        except PrunebenchError as exc:
+            raise PrunebenchError(
+                f"model '{self.model_name}': cannot prune layer '{group.root}': {exc}"
+            ) from None
+        except Exception as exc:
+            raise PrunebenchError(
+                f"model '{self.model_name}': Torch-Pruning failed on layer '{group.root}': "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
+    def _prune_heads(self, model: nn.Module, target: float, importance) -> None:
+        """Attention heads, per layer, to (1 - t) of each layer's ORIGINAL head count."""
+        names = _module_names(model)
+        pending = False
+        tp = self.tp
+        for module, current in list(tp.num_heads.items()):
+            original = self.heads0[names[module]]
+            keep = max(1, original - count_to_prune(target, original))
+            removed = current - keep
+            ratio = (removed - 0.5) / current if removed > 0 else 0.0
+            tp.head_pruning_ratio_dict[module] = [0.0, ratio]
+            pending = pending or removed > 0
+        if not pending:
+            return
+        tp.importance = importance
+        tp.per_step_pruning_ratio = [0.0, 1e-9]  # makes head groups prune; others are skipped
+        tp.pruning_ratio_dict = {}
+        tp._scope_initial_channels = {}
+        tp.current_step = 0
+        for group in tp.step(interactive=True):
+            if tp._is_atten_group(group)[0]:
+                group.prune()
+
+    # ------------------------------------------------------------------ records
+    def current_channels(self) -> list[int]:
+        dg = self.tp.DG
+        out = []
+        for g in self.groups:
+            full = self._full_group(g)
+            out.append(dg.get_out_channels(g.module) // self.tp._get_channel_groups(full))
+        return out
+
+    def measure(self, model: nn.Module) -> dict[str, Any]:
+        total, nonzero = count_nonzero(list(model.parameters()))
+        kept = sum(self.current_channels())
+        macs = count_macs(model, self.example_inputs).total
+        row = {
+            "achieved_sparsity": 1.0 - kept / self.original,  # of the original channels
+            "prunable_total": self.original,  # structured: channels, not weights
+            "prunable_nonzero": kept,
+            "params_total": total,
+            "params_nonzero": nonzero,
+            "macs_dense": self.dense_macs,
+            "macs_pruned": macs,
+            "speedup": self.dense_macs / macs if macs else None,
+        }
+        if self._dense_copy is not None:
+            was_training = model.training
+            batch = repeat_batch(self.example_inputs, self.cfg.latency_batch_size)
+            times = compare_latency(
+                {"pruned": model, "dense": self._dense_copy},
+                batch,
+                rounds=self.latency_rounds,
+                min_run_time=self.latency_min_time,
+            )
+            model.train(was_training)
+            row["latency_ms"] = times["pruned"]
+            row["dense_latency_ms"] = times["dense"]
+        return row
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        history = [
+            [str(name), bool(out), [int(i) for i in idxs]]
+            for name, out, idxs in self.tp.DG.pruning_history()
+        ]
+        names = _module_names(self.tp.model)
+        heads = {names[m]: int(n) for m, n in self.tp.num_heads.items()}
+        meta = {"structure": "structured", "history": history, "num_heads": heads}
+        return {}, {**self.extra_meta, **meta}
+
+    def restore(self, model, tensors, meta):
+        """Replay the stored pruning history on the dense model this pruner was built on."""
+        if meta.get("structure") != "structured" or "history" not in meta:
+            raise CheckpointError("the checkpoint does not hold a structured pruning history")
+        history = [[n, bool(o), [int(i) for i in idxs]] for n, o, idxs in meta["history"]]
+        self._keep_dense_copy(model)
+        modules = dict(model.named_modules())
+        for name, _, _ in history:
+            if name not in modules:
+                raise CheckpointError(
+                    f"the pruning history names layer '{name}', which model "
+                    f"'{self.model_name}' does not have"
+                )
+        try:
+            self.tp.DG.load_pruning_history(history)
+        except Exception as exc:
+            raise CheckpointError(
+                f"the pruning history does not fit model '{self.model_name}': "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for name, count in meta.get("num_heads", {}).items():
+            module = modules.get(name)
+            if module is None or module not in self.tp.num_heads:
+                raise CheckpointError(f"the checkpoint has heads for unknown layer '{name}'")
+            self.tp.num_heads[module] = int(count)
+            self.tp.out_channel_groups[module] = int(count)
+        if self.hooks is not None and self.hooks.after_step is not None:
+            self.hooks.after_step(model, self.tp)
+        return model
+
+    def describe(self, model: nn.Module) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "structure": "structured",
+            "scope": self.cfg.scope,
+            "round_to": self.round_to,
+            "ignored": dict(self.ignored),
+            "original_channels": self.original,
+            "groups": [
+                {"root": g.root, "channels": g.original, "ratio": g.ratio, "prefix": g.prefix}
+                for g in self.groups
+            ],
+            "heads": dict(self.heads0),
+            "dense_params": self.dense_params,
+            "dense_macs": self.dense_macs,
+        }
+        if self.cfg.scope == "preset":
+            out["preset"] = self.cfg.preset or "layer_ratios"
+            out["native_target"] = self.mean_ratio
+        return out

@@ -1,0 +1,119 @@
+"""MACs (dense and nonzero-weighted) and latency, checked against hand counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench.config import load_run_config
+from prunebench.data import DataInfo
+from prunebench.measure import compare_latency, count_macs, nonzero_macs, repeat_batch
+from prunebench.models import MODELS
+from prunebench.pruning import make_pruner
+from prunebench.pruning.structured import StructuredPruner
+
+DIGITS = DataInfo("classification", num_classes=10, in_channels=1, image_size=8)
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),  # 8x8x4 outputs x 9 MACs
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),  # 4x4x4 outputs x (2*9)
+        nn.Flatten(),
+        nn.Linear(64, 10),  # 64 x 10
+    )
+
+
+def test_count_macs_matches_the_hand_count():
+    count = count_macs(small_net(), torch.zeros(1, 1, 8, 8))
+    assert count.layers == {"0": 64 * 4 * 9, "3": 16 * 4 * 18, "5": 640}
+    assert count.total == 2304 + 1152 + 640
+    batch = count_macs(small_net(), torch.zeros(3, 1, 8, 8))
+    assert batch.total == 3 * count.total
+
+
+def test_nonzero_macs_scale_each_layer_by_its_density():
+    model = small_net()
+    count = count_macs(model, torch.zeros(1, 1, 8, 8))
+    with torch.no_grad():
+        model[0].weight[:2] = 0  # half of the first conv
+        model[5].weight[:, :16] = 0  # a quarter of the classifier
+    assert nonzero_macs(model, count) == 4096 - 2304 / 2 - 640 / 4
+
+
+def test_unstructured_pruner_records_dense_and_nonzero_macs():
+    cfg = load_run_config(None, ["model.options={width: 4}"]).prune
+    torch.manual_seed(0)
+    model = MODELS.get("digits_cnn").build(DIGITS, width=4)
+    pruner = make_pruner(cfg, model, MODELS.get("digits_cnn"), DIGITS)
+    pruner.prune_to(model, 0.75)
+    row = pruner.measure(model)
+    c0, c1, c2 = 4, 8, 16
+    layers = {
+        "features.0": 64 * c0 * 9,
+        "features.3": 64 * c1 * c0 * 9,
+        "features.7": 16 * c2 * c1 * 9,
+        "classifier": c2 * 10,
+    }
+    modules = dict(model.named_modules())
+    expected = sum(
+        macs * int(torch.count_nonzero(modules[n].weight)) / modules[n].weight.numel()
+        for n, macs in layers.items()
+    )
+    assert row["macs_dense"] == sum(layers.values())
+    assert row["macs_pruned"] == pytest.approx(expected)
+    assert row["speedup"] == pytest.approx(row["macs_dense"] / expected)
+
+
+def test_structured_pruner_records_real_macs_and_latency(monkeypatch):
+    monkeypatch.setattr(StructuredPruner, "latency_rounds", 1)
+    monkeypatch.setattr(StructuredPruner, "latency_min_time", 0.01)
+    cfg = load_run_config(
+        None, ["prune.structure=structured", "prune.scope=layerwise", "prune.latency_batch_size=4"]
+    ).prune
+    torch.manual_seed(0)
+    model = MODELS.get("digits_cnn").build(DIGITS, width=8)
+    pruner = make_pruner(cfg, model, MODELS.get("digits_cnn"), DIGITS)
+    pruner.prune_to(model, 0.5)
+    row = pruner.measure(model)
+
+    def macs(c0, c1, c2):
+        return 64 * c0 * 9 + 64 * c1 * c0 * 9 + 16 * c2 * c1 * 9 + c2 * 10
+
+    assert row["macs_dense"] == macs(8, 16, 32)
+    assert row["macs_pruned"] == macs(4, 8, 16)
+    assert row["speedup"] == pytest.approx(macs(8, 16, 32) / macs(4, 8, 16))
+    assert row["latency_ms"] > 0 and row["dense_latency_ms"] > 0
+    assert model.training  # measuring does not leave the model in eval mode
+
+
+def test_latency_helpers():
+    x = torch.zeros(1, 1, 8, 8)
+    batch = repeat_batch({"x": x, "extra": (x, 3)}, 5)
+    assert batch["x"].shape == (5, 1, 8, 8) and batch["extra"][0].shape == (5, 1, 8, 8)
+    times = compare_latency(
+        {"a": small_net(), "b": small_net()}, repeat_batch(x, 2), rounds=2, min_run_time=0.01
+    )
+    assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
+
+
+def test_lean_inference_module_matches_the_model():
+    from prunebench.inference import lean
+
+    torch.manual_seed(0)
+    model = MODELS.get("resnet18_cifar").build(DIGITS, width=8).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics to fold
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(4, 1, 8, 8)
+    slim = lean(model, x)
+    assert slim.steps == ["fold-batchnorm", "channels-last", "jit-freeze"]
+    with torch.inference_mode():
+        torch.testing.assert_close(slim(slim.inputs), model(x), rtol=1e-4, atol=1e-5)
+    assert isinstance(model.bn1, nn.BatchNorm2d)  # the original is untouched
