@@ -65,14 +65,18 @@ def shared_configs(tiny):
         ),
         tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.7", *long),
         tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.9", *long),
+        # step 3 is one key: 0.3 (clipped) here, 0.1 x 3 = 0.30000000000000004 below
+        tiny("regime.name=constant", "regime.steps=null", "regime.step=0.1", "regime.target=0.3"),
+        tiny("regime.name=constant", "regime.steps=null", "regime.step=0.1", "regime.target=0.4"),
     ]
 
 
 def test_runs_in_a_shared_tree_equal_runs_computed_alone(tmp_path, tiny):
     configs = shared_configs(tiny)
     plan = build_plan(configs)
-    # one-shot 0.5 == hybrid step 1; geometric: 0.5 -> {0.7, 0.75 -> 0.875 -> 0.9}
-    assert (plan.naive_steps, plan.planned_steps) == (1 + 2 + 2 + 4, 1 + 1 + 5)
+    # one-shot 0.5 == hybrid step 1; geometric: 0.5 -> {0.7, 0.75 -> 0.875 -> 0.9};
+    # constant: 0.1 -> 0.2 -> 0.3 -> 0.4
+    assert (plan.naive_steps, plan.planned_steps) == (1 + 2 + 2 + 4 + 3 + 4, 1 + 1 + 5 + 4)
     shared = Store(tmp_path / "shared")
     outcome = execute_plan(plan, shared)
     assert outcome.computed == plan.planned_steps and not outcome.failed

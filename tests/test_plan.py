@@ -30,9 +30,7 @@ def test_geometric_runs_to_several_targets_share_their_prefixes(tiny):
     assert plan.planned_steps == distinct_prefixes(expected) == 26
     # the run to 0.99 passes through every node of the chain that the others leave
     deepest = plan.runs[-1]
-    assert [plan.nodes[s.key].step.target for s in deepest.steps] == pytest.approx(
-        expected[-1], abs=1e-12
-    )
+    assert [plan.nodes[s.key].step.target for s in deepest.steps] == expected[-1]
     assert len(plan.nodes[deepest.steps[0].key].runs) == len(TARGETS)
 
 
@@ -161,7 +159,7 @@ def test_presets_expand_to_named_runs_with_seeds(preset, runs):
     assert len(set(per_seed)) == len(per_seed) == runs // len(seeds)
 
 
-def test_a_step_shared_by_key_has_one_exact_target(tiny):
+def test_a_step_shared_by_key_prunes_to_one_exact_target(tiny):
     a, b = (
         tiny("regime.name=constant", "regime.steps=null", "regime.step=0.1", f"regime.target={t}")
         for t in (0.7, 0.8)
@@ -170,5 +168,5 @@ def test_a_step_shared_by_key_has_one_exact_target(tiny):
     plan = build_plan([a, b])
     seventh = [run.steps[6] for run in plan.runs]
     assert seventh[0].key == seventh[1].key
-    assert seventh[0].target == seventh[1].target == 0.7
-    assert seventh[0].increment == seventh[1].increment
+    assert seventh[0].target == 0.7 and seventh[1].target == 0.1 * 7  # each run's own value
+    assert seventh[0].prune_target == seventh[1].prune_target == 0.7

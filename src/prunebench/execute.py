@@ -24,7 +24,7 @@ from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
 from prunebench.executors import LocalExecutor, NodeJob, NodeOutcome
 from prunebench.models import MODELS, build_model
-from prunebench.plan import Plan
+from prunebench.plan import Node, Plan
 from prunebench.pretrain import Dense
 from prunebench.progress import Progress
 from prunebench.pruning import make_pruner
@@ -189,7 +189,8 @@ class Driver:
             source = self.store.step_by_key(key)
             epochs = _epochs_only(self.store.epochs(source["run_id"], source["step"]))
             rows = [
-                ({**source, "run_id": r, "reused": 1, "created_at": None}, epochs) for r in targets
+                ({**source, **self._own(r, node), "reused": 1, "created_at": None}, epochs)
+                for r in targets
             ]
             self.store.write_steps(rows)
             self.outcome.copied += len(rows)
@@ -233,6 +234,12 @@ class Driver:
             self.failed[rid] = message
             self._finish(rid, "failed", message)
 
+    def _own(self, rid: str, node: Node) -> dict[str, Any]:
+        """The fields of a shared step's row that come from the run itself: its id, and its own
+        schedule's target and increment (equal to the key's up to the last bits)."""
+        step = self.plan.run(rid).steps[node.depth - 1]
+        return {"run_id": rid, "target": step.target, "increment": step.increment}
+
     def _write(self, key: str, outcome: NodeOutcome) -> None:
         node = self.plan.nodes[key]
         tensors, meta = outcome.state
@@ -246,7 +253,7 @@ class Driver:
             (
                 {
                     **outcome.row,
-                    "run_id": rid,
+                    **self._own(rid, node),
                     "reused": int(rid != owner),
                     "cumulative_epochs": self.cumulative[key],
                 },

@@ -41,11 +41,18 @@ KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
 @dataclass(frozen=True)
 class StepPlan:
     index: int  # 1-based
-    target: float
+    target: float  # this run's schedule value (what its rows report)
     increment: float
     key: str
     parent_key: str
     settings: FitSettings
+
+    @property
+    def prune_target(self) -> float:
+        """What the pruner gets: the target as the key holds it. Runs that share a key can
+        differ in the last bits (constant 0.1 x 7 = 0.7000000000000001 vs a run clipped to 0.7);
+        they must prune the same count, alone or together."""
+        return round(self.target, KEY_DECIMALS)
 
 
 @dataclass
@@ -72,13 +79,8 @@ def settings_identity(settings: FitSettings) -> dict[str, Any]:
 
 
 def plan_steps(cfg: RunConfig, base: str) -> list[StepPlan]:
-    """The run's steps with their keys; each key chains the keys before it.
-
-    Targets are rounded to KEY_DECIMALS: steps that share a key then also share the exact target
-    the pruner gets (constant 0.1 x 7 = 0.7000000000000001 and a run clipped to 0.7 are one step,
-    and must prune the same count and store the same row).
-    """
-    targets = [round(t, KEY_DECIMALS) for t in cfg.regime.schedule()]
+    """The run's steps with their keys; each key chains the keys before it."""
+    targets = cfg.regime.schedule()
     pretrain_lr = cfg.pretrain.optimizer.lr
     parent = context_key(cfg, base)
     plans = []
@@ -184,7 +186,7 @@ def compute_step(
     cfg, task, data, device = ctx.cfg, ctx.task, ctx.data, ctx.device
     needs_data = ctx.criterion.needs_data
     batches = take_samples(data.calibration, cfg.prune.calibration_samples) if needs_data else None
-    model = pruner.prune_to(model, plan.target, batches, task)
+    model = pruner.prune_to(model, plan.prune_target, batches, task)
     pruned_test = task.evaluate(model, data.test, device)
     result = fit(
         model,
@@ -309,6 +311,7 @@ def _run_steps(
         if cached is not None and store.checkpoint_path(plan.key).exists():
             epochs = store.epochs(cached["run_id"], cached["step"])
             row = {**cached, "run_id": rid, "reused": 1, "created_at": None}
+            row.update(target=plan.target, increment=plan.increment)  # this run's own values
             result.reused += 1
         else:
             if state_key != plan.parent_key:
