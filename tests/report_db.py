@@ -96,5 +96,65 @@ def add_run(
     return rid
 
 
-def make_store(path: Path) -> Store:
-    return Store(path)
+SEEDS = (0, 1, 2)
+TOP1 = {  # regime -> ratio -> per-seed top-1 (main configuration, magnitude)
+    "one_shot": {0.5: [0.96, 0.97, 0.95], 0.9: [0.80, 0.82, 0.78]},
+    "constant": {0.5: [0.93, 0.94, 0.92], 0.9: [0.88, 0.86, 0.87]},
+    "geometric": {0.5: [0.94, 0.93, 0.95], 0.9: [0.90, 0.91, 0.89]},
+    "hybrid": {0.5: [0.97, 0.96, 0.975], 0.9: [0.91, 0.905, 0.915]},
+}
+EPOCHS = {"one_shot": 10, "constant": 40, "geometric": 30, "hybrid": 20}
+LABELS = {  # (regime, patience, constant step) -> expected variant label
+    ("one_shot", 3, None): "one_shot",
+    ("constant", 3, 0.1): "constant (step=0.1)",
+    ("constant", 3, 0.2): "constant (step=0.2)",
+    ("geometric", 3, None): "geometric (patience=3)",
+    ("geometric", 1, None): "geometric (patience=1)",
+    ("geometric", 5, None): "geometric (patience=5)",
+    ("hybrid", 3, None): "hybrid",
+}
+
+
+def sample_database(root: Path) -> Path:
+    """Four regimes x two ratios x three seeds, a random baseline, two ablations, two failures."""
+    store = Store(root)
+    for regime, by_ratio in TOP1.items():
+        for ratio, values in by_ratio.items():
+            for seed, value in zip(SEEDS, values, strict=True):
+                add_run(
+                    store,
+                    regime,
+                    ratio,
+                    seed,
+                    value,
+                    top5=min(1.0, value + 0.03),
+                    epochs=EPOCHS[regime] + seed,
+                    compression=1 / (1 - ratio),
+                )
+    for ratio, values in {0.5: [0.5, 0.52], 0.9: [0.1, 0.12]}.items():  # random baseline
+        for seed, value in enumerate(values):
+            add_run(store, "one_shot", ratio, seed, value, criterion="random")
+    for patience, values in {1: [0.85, 0.86], 5: [0.905, 0.9]}.items():  # patience ablation
+        for seed, value in enumerate(values):
+            add_run(
+                store,
+                "geometric",
+                0.9,
+                seed,
+                value,
+                extra=(f"finetune.patience={patience}",),
+                epochs=10 * patience,
+            )
+    add_run(store, "constant", 0.9, 0, 0.84, extra=("regime.step=0.2",))  # step-size ablation
+    add_run(
+        store,
+        "geometric",
+        0.5,
+        7,
+        0.1,
+        status="failed",
+        steps_written=1,
+        error="TrainingDiverged: loss is nan at epoch 2",
+    )
+    add_run(store, "hybrid", 0.9, 8, 0.1, status="failed", steps_written=0, error="OOM")
+    return root

@@ -65,6 +65,8 @@ def _sentence(
             f"At {pct(ratio)}: {win['label']} and {other['label']} tie at "
             f"{fmt_value(metric, win['mean'])} (n = {c.n_a} and {c.n_b})"
         )
+        if c.n_a < 2 or c.n_b < 2:
+            return "tie (one seed)", f"{head}; {prefer}. With one seed this is no claim either."
         return "tie", f"{head}; {prefer}."
     head = (
         f"At {pct(ratio)}: {win['label']} ({fmt_value(metric, win['mean'])}, n = {c.n_a}) "

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
+NUMERIC_START = set("0123456789+-≤<")
+
+
+def numeric(text: str) -> bool:
+    """Cells that read as numbers are right-aligned by the writers."""
+    return text[:1] in NUMERIC_START
+
 
 @dataclass
 class Paragraph:
@@ -28,6 +35,14 @@ class Table:
     rows: list[list[str]]
     note: str = ""
     highlight: set[int] = field(default_factory=set)  # indices of rows to emphasise
+
+    def numeric_columns(self) -> list[bool]:
+        """Per column: right-aligned when its first filled cell reads as a number."""
+        out = []
+        for i in range(len(self.columns)):
+            filled = [row[i] for row in self.rows if row[i] != "-"]
+            out.append(numeric(filled[0]) if filled else True)
+        return out
 
     def column(self, name: str) -> list[str]:
         i = self.columns.index(name)

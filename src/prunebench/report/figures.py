@@ -24,12 +24,13 @@ REGIME_STYLE = {  # colour, marker, line style
     "hybrid": ("#CC79A7", "D", ":"),
     "agp": ("#56B4E9", "v", (0, (5, 1))),
     "manual": ("#D55E00", "P", (0, (3, 1, 1, 1, 1, 1))),
+    "iterative": ("#000000", "X", (0, (5, 1))),  # the better of constant and geometric
 }
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2))]
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 BASELINE = ("#777777", "x", (0, (1, 1)))
-SIZE = (7.5, 4.4)
+SIZE = (9.5, 4.4)
 
 
 class Styles:
@@ -89,9 +90,10 @@ def _ratio_axis(ax, ratios) -> None:
 
 
 def _finish(fig: Figure, ax, title: str) -> Figure:
+    """Title, grid, and the legend OUTSIDE the axes: it never hides a line."""
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 
@@ -141,21 +143,6 @@ def regime_lines(
             group["std"].fillna(0) * metric.scale,
         )
     ratios = list(lines["ratio"])
-    if baseline is not None and not baseline.empty:
-        b = baseline.sort_values("ratio")
-        colour, marker, style = BASELINE
-        ax.errorbar(
-            b["ratio"],
-            b["mean"] * metric.scale,
-            yerr=b["std"].fillna(0) * metric.scale,
-            label="random criterion (best regime)",
-            color=colour,
-            marker=marker,
-            linestyle=style,
-            capsize=3,
-            linewidth=1.2,
-        )
-        ratios += list(b["ratio"])
     if dense is not None and not pd.isna(dense):
         ax.axhline(
             dense * metric.scale,
@@ -164,9 +151,45 @@ def regime_lines(
             linewidth=1,
             label=f"dense ({metric.fmt(dense)}{metric.unit})",
         )
+    if baseline is not None and not baseline.empty:
+        _baseline(ax, baseline.sort_values("ratio"), metric)
+        ratios += list(baseline["ratio"])
     _ratio_axis(ax, ratios)
     ax.set_ylabel(f"test {metric.label}")
     return _finish(fig, ax, title)
+
+
+def _baseline(ax, b: pd.DataFrame, metric: Metric) -> None:
+    """The random-criterion line; when it lies far off, its points are pinned to the edge.
+
+    A random baseline is often tens of points below the regimes; drawn to scale it would
+    flatten the differences the figure is about. Pinned points carry their value as text.
+    """
+    lo, hi = ax.get_ylim()
+    span = hi - lo
+    y = b["mean"] * metric.scale
+    colour, marker, style = BASELINE
+    label = "random criterion (best regime)"
+    kw = {"color": colour, "marker": marker, "linestyle": style, "linewidth": 1.2}
+    if lo - span <= y.min() and y.max() <= hi + span:
+        ax.errorbar(b["ratio"], y, yerr=b["std"].fillna(0) * metric.scale, label=label,
+                    capsize=3, **kw)  # fmt: skip
+        return
+    bottom, top = lo - 0.12 * span, hi + 0.12 * span
+    pinned = y.clip(bottom + 0.04 * span, top - 0.04 * span)
+    ax.plot(b["ratio"], pinned, label=f"{label}; off-scale values written", **kw)
+    ax.set_ylim(bottom, top)
+    for x, value, shown in zip(b["ratio"], y, pinned, strict=True):
+        if value != shown:
+            ax.annotate(f"{value:.1f}", (x, shown), textcoords="offset points", xytext=(7, -3),
+                        fontsize=8, color="#444444")  # fmt: skip
+
+
+def _open_flat_range(ax, values: pd.Series, half: float = 0.5) -> None:
+    """Equal values everywhere: a +-0.5 window, not matplotlib's +-4 % of the value."""
+    values = values.dropna()
+    if len(values) and values.max() == values.min():
+        ax.set_ylim(values.iloc[0] - half, values.iloc[0] + half)
 
 
 def _panels(n: int, width: float = 4.0, height: float = 3.4) -> tuple[Figure, list]:
@@ -207,6 +230,7 @@ def retraining_budget(points: pd.DataFrame, metric: Metric, ratios: list[float])
                 capsize=3,
                 markersize=6,
             )
+        _open_flat_range(ax, here["mean"] * metric.scale)
         ax.set_title(f"pruning ratio {100 * ratio:g} %", fontsize=10)
         ax.set_xlabel("total fine-tuning epochs (all steps)")
         ax.set_ylabel(f"test {metric.label}")

@@ -8,7 +8,14 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from prunebench.report.document import Block, Bullets, Document, FigureBlock, Paragraph, Table
+from prunebench.report.document import (
+    Block,
+    Bullets,
+    Document,
+    FigureBlock,
+    Paragraph,
+    Table,
+)
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a1a1a;
@@ -27,29 +34,33 @@ table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
 th { background: #eef0f3; }
 td:first-child, th:first-child { text-align: left; }
-td.text { text-align: left; }
+td.text, th.text { text-align: left; }
 tr.best td { font-weight: bold; background: #fffbe6; }
 td.holds { background: #e3f4e1; } td.fails { background: #fbe3e1; } td.nodata { color: #666; }
 """
 
-NUMERIC_START = set("0123456789+-≤<")
 VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not enough data": "nodata"}
 
 
-def _cell(value: str) -> str:
+def _cell(value: str, is_numeric: bool) -> str:
     classes = [VERDICT_CLASS[value]] if value in VERDICT_CLASS else []
-    if value[:1] not in NUMERIC_START:
+    if not is_numeric:
         classes.append("text")
     attr = f' class="{" ".join(classes)}"' if classes else ""
     return f"<td{attr}>{escape(value)}</td>"
 
 
 def _table(t: Table) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in t.columns)
+    align = t.numeric_columns()
+    head = "".join(
+        ("<th>" if a else "<th class='text'>") + f"{escape(c)}</th>"
+        for c, a in zip(t.columns, align, strict=True)
+    )
     body = []
     for i, row in enumerate(t.rows):
         cls = ' class="best"' if i in t.highlight else ""
-        body.append(f"<tr{cls}>{''.join(_cell(v) for v in row)}</tr>")
+        cells = "".join(_cell(v, a) for v, a in zip(row, align, strict=True))
+        body.append(f"<tr{cls}>{cells}</tr>")
     note = f"<p>{escape(t.note)}</p>" if t.note else ""
     return (
         f"<h3>{escape(t.title)}</h3><div class='scroll'><table><thead><tr>{head}</tr></thead>"

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prunebench.report.document import Block, Bullets, Document, FigureBlock, Paragraph, Table
+from prunebench.report.document import (
+    Block,
+    Bullets,
+    Document,
+    FigureBlock,
+    Paragraph,
+    Table,
+)
 
 
 def _escape(text: str) -> str:
@@ -11,7 +18,7 @@ def _escape(text: str) -> str:
 
 def _table(t: Table) -> str:
     lines = [f"**{t.title}**", "", "| " + " | ".join(_escape(c) for c in t.columns) + " |"]
-    lines.append("|" + "|".join(":--" if i == 0 else "--:" for i in range(len(t.columns))) + "|")
+    lines.append("|" + "|".join("--:" if n else ":--" for n in t.numeric_columns()) + "|")
     for i, row in enumerate(t.rows):
         cells = [_escape(v) for v in row]
         if i in t.highlight:

@@ -28,7 +28,7 @@ def overview(ctx: Context) -> Section:
     ]
     if not dense.empty:
         items.append(
-            f"Dense model: test {ctx.metric.name} {ctx.metric.fmt(dense.mean())}{ctx.metric.unit}."
+            f"Dense model (before pruning): test {ctx.metric.short} {ctx.metric.fmt(dense.mean())}."
         )
     variants = sorted(set(f["label"]) - set(f["regime"]))
     if variants:
@@ -85,9 +85,9 @@ def claims(ctx: Context) -> Section:
                 [
                     "ratio",
                     "first",
-                    ctx.metric.name,
+                    ctx.metric.short,
                     "second",
-                    ctx.metric.name,
+                    ctx.metric.short,
                     "difference",
                     "p-value",
                     "outcome",

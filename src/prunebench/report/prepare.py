@@ -39,6 +39,7 @@ class Metric:
     label: str
     scale: float  # 100 for fractions printed as percent
     unit: str
+    short: str  # table column header
 
     def fmt(self, value: float | None, digits: int = 2) -> str:
         if value is None or pd.isna(value):
@@ -51,9 +52,9 @@ class Metric:
 
 
 METRICS = {
-    "top1": Metric("top1", True, "top-1 accuracy (%)", 100.0, "%"),
-    "top5": Metric("top5", True, "top-5 accuracy (%)", 100.0, "%"),
-    "ppl": Metric("ppl", False, "perplexity (lower is better)", 1.0, ""),
+    "top1": Metric("top1", True, "top-1 accuracy (%)", 100.0, "%", "top-1 (%)"),
+    "top5": Metric("top5", True, "top-5 accuracy (%)", 100.0, "%", "top-5 (%)"),
+    "ppl": Metric("ppl", False, "perplexity (lower is better)", 1.0, "", "perplexity"),
 }
 
 

@@ -205,7 +205,7 @@ def recommendation(ctx: Context) -> Section:
         rows = [
             [
                 pct(f.ratio),
-                f"≤ {f.budget:.1f}",
+                f"{f.budget:.1f}",
                 f.label,
                 f"{ctx.metric.fmt(f['mean'])}{ctx.metric.unit} (n = {f.n})",
             ]
@@ -213,13 +213,13 @@ def recommendation(ctx: Context) -> Section:
         ]
         sec.add(
             Paragraph(
-                "Best choice within a retraining budget: for each ratio, the variants that beat "
-                "every cheaper variant (mean total fine-tuning epochs). If your budget is below "
-                "a row's epochs, use the row above it."
+                "Best choice for a retraining budget: per ratio, each variant that beats every "
+                "cheaper one (mean total fine-tuning epochs). With a budget of at least a row's "
+                "epochs, that row's variant is the best affordable; below it, use the row above."
             ),
             Table(
                 f"Best within a budget ({ctx.criterion} criterion)",
-                ["ratio", "epochs", "best", f"test {ctx.metric.name}"],
+                ["ratio", "epochs needed", "best affordable", f"test {ctx.metric.short}"],
                 rows,
             ),
         )
