@@ -205,3 +205,43 @@ def test_empty_database_gives_a_report_that_says_so(tmp_path):
     files = write_report(tmp_path)
     assert files.html == tmp_path / "report" / "report.html"
     assert "no finished runs in the database" in files.html.read_text()
+
+
+def test_hybrid_grid_whose_first_step_follows_the_target(tmp_path):
+    """The paper's hybrid grids scale p_k with the target: one line per regime all the same."""
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        add_run(store, "hybrid", 0.5, seed, 0.95, extra=("regime.first=0.4",))
+        add_run(store, "hybrid", 0.9, seed, 0.90, extra=("regime.first=0.6",))
+        add_run(store, "hybrid", 0.9, seed, 0.80, extra=("regime.first=0.7",))
+        add_run(store, "one_shot", 0.5, seed, 0.94)
+        add_run(store, "one_shot", 0.9, seed, 0.85)
+    doc = build_document(load_results(tmp_path), "db")
+    overview = doc.section("overview").blocks[0].items[-1]
+    assert overview.endswith(
+        "hybrid = hybrid (first=0.4) at 50 %, hybrid (first=0.6) at 90 %; one_shot = one_shot."
+    )
+    fig = doc.section("comparison").figures()[0].figure
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "hybrid (best variant per ratio)" in legend
+    claim = next(r for r in doc.section("claims").tables()[0].rows if r[0] == "Hybrid best or tied")
+    assert claim[1:3] == ["holds", "holds at 2 of 2 ratios"]
+
+
+def test_two_setups_and_measured_latency(tmp_path):
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        add_run(store, "one_shot", 0.5, seed, 0.9)
+        add_run(store, "one_shot", 0.5, seed, 0.8 + seed / 100, extra=("prune.structure=structured",),
+                speedup=1.8, latency=(1.25 + seed / 10, 2.0), compression=1.9)  # fmt: skip
+    doc = build_document(load_results(tmp_path), "db")
+    ids = [s.id for s in doc.sections]
+    assert ids[0] == "s1-overview" and "s2-tables" in ids and ids[-2:] == ["unfinished", "method"]
+    structured = doc.section("s1-tables").title
+    assert structured == "Results per pruning ratio — digits_cnn on digits, structured"
+    row = dict(zip(doc.section("s1-tables").tables()[0].columns,
+                   doc.section("s1-tables").tables()[0].rows[0], strict=True))  # fmt: skip
+    assert row["latency pruned / dense (ms)"] == "1.30 / 2.00"  # mean of 1.25 and 1.35
+    assert row["speed-up (×)"] == "1.80" and row["top-1 (%)"] == "80.50 ± 0.71"
+    names = [f.name for f in doc.figures()]
+    assert "s1-regime_comparison" in names and "s2-regime_comparison" in names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from prunebench.report.analysis import primary_labels, summarize
+from prunebench.report.analysis import representatives, summarize
 from prunebench.report.claims import FAILS, HOLDS, NO_DATA, check_claims
 from prunebench.report.prepare import final_runs, metric_for
 from prunebench.results import load_results
@@ -25,8 +25,8 @@ def claims(tmp_path, spec, metric="top1"):
             for seed, value in enumerate(values):
                 add_run(store, regime, ratio, seed, value, metric=metric)
     summary = summarize(final_runs(load_results(tmp_path)))
-    primary = summary[summary["label"].isin(primary_labels(summary).values())]
-    return {c.claim: c for c in check_claims(primary, metric_for(metric))}
+    reps = representatives(summary, metric_for(metric))
+    return {c.claim: c for c in check_claims(reps, metric_for(metric))}
 
 
 def status(checks):

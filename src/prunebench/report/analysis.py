@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prunebench.report.prepare import Metric, variant_labels
+from prunebench.report.prepare import Metric, pct, variant_labels
 
 KEYS = ["setup", "criterion", "label", "ratio"]
 MAIN_CRITERION = "magnitude"  # the paper's default, also the baseline of Blalock et al.
@@ -64,14 +64,45 @@ def main_criterion(finals: pd.DataFrame) -> str | None:
     return str(sorted(counts.index[counts == counts.max()])[0])
 
 
-def primary_labels(summary: pd.DataFrame) -> dict[str, str]:
-    """Per regime, the variant with the most (ratio, seed) points: the one the figures show."""
-    chosen: dict[str, str] = {}
-    for regime, group in summary.groupby("regime", sort=True):
+def representatives(main: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """One summary row per (regime, ratio): the regime's main configuration there.
+
+    The main configuration is the regime's most-run variant. Where it was not run (e.g. a
+    hybrid grid whose first step scales with the target), the regime's variant with the most
+    seeds at that ratio stands in, best mean first — as the paper plots the best configuration.
+    Column `line` names the line: the variant label, or the regime when variants are mixed.
+    """
+    if main.empty:
+        return main.assign(line=pd.Series(dtype=object))
+    parts = []
+    for _, group in main.groupby("regime", sort=True):
         points = group.groupby("label")["n"].sum()
-        best = points[points == points.max()].index
-        chosen[str(regime)] = str(sorted(best, key=lambda s: (len(s), s))[0])
-    return chosen
+        top = sorted(points.index[points == points.max()], key=lambda s: (len(s), s))[0]
+        chosen = []
+        for _, here in group.groupby("ratio", sort=True):
+            if (here["label"] == top).any():
+                chosen.append(here[here["label"] == top].iloc[0])
+                continue
+            ordered = best_by_ratio(here, metric)
+            chosen.append(ordered.loc[ordered["n"].idxmax()])
+        rows = pd.DataFrame(chosen)
+        mixed = rows["label"].nunique() > 1
+        parts.append(rows.assign(line=f"{rows['regime'].iloc[0]} (best variant per ratio)"
+                                 if mixed else rows["label"]))  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+def main_configurations(reps: pd.DataFrame) -> dict[str, str]:
+    """regime -> its representative label, or 'a at 50 %, b at 90 %' when they differ."""
+    out = {}
+    for regime, rows in reps.groupby("regime", sort=True):
+        labels = list(dict.fromkeys(rows["label"]))
+        out[str(regime)] = (
+            labels[0]
+            if len(labels) == 1
+            else ", ".join(f"{r['label']} at {pct(r['ratio'])}" for _, r in rows.iterrows())
+        )
+    return out
 
 
 def best_by_ratio(summary: pd.DataFrame, metric: Metric) -> pd.DataFrame:

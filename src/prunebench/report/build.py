@@ -15,7 +15,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.report import figures as figs
 from prunebench.report import overview as ov
 from prunebench.report import sections as sc
-from prunebench.report.analysis import main_criterion, primary_labels, summarize
+from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
@@ -37,6 +37,7 @@ class ReportFiles:
 
 def _context(setup: str, prefix: str, finals: pd.DataFrame, alpha: float) -> sc.Context:
     summary = summarize(finals)
+    metric = metric_for(finals["metric"].iloc[0])
     criterion = main_criterion(finals)
     main = summary[(summary["criterion"] == criterion) & ~summary["is_random"]]
     return sc.Context(
@@ -44,10 +45,10 @@ def _context(setup: str, prefix: str, finals: pd.DataFrame, alpha: float) -> sc.
         prefix=prefix,
         finals=finals,
         summary=summary,
-        metric=metric_for(finals["metric"].iloc[0]),
+        metric=metric,
         criterion=criterion,
         main=main,
-        primary=primary_labels(main) if not main.empty else {},
+        reps=representatives(main, metric),
         alpha=alpha,
     )
 

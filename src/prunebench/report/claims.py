@@ -88,10 +88,10 @@ def _outcome(a: pd.Series, b: pd.Series, metric: Metric, alpha: float) -> tuple[
     return row, outcome
 
 
-def check_claim(claim: _Claim, primary: pd.DataFrame, metric: Metric, alpha: float) -> ClaimCheck:
-    """`primary`: summary rows of each regime's main variant (one criterion, no random)."""
+def check_claim(claim: _Claim, reps: pd.DataFrame, metric: Metric, alpha: float) -> ClaimCheck:
+    """`reps`: per regime and ratio its main configuration (one criterion, no random)."""
     rows = []
-    for ratio, group in primary.groupby("ratio", sort=True):
+    for ratio, group in reps.groupby("ratio", sort=True):
         if not claim.in_range(float(ratio)):
             continue
         a = _best(group[group["regime"].isin(claim.side_a)], metric)
@@ -123,5 +123,5 @@ def check_claim(claim: _Claim, primary: pd.DataFrame, metric: Metric, alpha: flo
     return ClaimCheck(claim.text, status, basis, reason, table)
 
 
-def check_claims(primary: pd.DataFrame, metric: Metric, alpha: float = ALPHA) -> list[ClaimCheck]:
-    return [check_claim(claim, primary, metric, alpha) for claim in CLAIMS]
+def check_claims(reps: pd.DataFrame, metric: Metric, alpha: float = ALPHA) -> list[ClaimCheck]:
+    return [check_claim(claim, reps, metric, alpha) for claim in CLAIMS]

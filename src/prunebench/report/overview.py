@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from prunebench.report.advice import fmt_diff, fmt_p
+from prunebench.report.analysis import main_configurations
 from prunebench.report.claims import check_claims
 from prunebench.report.document import Bullets, Paragraph, Section, Table
 from prunebench.report.prepare import pct
@@ -35,10 +36,11 @@ def overview(ctx: Context) -> Section:
         items.append(
             f"Variants (config fields that differ within a regime): {', '.join(variants)}."
         )
-    if ctx.primary:
+    configs = main_configurations(ctx.reps)
+    if configs:
         items.append(
             "Main configuration of each regime (used by the figures and the claims): "
-            + ", ".join(f"{r} = {label}" for r, label in sorted(ctx.primary.items()))
+            + "; ".join(f"{r} = {label}" for r, label in configs.items())
             + "."
         )
     return sec.add(Bullets(items))
@@ -46,8 +48,7 @@ def overview(ctx: Context) -> Section:
 
 def claims(ctx: Context) -> Section:
     sec = ctx.section("claims", "The paper's claims on these results")
-    primary = ctx.primary_rows
-    checks = check_claims(primary, ctx.metric, ctx.alpha)
+    checks = check_claims(ctx.reps, ctx.metric, ctx.alpha)
     sec.add(
         Paragraph(
             "Each regime in its main configuration, main criterion only. '>=' holds at a ratio "

@@ -28,12 +28,13 @@ class Context:
     metric: Metric
     criterion: str | None  # the main criterion
     main: pd.DataFrame  # summary rows of the main criterion, random excluded
-    primary: dict[str, str]  # regime -> label of its main configuration
+    reps: pd.DataFrame  # per regime and ratio its main configuration (see representatives)
     alpha: float
 
-    @property
-    def primary_rows(self) -> pd.DataFrame:
-        return self.main[self.main["label"].isin(set(self.primary.values()))]
+    def lines(self, regimes: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The representatives as figure lines: `label` is the line's legend label."""
+        rows = self.reps if regimes is None else self.reps[self.reps["regime"].isin(regimes)]
+        return rows.assign(label=rows["line"])
 
     def section(self, id_: str, title: str) -> Section:
         suffix = f" — {self.setup}" if self.prefix else ""
@@ -58,7 +59,7 @@ def num(value: float, digits: int = 2, suffix: str = "") -> str:
 def comparison(ctx: Context) -> Section:
     """Figure 2/3a: the headline metric vs ratio per regime, dense and random references."""
     sec = ctx.section("comparison", "Regime comparison")
-    lines = ctx.primary_rows
+    lines = ctx.lines()
     if lines.empty:
         sec.unavailable = "no finished run with a non-random criterion"
         return sec
@@ -80,7 +81,7 @@ def comparison(ctx: Context) -> Section:
     title = f"Test {ctx.metric.label.split(' (')[0]} vs pruning ratio ({ctx.criterion}, {spread})"
     fig = figures.regime_lines(lines, ctx.metric, title, dense_value, baseline)
     caption = (
-        f"Each regime in its main configuration ({', '.join(sorted(ctx.primary.values()))}); "
+        "Each regime in its main configuration (see 'What was run'); "
         f"error bars: sample standard deviation over seeds (up to {seeds} per point)."
     )
     if dense_value is not None:
@@ -291,11 +292,17 @@ def hybrid(ctx: Context) -> Section:
         sec.unavailable = "no finished hybrid runs"
         return sec
     ratios = set(hyb["ratio"])
-    one = ctx.primary_rows[(ctx.primary_rows["regime"] == "one_shot")]
-    iterative = ctx.primary_rows[ctx.primary_rows["regime"].isin(["constant", "geometric"])]
+    one = ctx.lines(("one_shot",))
+    iterative = ctx.reps[ctx.reps["regime"].isin(["constant", "geometric"])]
     best_it = best_by_ratio(iterative, ctx.metric).groupby("ratio", as_index=False).first()
     best_it = best_it.assign(label="best iterative (constant or geometric)", regime="iterative")
-    lines = pd.concat([hyb, one, best_it])
+    # the hybrid's main line, plus every other hybrid variant that spans two ratios or more
+    main_hybrid = ctx.lines(("hybrid",))
+    spans = hyb.groupby("label")["ratio"].nunique()
+    others = hyb[
+        hyb["label"].isin(spans.index[spans >= 2]) & ~hyb["label"].isin(main_hybrid["line"])
+    ]
+    lines = pd.concat([main_hybrid, others, one, best_it])
     if not ratios & (set(one["ratio"]) | set(best_it["ratio"])):
         sec.unavailable = "hybrid was run at no ratio where one-shot or iterative runs finished"
         return sec
@@ -303,8 +310,8 @@ def hybrid(ctx: Context) -> Section:
     sec.add(
         FigureBlock(
             ctx.name("hybrid"),
-            "Every hybrid variant, the one-shot regime and, per "
-            "ratio, the better of iterative constant and geometric.",
+            "The hybrid regime (its main configuration and every variant run at two ratios or "
+            "more), one-shot, and per ratio the better of iterative constant and geometric.",
             fig,
         )
     )
