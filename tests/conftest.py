@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from prunebench.config import RunConfig, load_run_config
+
+# The models in tests are tiny: one thread is faster than two and immune to a busy machine.
+torch.set_num_threads(1)
 
 # A width-8 CNN, a few pretraining epochs, short patience: a whole run takes seconds.
 TINY = [
@@ -51,3 +55,21 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def invoke(monkeypatch, capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from prunebench.cli import main
+
+    def call(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["prunebench", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call

@@ -109,10 +109,10 @@ def ensure_dense(
         load_weights(model, tensors, str(path))
         return Dense(model.to(device), meta["metrics"], bid, reused=True)
 
+    seed_everything(cfg.pretrain.seed)  # before the weights are initialised
     model = initial_model(cfg, data).to(device)
     history: list[dict[str, Any]] = []
     if cfg.pretrain.epochs > 0:
-        seed_everything(cfg.pretrain.seed)
         progress.run_started(bid, f"pretrain {cfg.model.name} on {cfg.data.name}", 0)
         result = fit(
             model,

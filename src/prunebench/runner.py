@@ -103,9 +103,11 @@ class RunContext:
         self.data = data or DATASETS.get(cfg.data.name).build(cfg.data, self.device)
         self.task: Task = make_task(self.data.info.task)
         self.spec: ModelSpec = MODELS.get(cfg.model.name)
+        self.criterion = make_criterion(cfg.prune.criterion)
+        # Checks that need the model (model options, prune.exclude names) run before any training.
+        make_pruner(cfg.prune, build_model(cfg.model, self.data.info), self.spec)
         self.dense: Dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
-        self.criterion = make_criterion(cfg.prune.criterion)
 
     def dense_state(self) -> tuple[nn.Module, Pruner]:
         model = self.dense.model

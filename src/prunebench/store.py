@@ -121,16 +121,25 @@ def now() -> str:
 
 
 class Store:
+    """Nothing touches the disk until the first write, so that a run failing its checks
+    before any compute leaves no directory behind; reads of a missing database are empty."""
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.db_path = self.root / DB_NAME
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            self._migrate(con)
+        self._ready = False
 
     # ------------------------------------------------------------------ plumbing
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+            with self._connect() as con:
+                self._migrate(con)
         con = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
         con.row_factory = sqlite3.Row
         try:
@@ -198,6 +207,8 @@ class Store:
         self.update_run(run_id, {"status": status, "error": error, "finished_at": now()})
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
@@ -221,6 +232,8 @@ class Store:
                 )
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
         with self._connect() as con:
             rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,))
             return [dict(r) for r in rows]
@@ -234,6 +247,8 @@ class Store:
 
     def step_by_key(self, step_key: str) -> dict[str, Any] | None:
         """A row of any run for this step key, preferring the one that was computed."""
+        if not self.exists():
+            return None
         with self._connect() as con:
             row = con.execute(
                 "SELECT * FROM steps WHERE step_key=? ORDER BY reused, created_at LIMIT 1",

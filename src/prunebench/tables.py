@@ -80,7 +80,9 @@ def comparison_table(df: pd.DataFrame) -> Table:
     table.add_column("target", justify="right")
     if frame.empty:
         return table
-    labels = list(dict.fromkeys(frame.columns.get_level_values("label")))
+    order = list(dict.fromkeys(with_labels(df)["label"]))  # the order runs were started in
+    present = set(frame.columns.get_level_values("label"))
+    labels = [label for label in order if label in present]
     for label in labels:
         table.add_column(label, justify="right")
     for target, row in frame.iterrows():

@@ -10,7 +10,7 @@ from torch import nn
 from prunebench.criteria.base import Criterion
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.masks import MaskSet, global_masks, layerwise_masks
-from prunebench.pruning.params import PrunableSet, count_nonzero
+from prunebench.pruning.params import PrunableSet, count_nonzero, select_prunable
 
 SCOPES = {"global": global_masks, "layerwise": layerwise_masks}
 
@@ -23,6 +23,24 @@ class UnstructuredPruner(Pruner):
         self.criterion = criterion
         self.select = SCOPES[scope]
         self.masks = MaskSet(model, prunable.names)
+
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        criterion: str = "magnitude",
+        scope: str = "global",
+        classifier: str | None = None,
+        **options: Any,
+    ) -> UnstructuredPruner:
+        """Library entry point for your own training loop; `options` are PruneConfig fields
+        (exclude_first_conv, exclude_classifier, include_biases, exclude)."""
+        from prunebench.config import PruneConfig, validate
+        from prunebench.criteria import make_criterion
+
+        cfg = validate(PruneConfig, {"criterion": criterion, "scope": scope, **options}, "pruner")
+        prunable = select_prunable(model, cfg, classifier=classifier)
+        return cls(model, prunable, make_criterion(cfg.criterion), scope=cfg.scope)
 
     def prune_to(self, model, target, batches=None, task=None):
         params = dict(model.named_parameters())

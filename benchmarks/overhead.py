@@ -1,0 +1,213 @@
+"""What prunebench's fine-tuning machinery costs over a hand-written PyTorch loop.
+
+(a) prunebench: `fit` with masks, validation every epoch, best-checkpoint copies, a database
+    write of the step and its epochs, and the live progress display;
+(b) a minimal loop doing the same arithmetic (same batches, masks, optimizer, validation).
+Both must produce the same validation losses epoch by epoch (checked). ratio = (a) / (b).
+Details also time one training step dense, with our masks and with torch.nn.utils.prune.
+
+Run: python benchmarks/overhead.py
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import prune as torch_prune
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import interleaved, median, report
+from prunebench.config import PruneConfig, load_run_config
+from prunebench.criteria import make_criterion
+from prunebench.data import DATASETS
+from prunebench.finetune import FitSettings, fit
+from prunebench.models import build_model
+from prunebench.progress import RichProgress
+from prunebench.pruning import UnstructuredPruner, select_prunable
+from prunebench.store import Store
+from prunebench.tasks import Classification
+
+EPOCHS = 8
+REPEATS = 5
+SPARSITY = 0.9
+LR, MOMENTUM, WD = 0.01, 0.9, 5e-4
+DEVICE = torch.device("cpu")
+
+
+def setup():
+    cfg = load_run_config(None, ["device=cpu", "model.options={width: 32}"])
+    data = DATASETS.get("digits").build(cfg.data, DEVICE)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.info)
+    pruner = UnstructuredPruner(
+        model, select_prunable(model, PruneConfig()), make_criterion("magnitude")
+    )
+    pruner.prune_to(model, SPARSITY)
+    return data, model, pruner
+
+
+def prunebench_finetune(data, start_state, root: Path):
+    """(a): the real machinery, including the database write and the live display."""
+    model = build_model(load_run_config(None, ["model.options={width: 32}"]).model, data.info)
+    model.load_state_dict(start_state)
+    pruner = UnstructuredPruner(
+        model, select_prunable(model, PruneConfig()), make_criterion("magnitude")
+    )
+    pruner.masks.set({n: start_state[n] != 0 for n in pruner.masks.names})
+    progress = RichProgress(Console(file=io.StringIO(), force_terminal=True, width=150))
+    progress.run_started("bench", "overhead", 1)
+    progress.step_started(1, SPARSITY)
+    settings = FitSettings("sgd", LR, MOMENTUM, WD, max_epochs=EPOCHS, patience=EPOCHS + 1)
+    torch.manual_seed(1)
+    result = fit(
+        model,
+        data,
+        Classification(),
+        settings,
+        DEVICE,
+        masks=pruner.masks,
+        on_epoch=lambda rec: progress.epoch_done(1, rec),
+    )
+    store = Store(root)
+    store.start_run("bench", {"regime": "one_shot"})
+    row = {"run_id": "bench", "step": 1, "step_key": "bench", **pruner.measure(model)}
+    store.write_step(row, [asdict(r) for r in result.history])
+    progress.step_done({"test_top1": result.best_val["top1"]})
+    progress.run_finished("bench", "done")
+    return [r.val_loss for r in result.history]
+
+
+def hand_written(data, start_state):
+    """(b): the same arithmetic written out by hand."""
+    model = build_model(load_run_config(None, ["model.options={width: 32}"]).model, data.info)
+    model.load_state_dict(start_state)
+    names = [n for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
+    params = dict(model.named_parameters())
+    masked = [params[n] for n in names]
+    factors = [(start_state[n] != 0).float() for n in names]
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    torch.manual_seed(1)
+    val_losses = []
+    for _ in range(EPOCHS):
+        model.train()
+        for x, y in data.train:
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            torch._foreach_mul_([p.grad for p in masked], factors)
+            optimizer.step()
+            with torch.no_grad():
+                torch._foreach_mul_(masked, factors)
+        model.eval()
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for x, y in data.val:
+                total += float(F.cross_entropy(model(x), y, reduction="sum"))
+                count += len(y)
+        val_losses.append(total / count)
+    return val_losses
+
+
+def one_step_timings(data, start_state, steps: int = 40) -> dict[str, float]:
+    """Median seconds of one training step: dense, our masks, torch.nn.utils.prune."""
+    batch = next(iter(data.train))
+    cfg = load_run_config(None, ["model.options={width: 32}"])
+
+    def fresh():
+        model = build_model(cfg.model, data.info)
+        model.load_state_dict(start_state)
+        return model
+
+    dense = fresh()
+    ours = fresh()
+    pruner = UnstructuredPruner(
+        ours, select_prunable(ours, PruneConfig()), make_criterion("magnitude")
+    )
+    pruner.masks.set({n: start_state[n] != 0 for n in pruner.masks.names})
+    hooked = fresh()
+    for module in hooked.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            torch_prune.l1_unstructured(module, "weight", amount=SPARSITY)
+
+    def stepper(model, masks=None):
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WD)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(batch[0]), batch[1]).backward()
+            if masks is not None:
+                masks.mask_grads()
+            optimizer.step()
+            if masks is not None:
+                masks.apply()
+
+        return step
+
+    steps_by_name = {
+        "dense": stepper(dense),
+        "prunebench_masks": stepper(ours, pruner.masks),
+        "torch_nn_utils_prune": stepper(hooked),
+    }
+    for step in steps_by_name.values():  # warm-up
+        step()
+    times = interleaved(steps_by_name, steps)
+    return {name: median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    data, model, _ = setup()
+    start_state = {k: v.clone() for k, v in model.state_dict().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(1000))
+        check = {}
+
+        def run_a():
+            check["a"] = prunebench_finetune(data, start_state, Path(tmp) / str(next(counter)))
+
+        def run_b():
+            check["b"] = hand_written(data, start_state)
+
+        run_a(), run_b()  # warm-up (imports, allocator)
+        times = interleaved({"prunebench": run_a, "hand_written": run_b}, REPEATS)
+    if check["a"] != check["b"]:
+        raise SystemExit(f"the two loops disagree: {check['a']} vs {check['b']}")
+    a, b = median(times["prunebench"]), median(times["hand_written"])
+    steps = one_step_timings(data, start_state)
+    print(f"{'contender':<24}{'median s':>10}")
+    print(f"{'prunebench fit':<24}{a:>10.3f}")
+    print(f"{'hand-written loop':<24}{b:>10.3f}")
+    for name, value in steps.items():
+        print(f"{'one step ' + name:<34}{value * 1e3:>8.2f} ms")
+    report(
+        "overhead",
+        ratio=a / b,
+        goal=1.05,
+        better="lower",
+        unit="wall-time ratio (prunebench fit / hand-written loop)",
+        details={
+            "epochs": EPOCHS,
+            "repeats": REPEATS,
+            "sparsity": SPARSITY,
+            "model": "digits_cnn width 32",
+            "dataset": "digits (train 1293, val 144)",
+            "prunebench_s": times["prunebench"],
+            "hand_written_s": times["hand_written"],
+            "identical_val_losses": True,
+            "one_step_ms": {k: v * 1e3 for k, v in steps.items()},
+            "masks_vs_dense_step": steps["prunebench_masks"] / steps["dense"],
+            "torch_prune_vs_dense_step": steps["torch_nn_utils_prune"] / steps["dense"],
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The command line: schedule output, pretrain reuse, run + results formats, progress, library."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+from rich.console import Console
+
+from prunebench.progress import RichProgress
+
+
+def test_schedule_json_has_cumulative_and_increments(invoke):
+    code, out, _ = invoke("schedule", "geometric", "--target", "0.75", "--steps", "2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["cumulative"] == [0.5, 0.75]
+    assert data["increments"] == [0.5, 0.25]
+
+
+def test_schedule_table_lists_every_step(invoke):
+    code, out, _ = invoke(
+        "schedule", "hybrid", "--target", "0.7", "--first", "0.5", "--rate", "0.01842"
+    )
+    assert code == 0
+    assert "hybrid: 13 steps" in out
+    assert "0.700000" in out and "0.518420" in out
+
+
+def test_schedule_manual_targets(invoke):
+    code, out, _ = invoke("schedule", "manual", "--targets", "0.2,0.5,0.9", "--json")
+    assert code == 0
+    assert json.loads(out)["cumulative"] == [0.2, 0.5, 0.9]
+
+
+TINY_ARGS = [
+    "--set", "model.options={width: 8}",
+    "--set", "pretrain.epochs=2",
+    "--set", "finetune.max_epochs=1",
+    "--set", "device=cpu",
+    "--quiet",
+]  # fmt: skip
+
+
+def test_pretrain_then_run_then_results(invoke, tmp_path):
+    results = tmp_path / "res"
+    code, out, _ = invoke("pretrain", "configs/digits.yaml", "--results", str(results), *TINY_ARGS)
+    assert code == 0 and "(trained)" in out
+    code, out, _ = invoke("pretrain", "configs/digits.yaml", "--results", str(results), *TINY_ARGS)
+    assert code == 0 and "(reused)" in out
+
+    args = ["configs/digits.yaml", "--results", str(results), *TINY_ARGS]
+    args += ["--set", "regime={name: constant, steps: 2, target: 0.6}", "--seed", "3"]
+    code, out, _ = invoke("run", *args)
+    assert code == 0 and "pruning steps" in out
+    code, out, _ = invoke("run", *args)
+    assert code == 0 and "already complete" in out
+
+    code, out, _ = invoke("results", str(results), "--format", "csv")
+    assert code == 0
+    frame = pd.read_csv(io.StringIO(out))
+    assert list(frame["step"]) == [1, 2]
+    assert list(frame["target"]) == [0.3, 0.6]
+    assert set(frame["seed"]) == {3}
+    assert set(frame["regime"]) == {"constant"}
+
+    code, out, _ = invoke("results", str(results), "--format", "json")
+    rows = json.loads(out)
+    assert [r["target"] for r in rows] == [0.3, 0.6]
+
+    code, _, err = invoke("results", str(results), "--format", "xml")
+    assert code == 2 and "--format must be" in err
+
+
+def test_rich_progress_shows_step_epoch_and_metric():
+    from prunebench.finetune import EpochRecord
+
+    buffer = io.StringIO()
+    progress = RichProgress(Console(file=buffer, force_terminal=True, width=200))
+    progress.run_started("abc", "geometric -> 0.9", 3)
+    progress.step_started(2, 0.51)
+    progress.epoch_done(2, EpochRecord(4, 0.3, 0.25, 0.97, 0.01, 0.1, True))
+    progress.step_done({"test_top1": 0.9612})
+    progress.run_finished("abc", "done")
+    text = buffer.getvalue()
+    for fragment in (
+        "geometric -> 0.9",
+        "step 2/3",
+        "target 0.5100",
+        "epoch 4",
+        "0.9700",
+        "0.9612",
+    ):
+        assert fragment in text
+
+
+def test_library_exports():
+    import prunebench
+
+    assert prunebench.schedules.geometric(0.75, steps=2) == [0.5, 0.75]
+    for name in ("one_shot", "constant", "geometric", "hybrid", "agp", "manual"):
+        assert callable(getattr(prunebench.schedules, name))
+    for name in (
+        "run",
+        "load_run_config",
+        "UnstructuredPruner",
+        "fit",
+        "EarlyStopping",
+        "load_results",
+    ):
+        assert callable(getattr(prunebench, name))
+
+
+def test_library_use_in_a_hand_written_training_loop():
+    """The README's library example: our schedule and pruner inside someone else's loop."""
+    import torch
+    from torch.nn import functional as F
+
+    from prunebench import UnstructuredPruner, schedules
+    from prunebench.data import DataInfo
+    from prunebench.models.small import build_small_cnn
+
+    torch.manual_seed(0)
+    model = build_small_cnn(DataInfo("classification", 10, 1, 8), width=4)
+    pruner = UnstructuredPruner.for_model(model, criterion="magnitude", exclude_classifier=True)
+    assert "classifier.weight" not in pruner.prunable.names
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    for target in schedules.geometric(0.9, steps=3):
+        pruner.prune_to(model, target)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(3):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            pruner.masks.mask_grads()
+            optimizer.step()
+            pruner.masks.apply()
+        measured = pruner.measure(model)
+        pruned = measured["prunable_total"] - measured["prunable_nonzero"]
+        assert abs(pruned - target * measured["prunable_total"]) <= 0.5
