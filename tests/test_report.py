@@ -201,7 +201,7 @@ def test_missing_sections_say_why(tmp_path):
 
 
 def test_empty_database_gives_a_report_that_says_so(tmp_path):
-    Store(tmp_path)
+    Store(tmp_path).frame("runs")  # creates the empty database
     files = write_report(tmp_path)
     assert files.html == tmp_path / "report" / "report.html"
     assert "no finished runs in the database" in files.html.read_text()

@@ -49,7 +49,7 @@ def test_report_command_prints_the_path(results_dir, cli, tmp_path):
 
 
 def run_main(monkeypatch, *args: str) -> int:
-    """The CLI's real `main()` in-process (a subprocess pays torch's import each time)."""
+    """The CLI's `main()` in-process, for binary stdout (the `invoke` fixture decodes text)."""
     from prunebench.cli import main
 
     monkeypatch.setattr(sys, "argv", ["prunebench", *args])
@@ -69,12 +69,10 @@ def run_main(monkeypatch, *args: str) -> int:
         (["results", "{missing}", "--format", "csv"], "holds no results.sqlite"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(
-    results_dir, monkeypatch, capsys, tmp_path, args, message
-):
+def test_bad_input_is_one_line_and_exit_2(results_dir, invoke, tmp_path, args, message):
     args = [a.format(dir=results_dir, missing=tmp_path / "nothing") for a in args]
-    assert run_main(monkeypatch, *args) == 2
-    err = capsys.readouterr().err
+    code, _, err = invoke(*args)
+    assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not (tmp_path / "nothing").exists()
 
@@ -95,9 +93,10 @@ def test_parquet_export_round_trips(results_dir, monkeypatch, capsysbinary, tmp_
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
-def test_csv_lists_the_failed_runs(results_dir, monkeypatch, capsys):
-    assert run_main(monkeypatch, "results", str(results_dir), "--format", "csv") == 0
-    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+def test_csv_lists_the_failed_runs(results_dir, invoke):
+    code, out, _ = invoke("results", str(results_dir), "--format", "csv")
+    assert code == 0
+    df = pd.read_csv(io.StringIO(out))
     assert sorted(df.loc[df["status"] == "failed", "error"].unique()) == [
         "NaN loss",
         "OOM on step 1",
