@@ -168,8 +168,9 @@ def final_runs(results: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["label"] = ""
-    for setup in out["setup"].unique():
-        rows = out["setup"] == setup
+    # Labels are minimal per setup and criterion: fields that differ only between criteria
+    # (e.g. calibration samples) do not leak into the labels of the others.
+    for _, rows in out.groupby(["setup", "criterion"], sort=False).groups.items():
         out.loc[rows, "label"] = variant_labels(out.loc[rows, "fields"], out.loc[rows, "regime"])
     out["is_random"] = out["criterion"] == RANDOM
     return out[FINAL_COLUMNS].reset_index(drop=True)
@@ -201,13 +202,16 @@ FINAL_COLUMNS = [
 ]
 
 
+UNFINISHED_COLUMNS = [
+    "run_id", "regime", "target", "criterion", "seed", "status", "steps", "n_steps", "error"
+]  # fmt: skip
+
+
 def unfinished_runs(results: pd.DataFrame) -> pd.DataFrame:
     """Runs that did not finish (failed or still running), with how far they got."""
     runs = results[results["status"] != "done"]
     if runs.empty:
-        return pd.DataFrame(
-            columns=["run_id", "regime", "target", "seed", "status", "steps", "error"]
-        )
+        return pd.DataFrame(columns=UNFINISHED_COLUMNS)
     grouped = runs.groupby("run_id", sort=False).agg(
         regime=("regime", "first"),
         target=("run_target", "first"),
@@ -218,4 +222,4 @@ def unfinished_runs(results: pd.DataFrame) -> pd.DataFrame:
         n_steps=("n_steps", "first"),
         error=("error", "first"),
     )
-    return grouped.reset_index()
+    return grouped.reset_index()[UNFINISHED_COLUMNS]
