@@ -7,6 +7,7 @@ from rich.table import Table
 
 STEP_VIEW = [
     ("run", "label"),
+    ("status", "status"),  # failed runs show, with a row even when no step finished
     ("step", "step"),
     ("target", "target"),
     ("achieved", "achieved_sparsity"),
