@@ -245,3 +245,21 @@ def test_two_setups_and_measured_latency(tmp_path):
     assert row["speed-up (×)"] == "1.80" and row["top-1 (%)"] == "80.50 ± 0.71"
     names = [f.name for f in doc.figures()]
     assert "s1-regime_comparison" in names and "s2-regime_comparison" in names
+
+
+def test_settings_that_differ_only_between_criteria_stay_out_of_labels(tmp_path):
+    store = Store(tmp_path)
+    add_run(store, "one_shot", 0.5, 0, 0.9)
+    add_run(
+        store, "one_shot", 0.5, 0, 0.5, criterion="random", extra=("prune.calibration_samples=64",)
+    )
+    add_run(store, "geometric", 0.5, 0, 0.91, extra=("finetune.patience=2",))
+    add_run(store, "geometric", 0.5, 0, 0.92, extra=("finetune.patience=4",))
+    finals = final_runs(load_results(tmp_path))
+    labels = set(zip(finals["criterion"], finals["label"], strict=True))
+    assert labels == {
+        ("magnitude", "one_shot"),
+        ("random", "one_shot"),
+        ("magnitude", "geometric (patience=2)"),
+        ("magnitude", "geometric (patience=4)"),
+    }
