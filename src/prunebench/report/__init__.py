@@ -5,7 +5,7 @@
 
 Modules: prepare (final rows, variants), analysis (aggregation), stats (Welch's test), advice
 (recommendation), claims (the paper's claims), figures (DataFrame -> Figure), sections /
-overview (the Document's sections), html / markdown (writers), build (orchestration).
+studies / overview (the Document's sections), html / markdown (writers), build (orchestration).
 """
 
 from prunebench.report.build import ReportFiles, build_document, write_report

@@ -15,6 +15,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.report import figures as figs
 from prunebench.report import overview as ov
 from prunebench.report import sections as sc
+from prunebench.report import studies as st
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
@@ -59,11 +60,11 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
         sc.comparison(ctx),
         sc.ratio_tables(ctx),
         sc.recommendation(ctx),
-        sc.budget(ctx),
-        sc.criteria(ctx),
-        sc.hybrid(ctx),
-        sc.ablation(ctx, "patience"),
-        sc.ablation(ctx, "step_size"),
+        st.budget(ctx),
+        st.criteria(ctx),
+        st.hybrid(ctx),
+        st.ablation(ctx, "patience"),
+        st.ablation(ctx, "step_size"),
         ov.claims(ctx),
     ]
 
