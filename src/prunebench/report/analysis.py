@@ -85,7 +85,7 @@ def representatives(main: pd.DataFrame, metric: Metric) -> pd.DataFrame:
                 continue
             ordered = best_by_ratio(here, metric)
             chosen.append(ordered.loc[ordered["n"].idxmax()])
-        rows = pd.DataFrame(chosen)
+        rows = pd.DataFrame(chosen).infer_objects()
         mixed = rows["label"].nunique() > 1
         parts.append(rows.assign(line=f"{rows['regime'].iloc[0]} (best variant per ratio)"
                                  if mixed else rows["label"]))  # fmt: skip
