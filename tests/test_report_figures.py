@@ -40,7 +40,7 @@ def test_every_line_has_its_own_marker_and_style():
     assert len(set(markers)) == len(markers)  # distinct even without the line style
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend[0] == "dense (99.00%)"
-    assert legend[1] == "random criterion (best regime); off-scale values written"
+    assert legend[1] == "random criterion (best regime), off scale: value written"
     assert legend[2:5] == ["one_shot", "constant", "geometric (rate=0.2)"]  # the paper's order
     ax = fig.axes[0]
     assert ax.get_ylabel() == "test top-1 accuracy (%)"

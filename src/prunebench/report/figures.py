@@ -177,7 +177,7 @@ def _baseline(ax, b: pd.DataFrame, metric: Metric) -> None:
         return
     bottom, top = lo - 0.12 * span, hi + 0.12 * span
     pinned = y.clip(bottom + 0.04 * span, top - 0.04 * span)
-    ax.plot(b["ratio"], pinned, label=f"{label}; off-scale values written", **kw)
+    ax.plot(b["ratio"], pinned, label=f"{label}, off scale: value written", **kw)
     ax.set_ylim(bottom, top)
     for x, value, shown in zip(b["ratio"], y, pinned, strict=True):
         if value != shown:
@@ -216,7 +216,7 @@ def retraining_budget(points: pd.DataFrame, metric: Metric, ratios: list[float])
         )
         for regime in regimes:
             group = here[here["regime"] == regime].sort_values("epochs_mean")
-            label = str(group["label"].iloc[0]) if len(group) == 1 else str(regime)
+            label = str(regime)  # the same label (and style) in every panel
             colour, marker, style = styles(label, str(regime))
             ax.errorbar(
                 group["epochs_mean"],
@@ -305,6 +305,7 @@ def ablation(rows: pd.DataFrame, metric: Metric, xlabel: str, title: str, log_x:
                 group["mean"] * metric.scale,
                 group["std"].fillna(0) * metric.scale,
             )
+        _open_flat_range(ax, rows.loc[rows["ratio"] == ratio, "mean"] * metric.scale)
         if log_x:
             ax.set_xscale("log")
         ax.set_title(f"pruning ratio {100 * ratio:g} %", fontsize=10)

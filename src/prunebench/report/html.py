@@ -35,6 +35,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; verti
 th { background: #eef0f3; }
 td:first-child, th:first-child { text-align: left; }
 td.text, th.text { text-align: left; }
+td { white-space: nowrap; } td.text:last-child { white-space: normal; }
 tr.best td { font-weight: bold; background: #fffbe6; }
 td.holds { background: #e3f4e1; } td.fails { background: #fbe3e1; } td.nodata { color: #666; }
 """

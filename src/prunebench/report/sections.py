@@ -87,6 +87,11 @@ def comparison(ctx: Context) -> Section:
     if dense_value is not None:
         caption += f" Dashed black line: the dense model ({ctx.metric.fmt(dense_value)}"
         caption += f"{ctx.metric.unit})."
+    if baseline is not None:
+        caption += (
+            " Grey crosses: the random criterion (best regime per ratio); points far below "
+            "the others sit on the bottom edge with their value written beside them."
+        )
     sec.add(FigureBlock(ctx.name("regime_comparison"), caption, fig))
     return sec
 

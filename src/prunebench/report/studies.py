@@ -31,8 +31,8 @@ def budget(ctx: Context) -> Section:
             ctx.name("retraining_budget"),
             "Test metric vs the total fine-tuning epochs a run used (all steps); "
             f"{'up' if ctx.metric.higher_is_better else 'down'} and to the left is "
-            "better. Variants of one regime (e.g. patience values) are joined in "
-            "order of epochs.",
+            "better. All variants of a regime (e.g. patience values; see the tables for their "
+            "labels) are drawn as one line, in order of epochs.",
             fig,
         )
     )
