@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The report is written even when a run failed (it lists failures); the exit status is the sweep's.
 demo: setup
-	$(VENV)/bin/prunebench demo
+	$(VENV)/bin/prunebench sweep configs/sweeps/demo.yaml --results results/demo; status=$$?; \
+	$(VENV)/bin/prunebench report results/demo || exit $$?; exit $$status
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks

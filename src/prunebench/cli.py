@@ -247,23 +247,26 @@ def _stored_epochs(results: Path, plan) -> dict[str, int]:
 @app.command()
 def results(
     directory: Annotated[Path, typer.Argument(help="results directory")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or parquet")
+    ] = "table",
     run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file, not stdout")
+    ] = None,
 ) -> None:
-    """Print the stored pruning steps."""
-    from prunebench.results import load_results
+    """Print (or export) the stored pruning steps, one row per step; failed runs included."""
+    from prunebench.results import EXPORT_FORMATS, load_results
     from prunebench.tables import steps_table
 
-    if fmt not in ("table", "csv", "json"):
-        raise PrunebenchError(f"--format must be table, csv or json, not '{fmt}'")
+    if fmt not in EXPORT_FORMATS:
+        raise PrunebenchError(f"--format must be table, csv, json or parquet, not '{fmt}'")
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
     df = load_results(directory)
     if run_id is not None:
         df = df[df["run_id"] == run_id]
-    if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
-    elif fmt == "json":
-        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
-    else:
+    if fmt == "table":
         out.print(steps_table(df))
         from prunebench.store import open_existing
         from prunebench.tables import failures_table
@@ -273,6 +276,38 @@ def results(
             unfinished = [r for r in unfinished if r["run_id"] == run_id]
         if unfinished:
             out.print(failures_table(unfinished))
+        return
+    if fmt == "parquet":
+        data = df.to_parquet(index=False)
+    elif fmt == "csv":
+        data = df.to_csv(index=False).encode()
+    else:
+        data = (df.to_json(orient="records", indent=1) + "\n").encode()
+    if output is not None:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output directory (default DIR/report)")
+    ] = None,
+    figure_format: Annotated[
+        str | None, typer.Option("--figures", help="also write each figure: png or svg")
+    ] = None,
+) -> None:
+    """Write an HTML report and a Markdown summary from the results database."""
+    from prunebench.report import write_report
+
+    files = write_report(directory, out_dir, figure_format)
+    out.print(f"markdown: {files.markdown}")
+    if files.figures:
+        out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
+    out.print(f"report: {files.html}")
 
 
 @app.command()

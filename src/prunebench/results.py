@@ -1,12 +1,32 @@
-"""Reading a results directory as tables (for `prunebench results` and for library users)."""
+"""Reading a results directory as tables (for `prunebench results`, reports and library users).
+
+`load_results` is the single way to read results: one row per pruning step with every field of
+its run beside it (status, error, config_json, ...). A run that failed before its first step
+still gets one row (step fields empty), so that failures are never invisible.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from prunebench.store import open_existing
 
+EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 
-def load_results(directory: Path | str):
+
+def load_results(directory: Path | str) -> pd.DataFrame:
     """One pandas row per pruning step of every run in `directory`, with the run's fields."""
-    return open_existing(directory).results()
+    store = open_existing(directory)
+    steps = store.results()
+    runs = store.frame("runs").rename(columns={"target": "run_target"})
+    extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
+    df = steps.merge(runs[extra], on="run_id", how="left")
+    stepless = runs[~runs["run_id"].isin(steps["run_id"])]
+    if stepless.empty:
+        return df
+    # Integer step columns become nullable so that the step-less rows do not turn them to floats.
+    ints = {c: "Int64" for c in df.columns if pd.api.types.is_integer_dtype(df[c])}
+    parts = [part.astype(ints) for part in (df, stepless.reindex(columns=df.columns))]
+    return pd.concat([p for p in parts if not p.empty], ignore_index=True)

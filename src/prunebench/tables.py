@@ -8,6 +8,7 @@ from rich.table import Table
 
 STEP_VIEW = [
     ("run", "label"),
+    ("status", "status"),  # failed runs show, with a row even when no step finished
     ("step", "step"),
     ("target", "target"),
     ("achieved", "achieved_sparsity"),
@@ -41,7 +42,7 @@ def final_steps(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}f}"

@@ -1,0 +1,122 @@
+"""Building the report from a results directory and writing report.html / report.md (+ figures).
+
+The only input is the database (through `load_results`), so a report can be rebuilt at any time
+and never depends on the memory of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from prunebench.errors import PrunebenchError
+from prunebench.report import figures as figs
+from prunebench.report import overview as ov
+from prunebench.report import sections as sc
+from prunebench.report import studies as st
+from prunebench.report.analysis import main_criterion, representatives, summarize
+from prunebench.report.document import Document, Section
+from prunebench.report.html import render_html
+from prunebench.report.markdown import render_markdown
+from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
+from prunebench.report.stats import ALPHA
+from prunebench.results import load_results
+from prunebench.store import DB_NAME
+
+FIGURE_FORMATS = ("png", "svg")
+
+
+@dataclass
+class ReportFiles:
+    html: Path
+    markdown: Path
+    figures: list[Path] = field(default_factory=list)
+    document: Document | None = None
+
+
+def _context(setup: str, prefix: str, finals: pd.DataFrame, alpha: float) -> sc.Context:
+    summary = summarize(finals)
+    metric = metric_for(finals["metric"].iloc[0])
+    criterion = main_criterion(finals)
+    main = summary[(summary["criterion"] == criterion) & ~summary["is_random"]]
+    return sc.Context(
+        setup=setup,
+        prefix=prefix,
+        finals=finals,
+        summary=summary,
+        metric=metric,
+        criterion=criterion,
+        main=main,
+        reps=representatives(main, metric),
+        alpha=alpha,
+    )
+
+
+def setup_sections(ctx: sc.Context) -> list[Section]:
+    return [
+        ov.overview(ctx),
+        sc.comparison(ctx),
+        sc.ratio_tables(ctx),
+        sc.recommendation(ctx),
+        st.budget(ctx),
+        st.criteria(ctx),
+        st.hybrid(ctx),
+        st.ablation(ctx, "patience"),
+        st.ablation(ctx, "step_size"),
+        ov.claims(ctx),
+    ]
+
+
+def build_document(results: pd.DataFrame, source: str, alpha: float = ALPHA) -> Document:
+    """The whole report as data, from `load_results` rows."""
+    finals = final_runs(results)
+    runs = results.drop_duplicates("run_id")
+    status = runs["status"].fillna("unknown").value_counts()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
+    intro = [f"Built from {source}: {len(runs)} runs ({counts or 'none'})."]
+    setups = sorted(finals["setup"].unique())
+    sections: list[Section] = []
+    for i, setup in enumerate(setups):
+        prefix = f"s{i + 1}-" if len(setups) > 1 else ""
+        ctx = _context(setup, prefix, finals[finals["setup"] == setup], alpha)
+        sections += setup_sections(ctx)
+    if not setups:
+        sections.append(
+            Section("results", "Results", unavailable="no finished runs in the database")
+        )
+    sections += [ov.unfinished(unfinished_runs(results)), ov.method(alpha)]
+    return Document("prunebench report: which pruning regime?", intro, sections)
+
+
+def write_report(
+    directory: Path | str,
+    out: Path | str | None = None,
+    figure_format: str | None = None,
+    alpha: float = ALPHA,
+) -> ReportFiles:
+    """Write report.html (self-contained) and report.md to `out` (default DIRECTORY/report)."""
+    if figure_format is not None and figure_format not in FIGURE_FORMATS:
+        raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
+    results = load_results(directory)
+    doc = build_document(results, str(Path(directory) / DB_NAME), alpha)
+    out = Path(out) if out is not None else Path(directory) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    images, written, links = {}, [], {}
+    for block in doc.figures():
+        images[block.name] = figs.render(block.figure, "png")
+        if figure_format is not None:
+            path = out / "figures" / f"{block.name}.{figure_format}"
+            path.parent.mkdir(exist_ok=True)
+            data = (
+                images[block.name] if figure_format == "png" else figs.render(block.figure, "svg")
+            )
+            path.write_bytes(data)
+            written.append(path)
+            links[block.name] = path.relative_to(out).as_posix()
+    html = out / "report.html"
+    html.write_text(render_html(doc, images), encoding="utf-8")
+    markdown = out / "report.md"
+    markdown.write_text(render_markdown(doc, links), encoding="utf-8")
+    return ReportFiles(html, markdown, written, doc)

@@ -1,0 +1,265 @@
+"""The report from a small hand-made database: every section, and the numbers equal the database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from pathlib import Path
+
+import pytest
+
+from prunebench.report import build_document, write_report
+from prunebench.report.prepare import final_runs
+from prunebench.results import load_results
+from prunebench.store import Store
+from report_db import LABELS, TOP1, add_run, sample_database
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = sample_database(tmp_path_factory.mktemp("results"))
+    files = write_report(root, root / "out", figure_format="svg")
+    return root, files
+
+
+def expected_rows(root: Path, ratio: float) -> dict[tuple[str, str], dict]:
+    """Independently of prunebench: final steps of finished runs, straight from SQLite."""
+    con = sqlite3.connect(root / "results.sqlite")
+    rows = con.execute(
+        "SELECT r.regime, r.criterion, r.config_json, s.test_top1, s.test_top5, "
+        "s.cumulative_epochs, s.compression_ratio FROM runs r JOIN steps s "
+        "ON s.run_id = r.run_id AND s.step = r.n_steps "
+        "WHERE r.status = 'done' AND abs(r.target - ?) < 1e-9",
+        (ratio,),
+    ).fetchall()
+    groups: dict[tuple[str, str], dict] = {}
+    for regime, criterion, config, top1, top5, epochs, compression in rows:
+        cfg = json.loads(config)
+        step = cfg["regime"]["step"] if regime == "constant" else None
+        label = LABELS[(regime, cfg["finetune"]["patience"], step)]
+        g = groups.setdefault((label, criterion), {"top1": [], "top5": [], "epochs": [], "c": []})
+        g["top1"].append(top1)
+        g["top5"].append(top5)
+        g["epochs"].append(epochs)
+        g["c"].append(compression)
+    return groups
+
+
+def pm(values: list[float], scale: float, digits: int) -> str:
+    mean = f"{statistics.mean(values) * scale:.{digits}f}"
+    if len(values) < 2:
+        return mean
+    return f"{mean} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.9])
+def test_table_numbers_equal_the_database(report, ratio):
+    root, files = report
+    table = next(
+        t
+        for t in files.document.section("tables").tables()
+        if t.title.endswith(f"{100 * ratio:g} %")
+    )
+    expected = expected_rows(root, ratio)
+    got = {(row[0], row[1]): row for row in table.rows}
+    assert set(got) == set(expected)
+    html = files.html.read_text()
+    markdown = files.markdown.read_text()
+    for key, g in expected.items():
+        row = dict(zip(table.columns, got[key], strict=True))
+        assert row["seeds"] == str(len(g["top1"]))
+        assert row["top-1 (%)"] == pm(g["top1"], 100, 2)
+        assert row["top-5 (%)"] == (pm(g["top5"], 100, 2) if g["top5"][0] is not None else "-")
+        assert row["fine-tuning epochs"] == pm(g["epochs"], 1, 1)
+        assert row["compression (×)"] == f"{statistics.mean(g['c']):.2f}"
+        assert row["speed-up (×)"] == "-" and row["latency pruned / dense (ms)"] == "-"
+        assert f"<td>{row['top-1 (%)']}</td>" in html
+        assert f"| {row['top-1 (%)']} |" in markdown or f"**{row['top-1 (%)']}**" in markdown
+    # best mean first and emphasised; the random baseline listed last
+    assert table.highlight == {0}
+    best = max(
+        (k for k in expected if k[1] != "random"),
+        key=lambda k: statistics.mean(expected[k]["top1"]),
+    )
+    assert tuple(table.rows[0][:2]) == best
+    assert table.rows[-1][1] == "random"
+
+
+def test_every_section_and_figure_is_present(report):
+    root, files = report
+    doc = files.document
+    ids = [s.id for s in doc.sections]
+    assert ids == [
+        "overview",
+        "comparison",
+        "tables",
+        "recommendation",
+        "budget",
+        "criteria",
+        "hybrid",
+        "ablation-patience",
+        "ablation-step-size",
+        "claims",
+        "unfinished",
+        "method",
+    ]
+    assert all(s.unavailable is None for s in doc.sections), doc.not_shown()
+    names = {f.name for f in doc.figures()}
+    expected = {
+        "regime_comparison",
+        "retraining_budget",
+        "criteria",
+        "hybrid",
+        "ablation_patience",
+        "ablation_step_size",
+    }
+    assert names == expected
+    html = files.html.read_text()
+    for name in expected:
+        assert f"id='fig-{name}'" in html
+        assert (root / "out" / "figures" / f"{name}.svg").read_text().startswith("<?xml")
+        assert f"(figures/{name}.svg)" in files.markdown.read_text()
+    assert html.count("data:image/png;base64,") == len(expected)
+    assert "http://" not in html.replace("http://www.w3.org", "") and "<script" not in html
+    assert "random-criterion" not in " ".join(doc.not_shown())
+
+
+def test_unfinished_runs_are_listed_with_their_error(report):
+    _, files = report
+    table = files.document.section("unfinished").tables()[0]
+    rows = {(r[1], r[4]): r for r in table.rows}
+    assert rows[("geometric", "7")][5:] == [
+        "failed",
+        "1 of 2",
+        "TrainingDiverged: loss is nan at epoch 2",
+    ]
+    assert rows[("hybrid", "8")][5:] == ["failed", "0 of 5", "OOM"]
+
+
+def test_variants_and_main_configuration(report):
+    root, files = report
+    finals = final_runs(load_results(root))
+    assert set(finals["label"]) == set(LABELS.values())
+    overview = " ".join(files.document.section("overview").blocks[0].items)
+    assert "geometric = geometric (patience=3)" in overview
+    assert "constant = constant (step=0.1)" in overview
+
+
+def test_recommendation_states_the_test_and_p_value(report):
+    from scipy import stats
+
+    _, files = report
+    sec = files.document.section("recommendation")
+    table = sec.tables()[0]
+    rows = {r[0]: r for r in table.rows}
+    # 50 %: hybrid (0.97, 0.96, 0.975) vs one-shot (0.96, 0.97, 0.95): not significant
+    h, o = TOP1["hybrid"][0.5], TOP1["one_shot"][0.5]
+    p = stats.ttest_ind(h, o, equal_var=False).pvalue
+    assert rows["50 %"][1:4][:2] == ["hybrid", "one_shot"]
+    assert rows["50 %"][4] == f"p = {p:.3f}" and rows["50 %"][5] == "not significant"
+    # 90 %: hybrid vs the geometric patience=5 variant? No: the best OTHER regime by mean.
+    geo5 = [0.905, 0.9]
+    p90 = stats.ttest_ind(TOP1["hybrid"][0.9], geo5, equal_var=False).pvalue
+    assert rows["90 %"][1:3] == ["hybrid", "geometric (patience=5)"]
+    assert rows["90 %"][4] == f"p = {p90:.3f}"
+    text = " ".join(sec.blocks[2].items)
+    assert "Welch's two-sided t-test over seeds" in text
+
+
+def test_claims_on_the_sample_database(report):
+    _, files = report
+    verdicts = {r[0]: r[1] for r in files.document.section("claims").tables()[0].rows}
+    assert verdicts == {
+        # 50 %: one-shot 96.0 vs geometric 94.0 (p ~ 0.07: tied) -> holds
+        "One-shot >= iterative at ratios up to 80 %": "holds",
+        # no ratio above 90 %
+        "Iterative better than one-shot above 90 %": "not enough data",
+        # geometric (patience=3) vs constant (step=0.1): 94 vs 93, 90 vs 87 -> holds
+        "Geometric >= constant": "holds",
+        "Hybrid best or tied": "holds",
+    }
+
+
+def test_missing_sections_say_why(tmp_path):
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        add_run(store, "one_shot", 0.5, seed, 0.9 + seed / 100)
+    doc = build_document(load_results(tmp_path), "db")
+    reasons = doc.not_shown()
+    assert reasons == [
+        "Retraining budget: no ratio where two regimes finished",
+        "Criteria: only one criterion (magnitude) was run; add prune.criterion to the grid",
+        "Hybrid vs one-shot vs iterative: no finished hybrid runs",
+        "Patience ablation: no regime was run with two or more patience values at the same ratio",
+        "Step-size ablation: no iterative regime was run with two or more step sizes at the same ratio",
+        "Regime comparison: random-criterion baseline not shown: no random-criterion runs "
+        "(add prune.criterion: random to the sweep)",
+    ]
+    recs = doc.section("recommendation").blocks[2].items
+    assert recs == ["At 50 %: only one_shot was run; nothing to compare."]
+
+
+def test_empty_database_gives_a_report_that_says_so(tmp_path):
+    Store(tmp_path).frame("runs")  # creates the empty database
+    files = write_report(tmp_path)
+    assert files.html == tmp_path / "report" / "report.html"
+    assert "no finished runs in the database" in files.html.read_text()
+
+
+def test_hybrid_grid_whose_first_step_follows_the_target(tmp_path):
+    """The paper's hybrid grids scale p_k with the target: one line per regime all the same."""
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        add_run(store, "hybrid", 0.5, seed, 0.95, extra=("regime.first=0.4",))
+        add_run(store, "hybrid", 0.9, seed, 0.90, extra=("regime.first=0.6",))
+        add_run(store, "hybrid", 0.9, seed, 0.80, extra=("regime.first=0.7",))
+        add_run(store, "one_shot", 0.5, seed, 0.94)
+        add_run(store, "one_shot", 0.9, seed, 0.85)
+    doc = build_document(load_results(tmp_path), "db")
+    overview = doc.section("overview").blocks[0].items[-1]
+    assert overview.endswith(
+        "hybrid = hybrid (first=0.4) at 50 %, hybrid (first=0.6) at 90 %; one_shot = one_shot."
+    )
+    fig = doc.section("comparison").figures()[0].figure
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "hybrid (best variant per ratio)" in legend
+    claim = next(r for r in doc.section("claims").tables()[0].rows if r[0] == "Hybrid best or tied")
+    assert claim[1:3] == ["holds", "holds at 2 of 2 ratios"]
+
+
+def test_two_setups_and_measured_latency(tmp_path):
+    store = Store(tmp_path)
+    for seed in (0, 1):
+        add_run(store, "one_shot", 0.5, seed, 0.9)
+        add_run(store, "one_shot", 0.5, seed, 0.8 + seed / 100, extra=("prune.structure=structured",),
+                speedup=1.8, latency=(1.25 + seed / 10, 2.0), compression=1.9)  # fmt: skip
+    doc = build_document(load_results(tmp_path), "db")
+    ids = [s.id for s in doc.sections]
+    assert ids[0] == "s1-overview" and "s2-tables" in ids and ids[-2:] == ["unfinished", "method"]
+    structured = doc.section("s1-tables").title
+    assert structured == "Results per pruning ratio — digits_cnn on digits, structured"
+    row = dict(zip(doc.section("s1-tables").tables()[0].columns,
+                   doc.section("s1-tables").tables()[0].rows[0], strict=True))  # fmt: skip
+    assert row["latency pruned / dense (ms)"] == "1.30 / 2.00"  # mean of 1.25 and 1.35
+    assert row["speed-up (×)"] == "1.80" and row["top-1 (%)"] == "80.50 ± 0.71"
+    names = [f.name for f in doc.figures()]
+    assert "s1-regime_comparison" in names and "s2-regime_comparison" in names
+
+
+def test_settings_that_differ_only_between_criteria_stay_out_of_labels(tmp_path):
+    store = Store(tmp_path)
+    add_run(store, "one_shot", 0.5, 0, 0.9)
+    add_run(
+        store, "one_shot", 0.5, 0, 0.5, criterion="random", extra=("prune.calibration_samples=64",)
+    )
+    add_run(store, "geometric", 0.5, 0, 0.91, extra=("finetune.patience=2",))
+    add_run(store, "geometric", 0.5, 0, 0.92, extra=("finetune.patience=4",))
+    finals = final_runs(load_results(tmp_path))
+    labels = set(zip(finals["criterion"], finals["label"], strict=True))
+    assert labels == {
+        ("magnitude", "one_shot"),
+        ("random", "one_shot"),
+        ("magnitude", "geometric (patience=2)"),
+        ("magnitude", "geometric (patience=4)"),
+    }
