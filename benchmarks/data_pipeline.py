@@ -57,9 +57,13 @@ class UInt8Images(Dataset):
 
 
 def small_cnn() -> nn.Module:
-    """One 3x3 stride-2 conv (8 channels), global average pool, linear: ~330 parameters."""
+    """A 4x4 stride-4 patchify conv (8 channels), global average pool, linear: ~490 parameters.
+
+    (A 3x3 stride-2 conv instead costs ~4.7 ms per 256-image step on one CPU thread, 3.5x the
+    patchify conv, because CPU convolution backward is slow for 3 input channels; with it the
+    training ratio measured 2.6-2.8 while the data paths alone stayed at ~8.)"""
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.Conv2d(3, 8, 4, stride=4),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
@@ -165,7 +169,7 @@ def main() -> None:
             "repetitions": REPS,
             "dataset": f"{N_IMAGES} random uint8 32x32x3 images (CIFAR-sized), 10 classes",
             "transforms": "random crop 32 pad 4, horizontal flip, normalize",
-            "model": "conv3x3(3->8, stride 2) + ReLU + global avg pool + linear (SGD step)",
+            "model": "conv4x4(3->8, stride 4) + ReLU + global avg pool + linear (SGD step)",
         },
     )
 

@@ -147,14 +147,14 @@ def test_hybrid_preset_has_the_papers_rows_and_step_counts():
         ("fig5_criteria", 108),
         ("fig7_patience", 36),
         ("fig7_step_size", 24),
-        ("demo", 20),
+        ("demo", 40),
     ],
 )
 def test_presets_expand_to_named_runs_with_seeds(preset, runs):
     _, configs, _ = load_sweep(SWEEPS / f"{preset}.yaml")
     assert len(configs) == runs
     seeds = {c.seed for c in configs}
-    assert seeds == ({0} if preset == "demo" else {0, 1, 2})
+    assert seeds == ({0, 1} if preset == "demo" else {0, 1, 2})
     per_seed = [(c.name, c.regime.final_target) for c in configs if c.seed == 0]
     assert len(set(per_seed)) == len(per_seed) == runs // len(seeds)
 

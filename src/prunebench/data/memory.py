@@ -49,6 +49,7 @@ class TensorLoader:
                 x = self.inputs[start : start + self.batch_size]
                 y = self.targets[start : start + self.batch_size]
             else:
+                # index_select, not inputs[index]: ~25x faster for uint8 images on the CPU
                 index = order[start : start + self.batch_size]
-                x, y = self.inputs[index], self.targets[index]
+                x, y = self.inputs.index_select(0, index), self.targets.index_select(0, index)
             yield (self.transform(x) if self.transform is not None else x), y
