@@ -29,8 +29,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
+
 from prunebench.data.memory import TensorLoader
 from prunebench.data.transforms import CIFAR10_MEAN, CIFAR10_STD, ImageBatchTransform
 

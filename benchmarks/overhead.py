@@ -23,8 +23,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import interleaved, median, report
+
 from prunebench.config import PruneConfig, load_run_config
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS

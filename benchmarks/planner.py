@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
+
 from prunebench.execute import execute_plan
 from prunebench.executors import LocalExecutor, RayExecutor
 from prunebench.plan import build_plan, count

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
+
 from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.inference import lean
