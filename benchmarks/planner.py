@@ -31,11 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 
-from prunebench.execute import execute_plan
+from prunebench.execute import execute_plan, run
 from prunebench.executors import LocalExecutor, RayExecutor
 from prunebench.plan import build_plan, count
 from prunebench.progress import Progress
-from prunebench.runner import RunContext, run
+from prunebench.runner import RunContext
 from prunebench.store import Store
 from prunebench.sweep import load_sweep
 

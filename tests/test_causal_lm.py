@@ -15,10 +15,10 @@ from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
 from prunebench.errors import CheckpointError, ConfigError
+from prunebench.execute import run
 from prunebench.finetune import monitored_value
 from prunebench.models import MODELS
 from prunebench.pretrain import initial_model
-from prunebench.runner import run
 from prunebench.store import Store
 from prunebench.tasks import make_task
 

@@ -10,9 +10,8 @@ import torch
 
 from prunebench import executors
 from prunebench.errors import ConfigError
-from prunebench.execute import execute_plan
+from prunebench.execute import execute_plan, run
 from prunebench.plan import build_plan
-from prunebench.runner import run
 from prunebench.store import Store
 
 TIMING = {"seconds", "created_at"}

@@ -11,10 +11,11 @@ from safetensors import safe_open
 
 import prunebench
 from prunebench.errors import CheckpointError, PrunebenchError
+from prunebench.execute import run
 from prunebench.export import STRUCTURE_FILE, WEIGHTS_FILE, export_step, read_description
 from prunebench.progress import Progress
 from prunebench.pruning.masks import count_to_prune
-from prunebench.runner import RunContext, run
+from prunebench.runner import RunContext
 from prunebench.store import Store
 
 FAST = ["pretrain.epochs=3", "finetune.max_epochs=1", "prune.latency=false"]

@@ -9,8 +9,9 @@ import torch
 
 from prunebench.config import run_id
 from prunebench.errors import TrainingDiverged
+from prunebench.execute import run
 from prunebench.progress import Progress
-from prunebench.runner import RunContext, plan_steps, run
+from prunebench.runner import RunContext, plan_steps
 from prunebench.store import Store
 
 VOLATILE = {"run_id", "seconds", "created_at", "reused"}

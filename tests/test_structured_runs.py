@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from prunebench.execute import run
 from prunebench.pruning.masks import count_to_prune
-from prunebench.runner import run
 from prunebench.store import Store
 
 CONFIG = Path(__file__).parents[1] / "configs" / "digits.yaml"

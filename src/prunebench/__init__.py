@@ -19,7 +19,7 @@ _EXPORTS = {
     "schedules": ("prunebench.schedules", None),
     "load_run_config": ("prunebench.config", "load_run_config"),
     "RunConfig": ("prunebench.config", "RunConfig"),
-    "run": ("prunebench.runner", "run"),
+    "run": ("prunebench.execute", "run"),
     "Store": ("prunebench.store", "Store"),
     "load_results": ("prunebench.results", "load_results"),
     "UnstructuredPruner": ("prunebench.pruning", "UnstructuredPruner"),

@@ -127,8 +127,8 @@ def run(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    from prunebench.execute import run as run_one
     from prunebench.progress import make_progress
-    from prunebench.runner import run as run_one
     from prunebench.store import Store
     from prunebench.tables import steps_table
 

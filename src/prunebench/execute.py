@@ -24,7 +24,7 @@ from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
 from prunebench.executors import LocalExecutor, NodeJob, NodeOutcome
 from prunebench.models import MODELS, build_model
-from prunebench.plan import Node, Plan
+from prunebench.plan import Node, Plan, build_plan
 from prunebench.pretrain import Dense
 from prunebench.progress import Progress
 from prunebench.pruning import make_pruner
@@ -107,6 +107,7 @@ class SweepOutcome:
     already_done: int  # finished before this invocation
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # run id -> error
+    exceptions: dict[str, Exception] = field(default_factory=dict)  # run id -> (local) error
     computed: int = 0  # steps computed now
     copied: int = 0  # rows copied from steps stored earlier
     seconds: float = 0.0
@@ -227,11 +228,13 @@ class Driver:
         else:
             self.outcome.failed[rid] = error or ""
 
-    def _fail(self, key: str, error: str) -> None:
+    def _fail(self, key: str, error: str, exception: Exception | None = None) -> None:
         node = self.plan.nodes[key]
         message = f"step {node.depth} (target {node.step.target:.4f}): {error}"
         for rid in self._live_runs(key):
             self.failed[rid] = message
+            if exception is not None:
+                self.outcome.exceptions[rid] = exception
             self._finish(rid, "failed", message)
 
     def _own(self, rid: str, node: Node) -> dict[str, Any]:
@@ -310,7 +313,7 @@ class Driver:
                 for job, result in self.executor.wait():
                     self._steps_done += 1
                     if result.error is not None:
-                        self._fail(job.key, result.error)
+                        self._fail(job.key, result.error, result.exception)
                     else:
                         self._write(job.key, result)
                     self._update()
@@ -329,3 +332,33 @@ def execute_plan(
 ) -> SweepOutcome:
     """Compute every run of `plan` into `store` (resuming, reusing stored steps)."""
     return Driver(plan, store, executor or LocalExecutor(), progress or Progress()).run()
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    rows: list[dict[str, Any]]
+    computed: int = 0  # steps computed now
+    reused: int = 0  # rows copied from steps stored earlier (by this or another run)
+    resumed_from: int = 0  # rows the run had before this call
+    already_done: bool = False
+
+
+def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunResult:
+    """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
+
+    A plan of one run through the same driver as a sweep, so both follow the same rules:
+    resume from stored steps, reuse of identical steps stored by other runs, failure records.
+    A failed step re-raises its exception here, after the run is recorded as failed.
+    """
+    rid = run_id(cfg)
+    existing = store.run(rid)
+    if existing and existing["status"] == "done":
+        return RunResult(rid, "done", store.steps(rid), already_done=True)
+    before = len(store.steps(rid))
+    outcome = execute_plan(build_plan([cfg]), store, LocalExecutor(), progress)
+    if rid in outcome.failed:
+        raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
+    rows = store.steps(rid)
+    return RunResult(rid, "done", rows, outcome.computed, outcome.copied, before)

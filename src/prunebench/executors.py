@@ -48,6 +48,7 @@ class NodeOutcome:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     state: State | None = None
     error: str | None = None
+    exception: Exception | None = None  # local executor only (never shipped back from Ray)
 
 
 def release_memory() -> None:
@@ -71,7 +72,7 @@ def compute_node(ctx: RunContext, job: NodeJob) -> NodeOutcome:
         return NodeOutcome(job.key, row, epochs, state)
     except Exception as exc:
         release_memory()
-        return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
+        return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}", exception=exc)
 
 
 class LocalExecutor:
@@ -128,7 +129,9 @@ class NodeWorker:
             ctx = self._context(job.cfg, dense_ref)
         except Exception as exc:
             return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
-        return compute_node(ctx, job)
+        outcome = compute_node(ctx, job)
+        outcome.exception = None  # the message travels; the object may not pickle
+        return outcome
 
     def _context(self, cfg: RunConfig, dense_ref: list[Any]) -> RunContext:
         import ray

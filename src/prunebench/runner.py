@@ -1,4 +1,8 @@
-"""One run: for each scheduled step, score -> prune -> evaluate -> fine-tune -> evaluate -> store.
+"""The steps of a run: score -> prune -> evaluate -> fine-tune -> evaluate -> measure.
+
+`plan_steps` turns a config into steps, `RunContext` holds what a run builds once and restores
+stored states, `compute_step` computes one step. Executing and storing them (for one run or a
+whole sweep, with resume and reuse) is `execute.py`'s job.
 
 Each step has a content key: the key of the state it starts from plus its cumulative target
 and its fine-tuning settings (the first key covers the dense model, seed, data and pruning
@@ -20,11 +24,10 @@ import torch
 from torch import nn
 
 from prunebench.checkpoints import load_weights
-from prunebench.config import SCHEMA_VERSION, RunConfig, digest, run_id
+from prunebench.config import SCHEMA_VERSION, RunConfig, digest
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS, DataBundle, take_samples
 from prunebench.devices import resolve_device
-from prunebench.errors import PrunebenchError
 from prunebench.finetune import FitSettings, finetune_settings, fit
 from prunebench.models import MODELS, ModelSpec, build_model
 from prunebench.pretrain import Dense, ensure_dense
@@ -53,17 +56,6 @@ class StepPlan:
         differ in the last bits (constant 0.1 x 7 = 0.7000000000000001 vs a run clipped to 0.7);
         they must prune the same count, alone or together."""
         return round(self.target, KEY_DECIMALS)
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    status: str
-    rows: list[dict[str, Any]]
-    computed: int = 0
-    reused: int = 0
-    resumed_from: int = 0
-    already_done: bool = False
 
 
 def context_key(cfg: RunConfig, base: str) -> str:
@@ -121,11 +113,6 @@ class RunContext:
         if dense is None:
             if store is None:
                 raise ValueError("RunContext needs a store or a dense model")
-            # Checks that need the model (model options, prune.exclude names) run before any
-            # training.
-            make_pruner(
-                cfg.prune, build_model(cfg.model, self.data.info), self.spec, self.data.info
-            )
             dense = ensure_dense(cfg, store, self.data, self.task, self.device, progress)
         self.dense: Dense = dense
         self.dense_params = sum(p.numel() for p in self.dense.model.parameters())
@@ -247,82 +234,3 @@ def run_fields(ctx: RunContext, pruner: Pruner, model: nn.Module, n_steps: int) 
         "schema_version": SCHEMA_VERSION,
         **dense,
     }
-
-
-def run(
-    cfg: RunConfig,
-    store: Store,
-    progress: Progress | None = None,
-    data: DataBundle | None = None,
-) -> RunResult:
-    """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`."""
-    progress = progress or Progress()
-    rid = run_id(cfg)
-    existing = store.run(rid)
-    if existing and existing["status"] == "done":
-        return RunResult(rid, "done", store.steps(rid), already_done=True)
-
-    ctx = RunContext(cfg, store, progress, data)
-    plans = plan_steps(cfg, ctx.dense.base_id)
-    model, pruner = ctx.dense_state()
-    store.start_run(rid, run_fields(ctx, pruner, model, len(plans)))
-    label = cfg.name or f"{cfg.regime.name} -> {cfg.regime.final_target:g}"
-    progress.run_started(rid, label, len(plans))
-    result = RunResult(rid, "running", [])
-    try:
-        _run_steps(ctx, rid, plans, model, pruner, result)
-    except Exception as exc:
-        store.finish_run(rid, "failed", f"{type(exc).__name__}: {exc}")
-        progress.run_finished(rid, "failed")
-        raise
-    store.finish_run(rid, "done")
-    progress.run_finished(rid, "done")
-    result.status = "done"
-    result.rows = store.steps(rid)
-    return result
-
-
-def _run_steps(
-    ctx: RunContext,
-    rid: str,
-    plans: list[StepPlan],
-    model: nn.Module,
-    pruner: Pruner,
-    result: RunResult,
-) -> None:
-    store = ctx.store
-    done = {row["step"]: row for row in store.steps(rid)}
-    for plan in plans:
-        stored = done.get(plan.index)
-        if stored is not None and stored["step_key"] != plan.key:
-            raise PrunebenchError(
-                f"run {rid} has stored steps that do not match its config; "
-                "use a new --results directory"
-            )
-    result.resumed_from = len(done)
-    state_key = plans[0].parent_key  # the model in memory is the dense one
-    cumulative = 0
-    for plan in plans:
-        if plan.index in done:
-            cumulative = done[plan.index]["cumulative_epochs"]
-            continue
-        ctx.progress.step_started(plan.index, plan.target)
-        cached = store.step_by_key(plan.key)
-        if cached is not None and store.checkpoint_path(plan.key).exists():
-            epochs = store.epochs(cached["run_id"], cached["step"])
-            row = {**cached, "run_id": rid, "reused": 1, "created_at": None}
-            row.update(target=plan.target, increment=plan.increment)  # this run's own values
-            result.reused += 1
-        else:
-            if state_key != plan.parent_key:
-                model, pruner = ctx.load_state(plan.parent_key)
-            model, row, epochs = compute_step(ctx, model, pruner, plan, rid)
-            ctx.save_state(plan.key, model, pruner, plan.parent_key)
-            state_key = plan.key
-            result.computed += 1
-        cumulative += row["epochs"]
-        row["cumulative_epochs"] = cumulative
-        store.write_step(
-            row, [{k: v for k, v in e.items() if k not in ("run_id", "step")} for e in epochs]
-        )
-        ctx.progress.step_done(row)
