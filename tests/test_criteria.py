@@ -181,6 +181,9 @@ def test_random_scores_follow_the_seed():
     torch.manual_seed(7)
     b = make_criterion("random").weight_scores(model, params_of(model))
     assert all(torch.equal(a[n], b[n]) for n in a)
+    torch.manual_seed(8)
+    c = make_criterion("random").weight_scores(model, params_of(model))
+    assert not any(torch.equal(a[n], c[n]) for n in a)  # random, not a fixed ranking
 
 
 @pytest.mark.parametrize("name", ["taylor", "hessian", "wanda"])

@@ -93,10 +93,14 @@ def test_loading_never_unpickles(runs, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("unpickling attempted")
 
+    cfg, _ = by_kind["structured"]
+    ref, data = reference(root, cfg, result.rows[1]["step_key"])
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    prunebench.load_pruned(tmp_path / "out")
+    model = prunebench.load_pruned(tmp_path / "out")
+    inputs, _ = next(iter(data.test))
+    assert torch.equal(model(inputs), ref(inputs))  # loaded in full, with no pickle at all
 
 
 def test_tampered_or_swapped_files_are_refused(runs, tmp_path):

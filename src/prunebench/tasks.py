@@ -23,6 +23,9 @@ TASKS: Registry[type[Task]] = Registry("task")
 
 
 class Task:
+    """Subclasses give the loss and the per-batch sums of their metrics; `evaluate` adds the sums
+    over the whole split and divides once."""
+
     name = "task"
     metric = "metric"  # the headline metric's name, e.g. 'top1' or 'ppl'
     higher_is_better = True
@@ -34,10 +37,33 @@ class Task:
         """Mean loss over the batch, for backward."""
         raise NotImplementedError
 
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sums over one batch, including 'count' (samples or scored tokens)."""
+        raise NotImplementedError
+
+    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.inference_mode()
     def evaluate(
         self, model: nn.Module, batches: Iterable[Batch], device: torch.device
     ) -> dict[str, float]:
-        raise NotImplementedError
+        was_training = model.training
+        model.eval()
+        prepare_model(model, device)
+        totals: dict[str, torch.Tensor] = {}
+        try:
+            for batch in batches:
+                inputs, targets = to_device(batch, device)
+                with autocast(device):
+                    outputs = self.forward(model, inputs)
+                for key, value in self.batch_sums(outputs.float(), targets).items():
+                    totals[key] = totals[key] + value if key in totals else value
+        finally:
+            model.train(was_training)
+        if not totals or int(totals["count"]) == 0:
+            raise ValueError("cannot evaluate on an empty split")
+        return self.metrics({key: value.item() for key, value in totals.items()})
 
 
 class Classification(Task):
@@ -49,36 +75,22 @@ class Classification(Task):
         inputs, targets = batch
         return F.cross_entropy(self.forward(model, inputs), targets)
 
-    @torch.inference_mode()
-    def evaluate(
-        self, model: nn.Module, batches: Iterable[Batch], device: torch.device
-    ) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        prepare_model(model, device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct1 = torch.zeros((), dtype=torch.long, device=device)
-        correct5 = torch.zeros((), dtype=torch.long, device=device)
-        count = 0
-        for batch in batches:
-            inputs, targets = to_device(batch, device)
-            with autocast(device):
-                logits = self.forward(model, inputs)
-            logits = logits.float()
-            loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            hits = top.eq(targets.unsqueeze(1))
-            correct1 += hits[:, 0].sum()
-            correct5 += hits.any(dim=1).sum()
-            count += len(targets)
-        model.train(was_training)
-        if count == 0:
-            raise ValueError("cannot evaluate on an empty split")
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        top = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
+        hits = top.eq(targets.unsqueeze(1))
         return {
-            "loss": float(loss_sum) / count,
-            "top1": int(correct1) / count,
-            "top5": int(correct5) / count,
+            "loss": F.cross_entropy(outputs, targets, reduction="sum").double(),
+            "top1": hits[:, 0].sum(),
+            "top5": hits.any(dim=1).sum(),
+            "count": torch.tensor(len(targets)),
+        }
+
+    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        count = sums["count"]
+        return {
+            "loss": sums["loss"] / count,
+            "top1": sums["top1"] / count,
+            "top5": sums["top5"] / count,
         }
 
 
@@ -102,40 +114,26 @@ class CausalLM(Task):
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         return lm_logits(model(inputs))
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs, targets = batch
-        logits = self.forward(model, inputs)
+    def _nll(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             targets.reshape(-1),
             ignore_index=self.ignore_index,
+            reduction=reduction,
         )
 
-    @torch.inference_mode()
-    def evaluate(
-        self, model: nn.Module, batches: Iterable[Batch], device: torch.device
-    ) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        nll_sum = torch.zeros((), dtype=torch.float64, device=device)
-        tokens = torch.zeros((), dtype=torch.long, device=device)
-        for batch in batches:
-            inputs, targets = to_device(batch, device)
-            with autocast(device):
-                logits = self.forward(model, inputs)
-            flat = targets.reshape(-1)
-            nll_sum += F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(),
-                flat,
-                ignore_index=self.ignore_index,
-                reduction="sum",
-            ).double()
-            tokens += (flat != self.ignore_index).sum()
-        model.train(was_training)
-        count = int(tokens)
-        if count == 0:
-            raise ValueError("cannot evaluate on an empty split")
-        loss = float(nll_sum) / count
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        inputs, targets = batch
+        return self._nll(self.forward(model, inputs), targets, "mean")
+
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "loss": self._nll(outputs, targets, "sum").double(),
+            "count": (targets != self.ignore_index).sum(),
+        }
+
+    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        loss = sums["loss"] / sums["count"]
         return {"loss": loss, "ppl": math.exp(loss)}
 
 

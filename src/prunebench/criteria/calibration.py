@@ -7,7 +7,7 @@ model's own `.grad` fields are never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,27 @@ def _device(params: Mapping[str, nn.Parameter]) -> torch.device:
     return next(iter(params.values())).device
 
 
+def _sample_average(
+    model: nn.Module,
+    params: Mapping[str, nn.Parameter],
+    batches: Iterable[Batch],
+    add_batch: Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], None],
+) -> tuple[dict[str, torch.Tensor], int]:
+    """(1/N) x the float64 sums that `add_batch(inputs, targets, sums)` adds per batch, over all
+    N calibration samples, in eval mode."""
+    sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    count = 0
+    device = _device(params)
+    with eval_mode(model):
+        for batch in batches:
+            inputs, targets = to_device(batch, device)
+            add_batch(inputs, targets, sums)
+            count += len(targets)
+    if count == 0:
+        raise PrunebenchError("the calibration split gave no samples")
+    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+
+
 def mean_gradients(
     model: nn.Module,
     params: Mapping[str, nn.Parameter],
@@ -53,22 +74,15 @@ def mean_gradients(
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Gradient of the mean loss over all calibration samples (independent of batching)."""
     names = list(params)
-    sums = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
-    count = 0
-    device = _device(params)
-    with eval_mode(model):
-        for batch in batches:
-            batch = to_device(batch, device)
-            n = len(batch[1])
-            loss = task.loss(model, batch) * n
-            grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
-            for k, g in zip(names, grads, strict=True):
-                if g is not None:
-                    sums[k] += g.double()
-            count += n
-    if count == 0:
-        raise PrunebenchError("the calibration split gave no samples")
-    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+
+    def add_batch(inputs, targets, sums):
+        loss = task.loss(model, (inputs, targets)) * len(targets)
+        grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
+        for k, g in zip(names, grads, strict=True):
+            if g is not None:
+                sums[k] += g.double()
+
+    return _sample_average(model, params, batches, add_batch)
 
 
 class _Bound:
@@ -123,29 +137,24 @@ def mean_squared_sample_gradients(
     """(1/N) sum_i g_i^2 with g_i the gradient of sample i's own loss: the empirical Fisher
     diagonal, i.e. the diagonal Hessian estimate of OBD. Uses torch.func.vmap when the model
     allows it, else one backward per sample (same result)."""
-    names = list(params)
-    sums = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
-    count = 0
-    device = _device(params)
-    with eval_mode(model):
-        for batch in batches:
-            inputs, targets = to_device(batch, device)
-            part = {n: torch.zeros_like(s) for n, s in sums.items()}
-            if vectorize:
-                try:
-                    _per_sample_vmap(model, params, task, inputs, targets, part)
-                except (RuntimeError, NotImplementedError, TypeError):
-                    # an op without a batching rule: one backward per sample from here on
-                    vectorize = False
-                    part = {n: torch.zeros_like(s) for n, s in sums.items()}
-            if not vectorize:
-                _per_sample_loop(model, params, task, inputs, targets, part)
-            for n in names:
-                sums[n] += part[n]
-            count += len(targets)
-    if count == 0:
-        raise PrunebenchError("the calibration split gave no samples")
-    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+    use_vmap = vectorize
+
+    def add_batch(inputs, targets, sums):
+        nonlocal use_vmap
+        part = {n: torch.zeros_like(s) for n, s in sums.items()}
+        if use_vmap:
+            try:
+                _per_sample_vmap(model, params, task, inputs, targets, part)
+            except (RuntimeError, NotImplementedError, TypeError):
+                # an op without a batching rule: one backward per sample from here on
+                use_vmap = False
+                part = {n: torch.zeros_like(s) for n, s in sums.items()}
+        if not use_vmap:
+            _per_sample_loop(model, params, task, inputs, targets, part)
+        for n in sums:
+            sums[n] += part[n]
+
+    return _sample_average(model, params, batches, add_batch)
 
 
 def _conv_padding(module: nn.Conv2d) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import torch
 from prunebench.data import DATASETS
 from prunebench.data.base import DataBundle, DataInfo, DatasetSpec
 from prunebench.data.memory import TensorLoader
+from prunebench.data.splits import stratified_val
 
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
@@ -23,17 +24,10 @@ def split_indices(
     labels: np.ndarray, fractions: tuple[float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified (train, val, test) index arrays: test first, then val out of the rest."""
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(labels))
     test_fraction, val_fraction = fractions
-    rest, test = train_test_split(
-        index, test_size=test_fraction, random_state=seed, stratify=labels
-    )
-    train, val = train_test_split(
-        rest, test_size=val_fraction, random_state=seed, stratify=labels[rest]
-    )
-    return np.sort(train), np.sort(val), np.sort(test)
+    rest, test = stratified_val(labels, test_fraction, seed)
+    train, val = stratified_val(labels[rest], val_fraction, seed)
+    return rest[train], rest[val], test
 
 
 def build_digits(cfg: DataConfig, device: torch.device) -> DataBundle:

@@ -217,18 +217,15 @@ def retraining_budget(points: pd.DataFrame, metric: Metric, ratios: list[float])
         for regime in regimes:
             group = here[here["regime"] == regime].sort_values("epochs_mean")
             label = str(regime)  # the same label (and style) in every panel
-            colour, marker, style = styles(label, str(regime))
-            ax.errorbar(
+            _line(
+                ax,
+                styles,
+                label,
+                str(regime),
                 group["epochs_mean"],
                 group["mean"] * metric.scale,
+                group["std"].fillna(0) * metric.scale,
                 xerr=group["epochs_std"].fillna(0),
-                yerr=group["std"].fillna(0) * metric.scale,
-                label=label,
-                color=colour,
-                marker=marker,
-                linestyle=style,
-                capsize=3,
-                markersize=6,
             )
         _open_flat_range(ax, here["mean"] * metric.scale)
         ax.set_title(f"pruning ratio {100 * ratio:g} %", fontsize=10)
