@@ -29,10 +29,12 @@ from common import interleaved, median, report
 from prunebench.config import PruneConfig, load_run_config
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS
-from prunebench.finetune import FitSettings, fit
-from prunebench.models import build_model
+from prunebench.finetune import fit
+from prunebench.models.build import build_model
 from prunebench.progress import RichProgress
-from prunebench.pruning import UnstructuredPruner, select_prunable
+from prunebench.pruning.params import select_prunable
+from prunebench.pruning.unstructured import UnstructuredPruner
+from prunebench.settings import FitSettings
 from prunebench.store import Store
 from prunebench.tasks import Classification
 

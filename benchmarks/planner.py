@@ -31,11 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 
-from prunebench.execute import execute_plan, run
+from prunebench.driver import dense_model, execute_plan, run
 from prunebench.executors import LocalExecutor, RayExecutor
 from prunebench.plan import build_plan, count
-from prunebench.progress import Progress
-from prunebench.runner import RunContext
 from prunebench.store import Store
 from prunebench.sweep import load_sweep
 
@@ -83,7 +81,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="planner-bench-"))
     try:
         seed_store = Store(work / "pretrain")
-        RunContext(cfgs[0], seed_store, Progress())  # pretrains the dense model (not timed)
+        dense_model(cfgs[0], seed_store)  # pretrains the dense model (not timed)
         dense = seed_store.root / "dense"
 
         timings: dict[str, float] = {}

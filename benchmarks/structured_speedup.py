@@ -31,7 +31,7 @@ from prunebench.data import DataInfo
 from prunebench.inference import lean
 from prunebench.measure import count_macs
 from prunebench.models import MODELS
-from prunebench.pruning import make_pruner
+from prunebench.pruning.factory import make_pruner
 
 NAME = "structured_speedup"
 RATIOS = (0.3, 0.5, 0.7, 0.9)

@@ -14,8 +14,8 @@ from prunebench.checkpoints import save_tensors
 from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
+from prunebench.driver import run
 from prunebench.errors import CheckpointError, ConfigError
-from prunebench.execute import run
 from prunebench.finetune import monitored_value
 from prunebench.models import MODELS
 from prunebench.pretrain import initial_model

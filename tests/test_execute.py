@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from prunebench import executors
+from prunebench.driver import execute_plan, run
 from prunebench.errors import ConfigError
-from prunebench.execute import execute_plan, run
 from prunebench.plan import build_plan
 from prunebench.store import Store
 

@@ -10,13 +10,12 @@ import torch
 from safetensors import safe_open
 
 import prunebench
+from prunebench.driver import run, stored_dense
 from prunebench.errors import CheckpointError, PrunebenchError
-from prunebench.execute import run
 from prunebench.export import STRUCTURE_FILE, WEIGHTS_FILE, export_step, read_description
-from prunebench.progress import Progress
 from prunebench.pruning.masks import count_to_prune
-from prunebench.runner import RunContext
 from prunebench.store import Store
+from prunebench.workspace import Workspace
 
 FAST = ["pretrain.epochs=3", "finetune.max_epochs=1", "prune.latency=false"]
 
@@ -37,8 +36,9 @@ def runs(tmp_path_factory):
 
 
 def reference(root, cfg, step_key):
-    ctx = RunContext(cfg, Store(root), Progress())
-    model, _ = ctx.load_state(step_key)
+    store = Store(root)
+    ctx = Workspace(stored_dense(store)).context(cfg)
+    model, _ = ctx.restore(*store.load_checkpoint(step_key))
     return model.eval(), ctx.data
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 
 from prunebench.config import FinetuneConfig, OptimizerConfig
-from prunebench.data import DataBundle, DataInfo
-from prunebench.finetune import EarlyStopping, FitSettings, finetune_settings, fit
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DataInfo
+from prunebench.finetune import EarlyStopping, fit
 from prunebench.models.small import build_small_cnn
+from prunebench.settings import FitSettings, finetune_settings
 from prunebench.tasks import Classification
 
 

@@ -11,8 +11,9 @@ from prunebench.criteria import make_criterion
 from prunebench.data import DataInfo
 from prunebench.errors import ConfigError
 from prunebench.models.small import build_small_cnn
-from prunebench.pruning import UnstructuredPruner, select_prunable
 from prunebench.pruning.masks import count_to_prune, global_masks, layerwise_masks, lowest_k_mask
+from prunebench.pruning.params import select_prunable
+from prunebench.pruning.unstructured import UnstructuredPruner
 from prunebench.schedules import geometric
 
 

@@ -10,7 +10,7 @@ from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.measure import compare_latency, count_macs, nonzero_macs, repeat_batch
 from prunebench.models import MODELS
-from prunebench.pruning import make_pruner
+from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.structured import StructuredPruner
 
 DIGITS = DataInfo("classification", num_classes=10, in_channels=1, image_size=8)

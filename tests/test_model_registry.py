@@ -15,7 +15,7 @@ from torch import nn
 from prunebench.config import PruneConfig
 from prunebench.data import DataInfo
 from prunebench.models import MODELS
-from prunebench.pruning import make_pruner
+from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.masks import count_to_prune
 from prunebench.tasks import make_task
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from prunebench.execute import execute_plan
+from prunebench.driver import execute_plan
 from prunebench.plan import build_plan
 from prunebench.store import Store
 from prunebench.sweep import load_sweep

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from prunebench.config import run_id
+from prunebench.driver import run, stored_dense
 from prunebench.errors import TrainingDiverged
-from prunebench.execute import run
+from prunebench.plan import plan_steps
 from prunebench.progress import Progress
-from prunebench.runner import RunContext, plan_steps
 from prunebench.store import Store
+from prunebench.workspace import Workspace
 
 VOLATILE = {"run_id", "seconds", "created_at", "reused"}
 
@@ -63,9 +64,9 @@ def test_rows_are_complete_and_counted_from_weights(reference):
 def test_reported_metrics_belong_to_the_carried_weights(reference):
     """Load each step's checkpoint and re-evaluate: it must give the stored test metrics."""
     cfg, store, result = reference
-    ctx = RunContext(cfg, store, Progress())
+    ctx = Workspace(stored_dense(store)).context(cfg)
     for plan, row in zip(plan_steps(cfg, ctx.dense.base_id), result.rows, strict=True):
-        model, pruner = ctx.load_state(plan.key)
+        model, pruner = ctx.restore(*store.load_checkpoint(plan.key))
         metrics = ctx.task.evaluate(model, ctx.data.test, ctx.device)
         assert metrics["top1"] == row["test_top1"]
         assert metrics["loss"] == pytest.approx(row["test_loss"], rel=1e-12)

@@ -12,7 +12,7 @@ from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
 from prunebench.models import MODELS, ModelSpec, StructuredHooks
-from prunebench.pruning import make_pruner
+from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.masks import count_to_prune
 from prunebench.pruning.presets import PRESETS
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.execute import run
+from prunebench.driver import run
 from prunebench.pruning.masks import count_to_prune
 from prunebench.store import Store
 

@@ -98,17 +98,12 @@ def pretrain(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device))
-    from prunebench.data import DATASETS
-    from prunebench.devices import resolve_device
-    from prunebench.pretrain import ensure_dense
+    from prunebench.driver import dense_model
     from prunebench.progress import make_progress
     from prunebench.store import Store
-    from prunebench.tasks import make_task
 
-    dev = resolve_device(cfg.device)
-    data = DATASETS.get(cfg.data.name).build(cfg.data, dev)
     store = Store(results)
-    dense = ensure_dense(cfg, store, data, make_task(data.info.task), dev, make_progress(quiet))
+    dense = dense_model(cfg, store, make_progress(quiet))
     state = "reused" if dense.reused else "trained"
     out.print(f"dense model {dense.base_id} ({state}): {store.dense_path(dense.base_id)}")
     out.print(" ".join(f"{k}={v:.4f}" for k, v in dense.metrics.items()))
@@ -127,16 +122,17 @@ def run(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
-    from prunebench.execute import run as run_one
+    from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
+    from prunebench.results import load_results
     from prunebench.store import Store
     from prunebench.tables import steps_table
 
-    store = Store(results)
-    result = run_one(cfg, store, make_progress(quiet))
+    result = run_one(cfg, Store(results), make_progress(quiet))
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
-    out.print(steps_table(store.results().query("run_id == @result.run_id")))
+    df = load_results(results)
+    out.print(steps_table(df[df["run_id"] == result.run_id]))
 
 
 ExecutorOpt = Annotated[
@@ -196,9 +192,10 @@ def sweep(
         return
     import torch
 
-    from prunebench.execute import execute_plan
+    from prunebench.driver import execute_plan
     from prunebench.executors import LocalExecutor, RayExecutor
     from prunebench.progress import make_progress
+    from prunebench.results import load_results
     from prunebench.store import Store
     from prunebench.tables import comparison_table, failures_table
 
@@ -209,14 +206,13 @@ def sweep(
         if executor == "ray"
         else LocalExecutor()
     )
-    store = Store(results)
-    outcome = execute_plan(plan, store, chosen, make_progress(quiet))
+    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
-    df = store.results()
+    df = load_results(results)
     df = df[df["run_id"].isin(order)]
     df = df.sort_values(["run_id", "step"], key=lambda c: c.map(order) if c.name == "run_id" else c)
-    out.print(comparison_table(df))
-    failed = [r for r in store.runs() if r["run_id"] in outcome.failed]
+    out.print(comparison_table(df[df["step"].notna()]))
+    failed = run_records(df[df["run_id"].isin(outcome.failed)])
     if failed:
         out.print(failures_table(failed))
     out.print(
@@ -231,17 +227,18 @@ def sweep(
 
 def _stored_epochs(results: Path, plan) -> dict[str, int]:
     """Planned steps already in `results` (row + checkpoint) with their epochs; writes nothing."""
-    from prunebench.store import DB_NAME, Store
+    from prunebench.store import Store
 
-    if not (results / DB_NAME).exists():
-        return {}
-    store = Store(results)
-    index = store.step_index()
-    return {
-        key: index[key]["epochs"]
-        for key in plan.nodes
-        if key in index and store.checkpoint_path(key).exists()
-    }
+    stored = Store(results).stored_steps()
+    return {key: stored[key]["epochs"] for key in plan.nodes if key in stored}
+
+
+def run_records(df) -> list[dict]:
+    """One record per run of a `load_results` frame: its run fields (status, error, its final
+    target as `target`), missing values as None."""
+    runs = df.drop_duplicates("run_id")
+    runs = runs.astype(object).where(runs.notna(), None)
+    return [{**r, "target": r["run_target"]} for r in runs.to_dict("records")]
 
 
 @app.command()
@@ -267,13 +264,10 @@ def results(
     if run_id is not None:
         df = df[df["run_id"] == run_id]
     if fmt == "table":
-        out.print(steps_table(df))
-        from prunebench.store import open_existing
         from prunebench.tables import failures_table
 
-        unfinished = [r for r in open_existing(directory).runs() if r["status"] != "done"]
-        if run_id is not None:
-            unfinished = [r for r in unfinished if r["run_id"] == run_id]
+        out.print(steps_table(df))
+        unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))
         return

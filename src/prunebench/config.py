@@ -23,10 +23,11 @@ from pydantic import (
     model_validator,
 )
 
-from prunebench.criteria import CRITERIA
-from prunebench.data import DATASETS
+from prunebench.criteria.catalog import CRITERIA
+from prunebench.data.catalog import DATASETS
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.models import MODELS
+from prunebench.models.catalog import MODELS
+from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
 
@@ -79,8 +80,7 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _root_when_needed(self) -> DataConfig:
-        spec = DATASETS.get(self.name)
-        if spec.needs_root and self.root is None and not self.download:
+        if DATASETS.fact(self.name, "needs_root") and self.root is None and not self.download:
             raise ValueError(
                 f"dataset '{self.name}' needs data.root (a local directory), "
                 "or data.download=true on a machine with network"
@@ -184,8 +184,6 @@ class PruneConfig(StrictModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, name: str | None) -> str | None:
-        from prunebench.pruning.presets import PRESETS
-
         return None if name is None else _registered(PRESETS, name)
 
     @field_validator("layer_ratios")
@@ -199,8 +197,8 @@ class PruneConfig(StrictModel):
     @model_validator(mode="after")
     def _structured_settings(self) -> PruneConfig:
         structured = self.structure == "structured"
-        if structured and not CRITERIA.get(self.criterion).structured:
-            usable = [n for n in CRITERIA.names() if CRITERIA.get(n).structured]
+        if structured and not CRITERIA.fact(self.criterion, "structured"):
+            usable = [n for n in CRITERIA.names() if CRITERIA.fact(n, "structured")]
             raise ValueError(
                 f"criterion '{self.criterion}' scores single weights only; use it with "
                 f"prune.structure=unstructured or pick one of {', '.join(usable)}"
@@ -279,8 +277,8 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> RunConfig:
-        model_task = MODELS.get(self.model.name).task
-        data_task = DATASETS.get(self.data.name).task
+        model_task = MODELS.fact(self.model.name, "task")
+        data_task = DATASETS.fact(self.data.name, "task")
         if model_task != data_task:
             raise ValueError(
                 f"model '{self.model.name}' is a {model_task} model but dataset "
@@ -291,6 +289,14 @@ class RunConfig(StrictModel):
 
 # Fields that change how a run is executed or labelled, not its results.
 NON_IDENTITY_FIELDS = {"name", "device"}
+# Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
+DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
+# Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
+# earlier versions did). At that value a field is left out of every identity, so results stored
+# by an earlier version still resume and are reused; any other value gives new ids. Changing the
+# default of an OLDER field changes its dumped value, hence every id that includes it: it is
+# never matched silently. FitSettings fields count under "fit.".
+ADDED_FIELDS: dict[str, Any] = {}
 
 
 def canonical_json(obj: Any) -> str:
@@ -303,8 +309,26 @@ def digest(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 
+def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`dump` minus the ADDED_FIELDS (under `prefix`) that hold their earlier-version value."""
+    out: dict[str, Any] = {}
+    for key, value in dump.items():
+        path = f"{prefix}{key}"
+        if path in ADDED_FIELDS and value == ADDED_FIELDS[path]:
+            continue
+        out[key] = without_added(value, path + ".") if isinstance(value, dict) else value
+    return out
+
+
 def identity(cfg: RunConfig) -> dict[str, Any]:
-    return cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS)
+    """Everything that shapes a run's results, as JSON (the run id hashes it)."""
+    return without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
+
+
+def data_identity(cfg: RunConfig) -> dict[str, Any]:
+    """What makes two runs see the same data (split, batches, augmentation): the one definition
+    used by the dense model's id, the step keys and the in-memory data caches."""
+    return {k: v for k, v in identity(cfg)["data"].items() if k not in DATA_LOADING_FIELDS}
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -313,9 +337,9 @@ def run_id(cfg: RunConfig) -> str:
 
 def base_id(cfg: RunConfig) -> str:
     """Identity of the dense model: the data split, the architecture and how it was trained."""
-    data = cfg.data.model_dump(mode="json", exclude={"num_workers", "eval_batch_size"})
+    ident = identity(cfg)
     return digest(
-        {"data": data, "model": cfg.model.model_dump(mode="json"), "pretrain": cfg.pretrain}
+        {"data": data_identity(cfg), "model": ident["model"], "pretrain": ident["pretrain"]}
     )
 
 

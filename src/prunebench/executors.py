@@ -3,7 +3,7 @@ cluster).
 
 Workers only compute. A job carries the step, any config of a run through it and the state it
 starts from (None: the dense model); the outcome carries the row, the epoch records and the new
-state, or the error. The driver (`execute.py`) is the only process that opens the results
+state, or the error. The driver (`driver.py`) is the only process that opens the results
 directory, so rows reach SQLite exactly once whichever executor computed them, and a Ray worker
 needs no access to the driver's disk. Both executors restore the starting state from the same
 tensors, so their rows are bit-identical at equal torch thread counts (Ray workers are given the
@@ -15,17 +15,20 @@ from __future__ import annotations
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from prunebench.config import RunConfig
+from prunebench.config import RunConfig, base_id
+from prunebench.data.base import DataBundle
+from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
-from prunebench.progress import Progress
-from prunebench.runner import RunContext, StepPlan, compute_step
-
-if TYPE_CHECKING:
-    from prunebench.execute import Contexts
+from prunebench.models.build import build_model
+from prunebench.plan import StepPlan
+from prunebench.pretrain import Dense
+from prunebench.runner import RunContext, compute_step
+from prunebench.tasks import Task
+from prunebench.workspace import Workspace
 
 State = tuple[dict[str, torch.Tensor], dict[str, Any]]
 
@@ -51,6 +54,27 @@ class NodeOutcome:
     exception: Exception | None = None  # local executor only (never shipped back from Ray)
 
 
+class Executor(Protocol):
+    """Where the driver's ready steps are computed; outcomes come back through `wait`."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def has_room(self) -> bool: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    def in_flight(self) -> list[NodeJob]: ...
+
+    def submit(self, job: NodeJob, workspace: Workspace) -> None: ...
+
+    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]: ...
+
+    def close(self) -> None: ...
+
+
 def release_memory() -> None:
     """After a failure (e.g. CUDA out of memory), give cached GPU memory back before going on."""
     if torch.cuda.is_available():
@@ -68,7 +92,7 @@ def compute_node(ctx: RunContext, job: NodeJob) -> NodeOutcome:
             ctx.restore(*job.parent, source=job.key) if job.parent else ctx.fresh_dense()
         )
         model, row, epochs = compute_step(ctx, model, pruner, job.step, job.owner)
-        state = ctx.state_tensors(model, pruner, job.key, job.step.parent_key)
+        state = ctx.pack(model, pruner, job.step)
         return NodeOutcome(job.key, row, epochs, state)
     except Exception as exc:
         release_memory()
@@ -82,7 +106,7 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self._queue: deque[NodeJob] = deque()
-        self._contexts: Contexts | None = None
+        self._workspace: Workspace | None = None
 
     def start(self) -> None:
         pass
@@ -97,13 +121,13 @@ class LocalExecutor:
     def in_flight(self) -> list[NodeJob]:
         return list(self._queue)
 
-    def submit(self, job: NodeJob, contexts: Contexts) -> None:
-        self._contexts = contexts
+    def submit(self, job: NodeJob, workspace: Workspace) -> None:
+        self._workspace = workspace
         self._queue.append(job)
 
     def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
         job = self._queue.popleft()
-        ctx = self._contexts.get(job.cfg)
+        ctx = self._workspace.context(job.cfg)
         ctx.progress.run_started(job.owner, job.label, job.n_steps)
         ctx.progress.step_started(job.step.index, job.step.target)
         return [(job, compute_node(ctx, job))]
@@ -121,34 +145,25 @@ class NodeWorker:
     def __init__(self, threads: int | None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self._data: dict[str, Any] = {}
-        self._dense: dict[str, Any] = {}
+        self._shipped: dict[str, Any] = {}  # base id -> object ref of the driver's dense model
+        self._workspace = Workspace(self._dense_from_driver)
 
     def compute(self, job: NodeJob, dense_ref: list[Any]) -> NodeOutcome:
         try:
-            ctx = self._context(job.cfg, dense_ref)
+            self._shipped[base_id(job.cfg)] = dense_ref[0]
+            ctx = self._workspace.context(job.cfg)
         except Exception as exc:
             return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
         outcome = compute_node(ctx, job)
         outcome.exception = None  # the message travels; the object may not pickle
         return outcome
 
-    def _context(self, cfg: RunConfig, dense_ref: list[Any]) -> RunContext:
+    def _dense_from_driver(
+        self, cfg: RunConfig, data: DataBundle, task: Task, device: torch.device
+    ) -> Dense:
         import ray
 
-        from prunebench.config import base_id
-        from prunebench.data import DATASETS
-        from prunebench.devices import resolve_device
-        from prunebench.execute import data_identity, dense_from_payload
-
-        device = resolve_device(cfg.device)
-        key = f"{data_identity(cfg)}|{device}"
-        if key not in self._data:
-            self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
-        bid = base_id(cfg)
-        if bid not in self._dense:
-            self._dense[bid] = dense_from_payload(cfg, ray.get(dense_ref[0]), self._data[key])
-        return RunContext(cfg, None, Progress(), data=self._data[key], dense=self._dense[bid])
+        return dense_from_payload(cfg, ray.get(self._shipped[base_id(cfg)]), data)
 
 
 class RayExecutor:
@@ -211,14 +226,12 @@ class RayExecutor:
     def in_flight(self) -> list[NodeJob]:
         return [job for job, _ in self._inflight.values()]
 
-    def submit(self, job: NodeJob, contexts: Contexts) -> None:
+    def submit(self, job: NodeJob, workspace: Workspace) -> None:
         import ray
-
-        from prunebench.config import base_id
 
         bid = base_id(job.cfg)
         if bid not in self._dense_refs:  # shipped once; workers keep it
-            self._dense_refs[bid] = ray.put(dense_payload(contexts.get(job.cfg)))
+            self._dense_refs[bid] = ray.put(dense_payload(workspace.dense(job.cfg)))
         actor = self._idle.pop()
         ref = actor.compute.remote(job, [self._dense_refs[bid]])
         self._inflight[ref] = (job, actor)
@@ -254,7 +267,15 @@ class RayExecutor:
             self._started_ray = False
 
 
-def dense_payload(ctx: RunContext) -> dict[str, Any]:
+def dense_payload(dense: Dense) -> dict[str, Any]:
     """The dense model as plain CPU tensors plus its metrics, for shipping to workers."""
-    state = {k: v.detach().to("cpu").clone() for k, v in ctx.dense.model.state_dict().items()}
-    return {"state": state, "metrics": ctx.dense.metrics, "base_id": ctx.dense.base_id}
+    state = {k: v.detach().to("cpu").clone() for k, v in dense.model.state_dict().items()}
+    return {"state": state, "metrics": dense.metrics, "base_id": dense.base_id}
+
+
+def dense_from_payload(cfg: RunConfig, payload: dict[str, Any], data: DataBundle) -> Dense:
+    """The dense model rebuilt from `dense_payload` (on a worker)."""
+    model = build_model(cfg.model, data.info)
+    model.load_state_dict(payload["state"])
+    model = model.to(resolve_device(cfg.device))
+    return Dense(model, payload["metrics"], payload["base_id"], reused=True)

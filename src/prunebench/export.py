@@ -26,12 +26,16 @@ import torch
 from torch import nn
 
 from prunebench.checkpoints import check_fits, load_tensors, save_tensors
+from prunebench.config import ModelConfig, PruneConfig, validate
+from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
+from prunebench.models.build import build_model
+from prunebench.state import rebuild, restore, stored_masks
+from prunebench.store import open_existing
 
 FORMAT = "prunebench-pruned/1"
 STRUCTURE_FILE = "structure.json"
 WEIGHTS_FILE = "weights.safetensors"
-MASK_PREFIX = "mask::"
 VALUES, BITS = "::values", "::keepbits"
 
 
@@ -47,54 +51,18 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# ---------------------------------------------------------------------- rebuilding
+# ---------------------------------------------------------------------- from a results directory
 
 
-def rebuild(
-    model_cfg: Any,
-    prune_cfg: Any,
-    info: Any,
-    tensors: dict[str, torch.Tensor],
-    pruner_meta: dict[str, Any],
-) -> tuple[nn.Module, Any]:
-    """A CPU model (and its pruner) brought to a stored step's state: the structure from the
-    pruner metadata, then the `model::` weights of a runner checkpoint."""
-    from prunebench.checkpoints import load_weights
-    from prunebench.models import MODELS, build_model
-    from prunebench.pruning import make_pruner
-
-    model = build_model(model_cfg, info)
-    pruner = make_pruner(
-        prune_cfg.model_copy(update={"latency": False}), model, MODELS.get(model_cfg.name), info
-    )
-    own = {k: v for k, v in tensors.items() if not k.startswith("model::")}
-    model = pruner.restore(model, own, pruner_meta)
-    weights = {k.removeprefix("model::"): v for k, v in tensors.items() if k.startswith("model::")}
-    load_weights(model, weights, "checkpoint")
-    if pruner.masks is not None:
-        pruner.masks.apply()
-    return model.eval(), pruner
-
-
-def _resolve_run(store, run: str) -> dict[str, Any]:
-    rows = [r for r in store.runs() if r["run_id"].startswith(run)]
-    if not rows:
-        raise PrunebenchError(
-            f"no run '{run}' in {store.root}; list them with `prunebench results`"
-        )
-    if len(rows) > 1:
-        raise PrunebenchError(f"run id prefix '{run}' is ambiguous ({len(rows)} runs); give more")
-    return rows[0]
+def _without_latency(cfg: PruneConfig) -> PruneConfig:
+    """Rebuilding never times anything."""
+    return cfg.model_copy(update={"latency": False})
 
 
 def export_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
     """Export the model after step `step` (default: the last stored step) of run `run`."""
-    from prunebench.config import ModelConfig, PruneConfig, validate
-    from prunebench.data import DataInfo
-    from prunebench.store import open_existing
-
     store = open_existing(results)
-    row = _resolve_run(store, run)
+    row = store.find_run(run)
     steps = store.steps(row["run_id"])
     if not steps:
         raise PrunebenchError(f"run {row['run_id']} has no stored steps yet")
@@ -114,10 +82,10 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
     if "data_info" not in pruner_meta:
         raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
     info = DataInfo(**pruner_meta["data_info"])
-    model, _ = rebuild(model_cfg, prune_cfg, info, tensors, pruner_meta)
-    masks = {
-        k.removeprefix(MASK_PREFIX): v for k, v in tensors.items() if k.startswith(MASK_PREFIX)
-    }
+    model, _ = restore(
+        model_cfg, _without_latency(prune_cfg), info, tensors, meta, source="checkpoint"
+    )
+    masks = stored_masks(tensors)
     source = {
         "run_id": row["run_id"],
         "step": chosen["step"],
@@ -129,7 +97,7 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
         "metric": row["metric"],
     }
     return export_model(
-        model, out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
+        model.eval(), out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
     )
 
 
@@ -158,9 +126,9 @@ def _unpack(values: torch.Tensor, bits: torch.Tensor, shape: list[int], name: st
 def export_model(
     model: nn.Module,
     out: Path | str,
-    model_cfg: Any,
-    prune_cfg: Any,
-    info: Any,
+    model_cfg: ModelConfig,
+    prune_cfg: PruneConfig,
+    info: DataInfo,
     pruner_meta: dict[str, Any],
     masks: dict[str, torch.Tensor] | None = None,
     source: dict[str, Any] | None = None,
@@ -168,11 +136,11 @@ def export_model(
     """Write `model` (already pruned) to the directory `out`; returns the description's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = model.state_dict()
+    weights_state = model.state_dict()
     masks = masks or {}
     tensors: dict[str, torch.Tensor] = {}
     sparse: dict[str, list[int]] = {}
-    for name, tensor in state.items():
+    for name, tensor in weights_state.items():
         if name in masks:
             for suffix, part in _pack(tensor, masks[name]).items():
                 tensors[name + suffix] = part
@@ -239,29 +207,23 @@ def read_description(path: Path | str) -> dict[str, Any]:
 
 def load_pruned(path: Path | str) -> nn.Module:
     """Rebuild an exported pruned model (CPU, eval mode) without unpickling anything."""
-    from prunebench.config import ModelConfig, PruneConfig, validate
-    from prunebench.data import DataInfo
-    from prunebench.models import MODELS, build_model
-    from prunebench.pruning import make_pruner
-
     description = read_description(path)
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     tensors, _ = load_tensors(root / WEIGHTS_FILE)
     model_cfg = validate(ModelConfig, description["model"], "export (model)")
     prune_cfg = validate(PruneConfig, description["prune"], "export (prune)")
     info = DataInfo(**description["data_info"])
-    model = build_model(model_cfg, info)
+    pruner_meta = {"structure": description["structure"], **description["pruning"]}
     if description["structure"] == "structured":
-        pruner = make_pruner(
-            prune_cfg.model_copy(update={"latency": False}), model, MODELS.get(model_cfg.name), info
-        )
-        model = pruner.restore(model, {}, {"structure": "structured", **description["pruning"]})
-    state: dict[str, torch.Tensor] = {}
+        model, _ = rebuild(model_cfg, _without_latency(prune_cfg), info, {}, pruner_meta)
+    else:
+        model = build_model(model_cfg, info)
+    weights: dict[str, torch.Tensor] = {}
     for name, shape in description["sparse"].items():
         if name + VALUES not in tensors or name + BITS not in tensors:
             raise CheckpointError(f"the export lacks the sparse weights of '{name}'")
-        state[name] = _unpack(tensors.pop(name + VALUES), tensors.pop(name + BITS), shape, name)
-    state.update(tensors)
-    check_fits(model, state, f"export '{path}'")
-    model.load_state_dict(state)
+        weights[name] = _unpack(tensors.pop(name + VALUES), tensors.pop(name + BITS), shape, name)
+    weights.update(tensors)
+    check_fits(model, weights, f"export '{path}'")
+    model.load_state_dict(weights)
     return model.eval()

@@ -1,7 +1,11 @@
 """Shared-prefix planning: the runs of a sweep as a forest of pruning steps keyed by content.
 
-A step's key chains (dense model, seed, data, prune config) with the cumulative target and the
-effective fine-tuning settings of every step so far (`runner.plan_steps`). Runs whose first k
+Each step has a content key: the key of the state it starts from plus its cumulative target and
+its effective fine-tuning settings; the first key covers the dense model, seed, data and pruning
+config (`context_key`, `plan_steps`). A step's randomness is seeded from its key and its result
+(weights, masks, row) is stored under it. Hence a killed run resumes from its last stored step
+with the rows of an uninterrupted run, and a step that another run already computed with the
+same key is reused, not recomputed. Runs whose first k
 steps have equal keys pass through identical states, so the plan holds each key once: every
 hybrid with the same p_k and seed shares its one-shot step (and that step's long fine-tune) with
 the one-shot run to p_k; a geometric run to 0.99 shares all but its clipped last step with the
@@ -14,11 +18,76 @@ rendering of the tree, and the critical-path priority the executors schedule by.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from prunebench.config import RunConfig, base_id, run_id
-from prunebench.finetune import FitSettings
-from prunebench.runner import StepPlan, context_key, plan_steps
+from prunebench.config import (
+    RunConfig,
+    base_id,
+    data_identity,
+    digest,
+    identity,
+    run_id,
+    without_added,
+)
+from prunebench.schedules import increments
+from prunebench.settings import FitSettings, finetune_settings
+
+KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    index: int  # 1-based
+    target: float  # this run's schedule value (what its rows report)
+    increment: float
+    key: str
+    parent_key: str
+    settings: FitSettings
+
+    @property
+    def prune_target(self) -> float:
+        """What the pruner gets: the target as the key holds it. Runs that share a key can
+        differ in the last bits (constant 0.1 x 7 = 0.7000000000000001 vs a run clipped to 0.7);
+        they must prune the same count, alone or together."""
+        return round(self.target, KEY_DECIMALS)
+
+
+def context_key(cfg: RunConfig, base: str) -> str:
+    """Key of the dense starting state: everything that shapes every step of this run."""
+    return digest(
+        {
+            "base": base,
+            "seed": cfg.seed,
+            "data": data_identity(cfg),
+            "prune": identity(cfg)["prune"],
+        }
+    )
+
+
+def settings_identity(settings: FitSettings) -> dict[str, Any]:
+    fields = {k: v for k, v in asdict(settings).items() if k != "scheduler"}
+    return without_added(fields, "fit.")
+
+
+def plan_steps(cfg: RunConfig, base: str) -> list[StepPlan]:
+    """The run's steps with their keys; each key chains the keys before it."""
+    targets = cfg.regime.schedule()
+    pretrain_lr = cfg.pretrain.optimizer.lr
+    parent = context_key(cfg, base)
+    plans = []
+    for index, (target, inc) in enumerate(zip(targets, increments(targets), strict=True), 1):
+        settings = finetune_settings(cfg.finetune, pretrain_lr, first_step=index == 1)
+        key = digest(
+            {
+                "parent": parent,
+                "target": round(target, KEY_DECIMALS),
+                "finetune": settings_identity(settings),
+            }
+        )
+        plans.append(StepPlan(index, target, inc, key, parent, settings))
+        parent = key
+    return plans
 
 
 @dataclass(frozen=True)
@@ -69,15 +138,6 @@ class Plan:
     @property
     def planned_steps(self) -> int:
         return len(self.nodes)
-
-    def subtree(self, key: str) -> list[str]:
-        """`key` and every node below it."""
-        out, stack = [], [key]
-        while stack:
-            current = stack.pop()
-            out.append(current)
-            stack.extend(self.nodes[current].children)
-        return out
 
     def critical_path(self) -> dict[str, int]:
         """Number of steps on the longest chain from each node down (itself included)."""

@@ -1,8 +1,8 @@
-"""The dense model every pruning run starts from: trained once per base id, then reused.
+"""Training the dense model every pruning run starts from (or taking the user's weights).
 
-The base id hashes the data split, the architecture (and its local pretrained weights, if any)
-and the pretraining recipe; the model lands in `<results>/dense/<base_id>.safetensors` with its
-validation and test metrics in the file's metadata.
+Computing only: the driver decides whether a stored dense model (keyed by `config.base_id`: the
+data split, the architecture and its local pretrained weights, the recipe) can be reused, and
+writes the one it trains to the results directory.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import load_tensors, load_weights, save_tensors
 from prunebench.config import PretrainConfig, RunConfig, base_id
-from prunebench.data import DataBundle
-from prunebench.finetune import FitSettings, fit
-from prunebench.models import build_model
+from prunebench.data.base import DataBundle
+from prunebench.finetune import fit
+from prunebench.models.build import build_model
 from prunebench.models.weights import load_pretrained
 from prunebench.progress import Progress
 from prunebench.seeding import seed_everything
-from prunebench.store import Store
+from prunebench.settings import FitSettings
 from prunebench.tasks import Task
 
 
@@ -88,24 +87,17 @@ def evaluate_dense(model: nn.Module, data: DataBundle, task: Task, device) -> di
     }
 
 
-def ensure_dense(
+def train_dense(
     cfg: RunConfig,
-    store: Store,
     data: DataBundle,
     task: Task,
     device: torch.device,
     progress: Progress | None = None,
-) -> Dense:
-    """Load the dense model for this config, training (and saving) it first if needed."""
+) -> tuple[Dense, list[dict[str, Any]]]:
+    """The dense model of this config, trained now (or the local weights as they are), with
+    its metrics; and the pretraining epochs' history."""
     progress = progress or Progress()
     bid = base_id(cfg)
-    path = store.dense_path(bid)
-    model = build_model(cfg.model, data.info)
-    if path.exists():
-        tensors, meta = load_tensors(path)
-        load_weights(model, tensors, str(path))
-        return Dense(model.to(device), meta["metrics"], bid, reused=True)
-
     seed_everything(cfg.pretrain.seed)  # before the weights are initialised
     model = initial_model(cfg, data).to(device)
     history: list[dict[str, Any]] = []
@@ -122,11 +114,4 @@ def ensure_dense(
         history = [vars(r) for r in result.history]
         progress.run_finished(bid, f"pretrained for {result.epochs} epochs")
     metrics = evaluate_dense(model, data, task, device)
-    meta = {
-        "base_id": bid,
-        "metrics": metrics,
-        "history": history,
-        "config": cfg.model_dump(mode="json"),
-    }
-    save_tensors(path, model.state_dict(), meta)
-    return Dense(model, metrics, bid, reused=False)
+    return Dense(model, metrics, bid, reused=False), history

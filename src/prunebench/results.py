@@ -11,15 +11,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunebench.store import open_existing
+from prunebench.store import DB_NAME, open_existing
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
+
+
+def database_path(directory: Path | str) -> Path:
+    """Where the results of `directory` live (for messages and report captions)."""
+    return Path(directory) / DB_NAME
 
 
 def load_results(directory: Path | str) -> pd.DataFrame:
     """One pandas row per pruning step of every run in `directory`, with the run's fields."""
     store = open_existing(directory)
-    steps = store.results()
+    steps = store.steps_with_runs()
     runs = store.frame("runs").rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
     df = steps.merge(runs[extra], on="run_id", how="left")

@@ -213,6 +213,19 @@ class Store:
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
 
+    def find_run(self, prefix: str) -> dict[str, Any]:
+        """The run whose id starts with `prefix` (what users type); one line if none or many."""
+        rows = [r for r in self.runs() if r["run_id"].startswith(prefix)]
+        if not rows:
+            raise PrunebenchError(
+                f"no run '{prefix}' in {self.root}; list them with `prunebench results`"
+            )
+        if len(rows) > 1:
+            raise PrunebenchError(
+                f"run id prefix '{prefix}' is ambiguous ({len(rows)} runs); give more"
+            )
+        return rows[0]
+
     def runs(self) -> list[dict[str, Any]]:
         if not self.exists():
             return []
@@ -265,9 +278,10 @@ class Store:
             ).fetchone()
         return dict(row) if row else None
 
-    def step_index(self) -> dict[str, dict[str, Any]]:
-        """step_key -> (run_id, step, epochs, cumulative_epochs) of one stored row per key,
-        preferring the computed one; and (run_id, step) pairs, for planning a whole sweep."""
+    def stored_steps(self) -> dict[str, dict[str, Any]]:
+        """The steps that are stored whole (a row AND its checkpoint): step_key -> run_id, step,
+        epochs, cumulative_epochs of one row per key, preferring the computed one. Only these
+        are resumed from or reused."""
         index: dict[str, dict[str, Any]] = {}
         if not self.exists():
             return index
@@ -278,7 +292,7 @@ class Store:
             )
             for row in rows:  # later rows win: computed (reused=0) and oldest last
                 index[row["step_key"]] = dict(row)
-        return index
+        return {k: v for k, v in index.items() if self.checkpoint_path(k).exists()}
 
     def run_steps(self) -> dict[str, dict[int, str]]:
         """run_id -> {step: step_key} of every stored row."""
@@ -305,6 +319,30 @@ class Store:
     def dense_path(self, base_id: str) -> Path:
         return self.root / "dense" / f"{base_id}.safetensors"
 
+    def save_dense(
+        self, base_id: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    ) -> Path:
+        return save_tensors(self.dense_path(base_id), tensors, meta)
+
+    def load_dense(self, base_id: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The stored dense model's tensors and metadata, or None when there is none yet."""
+        path = self.dense_path(base_id)
+        return load_tensors(path) if path.exists() else None
+
+    def rekey(self, steps: dict[str, str], dense: dict[str, str]) -> None:
+        """Rename stored steps and dense models (old key -> new key): files first, then the rows
+        in one transaction; a rerun after a kill finishes the job (see `migrate.py`)."""
+        for kind, mapping in (("checkpoint", steps), ("dense", dense)):
+            path = self.checkpoint_path if kind == "checkpoint" else self.dense_path
+            for old, new in mapping.items():
+                if path(old).exists() and not path(new).exists():
+                    path(old).rename(path(new))
+        with self.transaction() as con:
+            for old, new in steps.items():
+                con.execute("UPDATE steps SET step_key=? WHERE step_key=?", (new, old))
+            for old, new in dense.items():
+                con.execute("UPDATE runs SET base_id=? WHERE base_id=?", (new, old))
+
     # ------------------------------------------------------------------ tables
     def frame(self, table: str):
         """A whole table as a pandas DataFrame."""
@@ -315,8 +353,9 @@ class Store:
         with self._connect() as con:
             return pd.read_sql_query(f"SELECT * FROM {table}", con)
 
-    def results(self):
-        """One row per pruning step, with the run's fields (regime, seed, ...) beside it."""
+    def steps_with_runs(self):
+        """One row per pruning step, with the run's fields (regime, seed, ...) beside it; read
+        through `results.load_results`, which adds the runs without steps."""
         import pandas as pd
 
         with self._connect() as con:

@@ -8,7 +8,6 @@ gradient, so it is not used. For a channel group the scores are summed over the 
 
 from __future__ import annotations
 
-from prunebench.criteria import CRITERIA
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.calibration import mean_squared_sample_gradients, require_data
 
@@ -22,6 +21,3 @@ class HessianOBD(Criterion):
         require_data(batches, task, self.name)
         diag, _ = mean_squared_sample_gradients(model, params, batches, task, self.vectorize)
         return {n: 0.5 * diag[n] * p.detach().pow(2) for n, p in params.items()}
-
-
-CRITERIA.register("hessian", HessianOBD)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.criteria import CRITERIA
 from prunebench.criteria.base import Criterion
 
 
@@ -41,8 +40,3 @@ class RandomScores(Criterion):
         from prunebench.criteria.groups import RandomGroupImportance
 
         return RandomGroupImportance()
-
-
-CRITERIA.register("magnitude", MagnitudeL1)
-CRITERIA.register("magnitude_l2", MagnitudeL2)
-CRITERIA.register("random", RandomScores)

@@ -8,7 +8,6 @@ squared group sum (sum g*w)^2; that form lets opposite-signed terms of one group
 
 from __future__ import annotations
 
-from prunebench.criteria import CRITERIA
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.calibration import mean_gradients, require_data
 
@@ -21,6 +20,3 @@ class TaylorFirstOrder(Criterion):
         require_data(batches, task, self.name)
         grads, _ = mean_gradients(model, params, batches, task)
         return {n: (grads[n] * p.detach()).pow(2) for n, p in params.items()}
-
-
-CRITERIA.register("taylor", TaylorFirstOrder)

@@ -8,7 +8,6 @@ channel-group sum of Wanda scores has no meaning of its own.
 
 from __future__ import annotations
 
-from prunebench.criteria import CRITERIA
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.calibration import input_feature_norms, require_data
 from prunebench.errors import PrunebenchError
@@ -52,6 +51,3 @@ class Wanda(Criterion):
                 out_group = per_group.repeat_interleave(w.shape[0] // groups, dim=0)
                 scores[name] = w * out_group
         return scores
-
-
-CRITERIA.register("wanda", Wanda)

@@ -1,15 +1,9 @@
-"""Datasets by name. A builder turns a DataConfig into train/val/test/calibration batch streams."""
+"""Datasets by name: `catalog.DATASETS` declares them, each family's module builds them.
 
-from prunebench.data.base import DataBundle, DataInfo, DatasetSpec, take_samples
-from prunebench.registry import Registry
+This package's import is light (no torch): a dataset's module loads when it is built.
+"""
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
+from prunebench.data.catalog import DATASETS
+from prunebench.data.info import DataInfo, DatasetSpec
 
-# Each module below registers its dataset(s) on import, after the registry exists.
-from prunebench.data import cifar as _cifar  # noqa: E402, F401
-from prunebench.data import digits as _digits  # noqa: E402, F401
-from prunebench.data import imagenet as _imagenet  # noqa: E402, F401
-from prunebench.data import synthetic_stories as _synthetic_stories  # noqa: E402, F401
-from prunebench.data import tinystories as _tinystories  # noqa: E402, F401
-
-__all__ = ["DATASETS", "DataBundle", "DataInfo", "DatasetSpec", "take_samples"]
+__all__ = ["DATASETS", "DataInfo", "DatasetSpec"]

@@ -1,29 +1,17 @@
-"""What every dataset hands to the rest of prunebench: batch streams plus a few facts."""
+"""What every dataset hands to the rest of prunebench: batch streams plus a few facts
+(`DataInfo`, in data/info.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+from prunebench.data.info import DataInfo
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """Facts a model builder needs; `task` is 'classification' or 'causal_lm'."""
-
-    task: str
-    num_classes: int | None = None
-    in_channels: int | None = None
-    image_size: int | None = None
-    vocab_size: int | None = None
-    seq_len: int | None = None  # language modelling: tokens per training sequence
 
 
 @dataclass
@@ -37,14 +25,6 @@ class DataBundle:
     test: Iterable[Batch]
     calibration: Iterable[Batch]
     sizes: dict[str, int]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    build: Callable[[DataConfig, torch.device], DataBundle]
-    task: str
-    needs_root: bool = False
-    description: str = ""
 
 
 def take_samples(batches: Iterable[Batch], n_samples: int) -> Iterator[Batch]:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from prunebench.data import DATASETS
-from prunebench.data.base import DataBundle, DataInfo, DatasetSpec
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.memory import TensorLoader
 from prunebench.data.options import dataset_options
 from prunebench.data.safe_pickle import load_data_pickle
@@ -143,21 +143,15 @@ def build_cifar(fmt: CifarFormat, name: str, cfg: DataConfig, device: torch.devi
     )
 
 
-DATASETS.register(
-    "cifar10",
-    DatasetSpec(
-        build=lambda cfg, device: build_cifar(CIFAR10, "cifar10", cfg, device),
-        task="classification",
-        needs_root=True,
-        description="CIFAR-10 in torchvision's format under data.root (50k train, 10k test)",
-    ),
+CIFAR10_SPEC = DatasetSpec(
+    build=lambda cfg, device: build_cifar(CIFAR10, "cifar10", cfg, device),
+    task="classification",
+    needs_root=True,
+    description="CIFAR-10 in torchvision's format under data.root (50k train, 10k test)",
 )
-DATASETS.register(
-    "cifar100",
-    DatasetSpec(
-        build=lambda cfg, device: build_cifar(CIFAR100, "cifar100", cfg, device),
-        task="classification",
-        needs_root=True,
-        description="CIFAR-100 in torchvision's format under data.root (50k train, 10k test)",
-    ),
+CIFAR100_SPEC = DatasetSpec(
+    build=lambda cfg, device: build_cifar(CIFAR100, "cifar100", cfg, device),
+    task="classification",
+    needs_root=True,
+    description="CIFAR-100 in torchvision's format under data.root (50k train, 10k test)",
 )

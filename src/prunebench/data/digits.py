@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from prunebench.data import DATASETS
-from prunebench.data.base import DataBundle, DataInfo, DatasetSpec
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.memory import TensorLoader
 from prunebench.data.splits import stratified_val
 
@@ -55,11 +55,8 @@ def build_digits(cfg: DataConfig, device: torch.device) -> DataBundle:
     )
 
 
-DATASETS.register(
-    "digits",
-    DatasetSpec(
-        build=build_digits,
-        task="classification",
-        description="scikit-learn's bundled 8x8 digits, 10 classes (offline default)",
-    ),
+SPEC = DatasetSpec(
+    build=build_digits,
+    task="classification",
+    description="scikit-learn's bundled 8x8 digits, 10 classes (offline default)",
 )

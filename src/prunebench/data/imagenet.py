@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from prunebench.data import DATASETS
-from prunebench.data.base import DataBundle, DataInfo, DatasetSpec
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.options import dataset_options
 from prunebench.data.splits import stratified_val
 from prunebench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -97,12 +97,9 @@ def build_imagenet(cfg: DataConfig, device: torch.device) -> DataBundle:
     )
 
 
-DATASETS.register(
-    "imagenet",
-    DatasetSpec(
-        build=build_imagenet,
-        task="classification",
-        needs_root=True,
-        description="ImageNet-1k image folders data.root/train and data.root/val (DataLoader)",
-    ),
+SPEC = DatasetSpec(
+    build=build_imagenet,
+    task="classification",
+    needs_root=True,
+    description="ImageNet-1k image folders data.root/train and data.root/val (DataLoader)",
 )

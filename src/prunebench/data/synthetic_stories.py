@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from prunebench.data import DATASETS
-from prunebench.data.base import DataBundle, DatasetSpec
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DatasetSpec
 from prunebench.data.options import dataset_options
 from prunebench.data.text import lm_bundle, split_stories
 
@@ -129,11 +129,8 @@ def build_synthetic_stories(cfg: DataConfig, device: torch.device) -> DataBundle
     )
 
 
-DATASETS.register(
-    "synthetic_stories",
-    DatasetSpec(
-        build=build_synthetic_stories,
-        task="causal_lm",
-        description="generated short stories + word tokenizer (offline TinyStories stand-in)",
-    ),
+SPEC = DatasetSpec(
+    build=build_synthetic_stories,
+    task="causal_lm",
+    description="generated short stories + word tokenizer (offline TinyStories stand-in)",
 )

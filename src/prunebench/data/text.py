@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from prunebench.data.base import DataBundle, DataInfo
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DataInfo
 from prunebench.data.memory import TensorLoader
 from prunebench.errors import PrunebenchError
 

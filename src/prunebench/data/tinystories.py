@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prunebench.data import DATASETS
-from prunebench.data.base import DataBundle, DatasetSpec
+from prunebench.data.base import DataBundle
+from prunebench.data.info import DatasetSpec
 from prunebench.data.options import dataset_options
 from prunebench.data.text import lm_bundle
 from prunebench.errors import ConfigError
@@ -196,12 +196,9 @@ def build_tinystories(cfg: DataConfig, device: torch.device) -> DataBundle:
     return lm_bundle(splits, encode, tokenizer.eos_token_id, len(tokenizer), cfg, device)
 
 
-DATASETS.register(
-    "tinystories",
-    DatasetSpec(
-        build=build_tinystories,
-        task="causal_lm",
-        needs_root=True,
-        description="TinyStories from local files / a saved dataset, local GPT-Neo tokenizer",
-    ),
+SPEC = DatasetSpec(
+    build=build_tinystories,
+    task="causal_lm",
+    needs_root=True,
+    description="TinyStories from local files / a saved dataset, local GPT-Neo tokenizer",
 )

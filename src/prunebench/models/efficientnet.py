@@ -12,10 +12,9 @@ from typing import Any
 
 from torch import nn
 
-from prunebench.data import DataInfo
+from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec, StructuredHooks
+from prunebench.models.spec import ModelSpec, StructuredHooks
 
 ROUND_TO = 8
 
@@ -64,12 +63,9 @@ def efficientnet_pruner_kwargs(model: nn.Module, target: float | None = None) ->
     return {"round_to": ROUND_TO}
 
 
-MODELS.register(
-    "efficientnet_v2_s",
-    ModelSpec(
-        build=build_efficientnet_v2_s,
-        classifier="classifier.1",
-        description="torchvision EfficientNetV2-S (21M params with 1000 classes)",
-        structured=StructuredHooks(pruner_kwargs=efficientnet_pruner_kwargs),
-    ),
+SPEC = ModelSpec(
+    build=build_efficientnet_v2_s,
+    classifier="classifier.1",
+    description="torchvision EfficientNetV2-S (21M params with 1000 classes)",
+    structured=StructuredHooks(pruner_kwargs=efficientnet_pruner_kwargs),
 )

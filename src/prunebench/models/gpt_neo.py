@@ -29,11 +29,10 @@ import torch
 from torch import nn
 
 from prunebench.checkpoints import read_state_dict
-from prunebench.data import DataInfo
+from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec, StructuredHooks
 from prunebench.models.heads import head_pruning_kwargs, remember_heads
+from prunebench.models.spec import ModelSpec, StructuredHooks
 
 NO_DROPOUT = {"embed_dropout": 0.0, "attention_dropout": 0.0, "resid_dropout": 0.0}
 PRESETS: dict[str, dict[str, Any]] = {
@@ -190,17 +189,12 @@ def gpt_neo_example_inputs(info: DataInfo) -> torch.Tensor:
     return torch.randint(0, info.vocab_size or 2, (1, min(info.seq_len or 32, 128)))
 
 
-MODELS.register(
-    "gpt_neo",
-    ModelSpec(
-        build=build_gpt_neo,
-        task="causal_lm",
-        classifier="lm_head",
-        description="transformers GPT-Neo: a local HF folder (TinyStories-33M) or a preset size",
-        read_weights=read_gpt_neo_weights,
-        example_inputs=gpt_neo_example_inputs,
-        structured=StructuredHooks(
-            pruner_kwargs=gpt_neo_pruner_kwargs, after_step=gpt_neo_after_step
-        ),
-    ),
+SPEC = ModelSpec(
+    build=build_gpt_neo,
+    task="causal_lm",
+    classifier="lm_head",
+    description="transformers GPT-Neo: a local HF folder (TinyStories-33M) or a preset size",
+    read_weights=read_gpt_neo_weights,
+    example_inputs=gpt_neo_example_inputs,
+    structured=StructuredHooks(pruner_kwargs=gpt_neo_pruner_kwargs, after_step=gpt_neo_after_step),
 )

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from prunebench.data import DataInfo
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec
+from prunebench.data.info import DataInfo
+from prunebench.models.spec import ModelSpec
 
 
 def build_resnet18(info: DataInfo) -> nn.Module:
@@ -22,11 +21,8 @@ def build_resnet18(info: DataInfo) -> nn.Module:
     return model
 
 
-MODELS.register(
-    "resnet18",
-    ModelSpec(
-        build=build_resnet18,
-        classifier="fc",
-        description="torchvision ResNet-18 (ImageNet stem; 11.7M params with 1000 classes)",
-    ),
+SPEC = ModelSpec(
+    build=build_resnet18,
+    classifier="fc",
+    description="torchvision ResNet-18 (ImageNet stem; 11.7M params with 1000 classes)",
 )

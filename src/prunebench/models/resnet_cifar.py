@@ -11,9 +11,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
-from prunebench.data import DataInfo
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec
+from prunebench.data.info import DataInfo
+from prunebench.models.spec import ModelSpec
 
 
 class BasicBlock(nn.Module):
@@ -74,11 +73,8 @@ def build_resnet18_cifar(info: DataInfo, width: int = 64) -> nn.Module:
     return ResNetCifar((2, 2, 2, 2), info.num_classes or 10, info.in_channels or 3, width)
 
 
-MODELS.register(
-    "resnet18_cifar",
-    ModelSpec(
-        build=build_resnet18_cifar,
-        classifier="linear",
-        description="ResNet-18 for 32x32 inputs (kuangliu/pytorch-cifar; 11.2M params at width 64)",
-    ),
+SPEC = ModelSpec(
+    build=build_resnet18_cifar,
+    classifier="linear",
+    description="ResNet-18 for 32x32 inputs (kuangliu/pytorch-cifar; 11.2M params at width 64)",
 )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from prunebench.data import DataInfo
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec
+from prunebench.data.info import DataInfo
+from prunebench.models.spec import ModelSpec
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -37,11 +36,8 @@ def build_small_cnn(info: DataInfo, width: int = 32) -> nn.Module:
     return SmallCNN(info.in_channels or 1, info.num_classes or 10, width=width)
 
 
-MODELS.register(
-    "digits_cnn",
-    ModelSpec(
-        build=build_small_cnn,
-        classifier="classifier",
-        description="3-conv CNN with BatchNorm (~95k params), for digits and tests",
-    ),
+SPEC = ModelSpec(
+    build=build_small_cnn,
+    classifier="classifier",
+    description="3-conv CNN with BatchNorm (~95k params), for digits and tests",
 )

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 
 from prunebench.checkpoints import read_state_dict
-from prunebench.data import DataInfo
+from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
-from prunebench.models import MODELS
-from prunebench.models.base import ModelSpec, StructuredHooks
 from prunebench.models.heads import head_pruning_kwargs, remember_heads
+from prunebench.models.spec import ModelSpec, StructuredHooks
 
 ARCH = "vit_small_patch16_224"
 
@@ -108,14 +107,11 @@ def vit_example_inputs(info: DataInfo) -> torch.Tensor:
     return torch.randn(1, info.in_channels or 3, size, size)
 
 
-MODELS.register(
-    ARCH,
-    ModelSpec(
-        build=build_vit,
-        classifier="head",
-        description="timm ViT-S/16 (22M params at 224); options: img_size, patch_size, depth, ...",
-        read_weights=read_vit_weights,
-        example_inputs=vit_example_inputs,
-        structured=StructuredHooks(pruner_kwargs=vit_pruner_kwargs, after_step=vit_after_step),
-    ),
+SPEC = ModelSpec(
+    build=build_vit,
+    classifier="head",
+    description="timm ViT-S/16 (22M params at 224); options: img_size, patch_size, depth, ...",
+    read_weights=read_vit_weights,
+    example_inputs=vit_example_inputs,
+    structured=StructuredHooks(pruner_kwargs=vit_pruner_kwargs, after_step=vit_after_step),
 )

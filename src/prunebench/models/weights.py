@@ -15,7 +15,8 @@ from torch import nn
 
 from prunebench.checkpoints import load_weights, read_state_dict
 from prunebench.errors import ConfigError
-from prunebench.pruning.params import last_linear_name
+from prunebench.models.catalog import MODELS
+from prunebench.models.roles import last_linear_name
 
 if TYPE_CHECKING:
     from prunebench.config import ModelConfig
@@ -29,8 +30,6 @@ def classifier_name(model: nn.Module, declared: str | None) -> str:
 
 
 def load_pretrained(model: nn.Module, cfg: ModelConfig) -> None:
-    from prunebench.models import MODELS
-
     if cfg.weights is None:
         return
     spec = MODELS.get(cfg.name)

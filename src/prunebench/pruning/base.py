@@ -39,7 +39,8 @@ class Pruner:
         raise NotImplementedError
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Tensors and JSON-able metadata that, with the weights, restore this pruning state."""
+        """Tensors (unstructured: keep-masks by parameter name) and JSON-able metadata that, with
+        the weights, restore this pruning state (`state.pack` namespaces them)."""
         raise NotImplementedError
 
     def restore(

@@ -54,14 +54,15 @@ class MaskSet:
     def pruned_count(self) -> int:
         return sum(int((~m).sum()) for m in self.keep.values())
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"mask::{n}": m.cpu() for n, m in self.keep.items()}
+    def state(self) -> dict[str, torch.Tensor]:
+        """The keep-masks by parameter name, on the CPU."""
+        return {n: m.cpu() for n, m in self.keep.items()}
 
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        missing = [n for n in self.names if f"mask::{n}" not in tensors]
+    def load_state(self, keep: dict[str, torch.Tensor]) -> None:
+        missing = [n for n in self.names if n not in keep]
         if missing:
             raise PrunebenchError(f"checkpoint lacks the mask of '{missing[0]}'")
-        self.set({n: tensors[f"mask::{n}"] for n in self.names})
+        self.set({n: keep[n] for n in self.names})
 
 
 def count_to_prune(fraction: float, total: int) -> int:

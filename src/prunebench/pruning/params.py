@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
+from prunebench.models.roles import first_conv_name, last_linear_name
 
 if TYPE_CHECKING:
     from prunebench.config import PruneConfig
@@ -29,17 +30,6 @@ class PrunableSet:
             "prunable": {n: list(params[n].shape) for n in self.names},
             "excluded": dict(self.excluded),
         }
-
-
-def first_conv_name(model: nn.Module) -> str | None:
-    return next(
-        (n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)), None
-    )
-
-
-def last_linear_name(model: nn.Module) -> str | None:
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return names[-1] if names else None
 
 
 def _matches(module_name: str, prefix: str) -> bool:

@@ -29,9 +29,10 @@ from torch import nn
 from prunebench.criteria.base import Criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
 from prunebench.measure import compare_latency, count_macs, repeat_batch
+from prunebench.models.roles import first_conv_name, last_linear_name
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.masks import count_to_prune
-from prunebench.pruning.params import count_nonzero, first_conv_name, last_linear_name
+from prunebench.pruning.params import count_nonzero
 from prunebench.pruning.presets import PRESETS, match_ratio
 
 if TYPE_CHECKING:

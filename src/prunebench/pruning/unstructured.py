@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunebench.config import PruneConfig, validate
 from prunebench.criteria.base import Criterion
+from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import ConfigError
 from prunebench.measure import count_macs, nonzero_macs
 from prunebench.pruning.base import Pruner
@@ -51,9 +53,6 @@ class UnstructuredPruner(Pruner):
     ) -> UnstructuredPruner:
         """Library entry point for your own training loop; `options` are PruneConfig fields
         (exclude_first_conv, exclude_classifier, include_biases, exclude)."""
-        from prunebench.config import PruneConfig, validate
-        from prunebench.criteria import make_criterion
-
         cfg = validate(PruneConfig, {"criterion": criterion, "scope": scope, **options}, "pruner")
         prunable = select_prunable(model, cfg, classifier=classifier)
         return cls(model, prunable, make_criterion(cfg.criterion), scope=cfg.scope)
@@ -87,10 +86,10 @@ class UnstructuredPruner(Pruner):
         return row
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self.masks.state_tensors(), {**self.extra_meta, "structure": "unstructured"}
+        return self.masks.state(), {**self.extra_meta, "structure": "unstructured"}
 
     def restore(self, model, tensors, meta):
-        self.masks.load_state_tensors(tensors)
+        self.masks.load_state(tensors)
         return model
 
     def describe(self, model: nn.Module) -> dict[str, Any]:

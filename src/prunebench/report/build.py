@@ -11,19 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
+import prunebench.report.figures as figs
+import prunebench.report.overview as ov
+import prunebench.report.sections as sc
+import prunebench.report.studies as st
 from prunebench.errors import PrunebenchError
-from prunebench.report import figures as figs
-from prunebench.report import overview as ov
-from prunebench.report import sections as sc
-from prunebench.report import studies as st
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
 from prunebench.report.stats import ALPHA
-from prunebench.results import load_results
-from prunebench.store import DB_NAME
+from prunebench.results import database_path, load_results
 
 FIGURE_FORMATS = ("png", "svg")
 
@@ -100,7 +99,7 @@ def write_report(
     if figure_format is not None and figure_format not in FIGURE_FORMATS:
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
     results = load_results(directory)
-    doc = build_document(results, str(Path(directory) / DB_NAME), alpha)
+    doc = build_document(results, str(database_path(directory)), alpha)
     out = Path(out) if out is not None else Path(directory) / "report"
     out.mkdir(parents=True, exist_ok=True)
     images, written, links = {}, [], {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from prunebench.report import figures
+import prunebench.report.figures as figures
 from prunebench.report.advice import TEST_NAME, fmt_diff, fmt_p, recommend
 from prunebench.report.analysis import best_by_ratio, budget_frontier
 from prunebench.report.document import Bullets, FigureBlock, Paragraph, Section, Table

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prunebench.report import figures
+import prunebench.report.figures as figures
 from prunebench.report.analysis import ablation_rows, best_by_ratio
 from prunebench.report.document import FigureBlock, Section, Table
 from prunebench.report.prepare import pct

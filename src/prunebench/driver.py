@@ -16,89 +16,86 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from prunebench.config import RunConfig, base_id, canonical_json, run_id
-from prunebench.data import DATASETS, DataBundle
+import torch
+
+from prunebench.checkpoints import load_weights
+from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
+from prunebench.data.base import DataBundle
+from prunebench.data.catalog import DATASETS
 from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
-from prunebench.executors import LocalExecutor, NodeJob, NodeOutcome
-from prunebench.models import MODELS, build_model
+from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
+from prunebench.migrate import upgrade
+from prunebench.models.build import build_model
 from prunebench.plan import Node, Plan, build_plan
-from prunebench.pretrain import Dense
+from prunebench.pretrain import Dense, train_dense
 from prunebench.progress import Progress
-from prunebench.pruning import make_pruner
-from prunebench.runner import RunContext, run_fields
-from prunebench.store import Store
+from prunebench.runner import RunContext
+from prunebench.store import RUN_COLUMNS, Store, dumps
+from prunebench.tasks import Task, make_task
+from prunebench.workspace import Workspace
 
 
-class Executor(Protocol):
-    name: str
+def stored_dense(store: Store, progress: Progress | None = None):
+    """The driver's source of dense models: the one stored under the config's base id, else
+    trained now and stored (the driver is the only writer of the results directory)."""
 
-    def start(self) -> None: ...
+    def source(cfg: RunConfig, data: DataBundle, task: Task, device: torch.device) -> Dense:
+        model = build_model(cfg.model, data.info)
+        bid = base_id(cfg)
+        stored = store.load_dense(bid)
+        if stored is not None:
+            tensors, meta = stored
+            load_weights(model, tensors, str(store.dense_path(bid)))
+            return Dense(model.to(device), meta["metrics"], bid, reused=True)
+        dense, history = train_dense(cfg, data, task, device, progress)
+        meta = {
+            "base_id": bid,
+            "metrics": dense.metrics,
+            "history": history,
+            "config": cfg.model_dump(mode="json"),
+        }
+        store.save_dense(bid, dense.model.state_dict(), meta)
+        return dense
 
-    def has_room(self) -> bool: ...
-
-    @property
-    def busy(self) -> bool: ...
-
-    def in_flight(self) -> list[NodeJob]: ...
-
-    def submit(self, job: NodeJob, contexts: Contexts) -> None: ...
-
-    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]: ...
-
-    def close(self) -> None: ...
-
-
-def data_identity(cfg: RunConfig) -> str:
-    return canonical_json(cfg.data.model_dump(mode="json", exclude={"num_workers"}))
-
-
-def dense_from_payload(cfg: RunConfig, payload: dict[str, Any], data: DataBundle) -> Dense:
-    """The dense model rebuilt from `executors.dense_payload` (on a worker)."""
-    model = build_model(cfg.model, data.info)
-    model.load_state_dict(payload["state"])
-    model = model.to(resolve_device(cfg.device))
-    return Dense(model, payload["metrics"], payload["base_id"], reused=True)
+    return source
 
 
-class Contexts:
-    """Run contexts that share one data bundle per dataset and one dense model per base id."""
+def dense_model(cfg: RunConfig, store: Store, progress: Progress | None = None) -> Dense:
+    """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now."""
+    device = resolve_device(cfg.device)
+    data = DATASETS.get(cfg.data.name).build(cfg.data, device)
+    return stored_dense(store, progress)(cfg, data, make_task(data.info.task), device)
 
-    def __init__(self, store: Store, progress: Progress) -> None:
-        self.store = store
-        self.progress = progress
-        self._data: dict[str, DataBundle] = {}
-        self._dense: dict[str, Dense] = {}
-        self._contexts: dict[str, RunContext] = {}
-        self._checked: set[str] = set()
 
-    def data(self, cfg: RunConfig) -> DataBundle:
-        device = resolve_device(cfg.device)
-        key = f"{data_identity(cfg)}|{device}"
-        if key not in self._data:
-            self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
-        return self._data[key]
-
-    def check(self, cfg: RunConfig) -> None:
-        """What needs the model (model options, prune.exclude names): before anything is
-        trained or written, for every run of the sweep."""
-        key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
-        if key not in self._checked:
-            spec = MODELS.get(cfg.model.name)
-            info = self.data(cfg).info
-            make_pruner(cfg.prune, build_model(cfg.model, info), spec, info)
-            self._checked.add(key)
-
-    def get(self, cfg: RunConfig) -> RunContext:
-        rid = run_id(cfg)
-        if rid not in self._contexts:
-            dense = self._dense.get(base_id(cfg))
-            ctx = RunContext(cfg, self.store, self.progress, data=self.data(cfg), dense=dense)
-            self._dense[ctx.dense.base_id] = ctx.dense
-            self._contexts[rid] = ctx
-        return self._contexts[rid]
+def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
+    """The run's row: what it is (config, regime, model, ...) and its dense model's figures."""
+    cfg = ctx.cfg
+    dense = {f"dense_{k}": v for k, v in ctx.dense.metrics.items() if f"dense_{k}" in RUN_COLUMNS}
+    return {
+        "name": cfg.name,
+        "regime": cfg.regime.name,
+        "target": cfg.regime.final_target,
+        "structure": cfg.prune.structure,
+        "criterion": cfg.prune.criterion,
+        "scope": cfg.prune.scope,
+        "seed": cfg.seed,
+        "model": cfg.model.name,
+        "dataset": cfg.data.name,
+        "task": ctx.task.name,
+        "metric": ctx.task.metric,
+        "base_id": ctx.dense.base_id,
+        "n_steps": n_steps,
+        "schedule_json": dumps(cfg.regime.schedule()),
+        "config_json": dumps(cfg.model_dump(mode="json")),
+        "prunable_json": dumps(ctx.describe_prunable()),
+        "dense_params": ctx.dense_params,
+        "device": str(ctx.device),
+        "schema_version": SCHEMA_VERSION,
+        **dense,
+    }
 
 
 @dataclass
@@ -135,14 +132,13 @@ class Driver:
 
     def __init__(self, plan: Plan, store: Store, executor: Executor, progress: Progress):
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
-        self.index = store.step_index()
+        upgrade(store, plan)
         self.have = store.run_steps()
         check_stored(plan, self.have)
         status = {r["run_id"]: r["status"] for r in store.runs()}
-        self.stored = {
-            k for k in plan.nodes if k in self.index and store.checkpoint_path(k).exists()
-        }
-        self.cumulative = {k: self.index[k]["cumulative_epochs"] for k in self.stored}
+        stored = store.stored_steps()
+        self.stored = {k for k in plan.nodes if k in stored}
+        self.cumulative = {k: stored[k]["cumulative_epochs"] for k in self.stored}
         self.active = {
             r.run_id
             for r in plan.runs
@@ -159,7 +155,7 @@ class Driver:
         }
         self.failed: dict[str, str] = {}
         self.outcome = SweepOutcome(len(plan.runs), len(plan.runs) - len(self.active))
-        self.contexts = Contexts(store, progress)
+        self.workspace = Workspace(stored_dense(store, progress), progress)
         self._order = {k: i for i, k in enumerate(plan.nodes)}
         self._critical = plan.critical_path()
         self._heap: list[tuple[int, int, str]] = []
@@ -171,9 +167,8 @@ class Driver:
         for run in self.plan.runs:
             if run.run_id not in self.active:
                 continue
-            ctx = self.contexts.get(run.cfg)
-            model, pruner = ctx.dense_state()
-            self.store.start_run(run.run_id, run_fields(ctx, pruner, model, len(run.steps)))
+            ctx = self.workspace.context(run.cfg)
+            self.store.start_run(run.run_id, run_fields(ctx, len(run.steps)))
 
     def copy_stored(self) -> None:
         """Rows that active runs lack for steps stored earlier (by any run), one transaction
@@ -286,7 +281,7 @@ class Driver:
         started = time.perf_counter()
         for run in self.plan.runs:  # bad input fails here, before anything is written
             if run.run_id in self.active:
-                self.contexts.check(run.cfg)
+                self.workspace.check(run.cfg)
         self.executor.start()  # a Ray address that does not answer, too
         try:
             self.start_runs()
@@ -306,7 +301,7 @@ class Driver:
                     except Exception as exc:  # an unreadable parent checkpoint fails its runs
                         self._fail(key, f"{type(exc).__name__}: {exc}")
                         continue
-                    self.executor.submit(job, self.contexts)
+                    self.executor.submit(job, self.workspace)
                 self._update()
                 if not self.executor.busy:
                     continue

@@ -1,18 +1,20 @@
-"""The model spec: how to build an architecture and which of its layers play special roles."""
+"""The model spec: how to build an architecture and which of its layers play special roles.
+
+Light on purpose (torch only for type names): the catalog declares specs without importing
+the libraries that build them.
+"""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 if TYPE_CHECKING:
-    from prunebench.config import ModelConfig
-    from prunebench.data import DataInfo
+    from torch import nn
+
+    from prunebench.data.info import DataInfo
 
 
 @dataclass(frozen=True)
@@ -54,18 +56,3 @@ class ModelSpec:
     # image batch of shape (1, in_channels, image_size, image_size) from the DataInfo.
     example_inputs: Callable[[DataInfo], Any] | None = None
     structured: StructuredHooks | None = None
-
-
-def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
-    from prunebench.models import MODELS
-
-    spec = MODELS.get(cfg.name)
-    options: dict[str, Any] = dict(cfg.options)
-    if cfg.weights is not None and "weights" in inspect.signature(spec.build).parameters:
-        options["weights"] = cfg.weights  # the architecture comes from the weights (HF folder)
-    try:
-        return spec.build(info, **options)
-    except TypeError as exc:
-        from prunebench.errors import ConfigError
-
-        raise ConfigError(f"model.options for '{cfg.name}' are not accepted: {exc}") from None

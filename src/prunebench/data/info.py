@@ -1,0 +1,32 @@
+"""Facts about a dataset that model builders need, and how a dataset is declared.
+
+Light on purpose (no torch): config validation and the catalog read these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Facts a model builder needs; `task` is 'classification' or 'causal_lm'."""
+
+    task: str
+    num_classes: int | None = None
+    in_channels: int | None = None
+    image_size: int | None = None
+    vocab_size: int | None = None
+    seq_len: int | None = None  # language modelling: tokens per training sequence
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """`build(data_config, device)` returns a `data.base.DataBundle`."""
+
+    build: Callable[..., Any]
+    task: str
+    needs_root: bool = False
+    description: str = ""

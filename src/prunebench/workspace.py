@@ -1,0 +1,66 @@
+"""What the runs computed in one process share: one data bundle per data identity and device, one
+dense model per base id, one `RunContext` per run.
+
+The driver and every Ray worker hold one Workspace; they differ only in where a dense model
+comes from (`DenseSource`): the driver loads it from the results directory or pretrains and
+stores it, a worker rebuilds the one the driver shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from prunebench.config import RunConfig, base_id, canonical_json, data_identity, run_id
+from prunebench.data.base import DataBundle
+from prunebench.data.catalog import DATASETS
+from prunebench.devices import resolve_device
+from prunebench.models.build import build_model, model_spec
+from prunebench.pretrain import Dense
+from prunebench.progress import Progress
+from prunebench.pruning.factory import make_pruner
+from prunebench.runner import RunContext
+from prunebench.tasks import Task, make_task
+
+DenseSource = Callable[[RunConfig, DataBundle, Task, torch.device], Dense]
+
+
+class Workspace:
+    def __init__(self, dense_source: DenseSource, progress: Progress | None = None) -> None:
+        self.dense_source = dense_source
+        self.progress = progress or Progress()
+        self._data: dict[str, DataBundle] = {}
+        self._dense: dict[str, Dense] = {}
+        self._contexts: dict[str, RunContext] = {}
+        self._checked: set[str] = set()
+
+    def data(self, cfg: RunConfig) -> DataBundle:
+        device = resolve_device(cfg.device)
+        key = f"{canonical_json(data_identity(cfg))}|{device}"
+        if key not in self._data:
+            self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
+        return self._data[key]
+
+    def dense(self, cfg: RunConfig) -> Dense:
+        bid = base_id(cfg)
+        if bid not in self._dense:
+            data = self.data(cfg)
+            device = resolve_device(cfg.device)
+            self._dense[bid] = self.dense_source(cfg, data, make_task(data.info.task), device)
+        return self._dense[bid]
+
+    def context(self, cfg: RunConfig) -> RunContext:
+        rid = run_id(cfg)
+        if rid not in self._contexts:
+            self._contexts[rid] = RunContext(cfg, self.data(cfg), self.dense(cfg), self.progress)
+        return self._contexts[rid]
+
+    def check(self, cfg: RunConfig) -> None:
+        """What needs the model (model options, prune.exclude names, structured tracing):
+        checked before anything is trained or written, once per model and prune config."""
+        key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
+        if key not in self._checked:
+            info = self.data(cfg).info
+            make_pruner(cfg.prune, build_model(cfg.model, info), model_spec(cfg.model), info)
+            self._checked.add(key)
