@@ -6,6 +6,8 @@ import io
 import json
 
 import pandas as pd
+import pytest
+import torch
 from rich.console import Console
 
 from prunebench.progress import RichProgress
@@ -95,21 +97,57 @@ def test_rich_progress_shows_step_epoch_and_metric():
         assert fragment in text
 
 
-def test_library_exports():
-    import prunebench
+def test_library_exports_each_do_their_job(tmp_path, tiny):
+    """Every name in prunebench.__all__, used once the way the README uses it."""
+    import prunebench as pb
+    from prunebench.data import DataInfo
+    from prunebench.data.base import DataBundle
+    from prunebench.export import export_step
+    from prunebench.models import MODELS
+    from prunebench.models.small import build_small_cnn
+    from prunebench.tasks import Classification
 
-    assert prunebench.schedules.geometric(0.75, steps=2) == [0.5, 0.75]
-    for name in ("one_shot", "constant", "geometric", "hybrid", "agp", "manual"):
-        assert callable(getattr(prunebench.schedules, name))
-    for name in (
-        "run",
-        "load_run_config",
-        "UnstructuredPruner",
-        "fit",
-        "EarlyStopping",
-        "load_results",
-    ):
-        assert callable(getattr(prunebench, name))
+    assert set(pb.__all__) == {
+        "schedules", "load_run_config", "RunConfig", "run", "Store", "load_results",
+        "UnstructuredPruner", "StructuredPruner", "load_pruned", "MaskSet", "select_prunable",
+        "make_pruner", "make_criterion", "EarlyStopping", "FitSettings", "fit",
+    }  # fmt: skip
+    assert pb.schedules.geometric(0.75, steps=2) == [0.5, 0.75]
+    cfg = pb.load_run_config(None, ["regime.target=0.7"])
+    assert isinstance(cfg, pb.RunConfig) and cfg.regime.final_target == 0.7
+
+    cfg = tiny("regime.steps=1", "finetune.max_epochs=1")
+    result = pb.run(cfg, pb.Store(tmp_path / "r"))
+    assert result.status == "done" and len(result.rows) == 1
+    df = pb.load_results(tmp_path / "r")
+    assert list(df["run_id"].unique()) == [result.run_id]
+    assert df["test_top1"].iloc[0] == result.rows[0]["test_top1"]
+    export_step(tmp_path / "r", result.run_id, None, tmp_path / "out")
+    assert pb.load_pruned(tmp_path / "out")(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+    info = DataInfo("classification", 10, 1, 8)
+    model = build_small_cnn(info, width=4)
+    prunable = pb.select_prunable(model, cfg.prune)
+    assert pb.MaskSet(model, prunable.names).pruned_count() == 0
+    pruner = pb.UnstructuredPruner(model, prunable, pb.make_criterion("magnitude"))
+    pruner.prune_to(model, 0.5)
+    assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert pruner.masks.pruned_count() == pruner.measure(model)["prunable_total"] // 2
+
+    structured_cfg = cfg.prune.model_copy(update={"structure": "structured", "scope": "layerwise"})
+    model = build_small_cnn(info, width=4)
+    made = pb.make_pruner(structured_cfg, model, MODELS.get("digits_cnn"), info)
+    assert isinstance(made, pb.StructuredPruner)
+    made.prune_to(model, 0.5)
+    assert made.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=0.1)
+
+    stopper = pb.EarlyStopping(patience=1)
+    assert stopper.update(1.0) == (True, False) and stopper.update(2.0) == (False, True)
+    settings = pb.FitSettings("sgd", 0.01, 0.9, 0.0, max_epochs=1, patience=None)
+    batches = [(torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,)))]
+    bundle = DataBundle(info, batches, batches, batches, batches, {"train": 8, "val": 8, "test": 8})
+    fitted = pb.fit(model, bundle, Classification(), settings, torch.device("cpu"))
+    assert fitted.epochs == 1 and fitted.best_epoch == 1
 
 
 def test_library_use_in_a_hand_written_training_loop():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from prunebench.config import FinetuneConfig, OptimizerConfig
@@ -27,6 +28,15 @@ def test_early_stopping_follows_algorithm_1_lower_is_better():
         (False, True),  # counter 2 == patience: stop
     ]
     assert stopper.best == 0.85
+
+
+@pytest.mark.parametrize("higher", [False, True])
+def test_a_tie_with_the_best_neither_improves_nor_counts(higher):
+    """Algorithm 1: improvement is STRICT; with min_delta 0 an equal value is not worse either."""
+    stopper = EarlyStopping(patience=1, min_delta=0.0, higher_is_better=higher)
+    worse = 0.4 if higher else 0.6
+    got = [stopper.update(v) for v in [0.5, 0.5, 0.5, worse]]
+    assert got == [(True, False), (False, False), (False, False), (False, True)]
 
 
 def test_early_stopping_higher_is_better():

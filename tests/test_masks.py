@@ -128,6 +128,43 @@ def test_global_magnitude_prunes_the_smallest_weights_brute_force():
         assert torch.equal(params[name].detach() != 0, expected[name])
 
 
+def test_mask_grads_zeroes_exactly_the_pruned_gradients():
+    model = small_model()
+    pruner = UnstructuredPruner(
+        model, select_prunable(model, PruneConfig()), make_criterion("magnitude")
+    )
+    pruner.prune_to(model, 0.7)
+    torch.nn.functional.cross_entropy(
+        model(torch.randn(8, 1, 8, 8)), torch.randint(0, 10, (8,))
+    ).backward()
+    params = dict(model.named_parameters())
+    grads = {n: params[n].grad.clone() for n in pruner.masks.names}
+    pruner.masks.mask_grads()
+    for name, keep in pruner.masks.keep.items():
+        assert bool((params[name].grad[~keep] == 0).all())
+        assert torch.equal(params[name].grad[keep], grads[name][keep])
+
+
+def test_training_keeps_no_optimizer_state_for_pruned_weights():
+    """Why masks also zero gradients (not only weights after the step): momentum buffers and
+    any gradient-norm clipping see only the kept weights."""
+    from prunebench.tasks import Classification
+    from prunebench.training import train_epoch
+
+    model = small_model()
+    pruner = UnstructuredPruner(
+        model, select_prunable(model, PruneConfig()), make_criterion("magnitude")
+    )
+    pruner.prune_to(model, 0.8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    batches = [(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))) for _ in range(3)]
+    train_epoch(model, batches, Classification(), optimizer, torch.device("cpu"), pruner.masks)
+    params = dict(model.named_parameters())
+    for name, keep in pruner.masks.keep.items():
+        buffer = optimizer.state[params[name]]["momentum_buffer"]
+        assert bool((buffer[~keep] == 0).all()) and bool((buffer[keep] != 0).any())
+
+
 @pytest.mark.parametrize(
     "make_opt",
     [

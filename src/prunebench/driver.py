@@ -132,7 +132,7 @@ class Driver:
 
     def __init__(self, plan: Plan, store: Store, executor: Executor, progress: Progress):
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
-        upgrade(store, plan)
+        upgrade(store)
         self.have = store.run_steps()
         check_stored(plan, self.have)
         status = {r["run_id"]: r["status"] for r in store.runs()}

@@ -3,17 +3,20 @@
 prunebench 0.1.0 hashed the pretraining config into `base_id` through pydantic's repr of it (a
 pydantic upgrade could have changed every dense model's id, and with it every step key); it
 now hashes canonical JSON. A results directory from before holds its dense models and step
-checkpoints under keys made from the old base id. When a planned run's stored rows carry
-exactly the step keys the old base id gives, those steps and the dense model are renamed to
-the current keys (files, then rows in one transaction), so the run resumes and its steps are
-reused instead of recomputed. Anything else is left alone (and `driver.check_stored` refuses a
-run whose stored keys match neither).
+checkpoints under keys made from the old base id. When a stored run's rows carry exactly the
+step keys its stored config gives with the old base id, those steps and the dense model are
+renamed to the current keys (files, then rows in one transaction), so the run resumes and its
+steps are reused by any new run that shares them. Anything else is left alone (and
+`driver.check_stored` refuses a planned run whose stored keys match neither).
 """
 
 from __future__ import annotations
 
+import json
+
 from prunebench.config import RunConfig, base_id, data_identity, digest, identity
-from prunebench.plan import Plan, plan_steps
+from prunebench.errors import PrunebenchError
+from prunebench.plan import plan_steps
 from prunebench.store import Store
 
 
@@ -23,24 +26,31 @@ def legacy_base_id(cfg: RunConfig) -> str:
     return digest({"data": data_identity(cfg), "model": model, "pretrain": cfg.pretrain})
 
 
-def upgrade(store: Store, plan: Plan) -> int:
-    """Rename the legacy keys of `plan`'s stored steps; returns how many steps were renamed."""
+def _stored_config(record: dict) -> RunConfig | None:
+    try:
+        return RunConfig.model_validate(json.loads(record["config_json"] or "null"))
+    except (ValueError, TypeError, PrunebenchError):  # not a config this version can read
+        return None
+
+
+def upgrade(store: Store) -> int:
+    """Rename the legacy keys of every stored run; returns how many steps were renamed."""
     if not store.exists():
         return 0
     have = store.run_steps()
     steps: dict[str, str] = {}
     dense: dict[str, str] = {}
-    for run in plan.runs:
-        stored = have.get(run.run_id)
-        if not stored:
+    for record in store.runs():
+        stored = have.get(record["run_id"])
+        cfg = _stored_config(record) if stored else None
+        if cfg is None:
             continue
-        old_base, new_base = legacy_base_id(run.cfg), base_id(run.cfg)
-        if old_base == new_base:
+        old_base, new_base = legacy_base_id(cfg), base_id(cfg)
+        if old_base == new_base or record["base_id"] != old_base:
             continue
-        old = plan_steps(run.cfg, old_base)
-        pairs = {o.key: n.key for o, n in zip(old, run.steps, strict=True) if o.index in stored}
-        if pairs and all(stored[o.index] == o.key for o in old if o.index in stored):
-            steps.update(pairs)
+        old, new = plan_steps(cfg, old_base), plan_steps(cfg, new_base)
+        if all(stored[o.index] == o.key for o in old if o.index in stored):
+            steps.update({o.key: n.key for o, n in zip(old, new, strict=True) if o.index in stored})
             dense[old_base] = new_base
     if steps:
         store.rekey(steps, dense)

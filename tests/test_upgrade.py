@@ -1,0 +1,106 @@
+"""Results written by an earlier version (tests/data/legacy: prunebench 0.1.0) resume and are
+reused; a config that differs in any result-shaping value is not matched to them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import prunebench
+import prunebench.config as config_module
+from prunebench.config import load_run_config, run_id
+from prunebench.plan import build_plan
+from prunebench.results import load_results
+from prunebench.store import Store
+from prunebench.sweep import load_sweep
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+SWEEP = LEGACY / "sweep.yaml"
+# Columns that the upgrade renames (keys) or that record when a row was written.
+RENAMED = ["step_key", "base_id"]
+
+
+@pytest.fixture
+def legacy(tmp_path) -> Path:
+    root = tmp_path / "results"
+    shutil.copytree(LEGACY / "results", root)
+    return root
+
+
+def rows(root: Path) -> pd.DataFrame:
+    df = load_results(root).drop(columns=RENAMED)
+    return df.sort_values(["run_id", "step"]).reset_index(drop=True)
+
+
+def test_current_run_ids_equal_the_stored_ones():
+    """A new config field must keep its earlier-version value out of the id (ADDED_FIELDS)."""
+    _, configs, _ = load_sweep(SWEEP)
+    stored = set(Store(LEGACY / "results").frame("runs")["run_id"])
+    assert {run_id(cfg) for cfg in configs} == stored
+
+
+def test_a_legacy_sweep_resumes_without_computing_anything(legacy, invoke):
+    before = rows(legacy)
+    code, out, _ = invoke("sweep", str(SWEEP), "-r", str(legacy), "--quiet")
+    assert code == 0
+    assert "0 steps computed" in out and "3 already done" in out
+    pd.testing.assert_frame_equal(rows(legacy), before)
+    _, configs, _ = load_sweep(SWEEP)
+    plan = build_plan(configs)
+    store = Store(legacy)
+    assert set(store.stored_steps()) == set(plan.nodes)  # renamed rows, with their checkpoints
+    assert not list((legacy / "checkpoints").glob("*.tmp"))
+    assert {p.stem for p in (legacy / "checkpoints").glob("*.safetensors")} == set(plan.nodes)
+    assert {p.stem for p in (legacy / "dense").glob("*.safetensors")} == {
+        prunebench.config.base_id(configs[0])
+    }
+
+
+def test_a_legacy_run_is_reused_by_a_new_run_sharing_its_steps(legacy, invoke):
+    """The one-shot run to 0.8 is stored; a hybrid whose first step is 0.8 reuses it."""
+    args = ["--set", "regime={name: hybrid, first: 0.8, steps: 1, target: 0.9}"]
+    code, out, _ = invoke("sweep", str(SWEEP), "-r", str(legacy), "--quiet", *args)
+    assert code == 0, out
+    df = load_results(legacy)
+    hybrid = df[df["regime"] == "hybrid"]
+    first = hybrid[hybrid["step"] == 1].set_index("structure")
+    assert first.loc["unstructured", "reused"] == 1  # the legacy one-shot step to 0.8
+    assert first.loc["structured", "reused"] == 0  # no legacy structured step went to 0.8 at once
+    one_shot = df[(df["regime"] == "one_shot") & (df["step"] == 1)].iloc[0]
+    assert first.loc["unstructured", "test_top1"] == one_shot["test_top1"]
+
+
+def test_a_changed_value_is_not_matched_to_legacy_results(legacy, invoke):
+    code, out, _ = invoke(
+        "sweep", str(SWEEP), "-r", str(legacy), "--quiet", "--set", "finetune.epochs=2"
+    )
+    assert code == 0
+    assert "5 steps computed" in out and "0 already done" in out
+
+
+def test_a_legacy_step_exports_and_reloads(legacy, tmp_path, invoke):
+    invoke("sweep", str(SWEEP), "-r", str(legacy), "--quiet")  # upgrades the keys
+    df = load_results(legacy)
+    structured = df[df["structure"] == "structured"].iloc[-1]
+    code, _, err = invoke(
+        "export", str(legacy), str(tmp_path / "out"), "--run", structured["run_id"]
+    )
+    assert code == 0, err
+    model = prunebench.load_pruned(tmp_path / "out")
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_added_fields_at_their_earlier_value_leave_ids_unchanged(monkeypatch):
+    """Simulates a version without `finetune.min_delta`, then its addition with default 0.0."""
+    cfg = load_run_config(None, [])
+    earlier = config_module.identity(cfg)
+    del earlier["finetune"]["min_delta"]  # what the earlier version hashed
+    earlier_id = config_module.digest(earlier)
+    assert run_id(cfg) != earlier_id
+    monkeypatch.setattr(config_module, "ADDED_FIELDS", {"finetune.min_delta": 0.0})
+    assert run_id(cfg) == earlier_id
+    assert run_id(load_run_config(None, ["finetune.min_delta=0.01"])) != earlier_id
