@@ -50,7 +50,7 @@ SHRINK = [
     f"finetune.first_max_epochs={FIRST_EPOCHS}",
     "finetune.max_epochs=1",
 ]
-DROP = {"seconds", "created_at", "reused", "run_id"}
+DROP = {"seconds", "created_at", "reused", "run_id", "digest"}
 
 
 def configs():

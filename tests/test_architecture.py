@@ -128,6 +128,7 @@ def test_arrows_point_one_way():
         "prunebench.migrate",
         "prunebench.results",
         "prunebench.export",
+        "prunebench.verify",
         "prunebench.cli",
     }, store_users
     report = {m for m in graph if m.startswith("prunebench.report")}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prunebench import checkpoints
-from prunebench.errors import CheckpointError
+from prunebench.errors import CheckpointError, StorageError
 from prunebench.store import STEP_COLUMNS, Store
 
 
@@ -78,7 +78,7 @@ def test_interrupted_checkpoint_write_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(checkpoints, "save_file", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="disk full"):
         checkpoints.save_tensors(path, {"w": torch.ones(2)}, {"v": 2})
     loaded, meta = checkpoints.load_tensors(path)
     assert meta == {"v": 1} and torch.equal(loaded["w"], torch.zeros(2))

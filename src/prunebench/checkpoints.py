@@ -1,13 +1,16 @@
 """Weights on disk without pickle: safetensors written atomically, and local pretrained files.
 
-A checkpoint is written to a temporary file in the same directory and renamed over the target,
-so a killed process leaves either the old file or the new one, never half a file.
+A checkpoint is written to a temporary file in the same directory, hashed (sha256) and renamed
+over the target, so a killed process leaves either the old file or the new one, never half a
+file. Reading can check the file against the hash recorded when it was written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +19,78 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from prunebench.errors import CheckpointError
+from prunebench.errors import CheckpointError, ChecksumMismatch, StorageError
 
 META_KEY = "prunebench"
+TMP_SUFFIX = ".tmp"
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Atomically write `tensors` (copied to CPU, unshared) and JSON `meta` to `path`."""
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file written whole (fsynced) under a temporary name beside `path`, with its hash; the
+    owner renames it into place (`os.replace(tmp, path)`) and then calls `discard`, which removes
+    the temporary file if it is still there (the rename did not happen)."""
+
+    tmp: Path
+    path: Path
+    sha256: str
+    size: int
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def stage_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
+    """Write `tensors` (copied to CPU, unshared) and JSON `meta` to a temporary file beside
+    `path` and hash it; on any error nothing is left behind, and a disk that refuses the write
+    (full, read-only) gives a one-line `StorageError`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     try:
         save_file(plain, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        return Staged(tmp, path, sha256_file(tmp), tmp.stat().st_size)
+    except (OSError, SafetensorError) as exc:  # disk full, read-only, I/O error
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StorageError(f"cannot write '{path}': {reason.rsplit('error: ', 1)[-1]}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
+    """Atomically write `tensors` and `meta` to `path`; returns what was written (its hash)."""
+    staged = stage_tensors(path, tensors, meta)
+    try:
+        os.replace(staged.tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        staged.discard()
+    return staged
 
 
-def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and metadata written by `save_tensors`."""
+def load_tensors(
+    path: Path, sha256: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata written by `save_tensors`; with `sha256`, only if the file still
+    has that hash (else `ChecksumMismatch`, naming the file)."""
     if not path.exists():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ChecksumMismatch(
+            f"'{path}' does not match the sha256 recorded when it was written: "
+            "damaged or modified since"
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get(META_KEY, "{}"))

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from prunebench.errors import PrunebenchError, TrainingDiverged
+from prunebench.errors import PrunebenchError, StorageError, TrainingDiverged
 
 app = typer.Typer(
     add_completion=False,
@@ -215,9 +215,10 @@ def sweep(
     failed = run_records(df[df["run_id"].isin(outcome.failed)])
     if failed:
         out.print(failures_table(failed))
+    others = f", {outcome.by_others} by another process" if outcome.by_others else ""
     out.print(
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
-        f"{len(outcome.failed)} failed; {outcome.computed} steps computed, "
+        f"{len(outcome.failed)} failed; {outcome.computed} steps computed{others}, "
         f"{outcome.copied} rows copied from stored steps ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
@@ -229,8 +230,8 @@ def _stored_epochs(results: Path, plan) -> dict[str, int]:
     """Planned steps already in `results` (row + checkpoint) with their epochs; writes nothing."""
     from prunebench.store import Store
 
-    stored = Store(results).stored_steps()
-    return {key: stored[key]["epochs"] for key in plan.nodes if key in stored}
+    stored = Store(results).stored_steps(plan.nodes)
+    return {key: row["epochs"] for key, row in stored.items()}
 
 
 def run_records(df) -> list[dict]:
@@ -261,6 +262,7 @@ def results(
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
     df = load_results(directory)
+    _warn_integrity(directory)
     if run_id is not None:
         df = df[df["run_id"] == run_id]
     if fmt == "table":
@@ -298,6 +300,7 @@ def report(
     from prunebench.report import write_report
 
     files = write_report(directory, out_dir, figure_format)
+    _warn_integrity(directory)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
@@ -319,15 +322,47 @@ def export(
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
 
 
+@app.command()
+def verify(directory: Annotated[Path, typer.Argument(help="results directory")]) -> None:
+    """Check a results directory: SQLite integrity, every row's digest, every file's sha256,
+    missing files and orphans. Exit code 1 when something is wrong."""
+    from prunebench.verify import verify as check
+
+    found = check(directory)
+    for line in found.lines:
+        out.print(line, markup=False, highlight=False)
+    if found.problems:
+        raise typer.Exit(1)
+
+
+def _warn_integrity(directory: Path) -> None:
+    from prunebench.results import integrity_warning
+
+    warning = integrity_warning(directory)
+    if warning:
+        Console(stderr=True, soft_wrap=True).print(
+            f"warning: {warning}", style="yellow", markup=False, highlight=False
+        )
+
+
 def main() -> None:
     try:
         app()
+    except StorageError as exc:  # the run is recorded as failed; the next invocation resumes
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except PrunebenchError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except TrainingDiverged as exc:
         Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)
         sys.exit(1)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into exit code 130
+            Console(stderr=True, soft_wrap=True).print(
+                "interrupted; run the same command again to resume", highlight=False
+            )
+        raise
 
 
 if __name__ == "__main__":

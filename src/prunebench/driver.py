@@ -1,20 +1,34 @@
 """Running a plan: the driver picks ready steps, hands them to an executor, and writes results.
 
-The driver is the ONLY writer of the results directory. For each computed step it writes the
-checkpoint (atomic rename) and then, in one SQLite transaction, the step's row for EVERY run
-through it; a run is marked done when its last row lands. So a sweep killed at any instant
-leaves whole steps or nothing, and running the same command again picks up where it stopped:
-steps already stored (row + checkpoint) are not recomputed, rows a run lacks are copied from
-them (reused=1), and the rest is computed with the same per-step seeds as before.
+The driver is the ONLY writer of the results directory. For each computed step it writes, in
+one SQLite transaction, the checkpoint (renamed into place), its sha256 and the step's row for
+EVERY run through it; a run is marked done when its last row lands. So a sweep killed at any
+instant leaves whole steps or nothing, and running the same command again picks up where it
+stopped: steps already stored (row + checkpoint, both checked against their digest / sha256)
+are not recomputed, rows a run lacks are copied from them (reused=1), and the rest is computed
+with the same per-step seeds as before. A checkpoint or dense model that no longer matches its
+sha256 is computed again (one warning line); a row that fails its digest is rewritten.
 
 A step that raises (NaN loss, out of memory, any exception) fails the runs through it, with the
-error message; other steps go on. Failed runs are tried again by the next invocation.
+error message; other steps go on. A dense model whose pretraining fails fails the runs that
+start from it, the same way. Failed runs are tried again by the next invocation. A disk that
+refuses a write (`StorageError`) or Ctrl-C stops the invocation: runs not finished are marked
+failed (with the reason) or interrupted, and the next invocation resumes them.
+
+Several processes can work on one directory: each claims a step (or dense model) before
+computing it (`Claims`), takes other ready steps while another process holds a claim, and picks
+up what the other stored; a claim whose owner stopped beating is taken over.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
+import secrets
+import socket
+import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +39,13 @@ from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.data.catalog import DATASETS
 from prunebench.devices import resolve_device
-from prunebench.errors import PrunebenchError
+from prunebench.errors import (
+    CheckpointError,
+    ChecksumMismatch,
+    DamagedDatabase,
+    PrunebenchError,
+    StorageError,
+)
 from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
 from prunebench.migrate import upgrade
 from prunebench.models.build import build_model
@@ -37,27 +57,114 @@ from prunebench.store import RUN_COLUMNS, Store, dumps
 from prunebench.tasks import Task, make_task
 from prunebench.workspace import Workspace
 
+CLAIM_STALE_S = 60.0  # a claim whose heartbeat is older than this is taken over
 
-def stored_dense(store: Store, progress: Progress | None = None):
-    """The driver's source of dense models: the one stored under the config's base id, else
-    trained now and stored (the driver is the only writer of the results directory)."""
+
+class Claims:
+    """This process's claims on the steps and dense models of one results directory: taken
+    before computing, kept fresh by a heartbeat thread, dropped with the result (or on close).
+    Another process's claim is taken over when its heartbeat is older than `stale_after`
+    seconds, or at once when its owner was a process of this machine that is gone (a killed
+    sweep run again does not wait)."""
+
+    def __init__(self, store: Store, stale_after: float = CLAIM_STALE_S) -> None:
+        self.store, self.stale_after = store, stale_after
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.poll = min(0.5, stale_after / 10)  # how often a waiting process looks again
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self, kind: str, key: str, seen: float | None) -> str:
+        """'claimed', 'busy' (another process is on it) or 'stored' (see `Store.claim`)."""
+        state = self.store.claim(kind, key, self.owner, seen, self._may_take)
+        if state == "claimed" and self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="claims", daemon=True)
+            self._thread.start()
+        return state
+
+    def release(self, kind: str, key: str) -> None:
+        with suppress(PrunebenchError):
+            self.store.release(self.owner, kind, key)
+
+    def _may_take(self, owner: str, heartbeat: float) -> bool:
+        return time.time() - heartbeat > self.stale_after or _gone(owner)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.stale_after / 4):
+            with suppress(Exception):  # a busy or full disk: the claim may go stale, no more
+                self.store.heartbeat(self.owner)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with suppress(PrunebenchError):
+            self.store.release(self.owner)
+
+
+def _gone(owner: str) -> bool:
+    """Whether a claim's owner was a process of this machine that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # an earlier driver of this process, closed without releasing
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process)
+        return False
+    return False
+
+
+def stored_dense(store: Store, progress: Progress | None = None, claims: Claims | None = None):
+    """The driver's source of dense models: the one stored under the config's base id (checked
+    against its sha256), else trained now and stored (the driver is the only writer of the
+    results directory). A stored one that does not match its hash or does not load is trained
+    again, with one warning. With `claims`, a dense model that another process is training is
+    waited for, not trained twice."""
+    progress = progress or Progress()
+    warned: set[str] = set()
 
     def source(cfg: RunConfig, data: DataBundle, task: Task, device: torch.device) -> Dense:
         model = build_model(cfg.model, data.info)
         bid = base_id(cfg)
-        stored = store.load_dense(bid)
-        if stored is not None:
-            tensors, meta = stored
-            load_weights(model, tensors, str(store.dense_path(bid)))
-            return Dense(model.to(device), meta["metrics"], bid, reused=True)
-        dense, history = train_dense(cfg, data, task, device, progress)
-        meta = {
-            "base_id": bid,
-            "metrics": dense.metrics,
-            "history": history,
-            "config": cfg.model_dump(mode="json"),
-        }
-        store.save_dense(bid, dense.model.state_dict(), meta)
+        while True:
+            seen = store.written_at("dense").get(bid)
+            try:
+                stored = store.load_dense(bid)
+                if stored is not None:
+                    tensors, meta = stored
+                    load_weights(model, tensors, str(store.dense_path(bid)))
+                    return Dense(model.to(device), meta["metrics"], bid, reused=True)
+            except (CheckpointError, KeyError) as exc:
+                if bid not in warned:
+                    warned.add(bid)
+                    progress.warn(f"{exc}; training the dense model again")
+            if claims is None:
+                break
+            state = claims.take("dense", bid, seen)
+            if state == "claimed":
+                break
+            if state == "busy":  # another process is training it
+                time.sleep(claims.poll)
+        try:
+            dense, history = train_dense(cfg, data, task, device, progress)
+            meta = {
+                "base_id": bid,
+                "metrics": dense.metrics,
+                "history": history,
+                "config": cfg.model_dump(mode="json"),
+            }
+            owner = claims.owner if claims else None
+            store.save_dense(bid, dense.model.state_dict(), meta, owner=owner)
+        except BaseException:
+            if claims is not None:
+                claims.release("dense", bid)
+            raise
         return dense
 
     return source
@@ -70,10 +177,8 @@ def dense_model(cfg: RunConfig, store: Store, progress: Progress | None = None) 
     return stored_dense(store, progress)(cfg, data, make_task(data.info.task), device)
 
 
-def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
-    """The run's row: what it is (config, regime, model, ...) and its dense model's figures."""
-    cfg = ctx.cfg
-    dense = {f"dense_{k}": v for k, v in ctx.dense.metrics.items() if f"dense_{k}" in RUN_COLUMNS}
+def config_fields(cfg: RunConfig, n_steps: int) -> dict[str, Any]:
+    """What a run is, from its config alone (all a run whose dense model failed gets)."""
     return {
         "name": cfg.name,
         "regime": cfg.regime.name,
@@ -84,16 +189,25 @@ def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
         "seed": cfg.seed,
         "model": cfg.model.name,
         "dataset": cfg.data.name,
-        "task": ctx.task.name,
-        "metric": ctx.task.metric,
-        "base_id": ctx.dense.base_id,
+        "base_id": base_id(cfg),
         "n_steps": n_steps,
         "schedule_json": dumps(cfg.regime.schedule()),
         "config_json": dumps(cfg.model_dump(mode="json")),
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
+    """The run's row: what it is (config, regime, model, ...) and its dense model's figures."""
+    dense = {f"dense_{k}": v for k, v in ctx.dense.metrics.items() if f"dense_{k}" in RUN_COLUMNS}
+    return {
+        **config_fields(ctx.cfg, n_steps),
+        "task": ctx.task.name,
+        "metric": ctx.task.metric,
+        "base_id": ctx.dense.base_id,
         "prunable_json": dumps(ctx.describe_prunable()),
         "dense_params": ctx.dense_params,
         "device": str(ctx.device),
-        "schema_version": SCHEMA_VERSION,
         **dense,
     }
 
@@ -107,6 +221,7 @@ class SweepOutcome:
     exceptions: dict[str, Exception] = field(default_factory=dict)  # run id -> (local) error
     computed: int = 0  # steps computed now
     copied: int = 0  # rows copied from steps stored earlier
+    by_others: int = 0  # steps another process computed while this one ran
     seconds: float = 0.0
 
 
@@ -130,20 +245,48 @@ def check_stored(plan: Plan, have: dict[str, dict[int, str]]) -> None:
 class Driver:
     """State of one invocation: what is stored, what is left, who owns which rows."""
 
-    def __init__(self, plan: Plan, store: Store, executor: Executor, progress: Progress):
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        executor: Executor,
+        progress: Progress,
+        stale_after: float = CLAIM_STALE_S,
+    ):
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
         upgrade(store)
+        adopted, damaged = store.adopt_files()
+        if adopted:
+            progress.message(
+                f"recorded the sha256 of {adopted} files written by an earlier version"
+            )
         self.have = store.run_steps()
+        ids = {r.run_id for r in plan.runs}
+        bad_rows = [(r, s) for r, s in store.row_check().bad if r in ids]
+        for rid, step in bad_rows:
+            del self.have[rid][step]  # rewritten below, like a missing row
+        if bad_rows:
+            shown = ", ".join(f"run {r} step {s}" for r, s in bad_rows[:3])
+            more = f" and {len(bad_rows) - 3} more" if len(bad_rows) > 3 else ""
+            progress.warn(
+                f"{len(bad_rows)} step rows do not match their digest ({shown}{more}): "
+                "changed after they were written; rewriting them"
+            )
         check_stored(plan, self.have)
         status = {r["run_id"]: r["status"] for r in store.runs()}
-        stored = store.stored_steps()
-        self.stored = {k for k in plan.nodes if k in stored}
-        self.cumulative = {k: stored[k]["cumulative_epochs"] for k in self.stored}
+        self.sources = store.stored_steps(plan.nodes, damaged)
+        damaged = {k: v for k, v in damaged.items() if k in plan.nodes}
+        for reason in damaged.values():
+            progress.warn(f"{reason}; computing that step again")
+        self.stored = set(self.sources)
+        self.cumulative = {k: self.sources[k]["cumulative_epochs"] for k in self.stored}
+        self.seen = store.written_at("checkpoint")  # to tell a step another process stores
         self.active = {
             r.run_id
             for r in plan.runs
             if status.get(r.run_id) != "done"
             or any(s.index not in self.have.get(r.run_id, {}) for s in r.steps)
+            or any(s.key in damaged for s in r.steps)
         }
         self.needed = {
             k
@@ -155,20 +298,41 @@ class Driver:
         }
         self.failed: dict[str, str] = {}
         self.outcome = SweepOutcome(len(plan.runs), len(plan.runs) - len(self.active))
-        self.workspace = Workspace(stored_dense(store, progress), progress)
+        self.claims = Claims(store, stale_after)
+        self.workspace = Workspace(stored_dense(store, progress, self.claims), progress)
         self._order = {k: i for i, k in enumerate(plan.nodes)}
         self._critical = plan.critical_path()
         self._heap: list[tuple[int, int, str]] = []
+        self._waiting: set[str] = set()  # ready, but claimed by another process
+        self._started: set[str] = set()  # runs this invocation marked as running
         self._steps_done = 0
 
     # ---------------------------------------------------------------- set-up
     def start_runs(self) -> None:
-        """Pretrain what is missing, then mark every active run as running (resume included)."""
+        """Pretrain what is missing, then mark every active run as running (resume included).
+        A dense model that cannot be had (pretraining diverged, ...) fails the runs that start
+        from it, recorded like a failed step; the others go on."""
+        dense_failed: dict[str, tuple[str, Exception]] = {}
         for run in self.plan.runs:
             if run.run_id not in self.active:
                 continue
-            ctx = self.workspace.context(run.cfg)
+            bid = base_id(run.cfg)
+            if bid not in dense_failed:
+                try:
+                    ctx = self.workspace.context(run.cfg)
+                except (StorageError, DamagedDatabase):
+                    raise
+                except Exception as exc:
+                    dense_failed[bid] = (f"pretraining: {type(exc).__name__}: {exc}", exc)
+            if bid in dense_failed:
+                message, exc = dense_failed[bid]
+                self.store.start_run(run.run_id, config_fields(run.cfg, len(run.steps)))
+                self.failed[run.run_id] = message
+                self.outcome.exceptions[run.run_id] = exc
+                self._finish(run.run_id, "failed", message)
+                continue
             self.store.start_run(run.run_id, run_fields(ctx, len(run.steps)))
+            self._started.add(run.run_id)
 
     def copy_stored(self) -> None:
         """Rows that active runs lack for steps stored earlier (by any run), one transaction
@@ -177,19 +341,19 @@ class Driver:
             if key not in self.stored:
                 continue
             node = self.plan.nodes[key]
-            targets = [
-                r for r in node.runs if r in self.active and node.depth not in self.have.get(r, {})
-            ]
-            if not targets:
-                continue
-            source = self.store.step_by_key(key)
-            epochs = _epochs_only(self.store.epochs(source["run_id"], source["step"]))
-            rows = [
-                ({**source, **self._own(r, node), "reused": 1, "created_at": None}, epochs)
-                for r in targets
-            ]
-            self.store.write_steps(rows)
-            self.outcome.copied += len(rows)
+            targets = [r for r in self._live_runs(key) if node.depth not in self.have.get(r, {})]
+            if targets:
+                self._copy(key, self.sources[key], targets)
+
+    def _copy(self, key: str, source: dict[str, Any], targets: list[str]) -> None:
+        node = self.plan.nodes[key]
+        epochs = _epochs_only(self.store.epochs(source["run_id"], source["step"]))
+        rows = [
+            ({**source, **self._own(r, node), "reused": 1, "created_at": None}, epochs)
+            for r in targets
+        ]
+        self.store.write_steps(rows)
+        self.outcome.copied += len(rows)
 
     # ---------------------------------------------------------------- the loop
     def _push(self, key: str) -> None:
@@ -212,6 +376,42 @@ class Driver:
             parent = self.store.load_checkpoint(node.step.parent_key)
         label = owner.label if len(node.runs) == 1 else f"{owner.label} (+{len(node.runs) - 1})"
         return NodeJob(key, node.step, owner.run_id, owner.cfg, label, len(owner.steps), parent)
+
+    def _next(self, key: str) -> NodeJob | None:
+        """Claim a ready step and make its job; None when another process has it or stored
+        it, or its parent turned out damaged (it is computed again first)."""
+        state = self.claims.take("checkpoint", key, self.seen.get(key))
+        if state == "busy":
+            self._waiting.add(key)
+            return None
+        if state == "stored":
+            self._stored_elsewhere(key)
+            return None
+        try:
+            return self._job(key)
+        except ChecksumMismatch as exc:  # the parent changed on disk since the start
+            self.claims.release("checkpoint", key)
+            self._recompute_parent(key, exc)
+        except Exception as exc:  # an unreadable parent checkpoint fails its runs
+            self.claims.release("checkpoint", key)
+            self._fail(key, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _recompute_parent(self, key: str, exc: Exception) -> None:
+        parent = self.plan.nodes[key].step.parent_key
+        if parent not in self.stored:  # already being recomputed; `key` follows when it lands
+            return
+        self.progress.warn(f"{exc}; computing that step again")
+        self.stored.discard(parent)
+        self.needed.add(parent)
+        self.seen[parent] = self.store.written_at("checkpoint").get(parent)
+        for rid in self._live_runs(parent):
+            self.remaining[rid] += 1
+        grandparent = self.plan.nodes[parent].step.parent_key
+        if self.plan.nodes[parent].depth == 1 or grandparent in self.stored:
+            self._push(parent)
+        elif grandparent not in self.needed:
+            self._fail(key, str(exc))
 
     def _finish(self, rid: str, status: str, error: str | None = None) -> None:
         self.store.finish_run(rid, status, error)
@@ -240,10 +440,8 @@ class Driver:
 
     def _write(self, key: str, outcome: NodeOutcome) -> None:
         node = self.plan.nodes[key]
-        tensors, meta = outcome.state
-        self.store.save_checkpoint(key, tensors, meta)
         parent_cum = 0 if node.depth == 1 else self.cumulative[node.step.parent_key]
-        self.cumulative[key] = parent_cum + outcome.row["epochs"]
+        cumulative = parent_cum + outcome.row["epochs"]
         owner = outcome.row["run_id"]
         epochs = _epochs_only(outcome.epochs)
         targets = self._live_runs(key)
@@ -253,21 +451,44 @@ class Driver:
                     **outcome.row,
                     **self._own(rid, node),
                     "reused": int(rid != owner),
-                    "cumulative_epochs": self.cumulative[key],
+                    "cumulative_epochs": cumulative,
                 },
                 epochs,
             )
             for rid in targets
         ]
-        self.store.write_steps(rows)
-        self.stored.add(key)
+        self.store.commit_step(key, outcome.state, rows, owner=self.claims.owner)
+        self.cumulative[key] = cumulative
         self.outcome.computed += 1
         self.progress.step_done(outcome.row)
+        self._landed(key, targets)
+
+    def _stored_elsewhere(self, key: str) -> None:
+        """Another process stored this step since we looked: take its rows (copying one for
+        each of our runs it did not write) and go on below it."""
+        sources = self.store.stored_steps([key])
+        if key not in sources:  # what it stored does not check out: compute it here
+            self.seen[key] = self.store.written_at("checkpoint").get(key)
+            self._push(key)
+            return
+        source = sources[key]
+        node = self.plan.nodes[key]
+        written = {r["run_id"] for r in self.store.rows_of(key) if r["step"] == node.depth}
+        lacking = [r for r in self._live_runs(key) if r not in written]
+        if lacking:
+            self._copy(key, source, lacking)
+        self.cumulative[key] = source["cumulative_epochs"]
+        self.outcome.by_others += 1
+        self._steps_done += 1
+        self._landed(key, self._live_runs(key))
+
+    def _landed(self, key: str, targets: list[str]) -> None:
+        self.stored.add(key)
         for rid in targets:
             self.remaining[rid] -= 1
             if self.remaining[rid] == 0:
                 self._finish(rid, "done")
-        for child in node.children:
+        for child in self.plan.nodes[key].children:
             if child in self.needed:
                 self._push(child)
 
@@ -276,6 +497,20 @@ class Driver:
         self.progress.sweep_update(
             self._steps_done, len(self.outcome.done), len(self.outcome.failed), current
         )
+
+    def _stop(self, status: str, error: str) -> int:
+        """Mark the runs this invocation started and did not finish (best effort: the disk
+        may refuse this too); returns how many."""
+        left = [r for r in self._started if r not in self.outcome.done and r not in self.failed]
+        for rid in left:
+            with suppress(PrunebenchError):
+                self.store.finish_run(rid, status, error)
+        return len(left)
+
+    def _retry_waiting(self) -> None:
+        for key in self._waiting:
+            self._push(key)
+        self._waiting.clear()
 
     def run(self) -> SweepOutcome:
         started = time.perf_counter()
@@ -287,33 +522,46 @@ class Driver:
             self.start_runs()
             self.copy_stored()
             for run in self.plan.runs:
-                if run.run_id in self.active and self.remaining[run.run_id] == 0:
-                    self._finish(run.run_id, "done")
+                rid = run.run_id
+                if rid in self.active and rid not in self.failed and self.remaining[rid] == 0:
+                    self._finish(rid, "done")
             self._ready_at_start()
             self.progress.sweep_started(len(self.needed), len(self.active))
-            while self._heap or self.executor.busy:
+            while self._heap or self.executor.busy or self._waiting:
                 while self._heap and self.executor.has_room():
                     _, _, key = heapq.heappop(self._heap)
-                    if not self._live_runs(key):
+                    if key in self.stored or not self._live_runs(key):
                         continue
-                    try:
-                        job = self._job(key)
-                    except Exception as exc:  # an unreadable parent checkpoint fails its runs
-                        self._fail(key, f"{type(exc).__name__}: {exc}")
-                        continue
-                    self.executor.submit(job, self.workspace)
+                    job = self._next(key)
+                    if job is not None:
+                        self.executor.submit(job, self.workspace)
                 self._update()
                 if not self.executor.busy:
+                    if self._waiting and not self._heap:  # nothing to do but wait for others
+                        time.sleep(self.claims.poll)
+                        self._retry_waiting()
                     continue
                 for job, result in self.executor.wait():
                     self._steps_done += 1
                     if result.error is not None:
+                        self.claims.release("checkpoint", job.key)
                         self._fail(job.key, result.error, result.exception)
                     else:
                         self._write(job.key, result)
                     self._update()
+                self._retry_waiting()
+        except KeyboardInterrupt:
+            self._stop("interrupted", "interrupted; run the same command again to resume")
+            raise
+        except StorageError as exc:
+            left = self._stop("failed", str(exc))
+            raise StorageError(
+                f"{exc}; {left} unfinished runs marked failed; nothing was half-written: free "
+                "space and run the same command again to resume"
+            ) from None
         finally:
             self.executor.close()
+            self.claims.close()
             self.progress.sweep_finished()
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
@@ -324,9 +572,12 @@ def execute_plan(
     store: Store,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    stale_after: float = CLAIM_STALE_S,
 ) -> SweepOutcome:
-    """Compute every run of `plan` into `store` (resuming, reusing stored steps)."""
-    return Driver(plan, store, executor or LocalExecutor(), progress or Progress()).run()
+    """Compute every run of `plan` into `store` (resuming, reusing stored steps, sharing the
+    work with other processes on the same directory)."""
+    executor = executor or LocalExecutor()
+    return Driver(plan, store, executor, progress or Progress(), stale_after).run()
 
 
 @dataclass
@@ -340,6 +591,14 @@ class RunResult:
     already_done: bool = False
 
 
+def _sound(store: Store, plan: Plan) -> bool:
+    """Whether a finished run's rows and checkpoints still match their digests / hashes."""
+    damaged: dict[str, str] = {}
+    store.stored_steps(plan.nodes, damaged)
+    ids = {r.run_id for r in plan.runs}
+    return not damaged and not any(r in ids for r, _ in store.row_check().bad)
+
+
 def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunResult:
     """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
 
@@ -348,11 +607,12 @@ def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunRe
     A failed step re-raises its exception here, after the run is recorded as failed.
     """
     rid = run_id(cfg)
+    plan = build_plan([cfg])
     existing = store.run(rid)
-    if existing and existing["status"] == "done":
+    if existing and existing["status"] == "done" and _sound(store, plan):
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
-    outcome = execute_plan(build_plan([cfg]), store, LocalExecutor(), progress)
+    outcome = execute_plan(plan, store, LocalExecutor(), progress)
     if rid in outcome.failed:
         raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
     rows = store.steps(rid)

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebench.checkpoints import check_fits, load_tensors, save_tensors
+from prunebench.checkpoints import check_fits, load_tensors, save_tensors, sha256_file
 from prunebench.config import ModelConfig, PruneConfig, validate
 from prunebench.data.info import DataInfo
-from prunebench.errors import CheckpointError, PrunebenchError
+from prunebench.errors import CheckpointError, ChecksumMismatch, PrunebenchError
 from prunebench.models.build import build_model
 from prunebench.state import rebuild, restore, stored_masks
-from prunebench.store import open_existing
+from prunebench.store import digest_ok, open_existing
 
 FORMAT = "prunebench-pruned/1"
 STRUCTURE_FILE = "structure.json"
@@ -41,14 +41,6 @@ VALUES, BITS = "::values", "::keepbits"
 
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- from a results directory
@@ -75,9 +67,19 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
     model_raw = {k: v for k, v in config["model"].items() if k != "weights"}
     model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
+    if digest_ok(chosen) is False:
+        raise PrunebenchError(
+            f"the row of run {row['run_id']} step {chosen['step']} does not match its digest "
+            f"(changed after it was written); `prunebench verify {results}` says more"
+        )
     if not store.checkpoint_path(chosen["step_key"]).exists():
         raise CheckpointError(f"the checkpoint of step {chosen['step']} is missing")
-    tensors, meta = store.load_checkpoint(chosen["step_key"])
+    try:
+        tensors, meta = store.load_checkpoint(chosen["step_key"])
+    except ChecksumMismatch as exc:  # export cannot recompute; the driver can
+        raise ChecksumMismatch(
+            f"{exc}; run the same `prunebench run` / `sweep` again to recompute it, then export"
+        ) from None
     pruner_meta = meta.get("pruner", {})
     if "data_info" not in pruner_meta:
         raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
@@ -163,7 +165,7 @@ def export_model(
     }
     body_hash = hashlib.sha256(_canonical(description)).hexdigest()
     weights = save_tensors(out / WEIGHTS_FILE, tensors, {"structure_sha256": body_hash})
-    description["weights"] = {"file": WEIGHTS_FILE, "sha256": _sha256_file(weights)}
+    description["weights"] = {"file": WEIGHTS_FILE, "sha256": weights.sha256}
     path = out / STRUCTURE_FILE
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
@@ -192,7 +194,7 @@ def read_description(path: Path | str) -> dict[str, Any]:
     weights = file.parent / str(weights_info.get("file", WEIGHTS_FILE))
     if weights.name != WEIGHTS_FILE or not weights.exists():
         raise CheckpointError(f"the weights file '{weights}' is missing")
-    if _sha256_file(weights) != weights_info.get("sha256"):
+    if sha256_file(weights) != weights_info.get("sha256"):
         raise CheckpointError(
             f"'{weights}' does not match the sha256 in {file.name}: modified or swapped after export"
         )

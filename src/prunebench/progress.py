@@ -30,6 +30,11 @@ class Progress:
 
     def message(self, text: str) -> None: ...
 
+    def warn(self, text: str) -> None:
+        """One line on stderr, shown even when quiet: something was wrong and was dealt with
+        (a damaged checkpoint recomputed, a dense model trained again)."""
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
     def close(self) -> None: ...
 
     # A sweep: an overall bar over the steps it has to compute, beside the current run.
@@ -107,6 +112,11 @@ class RichProgress(Progress):
 
     def message(self, text):
         self.console.print(text)
+
+    def warn(self, text):
+        self.console.print(
+            f"warning: {text}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
 
     def _sweep_cells(self) -> list[Any]:
         w = self.sweep

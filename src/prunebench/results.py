@@ -2,7 +2,9 @@
 
 `load_results` is the single way to read results: one row per pruning step with every field of
 its run beside it (status, error, config_json, ...). A run that failed before its first step
-still gets one row (step fields empty), so that failures are never invisible.
+still gets one row (step fields empty), so that failures are never invisible. `integrity_warning`
+says in one line when rows no longer match their digest (the CLI prints it beside tables and
+reports).
 """
 
 from __future__ import annotations
@@ -19,6 +21,19 @@ EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 def database_path(directory: Path | str) -> Path:
     """Where the results of `directory` live (for messages and report captions)."""
     return Path(directory) / DB_NAME
+
+
+def integrity_warning(directory: Path | str) -> str | None:
+    """One line when step rows of `directory` were changed after they were written."""
+    bad = open_existing(directory).row_check().bad
+    if not bad:
+        return None
+    shown = ", ".join(f"run {r} step {s}" for r, s in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return (
+        f"{len(bad)} step rows of {database_path(directory)} do not match their digest "
+        f"({shown}{more}): changed after they were written; `prunebench verify {directory}`"
+    )
 
 
 def load_results(directory: Path | str) -> pd.DataFrame:
