@@ -10,9 +10,11 @@ Contenders, one pass each (a pass takes minutes; a median of several would take 
   naive          every run computed alone (`runner.run`) in its own results directory that
                  holds only the dense model: nothing is shared;
   planned local  the sweep's plan (each shared step once), in this process;
+  two processes  the same plan, two processes (spawned: start-up included) on ONE results
+                 directory, sharing the steps through claims (cooperating sweeps);
   planned ray    the same plan on a local Ray instance with 2 workers (start-up included).
 All use one torch thread per process (the 2 Ray workers use one each). Every run's rows must be
-identical across the three (apart from timing and provenance columns): checked.
+identical across all of them (apart from timing and provenance columns): checked.
 ratio = planned fine-tuning epochs / naive fine-tuning epochs (goal <= 0.6).
 
 Run: python benchmarks/planner.py
@@ -20,6 +22,7 @@ Run: python benchmarks/planner.py
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -72,6 +75,28 @@ def with_dense(dense: Path, root: Path) -> Store:
     return Store(root)
 
 
+def cooperate(cfgs, root: str, computed) -> None:
+    """One of the two processes: the whole plan on the shared directory."""
+    torch.set_num_threads(1)
+    outcome = execute_plan(build_plan(cfgs), Store(root), LocalExecutor())
+    assert not outcome.failed, outcome.failed
+    computed.put((outcome.computed, outcome.by_others))
+
+
+def two_processes(cfgs, root: Path) -> tuple[float, list[tuple[int, int]]]:
+    spawn = multiprocessing.get_context("spawn")
+    computed = spawn.Queue()
+    procs = [spawn.Process(target=cooperate, args=(cfgs, str(root), computed)) for _ in range(2)]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    seconds = time.perf_counter() - start
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    return seconds, [computed.get() for _ in procs]
+
+
 def main() -> None:
     torch.set_num_threads(1)
     cfgs = configs()
@@ -91,6 +116,10 @@ def main() -> None:
         timings["planned_local_s"] = time.perf_counter() - start
         assert len(outcome.done) == len(plan.runs), outcome.failed
         print(f"planned local: {timings['planned_local_s']:.1f}s")
+
+        shared = with_dense(dense, work / "two")
+        timings["two_processes_s"], split = two_processes(cfgs, shared.root)
+        print(f"two processes on one directory: {timings['two_processes_s']:.1f}s {split}")
 
         start = time.perf_counter()
         naive_epochs = naive_steps = 0
@@ -122,6 +151,9 @@ def main() -> None:
         identical_ray = all(
             measured(local, r.run_id) == measured(ray_store, r.run_id) for r in plan.runs
         )
+        identical_two = all(
+            measured(local, r.run_id) == measured(shared, r.run_id) for r in plan.runs
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -142,7 +174,16 @@ def main() -> None:
         f" vs local {timings['planned_local_s']:.1f}s: "
         f"{timings['planned_ray_s'] / timings['planned_local_s']:.3f}"
     )
-    print(f"identical rows: naive vs planned {identical_naive}, ray vs local {identical_ray}")
+    print(
+        f"two processes on one directory: {timings['two_processes_s']:.1f}s vs one "
+        f"{timings['planned_local_s']:.1f}s: "
+        f"{timings['two_processes_s'] / timings['planned_local_s']:.3f} (steps computed per "
+        f"process: {', '.join(str(c) for c, _ in split)})"
+    )
+    print(
+        f"identical rows: naive vs planned {identical_naive}, ray vs local {identical_ray}, "
+        f"two processes vs one {identical_two}"
+    )
     report(
         "planner",
         ratio,
@@ -165,13 +206,18 @@ def main() -> None:
             **timings,
             "wall_ratio_planned_vs_naive": timings["planned_local_s"] / timings["naive_s"],
             "wall_ratio_ray2_vs_local": timings["planned_ray_s"] / timings["planned_local_s"],
+            "wall_ratio_two_processes_vs_one": timings["two_processes_s"]
+            / timings["planned_local_s"],
+            "two_processes_steps_computed": [c for c, _ in split],
+            "two_processes_steps_taken_from_the_other": [o for _, o in split],
             "identical_rows_naive_vs_planned": identical_naive,
             "identical_rows_ray_vs_local": identical_ray,
+            "identical_rows_two_processes_vs_one": identical_two,
             "repeats": 1,
             "torch_threads_per_process": 1,
         },
     )
-    if not (identical_naive and identical_ray):
+    if not (identical_naive and identical_ray and identical_two):
         sys.exit("results differ between contenders")
 
 

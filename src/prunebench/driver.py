@@ -127,7 +127,8 @@ def stored_dense(store: Store, progress: Progress | None = None, claims: Claims 
     again, with one warning. With `claims`, a dense model that another process is training is
     waited for, not trained twice."""
     progress = progress or Progress()
-    warned: set[str] = set()
+    warned: set[str] = set()  # base ids, one warning / message each
+    waited: set[str] = set()
 
     def source(cfg: RunConfig, data: DataBundle, task: Task, device: torch.device) -> Dense:
         model = build_model(cfg.model, data.info)
@@ -150,6 +151,9 @@ def stored_dense(store: Store, progress: Progress | None = None, claims: Claims 
             if state == "claimed":
                 break
             if state == "busy":  # another process is training it
+                if bid not in waited:
+                    waited.add(bid)
+                    progress.message(f"waiting for another process to pretrain {bid}")
                 time.sleep(claims.poll)
         try:
             dense, history = train_dense(cfg, data, task, device, progress)
@@ -512,6 +516,39 @@ class Driver:
             self._push(key)
         self._waiting.clear()
 
+    def _loop(self) -> None:
+        self.start_runs()
+        self.copy_stored()
+        for run in self.plan.runs:
+            rid = run.run_id
+            if rid in self.active and rid not in self.failed and self.remaining[rid] == 0:
+                self._finish(rid, "done")
+        self._ready_at_start()
+        self.progress.sweep_started(len(self.needed), len(self.active))
+        while self._heap or self.executor.busy or self._waiting:
+            while self._heap and self.executor.has_room():
+                _, _, key = heapq.heappop(self._heap)
+                if key in self.stored or not self._live_runs(key):
+                    continue
+                job = self._next(key)
+                if job is not None:
+                    self.executor.submit(job, self.workspace)
+            self._update()
+            if not self.executor.busy:
+                if self._waiting and not self._heap:  # nothing to do but wait for others
+                    time.sleep(self.claims.poll)
+                    self._retry_waiting()
+                continue
+            for job, result in self.executor.wait():
+                self._steps_done += 1
+                if result.error is not None:
+                    self.claims.release("checkpoint", job.key)
+                    self._fail(job.key, result.error, result.exception)
+                else:
+                    self._write(job.key, result)
+                self._update()
+            self._retry_waiting()
+
     def run(self) -> SweepOutcome:
         started = time.perf_counter()
         for run in self.plan.runs:  # bad input fails here, before anything is written
@@ -519,37 +556,8 @@ class Driver:
                 self.workspace.check(run.cfg)
         self.executor.start()  # a Ray address that does not answer, too
         try:
-            self.start_runs()
-            self.copy_stored()
-            for run in self.plan.runs:
-                rid = run.run_id
-                if rid in self.active and rid not in self.failed and self.remaining[rid] == 0:
-                    self._finish(rid, "done")
-            self._ready_at_start()
-            self.progress.sweep_started(len(self.needed), len(self.active))
-            while self._heap or self.executor.busy or self._waiting:
-                while self._heap and self.executor.has_room():
-                    _, _, key = heapq.heappop(self._heap)
-                    if key in self.stored or not self._live_runs(key):
-                        continue
-                    job = self._next(key)
-                    if job is not None:
-                        self.executor.submit(job, self.workspace)
-                self._update()
-                if not self.executor.busy:
-                    if self._waiting and not self._heap:  # nothing to do but wait for others
-                        time.sleep(self.claims.poll)
-                        self._retry_waiting()
-                    continue
-                for job, result in self.executor.wait():
-                    self._steps_done += 1
-                    if result.error is not None:
-                        self.claims.release("checkpoint", job.key)
-                        self._fail(job.key, result.error, result.exception)
-                    else:
-                        self._write(job.key, result)
-                    self._update()
-                self._retry_waiting()
+            with self.store.held_open():
+                self._loop()
         except KeyboardInterrupt:
             self._stop("interrupted", "interrupted; run the same command again to resume")
             raise

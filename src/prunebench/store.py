@@ -285,6 +285,14 @@ class Store:
             raise problem from None
 
     @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Keep one idle connection open meanwhile. SQLite checkpoints the WAL into the database
+        (with an fsync) whenever the LAST connection closes; with this one open, the many short
+        transactions of a sweep do not each pay for that (about 15 ms apiece here)."""
+        with self._connect():
+            yield
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")

@@ -9,6 +9,7 @@ read). Everything is read, nothing is written; `Verification.problems` > 0 means
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,13 @@ def _check(store: Store, out: Verification) -> None:
         out.note(
             f"files: {len(files.unhashed)} not hashed (written by an earlier version; the next "
             "run or sweep records their hashes)"
+        )
+    claims = store.claims()
+    if claims:
+        oldest = max(time.time() - c["heartbeat"] for c in claims)
+        out.note(
+            f"claims: {len(claims)} held (steps being computed, or left by a killed process and "
+            f"taken over by the next run); the oldest heartbeat is {oldest:.0f} s old"
         )
     if files.orphans:
         out.problem(
