@@ -222,11 +222,14 @@ def test_an_earlier_versions_results_are_notes_then_hashed_on_first_read(tmp_pat
     assert code == 0, out
     assert "rows: 5 not digested (written by an earlier version)" in out
     assert "files: 6 not hashed (written by an earlier version" in out
+    one_shot = root / "checkpoints" / "0243fb48ce15454c.safetensors"  # its only step
+    one_shot.write_bytes(one_shot.read_bytes()[:1000])  # unreadable: never hashed, recomputed
     code, out, err = invoke("sweep", str(LEGACY / "sweep.yaml"), "-r", str(root), "--quiet")
     assert code == 0, err
+    assert "is not a readable safetensors file" in err and "computing that step again" in err
+    assert "1 steps computed" in out
     code, out, _ = invoke("verify", str(root))
     assert code == 0, out
-    assert (
-        "files: 5 checkpoints and 1 dense model match their sha256 (6 hashed on first read" in out
-    )
-    assert "rows: 5 not digested" in out  # rows are never blessed after the fact
+    assert "files: 5 checkpoints and 1 dense model match their sha256 (5 hashed on first" in out
+    assert "rows: 1 match their digest" in out  # the recomputed one
+    assert "rows: 4 not digested" in out  # rows are never blessed after the fact

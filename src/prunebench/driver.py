@@ -264,6 +264,11 @@ class Driver:
             progress.message(
                 f"recorded the sha256 of {adopted} files written by an earlier version"
             )
+        # stored steps before rows: a step another process stores in between is then taken
+        # from it (`_stored_elsewhere`) rather than copied over its rows
+        self.sources = store.stored_steps(plan.nodes, damaged)
+        for key in damaged:  # an earlier version's checkpoint that does not read, too
+            self.sources.pop(key, None)
         self.have = store.run_steps()
         ids = {r.run_id for r in plan.runs}
         bad_rows = [(r, s) for r, s in store.row_check().bad if r in ids]
@@ -278,7 +283,6 @@ class Driver:
             )
         check_stored(plan, self.have)
         status = {r["run_id"]: r["status"] for r in store.runs()}
-        self.sources = store.stored_steps(plan.nodes, damaged)
         damaged = {k: v for k, v in damaged.items() if k in plan.nodes}
         for reason in damaged.values():
             progress.warn(f"{reason}; computing that step again")
@@ -423,7 +427,8 @@ class Driver:
         where = f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
         self.progress.message(f"{where}: {status}" + (f" ({error})" if error else ""))
         if status == "done":
-            self.outcome.done.append(rid)
+            if rid not in self.outcome.done:  # again after a step below it was recomputed
+                self.outcome.done.append(rid)
         else:
             self.outcome.failed[rid] = error or ""
 
