@@ -53,7 +53,7 @@ SHRINK = [
     f"finetune.first_max_epochs={FIRST_EPOCHS}",
     "finetune.max_epochs=1",
 ]
-DROP = {"seconds", "created_at", "reused", "run_id", "digest"}
+DROP = {"seconds", "created_at", "reused", "run_id"}
 
 
 def configs():

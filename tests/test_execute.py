@@ -14,7 +14,7 @@ from prunebench.errors import ConfigError
 from prunebench.plan import build_plan
 from prunebench.store import Store
 
-TIMING = {"seconds", "created_at", "digest"}  # the digest covers the timing too
+TIMING = {"seconds", "created_at"}
 # Columns that say how a row came to be, not what it measured.
 PROVENANCE = {"run_id", "reused"}
 

@@ -111,7 +111,7 @@ def test_interrupted_run_resumes_and_matches_uninterrupted(reference, tmp_path):
     store = Store(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, store, StopAfter(1))
-    assert store.run(run_id(cfg))["status"] == "running"
+    assert store.run(run_id(cfg))["status"] == "interrupted"  # not left "running"
     assert len(store.steps(run_id(cfg))) == 1
     resumed = run(cfg, store)
     assert resumed.resumed_from == 1 and resumed.computed == 2

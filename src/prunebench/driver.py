@@ -42,7 +42,6 @@ from prunebench.devices import resolve_device
 from prunebench.errors import (
     CheckpointError,
     ChecksumMismatch,
-    DamagedDatabase,
     PrunebenchError,
     StorageError,
 )
@@ -318,8 +317,9 @@ class Driver:
     # ---------------------------------------------------------------- set-up
     def start_runs(self) -> None:
         """Pretrain what is missing, then mark every active run as running (resume included).
-        A dense model that cannot be had (pretraining diverged, ...) fails the runs that start
-        from it, recorded like a failed step; the others go on."""
+        A dense model whose computing fails (pretraining diverged, out of memory, ...) fails
+        the runs that start from it, recorded like a failed step; the others go on. A user
+        error stops the invocation as before (one line, exit 2)."""
         dense_failed: dict[str, tuple[str, Exception]] = {}
         for run in self.plan.runs:
             if run.run_id not in self.active:
@@ -328,7 +328,7 @@ class Driver:
             if bid not in dense_failed:
                 try:
                     ctx = self.workspace.context(run.cfg)
-                except (StorageError, DamagedDatabase):
+                except PrunebenchError:  # bad input (weights that do not fit, ...), a full disk
                     raise
                 except Exception as exc:
                     dense_failed[bid] = (f"pretraining: {type(exc).__name__}: {exc}", exc)
@@ -522,7 +522,6 @@ class Driver:
         self._waiting.clear()
 
     def _loop(self) -> None:
-        self.start_runs()
         self.copy_stored()
         for run in self.plan.runs:
             rid = run.run_id
@@ -561,6 +560,7 @@ class Driver:
                 self.workspace.check(run.cfg)
         self.executor.start()  # a Ray address that does not answer, too
         try:
+            self.start_runs()
             with self.store.held_open():
                 self._loop()
         except KeyboardInterrupt:

@@ -166,14 +166,19 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# When and how a row came to be, not what it measured: left out of its digest, so that equal
+# results have equal digests (a resumed, a shared and a lone run's rows compare equal whole).
+UNDIGESTED = {"digest", "seconds", "created_at", "reused"}
+
+
 def row_digest(row: Mapping[str, Any]) -> str:
-    """sha256 of a step row's values as SQLite stores them: every declared column but `digest`,
-    NULLs left out (a column added later leaves older digests valid), floats exact (repr),
-    bytes by their sha256."""
+    """sha256 of a step row's values as SQLite stores them: every declared column but
+    UNDIGESTED, NULLs left out (a column added later leaves older digests valid), floats exact
+    (repr), bytes by their sha256."""
     values: dict[str, Any] = {}
     for name in STEP_COLUMNS:
         value = row.get(name)
-        if name == "digest" or value is None:
+        if name in UNDIGESTED or value is None:
             continue
         if isinstance(value, bytes | bytearray | memoryview):
             value = {"sha256": hashlib.sha256(bytes(value)).hexdigest()}
@@ -288,7 +293,11 @@ class Store:
     def held_open(self) -> Iterator[None]:
         """Keep one idle connection open meanwhile. SQLite checkpoints the WAL into the database
         (with an fsync) whenever the LAST connection closes; with this one open, the many short
-        transactions of a sweep do not each pay for that (about 15 ms apiece here)."""
+        transactions of a sweep do not each pay for that (about 15 ms apiece here). Creates
+        nothing: without a database yet, it holds nothing."""
+        if not self.exists():
+            yield
+            return
         with self._connect():
             yield
 

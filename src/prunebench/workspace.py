@@ -16,8 +16,8 @@ from prunebench.config import RunConfig, base_id, canonical_json, data_identity,
 from prunebench.data.base import DataBundle
 from prunebench.data.catalog import DATASETS
 from prunebench.devices import resolve_device
-from prunebench.models.build import build_model, model_spec
-from prunebench.pretrain import Dense
+from prunebench.models.build import model_spec
+from prunebench.pretrain import Dense, initial_model
 from prunebench.progress import Progress
 from prunebench.pruning.factory import make_pruner
 from prunebench.runner import RunContext
@@ -57,10 +57,11 @@ class Workspace:
         return self._contexts[rid]
 
     def check(self, cfg: RunConfig) -> None:
-        """What needs the model (model options, prune.exclude names, structured tracing):
-        checked before anything is trained or written, once per model and prune config."""
+        """What needs the model (model options, local weights, prune.exclude names, structured
+        tracing): checked before anything is trained or written (claimed, even), once per
+        model and prune config."""
         key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
         if key not in self._checked:
-            info = self.data(cfg).info
-            make_pruner(cfg.prune, build_model(cfg.model, info), model_spec(cfg.model), info)
+            data = self.data(cfg)
+            make_pruner(cfg.prune, initial_model(cfg, data), model_spec(cfg.model), data.info)
             self._checked.add(key)
