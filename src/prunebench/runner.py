@@ -29,6 +29,7 @@ from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS, DataBundle, take_samples
 from prunebench.devices import resolve_device
 from prunebench.finetune import FitSettings, finetune_settings, fit
+from prunebench.measure import latency_pair
 from prunebench.models import MODELS, ModelSpec, build_model
 from prunebench.pretrain import Dense, ensure_dense
 from prunebench.progress import Progress
@@ -187,6 +188,10 @@ def compute_step(
     best_val = result.best_val or task.evaluate(model, data.val, device)
     test = task.evaluate(model, data.test, device)
     measured = pruner.measure(model)
+    if cfg.prune.structure == "structured" and cfg.prune.latency:
+        measured |= latency_pair(
+            model, ctx.dense.model, pruner.example_inputs, cfg.prune.latency_batch_size
+        )
     row = {
         "run_id": rid,
         "step": plan.index,
