@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from prunebench.errors import PrunebenchError, TrainingDiverged
+from prunebench.outputs import check_output_dir, check_output_file
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +34,20 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
 ]
+
+
+def _targets(text: str) -> list[float]:
+    """`--targets 0.5,0.8,0.9` as numbers; an empty or non-numeric item is named."""
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise PrunebenchError(
+                f"--targets: {item.strip()!r} is not a number; give comma-separated numbers "
+                "such as 0.5,0.8,0.9"
+            ) from None
+    return values
 
 
 def _overrides(values: list[str] | None, device: str | None) -> list[str]:
@@ -68,7 +83,7 @@ def schedule(
         "step": step,
         "first": first,
         "tolerance": tolerance,
-        "targets": [float(t) for t in targets.split(",")] if targets else None,
+        "targets": _targets(targets) if targets is not None else None,
     }
     cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
     cumulative = cfg.schedule()
@@ -98,17 +113,20 @@ def pretrain(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device))
-    from prunebench.data import DATASETS
+    check_output_dir(results, "--results")
     from prunebench.devices import resolve_device
+    from prunebench.execute import Contexts
     from prunebench.pretrain import ensure_dense
     from prunebench.progress import make_progress
     from prunebench.store import Store
     from prunebench.tasks import make_task
 
+    store, progress = Store(results), make_progress(quiet)
+    contexts = Contexts(store, progress)
+    contexts.check(cfg)  # the model builds and runs with its options: before any training
+    data = contexts.data(cfg)
     dev = resolve_device(cfg.device)
-    data = DATASETS.get(cfg.data.name).build(cfg.data, dev)
-    store = Store(results)
-    dense = ensure_dense(cfg, store, data, make_task(data.info.task), dev, make_progress(quiet))
+    dense = ensure_dense(cfg, store, data, make_task(data.info.task), dev, progress)
     state = "reused" if dense.reused else "trained"
     out.print(f"dense model {dense.base_id} ({state}): {store.dense_path(dense.base_id)}")
     out.print(" ".join(f"{k}={v:.4f}" for k, v in dense.metrics.items()))
@@ -127,6 +145,7 @@ def run(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    check_output_dir(results, "--results")
     from prunebench.execute import run as run_one
     from prunebench.progress import make_progress
     from prunebench.store import Store
@@ -184,6 +203,8 @@ def sweep(
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
     if gpus_per_worker < 0:
         raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if not dry_run:
+        check_output_dir(results, "--results")
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -244,6 +265,27 @@ def _stored_epochs(results: Path, plan) -> dict[str, int]:
     }
 
 
+def _stored_runs(directory: Path, run_id: str | None) -> list[dict]:
+    """The runs stored in `directory` (only `run_id` when given): none is an error, not an
+    empty page that looks like a finished command."""
+    from prunebench.store import open_existing
+
+    runs = open_existing(directory).runs()
+    if not runs:
+        raise PrunebenchError(
+            f"'{directory}' holds no runs yet; fill it with `prunebench run` or "
+            f"`prunebench sweep` with --results {directory}"
+        )
+    if run_id is not None:
+        runs = [r for r in runs if r["run_id"] == run_id]
+        if not runs:
+            raise PrunebenchError(
+                f"no run '{run_id}' in '{directory}'; list them with `prunebench results "
+                f"{directory}`"
+            )
+    return runs
+
+
 @app.command()
 def results(
     directory: Annotated[Path, typer.Argument(help="results directory")],
@@ -263,17 +305,19 @@ def results(
         raise PrunebenchError(f"--format must be table, csv, json or parquet, not '{fmt}'")
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
+    if output is not None:
+        if fmt == "table":
+            raise PrunebenchError("--output writes a file: add --format csv, json or parquet")
+        check_output_file(output, "--output")
+    runs = _stored_runs(directory, run_id)
     df = load_results(directory)
     if run_id is not None:
         df = df[df["run_id"] == run_id]
     if fmt == "table":
         out.print(steps_table(df))
-        from prunebench.store import open_existing
         from prunebench.tables import failures_table
 
-        unfinished = [r for r in open_existing(directory).runs() if r["status"] != "done"]
-        if run_id is not None:
-            unfinished = [r for r in unfinished if r["run_id"] == run_id]
+        unfinished = [r for r in runs if r["status"] != "done"]
         if unfinished:
             out.print(failures_table(unfinished))
         return
@@ -301,6 +345,11 @@ def report(
     ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
+    _stored_runs(directory, None)
+    if out_dir is not None:
+        check_output_dir(out_dir, "--out")
+    else:
+        check_output_dir(directory / "report", "report directory")
     from prunebench.report import write_report
 
     files = write_report(directory, out_dir, figure_format)
@@ -319,21 +368,43 @@ def export(
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
     prunebench.load_pruned (no pickle)."""
+    check_output_dir(out_dir, "export directory")
     from prunebench.export import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
 
 
+def _error(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    """A bad option or argument that typer caught while parsing: one line, like our own errors
+    (typer's own display is a usage line, a hint and a framed box)."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `prunebench` alone: the help was printed
+        sys.exit(2)
+    command = ctx.command_path if ctx is not None else "prunebench"
+    _error(f"{exc.format_message()} (see {command} --help)")
+
+
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        _usage_error(exc)
+    except typer.Abort:
+        Console(stderr=True).print("Aborted!")
+        sys.exit(1)
     except PrunebenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(str(exc))
     except TrainingDiverged as exc:
         Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(n) and Ctrl-C (130) return their code
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -415,6 +415,8 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
         hint = suggest(str(loc[-1]), _fields_at(model, loc[:-1]))
         return f"{source}: unknown key '{key}' ({hint}){more}"
     message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a check of the whole model (e.g. a schedule): its message says it all
+        return f"{source}: {message}{more}"
     got = first.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {_shorten(repr(got))})"
     if first["type"] in NUMBER_ERRORS and isinstance(got, str):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import heapq
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prunebench.config import RunConfig, base_id, canonical_json, run_id
 from prunebench.data import DATASETS, DataBundle
 from prunebench.devices import resolve_device
-from prunebench.errors import PrunebenchError
+from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.executors import LocalExecutor, NodeJob, NodeOutcome
 from prunebench.models import MODELS, build_model
 from prunebench.plan import Node, Plan, build_plan
@@ -88,7 +89,18 @@ class Contexts:
         if key not in self._checked:
             spec = MODELS.get(cfg.model.name)
             info = self.data(cfg).info
-            make_pruner(cfg.prune, build_model(cfg.model, info), spec, info)
+            try:
+                with warnings.catch_warnings():  # a probe: its error is the one line we print
+                    warnings.simplefilter("ignore")
+                    make_pruner(cfg.prune, build_model(cfg.model, info), spec, info)
+            except PrunebenchError:
+                raise
+            except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ConfigError(
+                    f"model '{cfg.model.name}' does not build or run with model.options "
+                    f"{cfg.model.options} ({type(exc).__name__}: {first[:200]}); fix model.options"
+                ) from None
             self._checked.add(key)
 
     def get(self, cfg: RunConfig) -> RunContext:
