@@ -18,7 +18,9 @@ from prunebench import schedules
 from prunebench.errors import ScheduleError
 
 PROPERTY_SETTINGS = settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 ratios = st.one_of(

@@ -13,8 +13,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from prunebench.errors import PrunebenchError, TrainingDiverged
+from prunebench.errors import PrunebenchError, TrainingDiverged, one_line
 from prunebench.outputs import check_output_dir, check_output_file
 
 app = typer.Typer(
@@ -376,7 +377,9 @@ def export(
 
 
 def _error(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
     sys.exit(2)
 
 

@@ -132,16 +132,22 @@ def check_plain(value: Any, where: str, source: str) -> None:
         )
 
 
+class BadScalar(yaml.YAMLError):
+    """A scalar its (implicit or explicit) tag cannot build: `2020-13-45`, `0x_`, `!!int x`."""
+
+
 def load(text: str) -> Any:
-    """YAML text -> data, bounded (see the module docstring); raises yaml.YAMLError or, for a
-    scalar its tag cannot build (`2020-13-45`, `0x_`), ValueError."""
+    """YAML text -> data, bounded (see the module docstring); raises a yaml.YAMLError."""
     loader = BoundedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         check_expansion(node)
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except (ValueError, TypeError, AttributeError) as exc:  # PyYAML's own parse of a value
+            raise BadScalar(str(exc) or type(exc).__name__) from None
     finally:
         loader.dispose()
 
@@ -152,12 +158,12 @@ def parse(text: str, source: str) -> Any:
         data = load(text)
     except Refused as exc:
         raise ConfigError(f"{source} is refused: it {exc}") from None
+    except BadScalar as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{source} is not valid YAML{where}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
     check_plain(data, "", source)
     return data
 
@@ -169,7 +175,7 @@ def parse_value(text: str, key: str) -> Any:
         value = load(text)
     except Refused as exc:
         raise ConfigError(f"--set {key}: the value {exc}") from None
-    except (yaml.YAMLError, ValueError):
+    except yaml.YAMLError:
         return text
     check_plain(value, key, "--set")
     return value
