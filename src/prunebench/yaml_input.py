@@ -3,8 +3,9 @@
 A config is a few kilobytes of mappings. Anything else is refused with a `ConfigError` before
 it can cost memory or time: files over `MAX_BYTES`, nesting deeper than `MAX_DEPTH`, aliases
 that expand to more than `MAX_NODES` nodes (a "billion laughs" file is 1 KB on disk), aliases
-that refer to themselves, text that is not UTF-8, and values that JSON cannot hold (dates, sets,
-binary, pairs), which would otherwise surface later as TypeErrors far from the file.
+that refer to themselves, keys written twice, text that is not UTF-8, and values that JSON
+cannot hold (dates, sets, binary, pairs), which would otherwise surface later as TypeErrors far
+from the file. The pure-Python loader: libyaml's (CSafeLoader) segfaults on deep nesting.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*
 
 
 class Refused(yaml.YAMLError):
-    """The document is valid YAML but too large, too deep or self-referencing to load."""
+    """The document parses, but is too deep, too large once its aliases are expanded,
+    contains itself, or writes a key twice."""
 
 
 class BoundedLoader(yaml.SafeLoader):
@@ -78,7 +80,8 @@ def _check_unique_keys(node: yaml.Node) -> None:
 
 def check_expansion(root: yaml.Node) -> None:
     """Refuse a node graph whose aliases expand beyond `MAX_NODES` nodes or `MAX_DEPTH` levels,
-    or that contains itself. Iterative and memoised: shared nodes are measured once."""
+    that contains itself, or that has a mapping with a repeated key (checked on the same walk).
+    Iterative and memoised: shared nodes are measured once, so a bomb costs milliseconds."""
     measured: dict[int, tuple[int, int]] = {}  # id -> (expanded nodes, expanded depth)
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
