@@ -1,19 +1,27 @@
-"""The Ray executor on a local instance with 2 workers: the same rows as the local executor."""
+"""The Ray executor on a local instance: the same rows as the local executor, and no one gets in
+without the instance's private token."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import stat
+from pathlib import Path
 
 import pytest
 import torch
 
 from prunebench.driver import execute_plan
+from prunebench.executors import RayExecutor
 from prunebench.plan import build_plan
+from prunebench.ray_auth import cluster_requires_token, existing_cluster
 from prunebench.store import Store
 from prunebench.sweep import load_sweep
 from sweep_helpers import run_sweep, table, write_sweep
 
 pytest.importorskip("ray")
+grpc = pytest.importorskip("grpc")
 
 
 @pytest.mark.slow
@@ -56,3 +64,69 @@ def test_ray_with_two_workers_writes_the_rows_of_the_local_executor(tmp_path):
     good = [r for r in plan.runs if r.label != "diverges"]
     assert len(steps) == sum(len(r.steps) for r in good)  # no row lost or duplicated
     assert sum(1 - r["reused"] for r in steps) == len({s.key for r in good for s in r.steps})
+
+
+def probe_gcs(address: str, token: str | None) -> grpc.StatusCode:
+    """One cheap GCS call, with or without the token (a client Ray did not configure)."""
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
+    with grpc.insecure_channel(address) as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=10, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.slow
+def test_a_local_ray_instance_lets_no_one_in_without_its_private_token(tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # Ray must not write ~/.ray/auth_token (0644)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # never for an instance prunebench starts
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "the-users-own")
+    warnings: list[str] = []
+    executor = RayExecutor(workers=1, threads=1, warn=warnings.append)
+    executor.start()
+    try:
+        token_file = Path(os.environ["RAY_AUTH_TOKEN_PATH"])
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600  # not readable by others
+        assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+        token = token_file.read_text()
+        assert re.fullmatch("[0-9a-f]{64}", token)  # fresh, 256 bits
+        assert os.environ["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" not in os.environ
+        gcs = ray.get_runtime_context().gcs_address
+        assert probe_gcs(gcs, None) == grpc.StatusCode.UNAUTHENTICATED
+        assert probe_gcs(gcs, "the-users-own") == grpc.StatusCode.UNAUTHENTICATED
+        assert probe_gcs(gcs, token) == grpc.StatusCode.OK
+        assert cluster_requires_token(gcs) is True  # what `--address` asks a cluster
+    finally:
+        executor.close()
+    assert not token_file.parent.exists()  # removed with the instance
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's settings are back
+    assert os.environ["RAY_AUTH_TOKEN"] == "the-users-own"
+    assert "RAY_AUTH_TOKEN_PATH" not in os.environ
+    assert not (tmp_path / ".ray" / "auth_token").exists()
+    assert len(warnings) == 1 and "RAY_AUTH_MODE=disabled is ignored" in warnings[0]
+
+
+def test_joining_an_address_keeps_the_users_token_settings(tmp_path, monkeypatch):
+    """Without an answer from the address (here: nothing listens), the user's settings go
+    through unchanged, in token mode when the user holds a token and chose no mode."""
+    closed = "127.0.0.1:1"
+    assert cluster_requires_token(closed) is None
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    existing_cluster(closed, print).restore()  # no token anywhere: no mode is forced
+    assert "RAY_AUTH_MODE" not in os.environ
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    auth = existing_cluster(closed, print)
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    auth.restore()
+    assert "RAY_AUTH_MODE" not in os.environ
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is the user's
+    existing_cluster(closed, print).restore()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"

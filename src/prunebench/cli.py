@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from prunebench.errors import PrunebenchError, TrainingDiverged
+from prunebench.errors import PrunebenchError, TrainingDiverged, one_line
+from prunebench.outputs import check_output_dir, check_output_file
 
 app = typer.Typer(
     add_completion=False,
@@ -33,6 +35,20 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
 ]
+
+
+def _targets(text: str) -> list[float]:
+    """`--targets 0.5,0.8,0.9` as numbers; an empty or non-numeric item is named."""
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise PrunebenchError(
+                f"--targets: {item.strip()!r} is not a number; give comma-separated numbers "
+                "such as 0.5,0.8,0.9"
+            ) from None
+    return values
 
 
 def _overrides(values: list[str] | None, device: str | None) -> list[str]:
@@ -68,7 +84,7 @@ def schedule(
         "step": step,
         "first": first,
         "tolerance": tolerance,
-        "targets": [float(t) for t in targets.split(",")] if targets else None,
+        "targets": _targets(targets) if targets is not None else None,
     }
     cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
     cumulative = cfg.schedule()
@@ -98,6 +114,7 @@ def pretrain(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device))
+    check_output_dir(results, "--results")
     from prunebench.driver import dense_model
     from prunebench.progress import make_progress
     from prunebench.store import Store
@@ -122,6 +139,7 @@ def run(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    check_output_dir(results, "--results")
     from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
     from prunebench.results import load_results
@@ -180,6 +198,8 @@ def sweep(
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
     if gpus_per_worker < 0:
         raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if not dry_run:
+        check_output_dir(results, "--results")
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -253,16 +273,20 @@ def results(
     ] = None,
 ) -> None:
     """Print (or export) the stored pruning steps, one row per step; failed runs included."""
-    from prunebench.results import EXPORT_FORMATS, load_results
+    from prunebench.results import EXPORT_FORMATS, find_run, load_results, require_runs
     from prunebench.tables import steps_table
 
     if fmt not in EXPORT_FORMATS:
         raise PrunebenchError(f"--format must be table, csv, json or parquet, not '{fmt}'")
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
-    df = load_results(directory)
+    if output is not None:
+        if fmt == "table":
+            raise PrunebenchError("--output writes a file: add --format csv, json or parquet")
+        check_output_file(output, "--output")
+    df = require_runs(load_results(directory), directory)
     if run_id is not None:
-        df = df[df["run_id"] == run_id]
+        df = df[df["run_id"] == find_run(df, run_id)]
     if fmt == "table":
         from prunebench.tables import failures_table
 
@@ -295,6 +319,13 @@ def report(
     ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
+    from prunebench.results import load_results, require_runs
+
+    require_runs(load_results(directory), directory)
+    if out_dir is not None:
+        check_output_dir(out_dir, "--out")
+    else:
+        check_output_dir(directory / "report", "report directory")
     from prunebench.report import write_report
 
     files = write_report(directory, out_dir, figure_format)
@@ -313,21 +344,45 @@ def export(
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
     prunebench.load_pruned (no pickle)."""
+    check_output_dir(out_dir, "export directory")
     from prunebench.export import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
 
 
+def _error(message: str) -> None:
+    Console(stderr=True).print(
+        f"[red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
+    sys.exit(2)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    """A bad option or argument that typer caught while parsing: one line, like our own errors
+    (typer's own display is a usage line, a hint and a framed box)."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `prunebench` alone: the help was printed
+        sys.exit(2)
+    command = ctx.command_path if ctx is not None else "prunebench"
+    _error(f"{exc.format_message()} (see {command} --help)")
+
+
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        _usage_error(exc)
+    except typer.Abort:
+        Console(stderr=True).print("Aborted!")
+        sys.exit(1)
     except PrunebenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(str(exc))
     except TrainingDiverged as exc:
         Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(n) and Ctrl-C (130) return their code
+        sys.exit(code)
 
 
 if __name__ == "__main__":

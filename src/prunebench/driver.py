@@ -23,8 +23,6 @@ import torch
 from prunebench.checkpoints import load_weights
 from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
-from prunebench.data.catalog import DATASETS
-from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
 from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
 from prunebench.migrate import upgrade
@@ -34,7 +32,7 @@ from prunebench.pretrain import Dense, train_dense
 from prunebench.progress import Progress
 from prunebench.runner import RunContext
 from prunebench.store import RUN_COLUMNS, Store, dumps
-from prunebench.tasks import Task, make_task
+from prunebench.tasks import Task
 from prunebench.workspace import Workspace
 
 
@@ -64,10 +62,11 @@ def stored_dense(store: Store, progress: Progress | None = None):
 
 
 def dense_model(cfg: RunConfig, store: Store, progress: Progress | None = None) -> Dense:
-    """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now."""
-    device = resolve_device(cfg.device)
-    data = DATASETS.get(cfg.data.name).build(cfg.data, device)
-    return stored_dense(store, progress)(cfg, data, make_task(data.info.task), device)
+    """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now,
+    after the same model checks as a run."""
+    workspace = Workspace(stored_dense(store, progress), progress)
+    workspace.check(cfg)
+    return workspace.dense(cfg)
 
 
 def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:

@@ -13,7 +13,9 @@ driver's count; intra-op reductions round differently with a different number of
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.models.build import build_model
 from prunebench.plan import StepPlan
 from prunebench.pretrain import Dense
+from prunebench.ray_auth import RayAuth, existing_cluster, private_instance
 from prunebench.runner import RunContext, compute_step
 from prunebench.tasks import Task
 from prunebench.workspace import Workspace
@@ -166,6 +169,11 @@ class NodeWorker:
         return dense_from_payload(cfg, ray.get(self._shipped[base_id(cfg)]), data)
 
 
+def print_warning(message: str) -> None:
+    """One line on stderr (the executor starts before the live display does)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 class RayExecutor:
     """Sends ready steps to `workers` Ray actors; independent subtrees run side by side."""
 
@@ -177,8 +185,11 @@ class RayExecutor:
         workers: int | None = None,
         threads: int | None = None,
         gpus_per_worker: float = 0.0,
+        warn: Callable[[str], None] = print_warning,
     ) -> None:
         self.address = address
+        self.warn = warn
+        self._auth: RayAuth | None = None
         self.workers = workers
         self.threads = threads
         self.gpus_per_worker = gpus_per_worker
@@ -199,22 +210,30 @@ class RayExecutor:
                 "--executor ray needs Ray: pip install 'prunebench[ray]'"
             ) from None
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address:
-                kwargs["address"] = self.address
-            else:
-                kwargs["num_cpus"] = self.workers or os.cpu_count() or 1
-            try:
-                ray.init(**kwargs)
-            except Exception as exc:  # ConnectionError, ValueError, ... depending on the address
-                raise PrunebenchError(
-                    f"cannot start or reach Ray (--address {self.address}): {exc}"
-                ) from None
-            self._started_ray = True
+            self._init_ray(ray)
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.threads = self.threads or torch.get_num_threads()
         self._actor_class = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(NodeWorker)
         self._idle = [self._actor_class.remote(self.threads) for _ in range(workers)]
+
+    def _init_ray(self, ray: Any) -> None:
+        """Start a local instance with a private token, or join `address` with the user's."""
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if self.address:
+            kwargs["address"] = self.address
+            self._auth = existing_cluster(self.address, self.warn)
+        else:
+            kwargs["num_cpus"] = self.workers or os.cpu_count() or 1
+            self._auth = private_instance(self.warn)
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # ConnectionError, ValueError, ... depending on the address
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._auth.restore()
+            raise PrunebenchError(
+                f"cannot start or reach Ray (--address {self.address}): {first}"
+            ) from None
+        self._started_ray = True
 
     def has_room(self) -> bool:
         return bool(self._idle)
@@ -265,6 +284,9 @@ class RayExecutor:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+        if self._auth is not None:
+            self._auth.restore()
+            self._auth = None
 
 
 def dense_payload(dense: Dense) -> dict[str, Any]:
