@@ -161,7 +161,15 @@ def sweep(
         int | None,
         typer.Option(help="torch threads per process (results are bit-identical at equal counts)"),
     ] = None,
-    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs per worker")] = 0.0,
+    gpus_per_step: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-step",
+            "--gpus-per-worker",
+            help="ray: each step's share of a GPU (0.25: four steps per GPU; default: 1 when "
+            "the cluster has GPUs and the runs may use them, else 0)",
+        ),
+    ] = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -173,13 +181,15 @@ def sweep(
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
     if executor not in ("local", "ray"):
         raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
-    if executor == "local" and (address or workers or gpus_per_worker):
-        raise PrunebenchError("--address, --workers and --gpus-per-worker need --executor ray")
+    if executor == "local" and (address or workers or gpus_per_step is not None):
+        raise PrunebenchError("--address, --workers and --gpus-per-step need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
-    if gpus_per_worker < 0:
-        raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if gpus_per_step is not None and gpus_per_step < 0:
+        raise PrunebenchError(f"--gpus-per-step must be >= 0, got {gpus_per_step}")
+    if gpus_per_step is None and all(cfg.device == "cpu" for cfg in configs):
+        gpus_per_step = 0.0
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -202,7 +212,7 @@ def sweep(
     if threads is not None:
         torch.set_num_threads(threads)
     chosen = (
-        RayExecutor(address, workers, threads, gpus_per_worker)
+        RayExecutor(address, workers, threads, gpus_per_step)
         if executor == "ray"
         else LocalExecutor()
     )

@@ -58,6 +58,7 @@ class Executor(Protocol):
     """Where the driver's ready steps are computed; outcomes come back through `wait`."""
 
     name: str
+    slots: int  # steps computed side by side (for the time estimate)
 
     def start(self) -> None: ...
 
@@ -103,6 +104,7 @@ class LocalExecutor:
     """Computes one job at a time in this process (live epoch progress, no start-up cost)."""
 
     name = "local"
+    slots = 1  # steps computed side by side
 
     def __init__(self) -> None:
         self._queue: deque[NodeJob] = deque()
@@ -166,8 +168,31 @@ class NodeWorker:
         return dense_from_payload(cfg, ray.get(self._shipped[base_id(cfg)]), data)
 
 
+def worker_count(resources: dict[str, float], gpus_per_step: float, requested: int | None) -> int:
+    """How many steps run side by side: as asked, else one per GPU share (`gpus_per_step` of a
+    GPU each: 0.25 puts four steps on every GPU), else one per CPU."""
+    if requested:
+        return requested
+    if gpus_per_step > 0:
+        return max(1, int(resources.get("GPU", 0) / gpus_per_step + 1e-9))
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def actor_options(resources: dict[str, float], gpus_per_step: float, workers: int) -> dict:
+    """Ray resources of one worker: one CPU for CPU steps; for GPU steps its GPU share and an
+    equal part of the CPUs (at most one), so that the GPUs, not the CPUs, bound the workers."""
+    if gpus_per_step <= 0:
+        return {"num_cpus": 1, "num_gpus": 0}
+    cpus = min(1.0, resources.get("CPU", 1) / workers)
+    return {"num_cpus": cpus, "num_gpus": gpus_per_step}
+
+
 class RayExecutor:
-    """Sends ready steps to `workers` Ray actors; independent subtrees run side by side."""
+    """Sends ready steps to Ray actors; independent subtrees run side by side.
+
+    `gpus_per_step` is each worker's share of a GPU (Ray's fractional `num_gpus`: 0.25 runs four
+    steps on one GPU; 1 one step per GPU); None takes one GPU per step when the cluster has GPUs.
+    """
 
     name = "ray"
 
@@ -176,12 +201,13 @@ class RayExecutor:
         address: str | None = None,
         workers: int | None = None,
         threads: int | None = None,
-        gpus_per_worker: float = 0.0,
+        gpus_per_step: float | None = 0.0,
     ) -> None:
         self.address = address
         self.workers = workers
         self.threads = threads
-        self.gpus_per_worker = gpus_per_worker
+        self.gpus_per_step = gpus_per_step
+        self.options: dict[str, Any] = {}  # what each worker asked Ray for (set by start)
         self._started_ray = False
         self._actor_class: Any = None
         self._idle: list[Any] = []
@@ -211,10 +237,25 @@ class RayExecutor:
                     f"cannot start or reach Ray (--address {self.address}): {exc}"
                 ) from None
             self._started_ray = True
-        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        if self.gpus_per_step is None:
+            self.gpus_per_step = 1.0 if gpus else 0.0
+        if self.gpus_per_step > 0 and gpus < self.gpus_per_step:
+            self.close()
+            raise PrunebenchError(
+                f"--gpus-per-step {self.gpus_per_step:g} but the Ray cluster has {gpus:g} GPUs"
+            )
+        self.workers = worker_count(resources, self.gpus_per_step, self.workers)
+        self.options = actor_options(resources, self.gpus_per_step, self.workers)
         self.threads = self.threads or torch.get_num_threads()
-        self._actor_class = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(NodeWorker)
-        self._idle = [self._actor_class.remote(self.threads) for _ in range(workers)]
+        self._actor_class = ray.remote(**self.options)(NodeWorker)
+        self._idle = [self._actor_class.remote(self.threads) for _ in range(self.workers)]
+
+    @property
+    def slots(self) -> int:
+        """Steps computed side by side."""
+        return self.workers or 1
 
     def has_room(self) -> bool:
         return bool(self._idle)
