@@ -117,18 +117,66 @@ def run(
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            help="fine-tune data-parallel on N processes (torchrun + DDP; one per GPU, or gloo "
+            "on the CPU); only the first writes results",
+        ),
+    ] = 1,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    from prunebench.ddp import launch, without_option, world_size
+
+    if nproc < 1:
+        raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1:
+        if world_size() > 1:
+            raise PrunebenchError("--nproc starts torchrun itself; do not combine it with torchrun")
+        code = launch(nproc, without_option(sys.argv[1:], "--nproc"))
+        if code:
+            raise typer.Exit(code)
+        return
     from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
-    from prunebench.results import load_results
     from prunebench.store import Store
+
+    if world_size() > 1:  # one copy of a data-parallel launch
+        _run_data_parallel(cfg, results, quiet)
+        return
+    _print_run(run_one(cfg, Store(results), make_progress(quiet)), results)
+
+
+def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
+    """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
+    from prunebench.ddp import DataParallelExecutor, follow, start, stop
+    from prunebench.driver import run as run_one
+    from prunebench.progress import make_progress
+    from prunebench.store import Store
+
+    parallel = start(cfg)
+    try:
+        if parallel.rank != 0:
+            follow(parallel)
+            return
+        executor = DataParallelExecutor(parallel)
+        try:
+            result = run_one(cfg, Store(results), make_progress(quiet), executor)
+        finally:
+            executor.close()  # the followers stop however the leader ends
+        _print_run(result, results)
+    finally:
+        stop()
+
+
+def _print_run(result, results: Path) -> None:
+    from prunebench.results import load_results
     from prunebench.tables import steps_table
 
-    result = run_one(cfg, Store(results), make_progress(quiet))
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)

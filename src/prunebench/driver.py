@@ -340,7 +340,12 @@ class RunResult:
     already_done: bool = False
 
 
-def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunResult:
+def run(
+    cfg: RunConfig,
+    store: Store,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
     """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
 
     A plan of one run through the same driver as a sweep, so both follow the same rules:
@@ -352,7 +357,7 @@ def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunRe
     if existing and existing["status"] == "done":
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
-    outcome = execute_plan(build_plan([cfg]), store, LocalExecutor(), progress)
+    outcome = execute_plan(build_plan([cfg]), store, executor or LocalExecutor(), progress)
     if rid in outcome.failed:
         raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
     rows = store.steps(rid)

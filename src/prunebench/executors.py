@@ -127,9 +127,13 @@ class LocalExecutor:
         self._workspace = workspace
         self._queue.append(job)
 
+    def context(self, job: NodeJob) -> RunContext:
+        """Where `job` is computed (the data-parallel executor shares it with its followers)."""
+        return self._workspace.context(job.cfg)
+
     def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
         job = self._queue.popleft()
-        ctx = self._workspace.context(job.cfg)
+        ctx = self.context(job)
         ctx.progress.run_started(job.owner, job.label, job.n_steps)
         ctx.progress.step_started(job.step.index, job.step.target)
         return [(job, compute_node(ctx, job))]
