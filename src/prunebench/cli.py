@@ -196,8 +196,19 @@ def sweep(
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print the plan (tree, naive vs planned steps) only")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="print the plan (tree, naive vs planned steps) and its estimated wall time only",
+        ),
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            help="with --dry-run: time a few batches of each model on the device to estimate "
+            "the wall time"
+        ),
+    ] = True,
     executor: ExecutorOpt = "local",
     address: Annotated[
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
@@ -245,7 +256,14 @@ def sweep(
     plan = build_plan(configs)
     if dry_run:
         stored = _stored_epochs(results, plan)
-        for line in [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]:
+        lines = [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]
+        if estimate:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+            lines += _estimate_lines(plan, results, stored, workers)
+        for line in lines:
             out.print(line, markup=False, highlight=False)
         return
     import torch
@@ -281,6 +299,31 @@ def sweep(
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _estimate_lines(plan, results: Path, stored: dict[str, int], workers: int | None) -> list[str]:
+    """Time a few batches of each model and data; the plan's wall time per number of steps side
+    by side. Builds data and models in memory only: writes nothing."""
+    from prunebench.config import base_id
+    from prunebench.data.catalog import DATASETS
+    from prunebench.devices import resolve_device
+    from prunebench.estimate import estimate as estimate_plan
+    from prunebench.estimate import render
+    from prunebench.store import Store
+
+    store, bundles = Store(results), {}
+
+    def data_for(cfg):
+        key = (cfg.data.model_dump_json(), cfg.device)
+        if key not in bundles:
+            bundles[key] = DATASETS.get(cfg.data.name).build(cfg.data, resolve_device(cfg.device))
+        return bundles[key]
+
+    dense = {base_id(r.cfg): r.cfg for r in plan.runs}
+    missing = [cfg for bid, cfg in dense.items() if not store.dense_path(bid).exists()]
+    todo = [key for key in plan.nodes if key not in stored]
+    est = estimate_plan(plan, todo, data_for, missing)
+    return ["", *render(est, {1, 2, 4, 8, workers or 1})]
 
 
 def _stored_epochs(results: Path, plan) -> dict[str, int]:
