@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from prunebench import ddp
 from prunebench.config import load_run_config, run_id
 from prunebench.ddp import launch, without_option
 from prunebench.driver import run
@@ -179,3 +180,11 @@ def test_nproc_launches_the_command_through_torchrun():
     exit code comes back."""
     assert launch(2, ["schedule", "one_shot", "--target", "0.5", "--json"]) == 0
     assert launch(2, ["schedule", "one_shot", "--target", "2"]) == 2  # a config error, exit 2
+
+
+def test_cuda_needs_a_gpu_per_process(monkeypatch, tiny):
+    monkeypatch.setattr(ddp, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    ddp.check_devices(tiny(), 1)
+    with pytest.raises(PrunebenchError, match="needs 2 GPUs"):
+        ddp.check_devices(tiny(), 2)

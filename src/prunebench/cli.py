@@ -130,13 +130,14 @@ def run(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
-    from prunebench.ddp import launch, without_option, world_size
+    from prunebench.ddp import check_devices, launch, without_option, world_size
 
     if nproc < 1:
         raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
     if nproc > 1:
         if world_size() > 1:
             raise PrunebenchError("--nproc starts torchrun itself; do not combine it with torchrun")
+        check_devices(cfg, nproc)
         code = launch(nproc, without_option(sys.argv[1:], "--nproc"))
         if code:
             raise typer.Exit(code)

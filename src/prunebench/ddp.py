@@ -23,6 +23,7 @@ import torch.distributed as dist
 from prunebench.config import RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
+from prunebench.errors import PrunebenchError
 from prunebench.executors import (
     LocalExecutor,
     NodeJob,
@@ -60,6 +61,16 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
+def check_devices(cfg: RunConfig, nproc: int) -> None:
+    """On CUDA every process needs its own GPU; say so before starting any."""
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and torch.cuda.device_count() < nproc:
+        raise PrunebenchError(
+            f"--nproc {nproc} needs {nproc} GPUs on CUDA, {torch.cuda.device_count()} are "
+            "visible; use fewer processes (or --device cpu for gloo)"
+        )
+
+
 def launch(nproc: int, argv: list[str]) -> int:
     """Run `python -m prunebench ARGV` in `nproc` processes through torchrun; the exit code of
     the first one that failed, else 0."""
@@ -67,6 +78,7 @@ def launch(nproc: int, argv: list[str]) -> int:
     from torch.distributed.run import get_args_parser
     from torch.distributed.run import run as torchrun
 
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, without its warning
     args = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={nproc}", "--module", "prunebench", *argv]
     )
