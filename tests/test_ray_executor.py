@@ -1,5 +1,6 @@
-"""The Ray executor on a local instance: the same rows as the local executor, and no one gets in
-without the instance's private token."""
+"""The Ray executor: the same rows as the local executor (on a local instance), the resources
+each worker asks for (fractional GPUs, checked without a GPU), and no one gets in without the
+instance's private token."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 import re
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from prunebench.driver import execute_plan
+from prunebench.errors import PrunebenchError
 from prunebench.executors import RayExecutor
 from prunebench.plan import build_plan
 from prunebench.ray_auth import cluster_requires_token, existing_cluster
@@ -130,3 +133,101 @@ def test_joining_an_address_keeps_the_users_token_settings(tmp_path, monkeypatch
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is the user's
     existing_cluster(closed, print).restore()
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+class FakeRay:
+    """Stands in for the `ray` module: a connected cluster with the given resources; records
+    what each worker asks for."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+        self.options: dict | None = None
+        self.actors = 0
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def remote(self, **options):
+        self.options = options
+        fake = self
+
+        class Actor:
+            @staticmethod
+            def remote(*args):
+                fake.actors += 1
+                return object()
+
+        return lambda cls: Actor
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("resources", "gpus_per_step", "workers", "expected"),
+    [
+        ({"CPU": 16}, 0.0, None, (16, {"num_cpus": 1, "num_gpus": 0})),
+        ({"CPU": 16, "GPU": 8}, 1.0, None, (8, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        # four steps per GPU: 32 workers share the 16 CPUs, so that the GPUs bound them
+        ({"CPU": 16, "GPU": 8}, 0.25, None, (32, {"num_cpus": 0.5, "num_gpus": 0.25})),
+        ({"CPU": 16, "GPU": 1}, 0.25, 2, (2, {"num_cpus": 1.0, "num_gpus": 0.25})),
+        ({"CPU": 16, "GPU": 2}, None, None, (2, {"num_cpus": 1.0, "num_gpus": 1.0})),
+        ({"CPU": 4}, None, None, (4, {"num_cpus": 1, "num_gpus": 0})),  # no GPUs: CPU steps
+    ],
+)
+def test_workers_ask_ray_for_their_share_of_a_gpu(
+    monkeypatch, resources, gpus_per_step, workers, expected
+):
+    fake = FakeRay(resources)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    executor = RayExecutor(workers=workers, threads=1, gpus_per_step=gpus_per_step)
+    executor.start()
+    assert (executor.slots, fake.options) == expected
+    assert fake.actors == expected[0]
+
+
+def test_more_gpu_per_step_than_the_cluster_has_is_refused(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay({"CPU": 8}))
+    with pytest.raises(PrunebenchError, match="0 GPUs"):
+        RayExecutor(threads=1, gpus_per_step=0.5).start()
+
+
+@pytest.mark.slow
+def test_two_steps_share_one_gpu_and_write_the_rows_of_the_local_executor(tmp_path, tiny):
+    """Fractional GPUs for real: a Ray instance that declares one GPU, two workers asking for
+    half of it each. Ray schedules both (it only counts GPUs); the steps run on the CPU here."""
+    import ray
+
+    configs = [
+        tiny("regime.name=one_shot", "regime.steps=null", "regime.target=0.5"),
+        tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.8"),
+    ]
+    plan = build_plan(configs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        executor = RayExecutor(threads=1, gpus_per_step=0.5)
+        outcome = execute_plan(plan, Store(tmp_path / "ray"), executor)
+        assert executor.options["num_gpus"] == 0.5 and executor.slots == 2
+        shutil.copytree(tmp_path / "ray" / "dense", tmp_path / "local" / "dense")
+        local = execute_plan(plan, Store(tmp_path / "local"))
+    finally:
+        ray.shutdown()
+        torch.set_num_threads(threads)
+    assert len(outcome.done) == len(local.done) == 2
+    drop = {"seconds", "created_at"}
+    assert table(tmp_path / "ray", "steps", drop) == table(tmp_path / "local", "steps", drop)
+
+
+def test_gpus_per_step_needs_the_ray_executor(tmp_path, invoke):
+    sweep = write_sweep(
+        tmp_path / "sweep.yaml", cases=[{"regime": {"name": "one_shot", "target": 0.5}}], grid={}
+    )
+    for value in ("0.5", "-1"):
+        code, _, err = invoke("sweep", str(sweep), "-r", str(tmp_path), "--gpus-per-step", value)
+        assert code == 2 and "--gpus-per-step" in err
+    assert not (tmp_path / "results.sqlite").exists()

@@ -134,19 +134,68 @@ def run(
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            help="fine-tune data-parallel on N processes (torchrun + DDP; one per GPU, or gloo "
+            "on the CPU); only the first writes results",
+        ),
+    ] = 1,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
     check_output_dir(results, "--results")
+    from prunebench.ddp import check_devices, launch, without_option, world_size
+
+    if nproc < 1:
+        raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1:
+        if world_size() > 1:
+            raise PrunebenchError("--nproc starts torchrun itself; do not combine it with torchrun")
+        check_devices(cfg, nproc)
+        code = launch(nproc, without_option(sys.argv[1:], "--nproc"))
+        if code:
+            raise typer.Exit(code)
+        return
     from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
-    from prunebench.results import load_results
     from prunebench.store import Store
+
+    if world_size() > 1:  # one copy of a data-parallel launch
+        _run_data_parallel(cfg, results, quiet)
+        return
+    _print_run(run_one(cfg, Store(results), make_progress(quiet)), results)
+
+
+def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
+    """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
+    from prunebench.ddp import DataParallelExecutor, follow, start, stop
+    from prunebench.driver import run as run_one
+    from prunebench.progress import make_progress
+    from prunebench.store import Store
+
+    parallel = start(cfg)
+    try:
+        if parallel.rank != 0:
+            follow(parallel)
+            return
+        executor = DataParallelExecutor(parallel)
+        try:
+            result = run_one(cfg, Store(results), make_progress(quiet), executor)
+        finally:
+            executor.close()  # the followers stop however the leader ends
+        _print_run(result, results)
+    finally:
+        stop()
+
+
+def _print_run(result, results: Path) -> None:
+    from prunebench.results import load_results
     from prunebench.tables import steps_table
 
-    result = run_one(cfg, Store(results), make_progress(quiet))
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
@@ -166,8 +215,19 @@ def sweep(
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print the plan (tree, naive vs planned steps) only")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="print the plan (tree, naive vs planned steps) and its estimated wall time only",
+        ),
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            help="with --dry-run: time a few batches of each model on the device to estimate "
+            "the wall time"
+        ),
+    ] = True,
     executor: ExecutorOpt = "local",
     address: Annotated[
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
@@ -179,7 +239,15 @@ def sweep(
         int | None,
         typer.Option(help="torch threads per process (results are bit-identical at equal counts)"),
     ] = None,
-    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs per worker")] = 0.0,
+    gpus_per_step: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-step",
+            "--gpus-per-worker",
+            help="ray: each step's share of a GPU (0.25: four steps per GPU; default: 1 when "
+            "the cluster has GPUs and the runs may use them, else 0)",
+        ),
+    ] = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -191,13 +259,15 @@ def sweep(
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
     if executor not in ("local", "ray"):
         raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
-    if executor == "local" and (address or workers or gpus_per_worker):
-        raise PrunebenchError("--address, --workers and --gpus-per-worker need --executor ray")
+    if executor == "local" and (address or workers or gpus_per_step is not None):
+        raise PrunebenchError("--address, --workers and --gpus-per-step need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
-    if gpus_per_worker < 0:
-        raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if gpus_per_step is not None and gpus_per_step < 0:
+        raise PrunebenchError(f"--gpus-per-step must be >= 0, got {gpus_per_step}")
+    if gpus_per_step is None and all(cfg.device == "cpu" for cfg in configs):
+        gpus_per_step = 0.0
     if not dry_run:
         check_output_dir(results, "--results")
     for reason in skipped:
@@ -207,7 +277,14 @@ def sweep(
     plan = build_plan(configs)
     if dry_run:
         stored = _stored_epochs(results, plan)
-        for line in [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]:
+        lines = [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]
+        if estimate:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+            lines += _estimate_lines(plan, results, stored, workers)
+        for line in lines:
             out.print(line, markup=False, highlight=False)
         return
     import torch
@@ -222,7 +299,7 @@ def sweep(
     if threads is not None:
         torch.set_num_threads(threads)
     chosen = (
-        RayExecutor(address, workers, threads, gpus_per_worker)
+        RayExecutor(address, workers, threads, gpus_per_step)
         if executor == "ray"
         else LocalExecutor()
     )
@@ -243,6 +320,31 @@ def sweep(
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _estimate_lines(plan, results: Path, stored: dict[str, int], workers: int | None) -> list[str]:
+    """Time a few batches of each model and data; the plan's wall time per number of steps side
+    by side. Builds data and models in memory only: writes nothing."""
+    from prunebench.config import base_id
+    from prunebench.data.catalog import DATASETS
+    from prunebench.devices import resolve_device
+    from prunebench.estimate import estimate as estimate_plan
+    from prunebench.estimate import render
+    from prunebench.store import Store
+
+    store, bundles = Store(results), {}
+
+    def data_for(cfg):
+        key = (cfg.data.model_dump_json(), cfg.device)
+        if key not in bundles:
+            bundles[key] = DATASETS.get(cfg.data.name).build(cfg.data, resolve_device(cfg.device))
+        return bundles[key]
+
+    dense = {base_id(r.cfg): r.cfg for r in plan.runs}
+    missing = [cfg for bid, cfg in dense.items() if not store.dense_path(bid).exists()]
+    todo = [key for key in plan.nodes if key not in stored]
+    est = estimate_plan(plan, todo, data_for, missing)
+    return ["", *render(est, {1, 2, 4, 8, workers or 1})]
 
 
 def _stored_epochs(results: Path, plan) -> dict[str, int]:

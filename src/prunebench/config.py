@@ -246,6 +246,15 @@ class PruneConfig(StrictModel):
         return self
 
 
+class TrainConfig(StrictModel):
+    """How training is executed, never what it computes: not part of any id (a step computed
+    eagerly is reused by a compiled run). On the CPU `auto` changes nothing."""
+
+    # torch.compile the forward passes: true / false, or auto (on CUDA, phases of at least
+    # accel.AUTO_COMPILE_MIN_EPOCHS planned epochs)
+    compile: Literal["auto"] | bool = "auto"
+
+
 class RegimeConfig(StrictModel):
     """A schedule name plus its arguments; see prunebench.schedules."""
 
@@ -296,6 +305,7 @@ class RunConfig(StrictModel):
     name: str | None = None  # a label for tables; not part of the run id
     seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # not part of the run id
+    train: TrainConfig = TrainConfig()  # execution settings: not part of the run id
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
@@ -315,8 +325,11 @@ class RunConfig(StrictModel):
         return self
 
 
-# Fields that change how a run is executed or labelled, not its results.
-NON_IDENTITY_FIELDS = {"name", "device"}
+# Fields that change how a run is executed or labelled, not the experiment: the label, where it
+# runs and how the arithmetic is executed (compile). A GPU's rounding differs from the CPU's and a
+# compiled graph's from an eager one's, but the same experiment keeps one id, so a step computed
+# one way is resumed and reused the other way, exactly like a step computed on another device.
+NON_IDENTITY_FIELDS = {"name", "device", "train"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
