@@ -8,6 +8,7 @@ stores it, a worker rebuilds the one the driver shipped.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,7 @@ from prunebench.config import RunConfig, base_id, canonical_json, data_identity,
 from prunebench.data.base import DataBundle
 from prunebench.data.catalog import DATASETS
 from prunebench.devices import resolve_device
+from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.build import model_spec
 from prunebench.pretrain import Dense, initial_model
 from prunebench.progress import Progress
@@ -63,5 +65,17 @@ class Workspace:
         key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
         if key not in self._checked:
             data = self.data(cfg)
-            make_pruner(cfg.prune, initial_model(cfg, data), model_spec(cfg.model), data.info)
+            try:
+                with warnings.catch_warnings():  # a probe: its error is the one line we print
+                    warnings.simplefilter("ignore")
+                    model = initial_model(cfg, data)  # local weights read and fitted, too
+                    make_pruner(cfg.prune, model, model_spec(cfg.model), data.info)
+            except PrunebenchError:
+                raise
+            except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ConfigError(
+                    f"model '{cfg.model.name}' does not build or run with model.options "
+                    f"{cfg.model.options} ({type(exc).__name__}: {first[:200]}); fix model.options"
+                ) from None
             self._checked.add(key)
