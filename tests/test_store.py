@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from prunebench import checkpoints
-from prunebench.errors import CheckpointError, StorageError
-from prunebench.store import STEP_COLUMNS, Store
+from prunebench.errors import CheckpointError, DamagedDatabase, StorageError
+from prunebench.store import STEP_COLUMNS, Store, digest_ok, row_digest
 
 
 def step_row(run_id: str, step: int, **extra):
@@ -96,3 +96,67 @@ def test_pth_state_dict_is_read_without_pickle(tmp_path):
     path = tmp_path / "w.pth"
     torch.save({"a": torch.ones(2)}, path)
     assert torch.equal(checkpoints.read_state_dict(path)["a"], torch.ones(2))
+
+
+def test_every_row_gets_a_digest_that_a_changed_value_breaks(tmp_path):
+    store = Store(tmp_path)
+    store.write_step(step_row("r", 1, test_loss=0.0882, test_top1=float("nan"), epochs=3), [])
+    row = store.steps("r")[0]
+    assert row["test_top1"] is None  # SQLite stores NaN as NULL: the digest is of what it keeps
+    assert row["digest"] == row_digest(row) and digest_ok(row) is True
+    assert store.row_check().bad == []
+    con = sqlite3.connect(store.db_path)
+    con.execute("UPDATE steps SET test_loss=0.01")
+    con.commit()
+    con.close()
+    assert digest_ok(store.steps("r")[0]) is False
+    assert store.row_check().bad == [("r", 1)]
+    assert store.stored_steps() == {}  # a step whose only row fails is not stored
+
+
+def test_a_column_added_later_keeps_digests_and_bytes_count_by_their_hash(tmp_path, monkeypatch):
+    Store(tmp_path).write_step(step_row("old", 1, epochs=1), [])
+    monkeypatch.setitem(STEP_COLUMNS, "outcomes", "BLOB")  # what a later version may add
+    store = Store(tmp_path)
+    assert digest_ok(store.steps("old")[0]) is True  # NULL in the new column: same digest
+    store.write_step(step_row("new", 1, outcomes=b"\x01\x00\x01"), [])
+    assert digest_ok(store.steps("new")[0]) is True
+    con = sqlite3.connect(store.db_path)
+    con.execute("UPDATE steps SET outcomes=? WHERE run_id='new'", (b"\x01\x01\x01",))
+    con.commit()
+    con.close()
+    assert store.row_check().bad == [("new", 1)]
+
+
+def test_a_full_database_is_a_storage_error_with_nothing_written(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    store.write_step(step_row("r", 1), [])
+    opened = Store._open
+
+    def capped(self):  # SQLite's own "database or disk is full", as on a full disk
+        con = opened(self)
+        con.execute(f"PRAGMA max_page_count={con.execute('PRAGMA page_count').fetchone()[0]}")
+        return con
+
+    monkeypatch.setattr(Store, "_open", capped)
+    epochs = [{"epoch": e, "train_loss": float(e)} for e in range(1, 400)]
+    with pytest.raises(StorageError, match="database or disk is full"):
+        store.write_step(step_row("r", 2, created_at="x" * 5000), epochs)
+    monkeypatch.setattr(Store, "_open", opened)
+    assert [r["step"] for r in store.steps("r")] == [1] and store.epochs("r", 2) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_database_is_one_line_for_every_read(tmp_path, damage):
+    store = Store(tmp_path)
+    for step in range(1, 40):
+        store.write_step(step_row("r", step, created_at="x" * 200), [{"epoch": 1}])
+    data = store.db_path.read_bytes()
+    cut = data[: len(data) // 2] if damage == "truncated" else b"\xff" * 100 + data[100:]
+    store.db_path.write_bytes(cut)
+    fresh = Store(tmp_path)
+    for read in (fresh.runs, lambda: fresh.steps("r"), fresh.steps_with_runs, fresh.row_check):
+        with pytest.raises(
+            DamagedDatabase, match=r"results.sqlite is damaged: .*prunebench verify"
+        ):
+            read()
