@@ -10,8 +10,11 @@ Contenders, one pass each (a pass takes minutes; a median of several would take 
   naive          every run computed alone (`runner.run`) in its own results directory that
                  holds only the dense model: nothing is shared;
   planned local  the sweep's plan (each shared step once), in this process;
-  two processes  the same plan, two processes (spawned: start-up included) on ONE results
-                 directory, sharing the steps through claims (cooperating sweeps);
+  one / two processes  the same plan, by one spawned process, then by two on ONE results
+                 directory sharing the steps through claims (cooperating sweeps), twice,
+                 interleaved (medians); start-up included; each process in its own session, as a sweep started from its own
+                 shell is (Linux's autogroup scheduler shares the CPU per session: two
+                 processes of one session on a busy machine get one session's share);
   planned ray    the same plan on a local Ray instance with 2 workers (start-up included).
 All use one torch thread per process (the 2 Ray workers use one each). Every run's rows must be
 identical across all of them (apart from timing and provenance columns): checked.
@@ -23,6 +26,8 @@ Run: python benchmarks/planner.py
 from __future__ import annotations
 
 import multiprocessing
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -32,7 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
-from common import report
+from common import median, report
 
 from prunebench.driver import dense_model, execute_plan, run
 from prunebench.executors import LocalExecutor, RayExecutor
@@ -43,6 +48,7 @@ from prunebench.sweep import load_sweep
 SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"
 PRESETS = ["fig2_regimes.yaml", "tables_3_4_hybrid.yaml"]
 FIRST_EPOCHS = 20
+PROCESS_REPEATS = 2  # one process / two processes, interleaved; medians
 SHRINK = [
     "seed=0",
     "device=cpu",
@@ -76,17 +82,22 @@ def with_dense(dense: Path, root: Path) -> Store:
 
 
 def cooperate(cfgs, root: str, computed) -> None:
-    """One of the two processes: the whole plan on the shared directory."""
+    """One of the processes: the whole plan on the shared directory."""
+    os.setsid()  # its own session (and autogroup), like a sweep started from its own shell
     torch.set_num_threads(1)
     outcome = execute_plan(build_plan(cfgs), Store(root), LocalExecutor())
     assert not outcome.failed, outcome.failed
-    computed.put((outcome.computed, outcome.by_others))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = used.ru_utime + used.ru_stime  # start-up included
+    computed.put((outcome.computed, outcome.by_others, outcome.waited, cpu))
 
 
-def two_processes(cfgs, root: Path) -> tuple[float, list[tuple[int, int]]]:
+def processes(n: int, cfgs, root: Path) -> tuple[float, list[tuple[int, int, float, float]]]:
+    """Wall seconds of `n` spawned processes running the plan on `root`, and the steps each
+    computed / took from the others / the seconds it waited idle for them / its CPU seconds."""
     spawn = multiprocessing.get_context("spawn")
     computed = spawn.Queue()
-    procs = [spawn.Process(target=cooperate, args=(cfgs, str(root), computed)) for _ in range(2)]
+    procs = [spawn.Process(target=cooperate, args=(cfgs, str(root), computed)) for _ in range(n)]
     start = time.perf_counter()
     for proc in procs:
         proc.start()
@@ -103,6 +114,7 @@ def main() -> None:
     plan = build_plan(cfgs)
     bounds = count(plan)
     print(f"{len(plan.runs)} runs; steps naive {plan.naive_steps}, planned {plan.planned_steps}")
+    load_before = os.getloadavg()[0]  # the machine is shared: its load is part of the record
     work = Path(tempfile.mkdtemp(prefix="planner-bench-"))
     try:
         seed_store = Store(work / "pretrain")
@@ -117,9 +129,20 @@ def main() -> None:
         assert len(outcome.done) == len(plan.runs), outcome.failed
         print(f"planned local: {timings['planned_local_s']:.1f}s")
 
-        shared = with_dense(dense, work / "two")
-        timings["two_processes_s"], split = two_processes(cfgs, shared.root)
-        print(f"two processes on one directory: {timings['two_processes_s']:.1f}s {split}")
+        passes: dict[str, list[float]] = {"one": [], "two": []}
+        cpu: dict[str, list[float]] = {"one": [], "two": []}  # CPU seconds, all processes
+        for rep in range(PROCESS_REPEATS):  # interleaved: the machine's load hits both alike
+            alone = with_dense(dense, work / f"one{rep}")
+            seconds, single = processes(1, cfgs, alone.root)
+            passes["one"].append(seconds)
+            cpu["one"].append(single[0][3])
+            shared = with_dense(dense, work / f"two{rep}")
+            seconds, split = processes(2, cfgs, shared.root)
+            passes["two"].append(seconds)
+            cpu["two"].append(sum(c for *_, c in split))
+            print(f"one process: {passes['one'][-1]:.1f}s; two on one directory: {seconds:.1f}s")
+        timings["one_process_s"] = median(passes["one"])
+        timings["two_processes_s"] = median(passes["two"])
 
         start = time.perf_counter()
         naive_epochs = naive_steps = 0
@@ -152,7 +175,9 @@ def main() -> None:
             measured(local, r.run_id) == measured(ray_store, r.run_id) for r in plan.runs
         )
         identical_two = all(
-            measured(local, r.run_id) == measured(shared, r.run_id) for r in plan.runs
+            measured(local, r.run_id) == measured(shared, r.run_id)
+            and measured(local, r.run_id) == measured(alone, r.run_id)
+            for r in plan.runs
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -176,9 +201,10 @@ def main() -> None:
     )
     print(
         f"two processes on one directory: {timings['two_processes_s']:.1f}s vs one "
-        f"{timings['planned_local_s']:.1f}s: "
-        f"{timings['two_processes_s'] / timings['planned_local_s']:.3f} (steps computed per "
-        f"process: {', '.join(str(c) for c, _ in split)})"
+        f"{timings['one_process_s']:.1f}s: "
+        f"{timings['two_processes_s'] / timings['one_process_s']:.3f} (steps computed per "
+        f"process: {', '.join(str(c) for c, *_ in split)}; CPU seconds of both "
+        f"{median(cpu['two']):.1f} vs one {median(cpu['one']):.1f})"
     )
     print(
         f"identical rows: naive vs planned {identical_naive}, ray vs local {identical_ray}, "
@@ -207,12 +233,21 @@ def main() -> None:
             "wall_ratio_planned_vs_naive": timings["planned_local_s"] / timings["naive_s"],
             "wall_ratio_ray2_vs_local": timings["planned_ray_s"] / timings["planned_local_s"],
             "wall_ratio_two_processes_vs_one": timings["two_processes_s"]
-            / timings["planned_local_s"],
-            "two_processes_steps_computed": [c for c, _ in split],
-            "two_processes_steps_taken_from_the_other": [o for _, o in split],
+            / timings["one_process_s"],
+            "one_process_passes_s": passes["one"],
+            "two_processes_passes_s": passes["two"],
+            "two_processes_steps_computed": [c for c, *_ in split],
+            "two_processes_steps_taken_from_the_other": [o for _, o, *_ in split],
+            "two_processes_seconds_idle_waiting": [w for _, _, w, _ in split],
+            "one_process_cpu_s": cpu["one"],
+            "two_processes_cpu_s_both": cpu["two"],
+            "two_processes_cpu_share_of_last_pass": [
+                c / sum(x for *_, x in split) for *_, c in split
+            ],
             "identical_rows_naive_vs_planned": identical_naive,
             "identical_rows_ray_vs_local": identical_ray,
             "identical_rows_two_processes_vs_one": identical_two,
+            "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
             "repeats": 1,
             "torch_threads_per_process": 1,
         },

@@ -225,6 +225,7 @@ class SweepOutcome:
     computed: int = 0  # steps computed now
     copied: int = 0  # rows copied from steps stored earlier
     by_others: int = 0  # steps another process computed while this one ran
+    waited: float = 0.0  # seconds idle, waiting for steps another process had claimed
     seconds: float = 0.0
 
 
@@ -552,6 +553,7 @@ class Driver:
             if not self.executor.busy:
                 if self._waiting and not self._heap:  # nothing to do but wait for others
                     time.sleep(self.claims.poll)
+                    self.outcome.waited += self.claims.poll
                     self._retry_waiting()
                 continue
             for job, result in self.executor.wait():
