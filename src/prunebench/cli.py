@@ -33,6 +33,25 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
 ]
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log",
+        help="also log to mlflow[=URI] or tensorboard[=DIR] (default: beside the results); "
+        "repeatable; needs pip install 'prunebench[track]'",
+    ),
+]
+
+
+def _check_log(values: list[str] | None, results: Path) -> list[str]:
+    """Bad --log values fail before any compute (one line, exit 2)."""
+    from prunebench.store import Store
+    from prunebench.tracking.hub import check
+    from prunebench.tracking.spec import parse_log
+
+    values = list(values or [])
+    check([parse_log(v) for v in values], Store(results).log_dir)
+    return values
 
 
 def _overrides(values: list[str] | None, device: str | None) -> list[str]:
@@ -117,18 +136,20 @@ def run(
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
+    log: LogOpt = None,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    log = _check_log(log, results)
     from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
     from prunebench.results import load_results
     from prunebench.store import Store
     from prunebench.tables import steps_table
 
-    result = run_one(cfg, Store(results), make_progress(quiet))
+    result = run_one(cfg, Store(results), make_progress(quiet), log)
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
@@ -162,6 +183,7 @@ def sweep(
         typer.Option(help="torch threads per process (results are bit-identical at equal counts)"),
     ] = None,
     gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs per worker")] = 0.0,
+    log: LogOpt = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -180,6 +202,7 @@ def sweep(
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
     if gpus_per_worker < 0:
         raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    log = _check_log(log, results)
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -206,7 +229,7 @@ def sweep(
         if executor == "ray"
         else LocalExecutor()
     )
-    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
+    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)
     df = df[df["run_id"].isin(order)]
@@ -293,15 +316,47 @@ def report(
     figure_format: Annotated[
         str | None, typer.Option("--figures", help="also write each figure: png or svg")
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option("--log", help="attach the report to MLflow: mlflow[=URI]; repeatable"),
+    ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.report import write_report
 
+    log = _check_log(log, directory)
+    if any(not v.strip().lower().startswith("mlflow") for v in log):
+        raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
     files = write_report(directory, out_dir, figure_format)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
     out.print(f"report: {files.html}")
+    for value in log:
+        _log_report(value, directory, [files.html, files.markdown, *files.figures])
+
+
+def _log_report(value: str, directory: Path, files: list[Path]) -> None:
+    """A failure to log is a warning: the report is written either way."""
+    from rich.markup import escape
+
+    from prunebench.store import Store
+    from prunebench.tracking.mlflow_tracker import log_report
+    from prunebench.tracking.spec import parse_log
+
+    spec = parse_log(value)
+    location = spec.location or str(Store(directory).log_dir("mlflow"))
+    try:
+        mlflow_run = log_report(location, directory.resolve(), files)
+    except Exception as exc:
+        message = (str(exc).strip().splitlines() or [""])[0][:300]
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the report was not logged to {escape(str(spec))} "
+            f"({type(exc).__name__}: {escape(message)})",
+            highlight=False,
+        )
+        return
+    out.print(f"report logged to {spec}: run {mlflow_run}, artifacts report/")
 
 
 @app.command()
@@ -323,7 +378,11 @@ def main() -> None:
     try:
         app()
     except PrunebenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages may hold brackets: pip install 'x[extra]'
+
+        Console(stderr=True).print(
+            f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except TrainingDiverged as exc:
         Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)

@@ -30,6 +30,7 @@ from prunebench.models.catalog import MODELS
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
+from prunebench.tracking.spec import parse_log
 
 # Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
 SCHEMA_VERSION = 1
@@ -274,6 +275,18 @@ class RunConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     prune: PruneConfig = PruneConfig()
     regime: RegimeConfig = RegimeConfig(target=0.5)
+    # where results are also logged: mlflow[=URI], tensorboard[=DIR]; not part of the run id
+    log: list[str] = Field(default_factory=list)
+
+    @field_validator("log")
+    @classmethod
+    def _known_log_backends(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                parse_log(value)
+            except PrunebenchError as exc:
+                raise ValueError(str(exc).removeprefix("--log: ")) from None
+        return values
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> RunConfig:
@@ -287,8 +300,8 @@ class RunConfig(StrictModel):
         return self
 
 
-# Fields that change how a run is executed or labelled, not its results.
-NON_IDENTITY_FIELDS = {"name", "device"}
+# Fields that change how a run is executed, labelled or where it is logged, not its results.
+NON_IDENTITY_FIELDS = {"name", "device", "log"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
