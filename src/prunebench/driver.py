@@ -329,6 +329,7 @@ class Driver:
         check(self.log_specs, self.store.log_dir)
         self.executor.start()  # a Ray address that does not answer, too
         self.tracking = make_tracking(self.log_specs, self.store.log_dir)
+        interrupted = True
         try:
             self.start_runs()
             self.copy_stored()
@@ -359,10 +360,12 @@ class Driver:
                     else:
                         self._write(job.key, result)
                     self._update()
+            interrupted = False
         finally:
             self.executor.close()
             self.progress.sweep_finished()
-            self._warn(self.tracking.close())
+            # Ctrl-C or a crash: do not hold the user for a slow server (a rerun catches up)
+            self._warn(self.tracking.close(5.0 if interrupted else None))
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
 

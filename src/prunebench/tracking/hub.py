@@ -66,16 +66,18 @@ class Tracking:
             out, self._warnings = self._warnings, []
         return out
 
-    def close(self) -> list[str]:
-        """Wait (bounded) for the queue to drain; return the warnings not yet shown."""
+    def close(self, timeout: float | None = None) -> list[str]:
+        """Wait (at most `timeout`, default `close_timeout` seconds) for the queue to drain;
+        return the warnings not yet shown."""
+        timeout = self.close_timeout if timeout is None else timeout
         if self._thread is not None:
             self._put("close")
             self._queue.put(None)
-            self._thread.join(self.close_timeout)
+            self._thread.join(timeout)
             if self._thread.is_alive():
                 names = ", ".join(t.name for t in self.trackers)
                 self._warn(
-                    f"{names}: logging not finished after {self.close_timeout:g} s (server slow?); "
+                    f"{names}: logging not finished after {timeout:g} s (server slow?); "
                     "the results are safe in results.sqlite: run the same command again with "
                     "--log to log the rest"
                 )
