@@ -231,7 +231,8 @@ def main() -> None:
             contenders["prunebench_logged"] = run_logged
             run_logged()
         run_a(), run_b()  # warm-up (imports, allocator)
-        times = interleaved(contenders, REPEATS)
+        cpu: dict[str, list[float]] = {}
+        times = interleaved(contenders, REPEATS, cpu)
         if args.log:
             started = time_now()
             warnings = tracking.close()
@@ -249,11 +250,20 @@ def main() -> None:
     if args.log:
         logged_s = median(times["prunebench_logged"])
         print(f"{'prunebench --log ' + args.log:<24}{logged_s:>10.3f}")
+        steps_logged = REPEATS + 1
+        per_step = tracking.cpu_seconds.get("steps", 0.0) / steps_logged
+        cpu_a, cpu_logged = median(cpu["prunebench"]), median(cpu["prunebench_logged"])
+        print(f"{'tracking thread CPU':<24}{per_step * 1e3:>8.1f} ms per step")
         extra = {
             "log": args.log,
             "prunebench_logged_s": times["prunebench_logged"],
             "ratio_with_log": logged_s / b,
             "log_vs_no_log": logged_s / a,
+            "cpu_s": cpu,
+            "cpu_log_vs_no_log": cpu_logged / cpu_a,
+            "tracking_thread_cpu_ms_per_step": per_step * 1e3,
+            "tracking_thread_cpu_ms_open": tracking.cpu_seconds.get("open", 0.0) * 1e3,
+            "tracking_thread_share_of_a_step": per_step / a,
         }
     for name, value in steps.items():
         print(f"{'one step ' + name:<34}{value * 1e3:>8.2f} ms")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class Tracking:
         self._logged: dict[tuple[str, str], set[int]] = {}  # (tracker, run) -> steps held
         self._failed = False
         self.hints: dict[str, str] = {}  # tracker name -> the --log value that reaches it
+        self.cpu_seconds: dict[str, float] = {}  # the thread's CPU time per kind of event
 
     @property
     def enabled(self) -> bool:
@@ -98,15 +100,17 @@ class Tracking:
             if event is None:
                 return
             kind, args = event
+            started = time.thread_time()
             for tracker in list(self.trackers):
                 try:
                     getattr(self, f"_on_{kind}")(tracker, *args)
                 except Exception as exc:
                     self._drop(tracker, exc)
+            self.cpu_seconds[kind] = self.cpu_seconds.get(kind, 0.0) + time.thread_time() - started
 
     def _drop(self, tracker: Tracker, exc: Exception) -> None:
         self.trackers.remove(tracker)
-        message = (str(exc).strip().splitlines() or [""])[0][:300]
+        message = (str(exc).strip().splitlines() or [""])[0][:200]
         again = self.hints.get(tracker.name, tracker.name)
         self._warn(
             f"{tracker.name} logging stopped ({type(exc).__name__}: {message}); the run goes on "
