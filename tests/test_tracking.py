@@ -3,6 +3,7 @@ SQLite rows; a step is logged once across resumes; a failing tracker never fails
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -288,8 +289,6 @@ def test_bad_log_values_fail_before_any_compute(tmp_path, invoke, value, message
 
 
 def test_without_the_extra_log_says_how_to_install_it(tmp_path, invoke, monkeypatch):
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
@@ -313,10 +312,7 @@ def _free_port() -> int:
 @pytest.fixture
 def mlflow_server(tmp_path):
     """`mlflow server` on 127.0.0.1 (skipped, with the reason, where it cannot start)."""
-    if any(
-        __import__("importlib").util.find_spec(m) is None
-        for m in ("flask", "sqlalchemy", "alembic")
-    ):
+    if any(importlib.util.find_spec(m) is None for m in ("flask", "sqlalchemy", "alembic")):
         pytest.skip("mlflow server needs its server packages: pip install '.[track-server]'")
     port = _free_port()
     log = tmp_path / "server.log"
