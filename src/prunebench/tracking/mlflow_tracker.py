@@ -124,6 +124,8 @@ class MlflowTracker:
             self._ids[run.run_id] = found.info.run_id
             if found.info.status != "RUNNING" and run.status == "running":
                 self.client.update_run(found.info.run_id, status="RUNNING")
+            if self.parent is not None and "mlflow.parentRunId" not in found.data.tags:
+                self.client.set_tag(found.info.run_id, "mlflow.parentRunId", self.parent)
             held = found.data.tags.get("prunebench.logged_steps", "")
             return {int(s) for s in held.split(",") if s}
         tags = {**run.tags, **self.results_tags, "prunebench.kind": "run"}

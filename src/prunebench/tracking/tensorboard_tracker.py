@@ -60,7 +60,10 @@ class TensorBoardTracker:
         return writer
 
     def start_run(self, run: RunInfo) -> set[int]:
-        directory = self._dirs[run.run_id] = self.root / run_dir_name(run)
+        # a run keeps its directory when its label changes (e.g. a sweep with other axes)
+        found = sorted(self.root.glob(f"*-{run.run_id[:8]}"))
+        directory = found[0] if found else self.root / run_dir_name(run)
+        self._dirs[run.run_id] = directory
         if directory.exists() and any(directory.iterdir()):
             return held_steps(directory)
         writer = self._writer(run.run_id)
