@@ -285,6 +285,7 @@ def main() -> None:
             "one_step_ms": {k: v * 1e3 for k, v in steps.items()},
             "masks_vs_dense_step": steps["prunebench_masks"] / steps["dense"],
             "torch_prune_vs_dense_step": steps["torch_nn_utils_prune"] / steps["dense"],
+            "load_average": os.getloadavg(),
             **extra,
         },
     )
