@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch/torchvision first: pip takes the wheels that lie on this machine's disk (DESIGN.md §3).
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e '.[dev,ray]'
+	$(VENV)/bin/pip install -q -e '.[dev,ray,track,track-server,onnx]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -5,13 +5,18 @@
 (b) a minimal loop doing the same arithmetic (same batches, masks, optimizer, validation).
 Both must produce the same validation losses epoch by epoch (checked). ratio = (a) / (b).
 Details also time one training step dense, with our masks and with torch.nn.utils.prune.
+With `--log mlflow` (or tensorboard) a third contender is (a) with the step and its epochs
+logged through the driver's tracking hub to a local store (what `--log mlflow` does; the hub
+is started once, as in a sweep, and its closing wait is counted); details then hold its ratio.
 
-Run: python benchmarks/overhead.py
+Run: python benchmarks/overhead.py [--log mlflow]
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+import os
 import sys
 import tempfile
 from dataclasses import asdict
@@ -24,6 +29,8 @@ from torch.nn import functional as F
 from torch.nn.utils import prune as torch_prune
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
+from time import perf_counter as time_now
+
 from common import interleaved, median, report
 
 from prunebench.config import PruneConfig, load_run_config
@@ -37,6 +44,9 @@ from prunebench.pruning.unstructured import UnstructuredPruner
 from prunebench.settings import FitSettings
 from prunebench.store import Store
 from prunebench.tasks import Classification
+from prunebench.tracking.base import RunInfo, Session, StepRecord
+from prunebench.tracking.hub import Tracking, make_tracking
+from prunebench.tracking.spec import parse_log
 
 EPOCHS = 8
 REPEATS = 5
@@ -57,8 +67,9 @@ def setup():
     return data, model, pruner
 
 
-def prunebench_finetune(data, start_state, root: Path):
-    """(a): the real machinery, including the database write and the live display."""
+def prunebench_finetune(data, start_state, root: Path, tracking: Tracking | None = None):
+    """(a): the real machinery, including the database write and the live display (and, with
+    `tracking`, the step handed to the tracking thread, as the driver does)."""
     model = build_model(load_run_config(None, ["model.options={width: 32}"]).model, data.info)
     model.load_state_dict(start_state)
     pruner = UnstructuredPruner(
@@ -82,7 +93,12 @@ def prunebench_finetune(data, start_state, root: Path):
     store = Store(root)
     store.start_run("bench", {"regime": "one_shot"})
     row = {"run_id": "bench", "step": 1, "step_key": "bench", **pruner.measure(model)}
-    store.write_step(row, [asdict(r) for r in result.history])
+    epochs = [asdict(r) for r in result.history]
+    store.write_step(row, epochs)
+    if tracking is not None:
+        full = {**row, "epochs": len(epochs), "cumulative_epochs": len(epochs), "target": SPARSITY}
+        tracking.steps([StepRecord(root.name, full, epochs)])
+        tracking.run_finished(root.name, "done")
     progress.step_done({"test_top1": result.best_val["top1"]})
     progress.run_finished("bench", "done")
     return [r.val_loss for r in result.history]
@@ -165,12 +181,36 @@ def one_step_timings(data, start_state, steps: int = 40) -> dict[str, float]:
     return {name: median(values) for name, values in times.items()}
 
 
+class NoRows:
+    def steps(self, run_id):
+        return []
+
+    def epochs(self, run_id, step):
+        return []
+
+
+def start_tracking(log: str, tmp: Path) -> Tracking:
+    """The hub as the driver starts it for a sweep: every run known up front."""
+    tracking = make_tracking([parse_log(log)], lambda backend: tmp / "log" / backend)
+    config = load_run_config(None, ["model.options={width: 32}"]).model_dump(mode="json")
+    runs = [
+        RunInfo(f"log{i}", f"overhead {i}", config, {"regime": "one_shot", "seed": 0})
+        for i in range(REPEATS + 1)
+    ]
+    tracking.start(Session(str(tmp)), runs, NoRows())
+    return tracking
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log", help="also time (a) logging to mlflow or tensorboard")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     data, model, _ = setup()
     start_state = {k: v.clone() for k, v in model.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1000))
+        logged = iter(range(1000))
         check = {}
 
         def run_a():
@@ -179,15 +219,52 @@ def main() -> None:
         def run_b():
             check["b"] = hand_written(data, start_state)
 
+        contenders = {"prunebench": run_a, "hand_written": run_b}
+        if args.log:
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            tracking = start_tracking(args.log, Path(tmp))
+
+            def run_logged():
+                root = Path(tmp) / f"log{next(logged)}"
+                check["logged"] = prunebench_finetune(data, start_state, root, tracking)
+
+            contenders["prunebench_logged"] = run_logged
+            run_logged()
         run_a(), run_b()  # warm-up (imports, allocator)
-        times = interleaved({"prunebench": run_a, "hand_written": run_b}, REPEATS)
-    if check["a"] != check["b"]:
-        raise SystemExit(f"the two loops disagree: {check['a']} vs {check['b']}")
+        cpu: dict[str, list[float]] = {}
+        times = interleaved(contenders, REPEATS, cpu)
+        if args.log:
+            started = time_now()
+            warnings = tracking.close()
+            times["prunebench_logged"][-1] += time_now() - started
+            if warnings:
+                raise SystemExit(f"tracking failed: {warnings}")
+    if check["a"] != check["b"] or check.get("logged", check["a"]) != check["a"]:
+        raise SystemExit(f"the loops disagree: {check}")
     a, b = median(times["prunebench"]), median(times["hand_written"])
     steps = one_step_timings(data, start_state)
     print(f"{'contender':<24}{'median s':>10}")
     print(f"{'prunebench fit':<24}{a:>10.3f}")
     print(f"{'hand-written loop':<24}{b:>10.3f}")
+    extra = {}
+    if args.log:
+        logged_s = median(times["prunebench_logged"])
+        print(f"{'prunebench --log ' + args.log:<24}{logged_s:>10.3f}")
+        steps_logged = REPEATS + 1
+        per_step = tracking.cpu_seconds.get("steps", 0.0) / steps_logged
+        cpu_a, cpu_logged = median(cpu["prunebench"]), median(cpu["prunebench_logged"])
+        print(f"{'tracking thread CPU':<24}{per_step * 1e3:>8.1f} ms per step")
+        extra = {
+            "log": args.log,
+            "prunebench_logged_s": times["prunebench_logged"],
+            "ratio_with_log": logged_s / b,
+            "log_vs_no_log": logged_s / a,
+            "cpu_s": cpu,
+            "cpu_log_vs_no_log": cpu_logged / cpu_a,
+            "tracking_thread_cpu_ms_per_step": per_step * 1e3,
+            "tracking_thread_cpu_ms_open": tracking.cpu_seconds.get("open", 0.0) * 1e3,
+            "tracking_thread_share_of_a_step": per_step / a,
+        }
     for name, value in steps.items():
         print(f"{'one step ' + name:<34}{value * 1e3:>8.2f} ms")
     report(
@@ -208,6 +285,8 @@ def main() -> None:
             "one_step_ms": {k: v * 1e3 for k, v in steps.items()},
             "masks_vs_dense_step": steps["prunebench_masks"] / steps["dense"],
             "torch_prune_vs_dense_step": steps["torch_nn_utils_prune"] / steps["dense"],
+            "load_average": os.getloadavg(),
+            **extra,
         },
     )
 

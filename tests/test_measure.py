@@ -138,8 +138,18 @@ def test_latency_helpers():
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
 
 
-def test_lean_inference_module_matches_the_model():
+@pytest.mark.parametrize(
+    ("backend", "steps"),
+    [
+        ("torch", ["fold-batchnorm", "channels-last"]),
+        ("onnxruntime", ["onnx-export", "onnxruntime-all-opts"]),
+    ],
+)
+def test_lean_inference_module_matches_the_model(backend, steps):
     from prunebench.inference import lean
+
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
     torch.manual_seed(0)
     model = MODELS.get("resnet18_cifar").build(DIGITS, width=8).eval()
@@ -149,8 +159,8 @@ def test_lean_inference_module_matches_the_model():
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(4, 1, 8, 8)
-    slim = lean(model, x)
-    assert slim.steps == ["fold-batchnorm", "channels-last", "jit-freeze"]
+    slim = lean(model, x, backend)
+    assert slim.steps == steps
     with torch.inference_mode():
         torch.testing.assert_close(slim(slim.inputs), model(x), rtol=1e-4, atol=1e-5)
     assert isinstance(model.bn1, nn.BatchNorm2d)  # the original is untouched

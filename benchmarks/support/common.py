@@ -30,14 +30,21 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Wall seconds of each contender, run in turn `repeats` times (noise hits all alike)."""
+def interleaved(
+    contenders: dict[str, Callable[[], Any]],
+    repeats: int,
+    cpu: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Wall seconds of each contender, run in turn `repeats` times (noise hits all alike); with
+    `cpu`, also the process CPU seconds (all threads), which a busy machine disturbs less."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, call in contenders.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
             times[name].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - start_cpu)
     return times
 
 

@@ -35,6 +35,26 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress 
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
 ]
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log",
+        help="also log to mlflow[=URI] or tensorboard[=DIR] (default: beside the results); "
+        "repeatable; needs pip install 'prunebench[track]'",
+    ),
+]
+
+
+def _check_log(values: list[str] | None, results: Path) -> list[str]:
+    """Bad --log values fail before any compute (one line, exit 2)."""
+    from prunebench.store import Store
+    from prunebench.tracking.hub import check
+    from prunebench.tracking.spec import parse_log
+
+    values = list(values or [])
+    if values:
+        check([parse_log(v) for v in values], Store(results).log_dir)
+    return values
 
 
 def _targets(text: str) -> list[float]:
@@ -142,6 +162,7 @@ def run(
             "on the CPU); only the first writes results",
         ),
     ] = 1,
+    log: LogOpt = None,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
@@ -149,6 +170,9 @@ def run(
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
     check_output_dir(results, "--results")
     from prunebench.ddp import check_devices, launch, without_option, world_size
+
+    if world_size() <= 1:  # the leader of a data-parallel run checks its own copy
+        log = _check_log(log, results)
 
     if nproc < 1:
         raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
@@ -165,12 +189,12 @@ def run(
     from prunebench.store import Store
 
     if world_size() > 1:  # one copy of a data-parallel launch
-        _run_data_parallel(cfg, results, quiet)
+        _run_data_parallel(cfg, results, quiet, log)
         return
-    _print_run(run_one(cfg, Store(results), make_progress(quiet)), results)
+    _print_run(run_one(cfg, Store(results), make_progress(quiet), log=log), results)
 
 
-def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
+def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
     """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
     from prunebench.ddp import DataParallelExecutor, follow, start, stop
     from prunebench.driver import run as run_one
@@ -182,9 +206,10 @@ def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
         if parallel.rank != 0:
             follow(parallel)
             return
+        log = _check_log(log, results)
         executor = DataParallelExecutor(parallel)
         try:
-            result = run_one(cfg, Store(results), make_progress(quiet), executor)
+            result = run_one(cfg, Store(results), make_progress(quiet), executor, log)
         finally:
             executor.close()  # the followers stop however the leader ends
         _print_run(result, results)
@@ -248,6 +273,7 @@ def sweep(
             "the cluster has GPUs and the runs may use them, else 0)",
         ),
     ] = None,
+    log: LogOpt = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -270,6 +296,7 @@ def sweep(
         gpus_per_step = 0.0
     if not dry_run:
         check_output_dir(results, "--results")
+    log = _check_log(log, results)
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -303,7 +330,7 @@ def sweep(
         if executor == "ray"
         else LocalExecutor()
     )
-    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
+    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)
     df = df[df["run_id"].isin(order)]
@@ -419,6 +446,10 @@ def report(
     figure_format: Annotated[
         str | None, typer.Option("--figures", help="also write each figure: png or svg")
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option("--log", help="attach the report to MLflow: mlflow[=URI]; repeatable"),
+    ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.results import load_results, require_runs
@@ -430,11 +461,39 @@ def report(
         check_output_dir(directory / "report", "report directory")
     from prunebench.report import write_report
 
+    log = _check_log(log, directory)
+    if any(not v.strip().lower().startswith("mlflow") for v in log):
+        raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
     files = write_report(directory, out_dir, figure_format)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
     out.print(f"report: {files.html}")
+    for value in log:
+        _log_report(value, directory, [files.html, files.markdown, *files.figures])
+
+
+def _log_report(value: str, directory: Path, files: list[Path]) -> None:
+    """A failure to log is a warning: the report is written either way."""
+    from rich.markup import escape
+
+    from prunebench.store import Store
+    from prunebench.tracking.mlflow_tracker import log_report
+    from prunebench.tracking.spec import parse_log
+
+    spec = parse_log(value)
+    location = spec.location or str(Store(directory).log_dir("mlflow"))
+    try:
+        mlflow_run = log_report(location, directory.resolve(), files)
+    except Exception as exc:
+        message = (str(exc).strip().splitlines() or [""])[0][:300]
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the report was not logged to {escape(str(spec))} "
+            f"({type(exc).__name__}: {escape(message)})",
+            highlight=False,
+        )
+        return
+    out.print(f"report logged to {spec}: run {mlflow_run}, artifacts report/")
 
 
 @app.command()
@@ -443,14 +502,34 @@ def export(
     out_dir: Annotated[Path, typer.Argument(help="directory to write the pruned model to")],
     run_id: Annotated[str, typer.Option("--run", help="run id (or a unique prefix)")],
     step: Annotated[int | None, typer.Option(help="pruning step (default: the last)")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="safetensors (+ structure.json), or onnx: model.onnx beside them"
+        ),
+    ] = "safetensors",
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
-    prunebench.load_pruned (no pickle)."""
+    prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
+    onnxruntime."""
+    if fmt not in ("safetensors", "onnx"):
+        raise PrunebenchError(f"--format must be safetensors or onnx, not '{fmt}'")
+    if fmt == "onnx":
+        from prunebench.onnx_export import check_installed
+
+        check_installed()
     check_output_dir(out_dir, "export directory")
     from prunebench.export import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
+    if fmt == "onnx":
+        from prunebench.onnx_export import describe, write_onnx
+
+        result = write_onnx(path.parent)
+        out.print(describe(result), markup=False, highlight=False)
+        if result.note:
+            out.print(f"note: {result.note}", markup=False, highlight=False)
 
 
 def _error(message: str) -> None:

@@ -32,6 +32,7 @@ from prunebench.models.catalog import MODELS
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
+from prunebench.tracking.spec import parse_log
 from prunebench.yaml_input import check_plain, parse, parse_value, read_text
 
 # Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
@@ -312,6 +313,18 @@ class RunConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     prune: PruneConfig = PruneConfig()
     regime: RegimeConfig = RegimeConfig(target=0.5)
+    # where results are also logged: mlflow[=URI], tensorboard[=DIR]; not part of the run id
+    log: list[str] = Field(default_factory=list)
+
+    @field_validator("log")
+    @classmethod
+    def _known_log_backends(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                parse_log(value)
+            except PrunebenchError as exc:
+                raise ValueError(str(exc).removeprefix("--log: ")) from None
+        return values
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> RunConfig:
@@ -325,11 +338,12 @@ class RunConfig(StrictModel):
         return self
 
 
-# Fields that change how a run is executed or labelled, not the experiment: the label, where it
-# runs and how the arithmetic is executed (compile). A GPU's rounding differs from the CPU's and a
-# compiled graph's from an eager one's, but the same experiment keeps one id, so a step computed
-# one way is resumed and reused the other way, exactly like a step computed on another device.
-NON_IDENTITY_FIELDS = {"name", "device", "train"}
+# Fields that change how a run is executed, labelled or logged, not the experiment: the label,
+# where it runs, how the arithmetic is executed (compile) and where it is logged. A GPU's rounding
+# differs from the CPU's and a compiled graph's from an eager one's, but the same experiment keeps
+# one id, so a step computed one way is resumed and reused the other way, exactly like a step
+# computed on another device.
+NON_IDENTITY_FIELDS = {"name", "device", "train", "log"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what

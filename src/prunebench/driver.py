@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from prunebench.checkpoints import load_weights
-from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
+from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, digest, run_id
 from prunebench.data.base import DataBundle
 from prunebench.errors import PrunebenchError
 from prunebench.estimate import estimate as estimate_plan
@@ -34,6 +35,9 @@ from prunebench.progress import Progress
 from prunebench.runner import RunContext
 from prunebench.store import RUN_COLUMNS, Store, dumps
 from prunebench.tasks import Task
+from prunebench.tracking.base import RunInfo, Session, StepRecord
+from prunebench.tracking.hub import Tracking, check, make_tracking
+from prunebench.tracking.spec import LogSpec, parse_log
 from prunebench.workspace import Workspace
 
 
@@ -130,8 +134,19 @@ def check_stored(plan: Plan, have: dict[str, dict[int, str]]) -> None:
 class Driver:
     """State of one invocation: what is stored, what is left, who owns which rows."""
 
-    def __init__(self, plan: Plan, store: Store, executor: Executor, progress: Progress):
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        executor: Executor,
+        progress: Progress,
+        log: Sequence[str] = (),
+        sweep: str | None = None,
+    ):
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
+        self.sweep = sweep
+        self.log_specs = log_specs(plan, log)
+        self.tracking = Tracking([])
         upgrade(store)
         self.have = store.run_steps()
         check_stored(plan, self.have)
@@ -213,10 +228,14 @@ class Driver:
         label = owner.label if len(node.runs) == 1 else f"{owner.label} (+{len(node.runs) - 1})"
         return NodeJob(key, node.step, owner.run_id, owner.cfg, label, len(owner.steps), parent)
 
+    def _where(self, rid: str) -> str:
+        run = self.plan.run(rid)
+        return f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
+
     def _finish(self, rid: str, status: str, error: str | None = None) -> None:
         self.store.finish_run(rid, status, error)
-        run = self.plan.run(rid)
-        where = f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
+        self.tracking.run_finished(rid, status, error)
+        where = self._where(rid)
         self.progress.message(f"{where}: {status}" + (f" ({error})" if error else ""))
         if status == "done":
             self.outcome.done.append(rid)
@@ -260,6 +279,7 @@ class Driver:
             for rid in targets
         ]
         self.store.write_steps(rows)
+        self.tracking.steps([StepRecord(row["run_id"], row, epochs) for row, epochs in rows])
         self.stored.add(key)
         self.outcome.computed += 1
         self.progress.step_done(outcome.row)
@@ -282,7 +302,31 @@ class Driver:
             return None
         return est.side_by_side(getattr(self.executor, "slots", 1), with_pretraining=False)
 
+    def _start_tracking(self) -> None:
+        """Trackers get every run of the plan (finished ones too: what a destination lacks is
+        caught up on), after the stored rows were copied."""
+        stored = {r["run_id"]: r for r in self.store.runs()}
+        runs = [
+            RunInfo(
+                r.run_id,
+                self._where(r.run_id),
+                r.cfg.model_dump(mode="json"),
+                stored[r.run_id],
+                "running" if r.run_id in self.active else stored[r.run_id]["status"],
+            )
+            for r in self.plan.runs
+            if r.run_id in stored
+        ]
+        key = digest(sorted(r.run_id for r in self.plan.runs))
+        session = Session(str(self.store.root.resolve()), self.sweep, key)
+        self.tracking.start(session, runs, self.store)
+
+    def _warn(self, messages: list[str]) -> None:
+        for text in messages:
+            self.progress.warning(text)
+
     def _update(self) -> None:
+        self._warn(self.tracking.warnings())
         current = [job.label for job in self.executor.in_flight()]
         self.progress.sweep_update(
             self._steps_done, len(self.outcome.done), len(self.outcome.failed), current
@@ -293,10 +337,14 @@ class Driver:
         for run in self.plan.runs:  # bad input fails here, before anything is written
             if run.run_id in self.active:
                 self.workspace.check(run.cfg)
+        check(self.log_specs, self.store.log_dir)
         self.executor.start()  # a Ray address that does not answer, too
+        self.tracking = make_tracking(self.log_specs, self.store.log_dir)
+        interrupted = True
         try:
             self.start_runs()
             self.copy_stored()
+            self._start_tracking()
             for run in self.plan.runs:
                 if run.run_id in self.active and self.remaining[run.run_id] == 0:
                     self._finish(run.run_id, "done")
@@ -323,11 +371,20 @@ class Driver:
                     else:
                         self._write(job.key, result)
                     self._update()
+            interrupted = False
         finally:
             self.executor.close()
             self.progress.sweep_finished()
+            # Ctrl-C or a crash: do not hold the user for a slow server (a rerun catches up)
+            self._warn(self.tracking.close(5.0 if interrupted else None))
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
+
+
+def log_specs(plan: Plan, log: Sequence[str] = ()) -> list[LogSpec]:
+    """The destinations to log to: `log` (the --log values) and every run's `log:` key."""
+    texts = [*log, *(text for run in plan.runs for text in run.cfg.log)]
+    return [parse_log(text) for text in dict.fromkeys(texts)]
 
 
 def execute_plan(
@@ -335,9 +392,14 @@ def execute_plan(
     store: Store,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    log: Sequence[str] = (),
+    sweep: str | None = None,
 ) -> SweepOutcome:
-    """Compute every run of `plan` into `store` (resuming, reusing stored steps)."""
-    return Driver(plan, store, executor or LocalExecutor(), progress or Progress()).run()
+    """Compute every run of `plan` into `store` (resuming, reusing stored steps); log to the
+    `log` destinations (mlflow[=URI], tensorboard[=DIR]) and those in the runs' configs, with
+    one parent run named `sweep` when given."""
+    driver = Driver(plan, store, executor or LocalExecutor(), progress or Progress(), log, sweep)
+    return driver.run()
 
 
 @dataclass
@@ -356,20 +418,23 @@ def run(
     store: Store,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    log: Sequence[str] = (),
 ) -> RunResult:
     """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
 
     A plan of one run through the same driver as a sweep, so both follow the same rules:
     resume from stored steps, reuse of identical steps stored by other runs, failure records.
-    A failed step re-raises its exception here, after the run is recorded as failed.
+    A failed step re-raises its exception here, after the run is recorded as failed. With
+    `log` (or the config's `log:`), a finished run is still logged where it is missing.
     """
     rid = run_id(cfg)
     existing = store.run(rid)
-    if existing and existing["status"] == "done":
+    done = bool(existing and existing["status"] == "done")
+    if done and not (log or cfg.log):
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
-    outcome = execute_plan(build_plan([cfg]), store, executor or LocalExecutor(), progress)
+    outcome = execute_plan(build_plan([cfg]), store, executor or LocalExecutor(), progress, log)
     if rid in outcome.failed:
         raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
     rows = store.steps(rid)
-    return RunResult(rid, "done", rows, outcome.computed, outcome.copied, before)
+    return RunResult(rid, "done", rows, outcome.computed, outcome.copied, before, done)

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
@@ -31,6 +32,10 @@ class Progress:
     def run_finished(self, run_id: str, status: str) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    def warning(self, text: str) -> None:
+        """Shown even when quiet (e.g. a tracking server that stopped answering)."""
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None: ...
 
@@ -114,6 +119,9 @@ class RichProgress(Progress):
 
     def message(self, text):
         self.console.print(text)
+
+    def warning(self, text):
+        self.console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
 
     def _sweep_cells(self) -> list[Any]:
         w = self.sweep

@@ -8,6 +8,7 @@ Layout of a results directory:
     results.sqlite                     runs, steps, epochs
     dense/<base_id>.safetensors        pretrained dense models
     checkpoints/<step_key>.safetensors the state after each computed pruning step
+    mlruns/, tensorboard/              default destinations of --log mlflow / tensorboard
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from prunebench.checkpoints import load_tensors, save_tensors
 from prunebench.errors import PrunebenchError
 
 DB_NAME = "results.sqlite"
+LOG_DIRS = {"mlflow": "mlruns", "tensorboard": "tensorboard"}  # --log defaults, per backend
 
 RUN_COLUMNS: dict[str, str] = {
     "run_id": "TEXT PRIMARY KEY",
@@ -315,6 +317,10 @@ class Store:
         """The stored dense model's tensors and metadata, or None when there is none yet."""
         path = self.dense_path(base_id)
         return load_tensors(path) if path.exists() else None
+
+    def log_dir(self, backend: str) -> Path:
+        """Where `--log BACKEND` writes when given no location (the driver's tracking thread)."""
+        return self.root / LOG_DIRS[backend]
 
     def rekey(self, steps: dict[str, str], dense: dict[str, str]) -> None:
         """Rename stored steps and dense models (old key -> new key): files first, then the rows
