@@ -23,7 +23,7 @@ import torch
 from prunebench.checkpoints import load_weights
 from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
-from prunebench.data.catalog import DATASETS
+from prunebench.data.build import build_data
 from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
 from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
@@ -66,7 +66,7 @@ def stored_dense(store: Store, progress: Progress | None = None):
 def dense_model(cfg: RunConfig, store: Store, progress: Progress | None = None) -> Dense:
     """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now."""
     device = resolve_device(cfg.device)
-    data = DATASETS.get(cfg.data.name).build(cfg.data, device)
+    data = build_data(cfg.data, device)
     return stored_dense(store, progress)(cfg, data, make_task(data.info.task), device)
 
 

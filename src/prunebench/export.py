@@ -30,6 +30,8 @@ from prunebench.config import ModelConfig, PruneConfig, validate
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
 from prunebench.models.build import build_model
+from prunebench.models.catalog import MODELS
+from prunebench.sources import hf_config_file, parse
 from prunebench.state import rebuild, restore, stored_masks
 from prunebench.store import open_existing
 
@@ -72,12 +74,12 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
             f"run {row['run_id']} has steps {', '.join(str(s['step']) for s in steps)}, not {step}"
         )
     config = json.loads(row["config_json"])
-    model_raw = {k: v for k, v in config["model"].items() if k != "weights"}
-    model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
     if not store.checkpoint_path(chosen["step_key"]).exists():
         raise CheckpointError(f"the checkpoint of step {chosen['step']} is missing")
     tensors, meta = store.load_checkpoint(chosen["step_key"])
+    model_raw = rebuildable(config["model"], meta.get("model_source"))
+    model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     pruner_meta = meta.get("pruner", {})
     if "data_info" not in pruner_meta:
         raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
@@ -99,6 +101,30 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
     return export_model(
         model.eval(), out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
     )
+
+
+def rebuildable(model: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """The stored model config as one that rebuilds the architecture in any process, without
+    the weights (the export carries its own): a model registered from Python becomes the
+    `python:` source recorded with its checkpoints, an `hf` model carries its config inline."""
+    name = model["name"]
+    out = {k: v for k, v in model.items() if k != "weights"}
+    out["options"] = dict(model.get("options") or {})
+    if parse(name).registered and not MODELS.is_declared(name):
+        if source is not None:
+            out["name"] = source
+        elif name not in MODELS:
+            raise PrunebenchError(
+                f"model '{name}' was registered from Python where no other process can import "
+                "it (__main__ or a function); define it in a module or file and name it "
+                "model.name=python:FILE.py:ATTR"
+            )
+    if name == "hf" and not isinstance(out["options"].get("config"), dict):
+        path = hf_config_file(model.get("weights") and Path(model["weights"]), out["options"])
+        if path is None or not path.is_file():
+            raise CheckpointError(f"the hf model's config.json ('{path}') is gone")
+        out["options"]["config"] = json.loads(path.read_text())
+    return out
 
 
 # ---------------------------------------------------------------------- writing

@@ -166,7 +166,7 @@ def split(
 def load_tokenizer(path: Path | None):
     if path is None:
         raise ConfigError(
-            "data.tokenizer: TinyStories needs a local GPT-Neo tokenizer directory "
+            "data.tokenizer: a text dataset needs a local tokenizer directory "
             "(e.g. the TinyStories-33M model folder with tokenizer.json / vocab.json)"
         )
     from transformers import AutoTokenizer

@@ -41,11 +41,13 @@ class ModelSpec:
     `weights` argument receives `model.weights` too (to read the architecture from it).
 
     `classifier` names the output layer (its rows are classes or vocabulary entries); None means
-    the last Linear module. `task` must match the dataset's task.
+    the layer whose output becomes the model's output (models/roles.py finds it by tracing).
+    `task` must match the dataset's task; None: the model follows the data (the `hf` source
+    builds a causal LM or an image classifier, a python builder may serve both).
     """
 
     build: Callable[..., nn.Module]
-    task: str = "classification"
+    task: str | None = "classification"
     classifier: str | None = None
     description: str = ""
     # Reads the user's local pretrained weights (e.g. a Hugging Face directory) into a state dict

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.models.roles import first_conv_name, last_linear_name
+from prunebench.models.roles import find_classifier, first_conv_name
 
 if TYPE_CHECKING:
     from prunebench.config import PruneConfig
@@ -37,10 +37,15 @@ def _matches(module_name: str, prefix: str) -> bool:
 
 
 def select_prunable(
-    model: nn.Module, cfg: PruneConfig, classifier: str | None = None
+    model: nn.Module,
+    cfg: PruneConfig,
+    classifier: str | None = None,
+    example_inputs: Any = None,
 ) -> PrunableSet:
-    """Weights of Conv and Linear layers (and their biases if asked), minus the exclusions."""
-    classifier = classifier or last_linear_name(model)
+    """Weights of Conv and Linear layers (and their biases if asked), minus the exclusions.
+    The classifier (needed only to exclude it) is `classifier`, else found from the output."""
+    if cfg.exclude_classifier:
+        classifier = find_classifier(model, example_inputs, classifier)
     first_conv = first_conv_name(model)
     modules = dict(model.named_modules())
     for prefix in cfg.exclude:
