@@ -11,7 +11,7 @@ from torch import nn
 from prunebench.config import load_run_config
 from prunebench.data import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
-from prunebench.models import MODELS, ModelSpec, StructuredHooks
+from prunebench.models import MODELS, ModelSpec
 from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.masks import count_to_prune
 from prunebench.pruning.presets import PRESETS
@@ -268,58 +268,3 @@ def test_a_model_the_graph_cannot_trace_names_the_model_and_layer():
             make_pruner(prune_cfg(), Broken(), MODELS.get("_broken_for_test"), DIGITS)
     finally:
         MODELS._items.pop("_broken_for_test", None)
-
-
-# ------------------------------------------------------------------ attention heads
-
-
-def _vit_hooks():
-    def kwargs(model):
-        return {
-            "num_heads": {b.attn.qkv: b.attn.num_heads for b in model.blocks},
-            "prune_num_heads": True,
-            "prune_head_dims": False,
-        }
-
-    def after(model, tp_pruner):
-        for block in model.blocks:
-            attn = block.attn
-            attn.num_heads = tp_pruner.num_heads[attn.qkv]
-            attn.head_dim = attn.qkv.out_features // (3 * attn.num_heads)
-            attn.attn_dim = attn.num_heads * attn.head_dim
-
-    return StructuredHooks(pruner_kwargs=kwargs, after_step=after)
-
-
-def tiny_vit() -> nn.Module:
-    from timm.models.vision_transformer import VisionTransformer
-
-    torch.manual_seed(0)
-    return VisionTransformer(
-        img_size=8, patch_size=4, in_chans=1, num_classes=10, embed_dim=16, depth=2, num_heads=4
-    )
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_attention_heads_follow_the_original_head_count_and_restore():
-    spec = ModelSpec(build=None, classifier="head", structured=_vit_hooks())
-    cfg = prune_cfg("prune.scope=layerwise")
-    model = tiny_vit()
-    pruner = make_pruner(cfg, model, spec, DIGITS)
-    assert pruner.heads0 == {"blocks.0.attn.qkv": 4, "blocks.1.attn.qkv": 4}
-    pruner.prune_to(model, 0.5)
-    assert [b.attn.num_heads for b in model.blocks] == [2, 2]
-    pruner.prune_to(model, 0.75)  # 1 head of the original 4 (compounding would leave none)
-    assert [b.attn.num_heads for b in model.blocks] == [1, 1]
-    assert model.blocks[0].attn.qkv.out_features == 3 * 4  # head_dim 4 kept
-    assert model.head.out_features == 10
-    x = torch.randn(2, 1, 8, 8)
-    model(x).sum().backward()
-
-    fresh = tiny_vit()
-    restored = make_pruner(cfg, fresh, spec, DIGITS)
-    restored.restore(fresh, {}, json.loads(json.dumps(pruner.state()[1])))
-    fresh.load_state_dict(model.state_dict())
-    model.eval(), fresh.eval()
-    assert [b.attn.num_heads for b in fresh.blocks] == [1, 1]
-    assert torch.equal(model(x), fresh(x))

@@ -90,14 +90,32 @@ def test_data_dependent_criteria_run_unstructured(tiny, store, criterion):
 
 
 def test_structured_latency_is_measured_next_to_the_dense_model(tiny, store, monkeypatch):
-    from prunebench.pruning.structured import StructuredPruner
+    """The row's two latencies time the step's pruned model and the run's dense model: two
+    different modules, with the pruned and the dense parameter counts."""
+    from prunebench import measure
 
-    monkeypatch.setattr(StructuredPruner, "latency_rounds", 1)
-    monkeypatch.setattr(StructuredPruner, "latency_min_time", 0.01)
+    monkeypatch.setattr(measure, "LATENCY_ROUNDS", 1)
+    monkeypatch.setattr(measure, "LATENCY_MIN_TIME", 0.01)
+    timed = []
+    real = measure.compare_latency
+
+    def spy(models, inputs, **kwargs):
+        params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+        timed.append((models["pruned"] is not models["dense"], params, inputs.shape[0]))
+        return real(models, inputs, **kwargs)
+
+    monkeypatch.setattr(measure, "compare_latency", spy)
     fast = [s for s in FAST if s != "prune.latency=false"]
     cfg = tiny(*fast, *REGIMES["one_shot"], "prune.latency_batch_size=8")
     (row,) = run(cfg, store).rows
     assert row["latency_ms"] > 0 and row["dense_latency_ms"] > 0
+    ((distinct, params, batch),) = timed
+    assert distinct and batch == 8
+    assert params == {
+        "pruned": row["params_total"],
+        "dense": store.run(row["run_id"])["dense_params"],
+    }
+    assert params["pruned"] < params["dense"]
 
 
 def test_bad_structured_settings_exit_2_before_any_compute(invoke, tmp_path):

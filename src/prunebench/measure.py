@@ -8,7 +8,8 @@ count is exactly the MACs a sparse kernel would still have to do.
 
 Latency uses torch.utils.benchmark (warm-up, then timed blocks) with the process's thread count;
 several models are measured in interleaved rounds and the median per model is kept, because a
-shared machine drifts.
+shared machine drifts. `latency_pair` is what a structured step row records: the pruned model
+against the run's dense model (two different modules, never a copy made by the pruner).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunebench.accel import prepare_model
+
 WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+LATENCY_ROUNDS = 3  # interleaved rounds of pruned / dense timing per step
+LATENCY_MIN_TIME = 0.2  # seconds per timed block
 
 
 @dataclass(frozen=True)
@@ -128,3 +133,27 @@ def compare_latency(
                 torch.cuda.synchronize()
             samples[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
     return {name: 1000.0 * statistics.median(values) for name, values in samples.items()}
+
+
+def latency_pair(
+    pruned: nn.Module, dense: nn.Module, example_inputs: Any, batch_size: int
+) -> dict[str, float]:
+    """`latency_ms` / `dense_latency_ms` of a step row: both models timed in interleaved rounds
+    on the example inputs repeated to `batch_size`, in the memory format training uses (so a
+    dense model loaded from disk is not timed in a slower layout); modes are restored."""
+    if pruned is dense:
+        raise ValueError("latency_pair needs the dense model beside the pruned one, not itself")
+    modes = [(model, model.training) for model in (pruned, dense)]
+    for model in (pruned, dense):
+        prepare_model(model, next(model.parameters()).device)
+    try:
+        times = compare_latency(
+            {"pruned": pruned, "dense": dense},
+            repeat_batch(example_inputs, batch_size),
+            rounds=LATENCY_ROUNDS,
+            min_run_time=LATENCY_MIN_TIME,
+        )
+    finally:
+        for model, training in modes:
+            model.train(training)
+    return {"latency_ms": times["pruned"], "dense_latency_ms": times["dense"]}

@@ -20,6 +20,7 @@ from prunebench.criteria.catalog import make_criterion
 from prunebench.data.base import DataBundle, take_samples
 from prunebench.devices import resolve_device
 from prunebench.finetune import fit
+from prunebench.measure import latency_pair
 from prunebench.models.build import build_model, model_source, model_spec
 from prunebench.models.spec import ModelSpec
 from prunebench.plan import StepPlan
@@ -99,6 +100,10 @@ def compute_step(
     best_val = result.best_val or task.evaluate(model, data.val, device)
     test = task.evaluate(model, data.test, device)
     measured = pruner.measure(model)
+    if cfg.prune.structure == "structured" and cfg.prune.latency:
+        measured |= latency_pair(
+            model, ctx.dense.model, pruner.example_inputs, cfg.prune.latency_batch_size
+        )
     row = {
         "run_id": rid,
         "step": plan.index,

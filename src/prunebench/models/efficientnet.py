@@ -59,7 +59,7 @@ def build_efficientnet_v2_s(
     return model
 
 
-def efficientnet_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str, Any]:
+def efficientnet_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
     return {"round_to": ROUND_TO}
 
 

@@ -31,7 +31,6 @@ from torch import nn
 from prunebench.checkpoints import read_state_dict
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
-from prunebench.models.heads import head_pruning_kwargs, remember_heads
 from prunebench.models.spec import ModelSpec, StructuredHooks
 
 NO_DROPOUT = {"embed_dropout": 0.0, "attention_dropout": 0.0, "resid_dropout": 0.0}
@@ -108,10 +107,7 @@ def build_gpt_neo(
         )
     config.use_cache = False  # training and tracing; generate() turns the cache on itself
     config._attn_implementation = "eager"
-    model = GPTNeoForCausalLM(config)
-    for block in model.transformer.h:
-        remember_heads(block.attn.attention, block.attn.attention.num_heads)
-    return model
+    return GPTNeoForCausalLM(config)
 
 
 def read_gpt_neo_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -143,11 +139,10 @@ def forward_ids(model: nn.Module, input_ids: torch.Tensor) -> Any:
     return model(input_ids=input_ids, use_cache=False)
 
 
-def gpt_neo_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str, Any]:
+def gpt_neo_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
     """Heads (q/k/v pruned together) and MLP widths; the residual width is kept (see above)."""
     attns = attentions(model)
     num_heads = {proj: a.num_heads for a in attns for proj in (a.q_proj, a.k_proj, a.v_proj)}
-    layers = [(a, [a.q_proj, a.k_proj, a.v_proj], a.num_heads) for a in attns]
     return {
         "num_heads": num_heads,
         "prune_num_heads": True,
@@ -155,7 +150,6 @@ def gpt_neo_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict
         "ignored_layers": [model.lm_head, model.transformer.wte, model.transformer.wpe],
         "output_transform": logits_of,
         "forward_fn": forward_ids,
-        **head_pruning_kwargs(layers, target),
     }
 
 

@@ -21,11 +21,10 @@ if TYPE_CHECKING:
 class StructuredHooks:
     """Model-specific Torch-Pruning settings, for models that need more than the defaults.
 
-    `pruner_kwargs(model, target=None)` returns extra MetaPruner keyword arguments (e.g.
-    `num_heads`, `output_transform`, `forward_fn`, extra `ignored_layers`, `round_to`). `target`
-    is the cumulative fraction of the ORIGINAL heads/channels this step prunes to; attention
-    hooks then return head-pruning ratios relative to the CURRENT model (for a MetaPruner built
-    for this one step, iterative_steps=1), so that head pruning does not compound across steps.
+    `pruner_kwargs(model)` returns extra MetaPruner keyword arguments, read once from the
+    dense model (e.g. `num_heads`, `output_transform`, `forward_fn`, extra `ignored_layers`,
+    `round_to`). They say WHAT may be pruned; how much each step prunes (channels and heads,
+    from the original counts) is StructuredPruner's job (pruning.targets).
     `after_step(model, pruner)` fixes attributes Torch-Pruning does not update (e.g. attention
     `num_heads`/`head_dim`, HF config); the attention hooks read the new counts from the layer
     shapes, so `after_step(model, None)` also fixes a model rebuilt from a pruning history.

@@ -19,7 +19,6 @@ from torch import nn
 from prunebench.checkpoints import read_state_dict
 from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
-from prunebench.models.heads import head_pruning_kwargs, remember_heads
 from prunebench.models.spec import ModelSpec, StructuredHooks
 
 ARCH = "vit_small_patch16_224"
@@ -50,7 +49,7 @@ def build_vit(
         raise ConfigError(
             f"model.options.patch_size={patch_size} does not divide the image size {size}"
         )
-    model = timm.create_model(
+    return timm.create_model(
         ARCH,
         pretrained=False,
         num_classes=info.num_classes or 1000,
@@ -59,9 +58,6 @@ def build_vit(
         in_chans=info.in_channels or 3,
         **overrides,
     )
-    for attn in attention_modules(model):
-        remember_heads(attn, attn.num_heads)
-    return model
 
 
 def read_vit_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -73,8 +69,8 @@ def read_vit_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def vit_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str, Any]:
-    """Heads are pruned whole (head_dim kept); head counts come from the original model."""
+def vit_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
+    """Heads are pruned whole (head_dim kept); StructuredPruner sets how many per step."""
     attns = attention_modules(model)
     tokens = [getattr(model, n, None) for n in ("cls_token", "reg_token", "pos_embed")]
     return {
@@ -83,7 +79,6 @@ def vit_pruner_kwargs(model: nn.Module, target: float | None = None) -> dict[str
         "num_heads": {attn.qkv: attn.num_heads for attn in attns},
         "prune_num_heads": True,
         "prune_head_dims": False,
-        **head_pruning_kwargs([(a, [a.qkv], a.num_heads) for a in attns], target),
     }
 
 

@@ -19,9 +19,12 @@ class Pruner:
     """Applies cumulative targets (fractions of the ORIGINAL prunable weights or channels).
 
     `masks` is set when training must keep pruned weights at zero (unstructured pruning).
+    `example_inputs` is the batch (of one) the pruner traces and counts MACs on; the runner
+    times latency on it too.
     """
 
     masks: MaskSet | None = None
+    example_inputs: Any = None
 
     def prune_to(
         self,
@@ -34,8 +37,9 @@ class Pruner:
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
         """Counts read from the model's current weights (never from the schedule): step-row
-        columns such as achieved_sparsity, params_total/nonzero, macs_dense/pruned, speedup,
-        and (structured) latency_ms / dense_latency_ms."""
+        columns such as achieved_sparsity, params_total/nonzero, macs_dense/pruned, speedup.
+        Latency is not measured here: it needs the dense model, which the runner holds
+        (measure.latency_pair)."""
         raise NotImplementedError
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,7 +1,9 @@
-"""Which parameters may be pruned, chosen by explicit rules and reported (never silently)."""
+"""What may be pruned, chosen by explicit rules and reported (never silently): parameters for
+unstructured pruning, layers whose output channels may go for structured pruning."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,55 @@ def _matches(module_name: str, prefix: str) -> bool:
     return module_name == prefix or module_name.startswith(prefix + ".")
 
 
+def check_prefixes(model: nn.Module, prefixes: Iterable[str], setting: str) -> None:
+    """Every prefix names a module or a parent of modules: a misspelt name is an error, never a
+    silent no-op."""
+    modules = [name for name, _ in model.named_modules()]
+    for prefix in prefixes:
+        if not any(_matches(name, prefix) for name in modules):
+            raise ConfigError(
+                f"{setting}: no module named '{prefix}' in the model "
+                f"(e.g. '{next(iter(n for n in modules if n), '')}')"
+            )
+
+
+def structured_exclusions(
+    model: nn.Module,
+    cfg: PruneConfig,
+    classifier: str | None,
+    hooked: Iterable[nn.Module | nn.Parameter] = (),
+    model_name: str = "model",
+) -> dict[str, str]:
+    """Layers whose OUTPUT channels structured pruning never removes, each with its reason (it
+    is recorded with the run): the classifier (its outputs are the classes), the first conv if
+    asked, `prune.exclude`, and what the model's StructuredHooks ignore (modules, or
+    parameters such as a ViT's positional embedding)."""
+    modules = dict(model.named_modules())
+    out: dict[str, str] = {}
+    classifier = classifier or last_linear_name(model)
+    if classifier is not None:
+        if classifier not in modules:
+            raise ConfigError(f"the model has no classifier layer named '{classifier}'")
+        out[classifier] = "classifier outputs (classes) are never pruned"
+    first = first_conv_name(model)
+    if cfg.exclude_first_conv and first is not None:
+        out.setdefault(first, "first conv (prune.exclude_first_conv=true)")
+    check_prefixes(model, cfg.exclude, "prune.exclude")
+    for prefix in cfg.exclude:
+        out.setdefault(prefix, "prune.exclude")
+    names = {m: n for n, m in modules.items()}
+    params = {p: n for n, p in model.named_parameters()}
+    for item in hooked:
+        name = names.get(item) if isinstance(item, nn.Module) else params.get(item)
+        if name is None:
+            raise ConfigError(
+                f"model '{model_name}': its StructuredHooks ignore a layer that is not part of "
+                "the model"
+            )
+        out.setdefault(name, "model hooks (StructuredHooks)")
+    return out
+
+
 def select_prunable(
     model: nn.Module,
     cfg: PruneConfig,
@@ -47,13 +98,7 @@ def select_prunable(
     if cfg.exclude_classifier:
         classifier = find_classifier(model, example_inputs, classifier)
     first_conv = first_conv_name(model)
-    modules = dict(model.named_modules())
-    for prefix in cfg.exclude:
-        if not any(_matches(name, prefix) for name in modules):
-            raise ConfigError(
-                f"prune.exclude: no module named '{prefix}' in the model "
-                f"(e.g. '{next(iter(n for n in modules if n), '')}')"
-            )
+    check_prefixes(model, cfg.exclude, "prune.exclude")
 
     names: list[str] = []
     excluded: dict[str, str] = {}

@@ -4,21 +4,19 @@ Every cumulative target t is a fraction of the ORIGINAL channels of a ranking sc
 from the dense model this pruner was built on, so iterative, geometric and hybrid schedules land
 exactly where one-shot pruning to the same t would (no compounding):
   * global:    one ranking over all channel groups (scores divided by their group's mean unless
-               prune.group_normalizer=none); the scope keeps round((1-t) * C0) channels and
-               every group keeps at least one (no layer collapse);
-  * layerwise: every group keeps round((1-t) * C0_g) of its own channels;
-  * preset:    group g keeps round((1 - t * r_g / r_mean) * C0_g) (see pruning.presets).
-The pruner chooses the channel indices itself (lowest group scores, ties by index) and prunes
-each group through `DependencyGraph.get_pruning_group`; Torch-Pruning's MetaPruner is kept for
-what only it does: attention heads (models whose hooks pass `num_heads`), with head targets
-also taken from the original head counts. Its pruning history (layer names + channel indices,
-plain JSON) rebuilds the structure on a fresh dense model: no pickle.
+               prune.group_normalizer=none); every group keeps at least one channel;
+  * layerwise: every group keeps (1-t) of its own original channels;
+  * preset:    group g keeps (1 - t * r_g / r_mean) of its original channels (pruning.presets).
+How many each group (and each attention layer) keeps is pure arithmetic in pruning.targets;
+this module is the Torch-Pruning glue: it finds the channel groups, chooses the channel indices
+(lowest group scores, ties by index) and prunes each group through
+`DependencyGraph.get_pruning_group`. The MetaPruner is kept for what only it does: attention
+heads (models whose hooks pass `num_heads`). Its pruning history (layer names + channel
+indices, plain JSON) rebuilds the structure on a fresh dense model: no pickle.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,17 +26,23 @@ from torch import nn
 
 from prunebench.criteria.base import Criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
-from prunebench.measure import compare_latency, count_macs, repeat_batch
-from prunebench.models.roles import first_conv_name, last_linear_name
+from prunebench.measure import count_macs
 from prunebench.pruning.base import Pruner
-from prunebench.pruning.masks import count_to_prune
-from prunebench.pruning.params import count_nonzero
+from prunebench.pruning.params import check_prefixes, count_nonzero, structured_exclusions
 from prunebench.pruning.presets import PRESETS, match_ratio
+from prunebench.pruning.targets import (
+    global_keep_counts,
+    head_keep,
+    local_keep_counts,
+    mean_ratio,
+    preset_fractions,
+    removal_ratio,
+)
 
 if TYPE_CHECKING:
     from prunebench.config import PruneConfig
     from prunebench.data.base import Batch
-    from prunebench.models.base import StructuredHooks
+    from prunebench.models.spec import StructuredHooks
     from prunebench.tasks import Task
 
 # MetaPruner arguments that this pruner sets itself (targets come from the schedule).
@@ -118,9 +122,6 @@ def build_meta_pruner(
 class StructuredPruner(Pruner):
     """Removes channel groups so that each scope keeps (1 - t) of its original channels."""
 
-    latency_rounds = 3  # interleaved rounds of pruned / dense timing per step
-    latency_min_time = 0.2  # seconds per timed block
-
     def __init__(
         self,
         model: nn.Module,
@@ -139,7 +140,9 @@ class StructuredPruner(Pruner):
         self.model_name = model_name
         self.extra_meta = dict(meta or {})
         extra = hooks.pruner_kwargs(model) if hooks and hooks.pruner_kwargs else {}
-        self.ignored = self._ignored_layers(model, classifier, extra.get("ignored_layers") or [])
+        self.ignored = structured_exclusions(
+            model, cfg, classifier, extra.get("ignored_layers") or [], model_name
+        )
         named = {**dict(model.named_parameters()), **dict(model.named_modules())}
         self.tp = build_meta_pruner(
             model, example_inputs, extra, [named[n] for n in self.ignored], model_name
@@ -151,40 +154,8 @@ class StructuredPruner(Pruner):
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
-        self._dense_copy: nn.Module | None = None  # for latency, taken before the first pruning
 
     # ------------------------------------------------------------------ set-up
-    def _ignored_layers(
-        self, model: nn.Module, classifier: str | None, hooked: list[nn.Module]
-    ) -> dict[str, str]:
-        """Layers whose OUTPUT channels are never pruned, with the reason (recorded)."""
-        names = _module_names(model)
-        modules = dict(model.named_modules())
-        out: dict[str, str] = {}
-        classifier = classifier or last_linear_name(model)
-        if classifier is not None:
-            if classifier not in modules:
-                raise ConfigError(f"the model has no classifier layer named '{classifier}'")
-            out[classifier] = "classifier outputs (classes) are never pruned"
-        first = first_conv_name(model)
-        if self.cfg.exclude_first_conv and first is not None:
-            out.setdefault(first, "first conv (prune.exclude_first_conv=true)")
-        for prefix in self.cfg.exclude:
-            matched = [n for n in modules if n == prefix or n.startswith(prefix + ".")]
-            if not matched:
-                raise ConfigError(f"prune.exclude: no module named '{prefix}' in the model")
-            out.setdefault(prefix, "prune.exclude")
-        params = {p: n for n, p in model.named_parameters()}
-        for item in hooked:  # modules, or parameters such as a ViT's positional embedding
-            name = names.get(item) if isinstance(item, nn.Module) else params.get(item)
-            if name is None:
-                raise ConfigError(
-                    f"model '{self.model_name}': its StructuredHooks ignore a layer that is not "
-                    "part of the model"
-                )
-            out.setdefault(name, "model hooks (StructuredHooks)")
-        return out
-
     def _ratios(self) -> dict[str, float] | None:
         if self.cfg.scope != "preset":
             return None
@@ -195,14 +166,8 @@ class StructuredPruner(Pruner):
     def _discover_groups(self, model: nn.Module) -> list[ChannelGroup]:
         dg = self.tp.DG
         ratios = self._ratios()
-        modules = dict(model.named_modules())
         if ratios is not None:
-            for prefix in ratios:
-                if not any(n == prefix or n.startswith(prefix + ".") for n in modules):
-                    raise ConfigError(
-                        f"prune.layer_ratios: no module named '{prefix}' in model "
-                        f"'{self.model_name}'"
-                    )
+            check_prefixes(model, ratios, "prune.layer_ratios")
         groups = []
         for group in dg.get_all_groups(
             ignored_layers=self.tp.ignored_layers, root_module_types=self.tp.root_module_types
@@ -231,7 +196,7 @@ class StructuredPruner(Pruner):
     def _mean_ratio(self) -> float:
         if self.cfg.scope != "preset":
             return 1.0
-        mean = sum(g.ratio * g.original for g in self.groups) / self.original
+        mean = mean_ratio([g.ratio for g in self.groups], [g.original for g in self.groups])
         if mean <= 0:
             raise ConfigError(
                 f"the preset prunes no channel group of model '{self.model_name}' "
@@ -240,58 +205,22 @@ class StructuredPruner(Pruner):
         return mean
 
     # ------------------------------------------------------------------ targets
-    def _round(self, keep: int, current: int) -> int:
-        if self.round_to and keep < current:
-            keep = max(self.round_to, self.round_to * math.floor(keep / self.round_to + 0.5))
-        return min(max(keep, 1), current)
-
-    def group_ratio(self, group: ChannelGroup, target: float) -> float:
-        """The cumulative fraction of this group's original channels at target t."""
-        if self.cfg.scope != "preset":
-            return target
-        ratio = target * group.ratio / self.mean_ratio
-        if ratio > 1.0 + 1e-12:
-            limit = self.mean_ratio / max(g.ratio for g in self.groups)
-            raise PrunebenchError(
-                f"target {target:g} needs a ratio of {ratio:.3f} > 1 in '{group.root}' under "
-                f"this preset; its targets go up to {limit:.4f} (native target "
-                f"{self.mean_ratio:.4f})"
-            )
-        return min(ratio, 1.0)
-
     def keep_counts(
         self, target: float, current: list[int], scores: list[torch.Tensor]
     ) -> list[int]:
         """Channels each group keeps at cumulative target t (never more than it has now)."""
-        if self.cfg.scope != "global":
-            keep = [
-                g.original - count_to_prune(self.group_ratio(g, target), g.original)
-                for g in self.groups
-            ]
-            return [self._round(k, c) for k, c in zip(keep, current, strict=True)]
-        keep_total = self.original - count_to_prune(target, self.original)
-        to_prune = sum(current) - keep_total
-        left = list(current)
-        if to_prune > 0:
-            flat = torch.cat([self._normalized(s) for s in scores]).tolist()
-            owner = [i for i, c in enumerate(current) for _ in range(c)]
-            for j in sorted(range(len(flat)), key=lambda j: (flat[j], j)):
-                if to_prune == 0:
-                    break
-                g = owner[j]
-                if left[g] > 1:
-                    left[g] -= 1
-                    to_prune -= 1
-        return [self._round(k, c) for k, c in zip(left, current, strict=True)]
-
-    def _normalized(self, score: torch.Tensor) -> torch.Tensor:
-        """Scores made comparable across groups for the one global ranking."""
-        score = score.double().cpu()
-        if self.cfg.group_normalizer == "mean":
-            mean = float(score.mean())
-            if mean > 0:
-                return score / mean
-        return score
+        originals = [g.original for g in self.groups]
+        if self.cfg.scope == "global":
+            return global_keep_counts(
+                target, originals, scores, self.cfg.group_normalizer, self.round_to
+            )
+        if self.cfg.scope == "preset":
+            ratios = [g.ratio for g in self.groups]
+            names = [g.root for g in self.groups]
+            fractions = preset_fractions(target, ratios, self.mean_ratio, names)
+        else:
+            fractions = [target] * len(self.groups)
+        return local_keep_counts(fractions, originals, current, self.round_to)
 
     # ------------------------------------------------------------------ pruning
     def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
@@ -325,7 +254,6 @@ class StructuredPruner(Pruner):
         task: Task | None = None,
     ) -> nn.Module:
         was_training = model.training
-        self._keep_dense_copy(model)
         importance = self.criterion.group_importance(
             model, self.scored_params(model), batches, task
         )
@@ -342,11 +270,6 @@ class StructuredPruner(Pruner):
             self.hooks.after_step(model, self.tp)
         model.train(was_training)
         return model
-
-    def _keep_dense_copy(self, model: nn.Module) -> None:
-        """The dense model (this pruner is always built on one) whose latency rows compare to."""
-        if self.cfg.latency and self._dense_copy is None:
-            self._dense_copy = copy.deepcopy(model).eval()
 
     def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
         dg = self.tp.DG
@@ -373,16 +296,14 @@ class StructuredPruner(Pruner):
             ) from None
 
     def _prune_heads(self, model: nn.Module, target: float, importance) -> None:
-        """Attention heads, per layer, to (1 - t) of each layer's ORIGINAL head count."""
+        """Attention heads, per layer, down to `head_keep(t, ORIGINAL heads)`: the ratio handed
+        to Torch-Pruning is of the CURRENT heads and removes exactly the difference."""
         names = _module_names(model)
         pending = False
         tp = self.tp
         for module, current in list(tp.num_heads.items()):
-            original = self.heads0[names[module]]
-            keep = max(1, original - count_to_prune(target, original))
-            removed = current - keep
-            ratio = (removed - 0.5) / current if removed > 0 else 0.0
-            tp.head_pruning_ratio_dict[module] = [0.0, ratio]
+            removed = current - head_keep(target, self.heads0[names[module]])
+            tp.head_pruning_ratio_dict[module] = [0.0, removal_ratio(current, removed)]
             pending = pending or removed > 0
         if not pending:
             return
@@ -418,18 +339,6 @@ class StructuredPruner(Pruner):
             "macs_pruned": macs,
             "speedup": self.dense_macs / macs if macs else None,
         }
-        if self._dense_copy is not None:
-            was_training = model.training
-            batch = repeat_batch(self.example_inputs, self.cfg.latency_batch_size)
-            times = compare_latency(
-                {"pruned": model, "dense": self._dense_copy},
-                batch,
-                rounds=self.latency_rounds,
-                min_run_time=self.latency_min_time,
-            )
-            model.train(was_training)
-            row["latency_ms"] = times["pruned"]
-            row["dense_latency_ms"] = times["dense"]
         return row
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -447,7 +356,6 @@ class StructuredPruner(Pruner):
         if meta.get("structure") != "structured" or "history" not in meta:
             raise CheckpointError("the checkpoint does not hold a structured pruning history")
         history = [[n, bool(o), [int(i) for i in idxs]] for n, o, idxs in meta["history"]]
-        self._keep_dense_copy(model)
         modules = dict(model.named_modules())
         for name, _, _ in history:
             if name not in modules:
