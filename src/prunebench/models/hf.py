@@ -22,7 +22,11 @@ from torch import nn
 from prunebench.checkpoints import read_state_dict
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
-from prunebench.models.spec import ModelSpec
+from prunebench.measure import is_conv1d
+from prunebench.models.attention import keep_heads, leaf_attentions
+from prunebench.models.roles import output_tensor as logits_of
+from prunebench.models.spec import HeadLayout, ModelSpec, StructuredHooks
+from prunebench.pruning.heads import counts as head_counts
 from prunebench.sources import HF_TASKS
 
 CAUSAL_LM_ENDINGS = tuple(k for k, task in HF_TASKS.items() if task == "causal_lm")
@@ -122,10 +126,127 @@ def hf_example_inputs(info: DataInfo) -> torch.Tensor:
     return torch.randn(1, info.in_channels or 3, size, size)
 
 
+# ------------------------------------------------------------------ structured pruning
+
+OUTPUTS = ("o_proj", "out_proj", "dense", "c_proj")
+
+
+def _linear(layer: Any) -> bool:
+    return isinstance(layer, nn.Linear) or is_conv1d(layer)
+
+
+def hf_heads(model: nn.Module) -> list[HeadLayout]:
+    """Attention layers whose heads prunebench cuts whole: separate q/k/v projections (Llama,
+    Qwen2, Mistral, OPT, GPT-Neo; grouped-query attention included), GPT-2's fused `c_attn`
+    (laid out q|k|v) and GPT-NeoX's `query_key_value` (laid out per head)."""
+    out = []
+    for name, attention in leaf_attentions(model):
+        output = next((getattr(attention, n) for n in OUTPUTS if hasattr(attention, n)), None)
+        head_dim = getattr(attention, "head_dim", getattr(attention, "head_size", None))
+        if not _linear(output) or not isinstance(head_dim, int):
+            continue
+        qkv = [getattr(attention, n, None) for n in ("q_proj", "k_proj", "v_proj")]
+        if all(_linear(p) for p in qkv):
+            out.append(HeadLayout(name, "separate", tuple(qkv), output, head_dim))
+        elif _linear(getattr(attention, "c_attn", None)):
+            out.append(HeadLayout(name, "qkv", (attention.c_attn,), output, head_dim))
+        elif _linear(getattr(attention, "query_key_value", None)):
+            out.append(HeadLayout(name, "per_head", (attention.query_key_value,), output, head_dim))
+    return out
+
+
+def conv1d_pruner():
+    """Torch-Pruning support for transformers' Conv1D (a Linear with a transposed weight)."""
+    import torch_pruning as tp
+
+    class Conv1DPruner(tp.pruner.function.BasePruningFunc):
+        def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
+            keep = sorted(set(range(layer.nf)) - set(idxs))
+            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 1)
+            layer.bias = self._prune_parameter_and_grad(layer.bias, keep, 0)
+            layer.nf = len(keep)
+            return layer
+
+        def prune_in_channels(self, layer: nn.Module, idxs) -> nn.Module:
+            keep = sorted(set(range(layer.weight.shape[0])) - set(idxs))
+            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 0)
+            layer.nx = len(keep)
+            return layer
+
+        def get_out_channels(self, layer: nn.Module) -> int:
+            return layer.nf
+
+        def get_in_channels(self, layer: nn.Module) -> int:
+            return layer.weight.shape[0]
+
+    return Conv1DPruner()
+
+
+def forward_ids(model: nn.Module, input_ids: torch.Tensor) -> Any:
+    return model(input_ids=input_ids, use_cache=False)
+
+
+def hf_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
+    """Torch-Pruning prunes MLP channels; heads are cut by prunebench (`hf_heads`), so their
+    projections stay out of its groups. A language model's residual width is kept: it is the
+    embedding width, tied to the output. Attention that is not recognised keeps its heads."""
+    layouts = hf_heads(model)
+    cut = "attention heads are cut whole by prunebench (pruning/heads.py), not channel-wise"
+    ignored: list[tuple[nn.Module, str]] = [
+        (projection, cut) for layout in layouts for projection in layout.projections
+    ]
+    handled = {dict(model.named_modules())[layout.name] for layout in layouts}
+    ignored += keep_heads(model, handled)
+    language_model = model.get_output_embeddings() is not None
+    if language_model:
+        reason = "the residual width (the embedding width, tied to the output) is kept"
+        embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+        ignored += [(m, reason) for m in [*embeddings, model.get_output_embeddings()]]
+    out: dict[str, Any] = {"ignored_layers": ignored, "output_transform": logits_of}
+    if language_model:
+        out["forward_fn"] = forward_ids
+    conv1d = {type(m) for m in model.modules() if is_conv1d(m)}
+    if conv1d:  # GPT-2's layers: Torch-Pruning learns them, and roots groups at them too
+        out["customized_pruners"] = {kind: conv1d_pruner() for kind in conv1d}
+        out["root_module_types"] = [nn.modules.conv._ConvNd, nn.Linear, *conv1d]
+    return out
+
+
+def hf_after_step(model: nn.Module, pruner: Any = None) -> None:
+    """Head counts from the layer shapes into the attention modules and the config (per-layer
+    values in `config.prunebench_structure`), so that a pruned model runs and `generate`s."""
+    heads: list[int] = []
+    kv_heads: list[int] = []
+    modules = dict(model.named_modules())
+    for layout in hf_heads(model):
+        q, kv = head_counts(layout)
+        attention = modules[layout.name]
+        for attr, value in (("num_heads", q), ("num_attention_heads", q),
+                            ("num_key_value_heads", kv), ("num_key_value_groups", q // kv)):  # fmt: skip
+            if hasattr(attention, attr):
+                setattr(attention, attr, value)
+        if layout.layout == "qkv":
+            attention.split_size = q * layout.head_dim
+        heads.append(q)
+        kv_heads.append(kv)
+    config = model.config
+    config.prunebench_structure = {"num_heads": heads, "num_key_value_heads": kv_heads}
+    if heads and len(set(heads)) == 1 and len(set(kv_heads)) == 1:
+        for attr, value in (
+            ("num_attention_heads", heads[0]),
+            ("num_key_value_heads", kv_heads[0]),
+        ):
+            if hasattr(config, attr):
+                setattr(config, attr, value)
+
+
 SPEC = ModelSpec(
     build=build_hf,
     task=None,
     description="a Hugging Face causal LM or image classifier from a local folder / config.json",
     read_weights=read_hf_weights,
     example_inputs=hf_example_inputs,
+    structured=StructuredHooks(
+        pruner_kwargs=hf_pruner_kwargs, after_step=hf_after_step, heads=hf_heads
+    ),
 )

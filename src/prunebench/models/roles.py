@@ -15,9 +15,7 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.measure import call
-
-WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+from prunebench.measure import call, is_weighted
 
 
 def first_conv_name(model: nn.Module) -> str | None:
@@ -47,7 +45,7 @@ def _owners(model: nn.Module) -> dict[nn.Parameter, str]:
     """Parameter -> the Conv/Linear layer holding it (a tied weight: its last holder, the head)."""
     owners: dict[nn.Parameter, str] = {}
     for name, module in model.named_modules(remove_duplicate=False):
-        if isinstance(module, WEIGHTED):
+        if is_weighted(module):
             for param in module.parameters(recurse=False):
                 owners[param] = name
     return owners
@@ -91,7 +89,7 @@ def fx_classifier(model: nn.Module) -> str | None:
             if arg in seen:
                 continue
             seen.add(arg)
-            if arg.op == "call_module" and isinstance(modules.get(arg.target), WEIGHTED):
+            if arg.op == "call_module" and is_weighted(modules.get(arg.target, nn.Identity())):
                 return str(arg.target)
             queue.append(arg)
     return None

@@ -32,6 +32,28 @@ class StructuredHooks:
 
     pruner_kwargs: Callable[..., dict[str, Any]] | None = None
     after_step: Callable[[nn.Module, Any], None] | None = None
+    # Attention whose heads prunebench removes itself (pruning/heads.py), for layouts that
+    # Torch-Pruning's graph cannot follow (grouped-query attention, fused per-head qkv); the
+    # hooks must keep these projections out of Torch-Pruning's groups (`ignored_layers`).
+    heads: Callable[[nn.Module], list[HeadLayout]] | None = None
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """Where the heads of one attention layer live, so whole heads can be cut out.
+
+    `layout`: 'separate' (q, k, v projections; grouped-query attention when k/v have fewer
+    heads: query head j uses key/value head j // (q_heads / kv_heads)), 'qkv' (one fused
+    projection laid out (3, heads, head_dim), GPT-2) or 'per_head' (one fused projection laid
+    out (heads, 3, head_dim), GPT-NeoX). `output` is the projection back to the residual
+    stream. Projections are nn.Linear or transformers' Conv1D (weight stored transposed).
+    """
+
+    name: str
+    layout: str
+    projections: tuple[nn.Module, ...]
+    output: nn.Module
+    head_dim: int
 
 
 @dataclass(frozen=True)

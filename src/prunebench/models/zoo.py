@@ -85,7 +85,7 @@ def torchvision_spec(name: str) -> ModelSpec:
         model = tvm.get_model(name, weights=None, num_classes=info.num_classes or 1000, **kwargs)
         return adapt_in_channels(model, info.in_channels)
 
-    return ModelSpec(build=build, description=f"torchvision {name}")
+    return ModelSpec(build=build, description=f"torchvision:{name}")
 
 
 def timm_spec(name: str) -> ModelSpec:
@@ -105,4 +105,4 @@ def timm_spec(name: str) -> ModelSpec:
             kwargs["img_size"] = size
         return timm.create_model(name, pretrained=False, **{**kwargs, **options})
 
-    return ModelSpec(build=build, description=f"timm {name}")
+    return ModelSpec(build=build, description=f"timm:{name}")
