@@ -38,11 +38,15 @@ def _local_scores(
         s = score.transpose(0, 1) if transposed else score
         return s[idxs].flatten(1).sum(1)
     if fn in IN_FNS:
-        s = score if transposed else score.transpose(0, 1)
-        local = s.flatten(1).sum(1)
         groups = getattr(layer, "groups", 1)
-        if fn == _fn.prune_conv_in_channels and groups not in (1, layer.in_channels):
-            local = local.repeat(groups)
+        if transposed:  # weight (in, out / groups, ...): input channel c is row c
+            local = score.flatten(1).sum(1)
+        elif fn == _fn.prune_conv_in_channels and groups > 1:
+            # weight (out, in / groups, ...): input c = group j, slot r meets group j's outputs
+            per_slot = score.flatten(2).sum(2)
+            local = per_slot.view(groups, -1, per_slot.shape[1]).sum(1).flatten()
+        else:
+            local = score.transpose(0, 1).flatten(1).sum(1)
         return local[idxs]
     if fn in NORM_FNS:
         return score[idxs]

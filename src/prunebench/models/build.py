@@ -12,6 +12,7 @@ from torch import nn
 from prunebench.config import ModelConfig
 from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
+from prunebench.models.auto import AUTO_HOOKS
 from prunebench.models.catalog import MODELS
 from prunebench.models.hf import SPEC as HF_SPEC
 from prunebench.models.spec import ModelSpec
@@ -61,7 +62,8 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
 
 def python_spec(target: str) -> ModelSpec:
     """A user's `ModelSpec`, or a builder `fn(data_info, **options)` whose optional attributes
-    (`fn.classifier`, `fn.example_inputs`, `fn.structured`, `fn.task`) fill the spec."""
+    (`fn.classifier`, `fn.example_inputs`, `fn.structured`, `fn.task`) fill the spec; without
+    `structured`, the hooks are chosen from the built module (models/auto.py)."""
     obj = load_python(target, "model")
     if isinstance(obj, ModelSpec):
         return obj
@@ -71,7 +73,8 @@ def python_spec(target: str) -> ModelSpec:
             "or a ModelSpec"
         )
     given = {k: getattr(obj, k) for k in SPEC_ATTRIBUTES if hasattr(obj, k)}
-    return ModelSpec(build=obj, **{"task": None, **given}, description=f"python:{target}")
+    defaults = {"task": None, "structured": AUTO_HOOKS}
+    return ModelSpec(build=obj, **{**defaults, **given}, description=f"python:{target}")
 
 
 def example_inputs(spec: ModelSpec, info: DataInfo, device: torch.device | str = "cpu") -> Any:

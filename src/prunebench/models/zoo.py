@@ -9,13 +9,16 @@ model has one output. Other input channel counts replace the first convolution. 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
 
 from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
-from prunebench.models.spec import ModelSpec
+from prunebench.models.attention import keep_heads
+from prunebench.models.spec import ModelSpec, StructuredHooks
+from prunebench.models.vit import attention_modules, vit_after_step, vit_pruner_kwargs
 from prunebench.registry import UnknownNameError, suggest
 
 
@@ -85,7 +88,7 @@ def torchvision_spec(name: str) -> ModelSpec:
         model = tvm.get_model(name, weights=None, num_classes=info.num_classes or 1000, **kwargs)
         return adapt_in_channels(model, info.in_channels)
 
-    return ModelSpec(build=build, description=f"torchvision:{name}")
+    return ModelSpec(build=build, description=f"torchvision:{name}", structured=ZOO_HOOKS)
 
 
 def timm_spec(name: str) -> ModelSpec:
@@ -105,4 +108,38 @@ def timm_spec(name: str) -> ModelSpec:
             kwargs["img_size"] = size
         return timm.create_model(name, pretrained=False, **{**kwargs, **options})
 
-    return ModelSpec(build=build, description=f"timm:{name}")
+    return ModelSpec(build=build, description=f"timm:{name}", structured=ZOO_HOOKS)
+
+
+# ------------------------------------------------------------------ structured pruning
+
+
+def zoo_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
+    """timm's `Attention` (ViT, DeiT, ...): whole heads, as for the registered ViT; torchvision's
+    ViT: its class token and position embedding follow the residual width; any other attention
+    keeps its heads (reason recorded), MLP widths are still pruned."""
+    timm_attention = attention_modules(model)
+    out = vit_pruner_kwargs(model) if timm_attention else {}
+    ignored = keep_heads(model, set(timm_attention))
+    if ignored:
+        out["ignored_layers"] = ignored
+    tokens = [getattr(model, "class_token", None)]
+    tokens.append(getattr(getattr(model, "encoder", None), "pos_embedding", None))
+    extra = [(p, 2) for p in tokens if isinstance(p, nn.Parameter)]  # (1, tokens, width)
+    if extra:
+        out["unwrapped_parameters"] = [*out.get("unwrapped_parameters", []), *extra]
+    heads = [m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    if heads:  # the embedding width must stay divisible by the head count
+        out["round_to"] = math.lcm(*heads)
+    return out
+
+
+def zoo_after_step(model: nn.Module, pruner: Any = None) -> None:
+    if attention_modules(model):
+        vit_after_step(model, pruner)
+    conv_proj = getattr(model, "conv_proj", None)
+    if isinstance(conv_proj, nn.Conv2d) and hasattr(model, "hidden_dim"):  # torchvision ViT
+        model.hidden_dim = conv_proj.out_channels
+
+
+ZOO_HOOKS = StructuredHooks(pruner_kwargs=zoo_pruner_kwargs, after_step=zoo_after_step)

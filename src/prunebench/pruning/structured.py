@@ -24,10 +24,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from prunebench.config import PruneConfig, validate
 from prunebench.criteria.base import Criterion
+from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
 from prunebench.measure import call, count_macs, is_conv1d
+from prunebench.models.auto import AUTO_HOOKS
 from prunebench.models.roles import output_tensor
+from prunebench.models.spec import StructuredHooks
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.guard import GraphBudgetExceeded, culprit, graph_budget
 from prunebench.pruning.heads import counts as head_counts
@@ -45,9 +49,7 @@ from prunebench.pruning.targets import (
 )
 
 if TYPE_CHECKING:
-    from prunebench.config import PruneConfig
     from prunebench.data.base import Batch
-    from prunebench.models.spec import StructuredHooks
     from prunebench.tasks import Task
 
 # MetaPruner arguments that this pruner sets itself (targets come from the schedule).
@@ -188,6 +190,27 @@ class StructuredPruner(Pruner):
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
 
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        example_inputs: Any,
+        criterion: str = "magnitude",
+        scope: str = "global",
+        classifier: str | None = None,
+        hooks: StructuredHooks | None = AUTO_HOOKS,
+        **options: Any,
+    ) -> StructuredPruner:
+        """Library entry point for your own model and training loop (mirrors
+        `UnstructuredPruner.for_model`): `example_inputs` is one batch as the model takes it
+        (a tensor, tuple or dict); `options` are PruneConfig fields (exclude, exclude_first_conv,
+        round_to, preset, layer_ratios, group_normalizer). The classifier is traced from the
+        output unless named; `hooks` default to the ones chosen from the model (attention heads
+        of Hugging Face decoders and timm ViTs)."""
+        raw = {"structure": "structured", "criterion": criterion, "scope": scope, **options}
+        cfg = validate(PruneConfig, raw, "pruner")
+        return cls(model, cfg, make_criterion(cfg.criterion), example_inputs, hooks, classifier)
+
     # ------------------------------------------------------------------ set-up
     def _ratios(self) -> dict[str, float] | None:
         if self.cfg.scope != "preset":
@@ -278,7 +301,8 @@ class StructuredPruner(Pruner):
         if imp is None:  # a group without scored weights: keep its order, lowest index first
             imp = torch.arange(len(full[0].idxs), dtype=torch.float32)
         ch_groups = self.tp._get_channel_groups(full)
-        return imp.detach().float().cpu().view(ch_groups, -1).mean(0)
+        # a unit of a grouped layer is one channel in EACH channel group: its score is the sum
+        return imp.detach().float().cpu().view(ch_groups, -1).sum(0)
 
     def prune_to(
         self,
