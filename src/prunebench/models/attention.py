@@ -18,7 +18,8 @@ OUTPUT_NAMES = {"proj", "out_proj", "o_proj", "dense", "c_proj", "output", "to_o
 
 
 def is_attention(module: nn.Module) -> bool:
-    return "Attention" in type(module).__name__ or isinstance(module, nn.MultiheadAttention)
+    kind = type(module).__name__
+    return "Attention" in kind or "Attn" in kind or isinstance(module, nn.MultiheadAttention)
 
 
 def leaf_attentions(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -59,6 +59,14 @@ def traced_classifier(model: nn.Module, example_inputs: Any) -> str | None:
     try:
         with torch.enable_grad():
             out = output_tensor(call(model, example_inputs))
+    except ConfigError:
+        raise
+    except Exception as exc:
+        shape = tuple(getattr(example_inputs, "shape", ()))
+        raise ConfigError(
+            f"the model fails on example inputs of shape {shape} ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}); check data.image_size and model.options"
+        ) from None
     finally:
         model.train(was_training)
     if out.grad_fn is None:

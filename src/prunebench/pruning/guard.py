@@ -7,7 +7,7 @@ traced layer is the classifier). `graph_budget` stops the work once it has used
 `seconds` of CPU time or grown the process by `memory_mb` (checked twice a CPU second by a
 SIGPROF timer on the main thread, by a profile hook elsewhere); `culprit` reads the
 Torch-Pruning node being processed from the traceback and names the nn.Module that holds it.
-Limits: PRUNEBENCH_GRAPH_SECONDS (default 45) and PRUNEBENCH_GRAPH_MEMORY_MB (default 4096).
+Limits: PRUNEBENCH_GRAPH_SECONDS (default 45) and PRUNEBENCH_GRAPH_MEMORY_MB (default 2048).
 """
 
 from __future__ import annotations
@@ -23,17 +23,19 @@ from types import TracebackType
 
 from torch import nn
 
-CHECK_EVERY = 0.5  # CPU seconds between checks (timer) / 20000 profile events (hook)
+CHECK_EVERY = 0.5  # CPU seconds between checks at most (timer) / 20000 profile events (hook)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
-class GraphBudgetExceeded(Exception):
-    """Graph building used more time or memory than allowed."""
+class GraphBudgetExceeded(BaseException):
+    """Graph building used more time or memory than allowed. A BaseException, as
+    KeyboardInterrupt, so that the `except Exception` clauses of the code it interrupts (Torch-
+    Pruning retries a failed trace) do not swallow it."""
 
 
 def limits() -> tuple[float, float]:
     seconds = float(os.environ.get("PRUNEBENCH_GRAPH_SECONDS", 45))
-    memory = float(os.environ.get("PRUNEBENCH_GRAPH_MEMORY_MB", 4096))
+    memory = float(os.environ.get("PRUNEBENCH_GRAPH_MEMORY_MB", 2048))
     return seconds, memory
 
 
@@ -53,24 +55,28 @@ def graph_budget(seconds: float | None = None, memory_mb: float | None = None) -
     seconds = default_seconds if seconds is None else seconds
     memory_mb = default_memory if memory_mb is None else memory_mb
     start, base = time.process_time(), rss_mb()
+    exceeded: list[str] = []
 
     def check() -> None:
-        used = time.process_time() - start
-        grown = rss_mb() - base
-        if used > seconds:
-            raise GraphBudgetExceeded(f"it used more than {seconds:g} s of CPU time")
-        if grown > memory_mb:
-            raise GraphBudgetExceeded(f"its memory grew by more than {memory_mb:g} MB")
+        if time.process_time() - start > seconds:
+            exceeded.append(f"it used more than {seconds:g} s of CPU time")
+        elif rss_mb() - base > memory_mb:
+            exceeded.append(f"its memory grew by more than {memory_mb:g} MB")
+        if exceeded:
+            raise GraphBudgetExceeded(exceeded[0])
 
     on_main = threading.current_thread() is threading.main_thread()
     if on_main and hasattr(signal, "setitimer"):
         previous = signal.signal(signal.SIGPROF, lambda signum, frame: check())
-        signal.setitimer(signal.ITIMER_PROF, CHECK_EVERY, CHECK_EVERY)
+        every = min(CHECK_EVERY, max(seconds / 10, 0.005))
+        signal.setitimer(signal.ITIMER_PROF, every, every)
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0, 0)
             signal.signal(signal.SIGPROF, previous)
+        if exceeded:  # raised inside, but caught by the code it interrupted
+            raise GraphBudgetExceeded(exceeded[0])
         return
     events = 0
 
@@ -86,6 +92,8 @@ def graph_budget(seconds: float | None = None, memory_mb: float | None = None) -
         yield
     finally:
         sys.setprofile(previous_hook)
+    if exceeded:
+        raise GraphBudgetExceeded(exceeded[0])
 
 
 def _node(tb: TracebackType | None):
@@ -130,7 +138,7 @@ def owner(model: nn.Module, name: str) -> tuple[str, str]:
     return name, type(modules[name]).__name__
 
 
-HINTS = {"Reshape": "a reshape of the channels (a channel shuffle?)"}
+HINTS = {"Reshape": "a reshape of the channels (a channel shuffle, a window partition, ...)"}
 
 
 def culprit(model: nn.Module, tb: TracebackType | None) -> str | None:

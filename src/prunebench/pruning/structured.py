@@ -126,7 +126,7 @@ def build_meta_pruner(
             )
     except PrunebenchError:
         raise
-    except Exception as exc:
+    except (Exception, GraphBudgetExceeded) as exc:
         raise graph_error(model, model_name, exc, last[-1] if last else None) from None
     finally:
         for handle in handles:
@@ -296,6 +296,17 @@ class StructuredPruner(Pruner):
             group.module, fn, list(range(dg.get_out_channels(group.module)))
         )
 
+    def _scores_of(self, group: ChannelGroup, full, importance) -> torch.Tensor:
+        try:
+            return self._channel_scores(full, importance)
+        except Exception as exc:  # Torch-Pruning mapped indices past a layer it cannot follow
+            raise PrunebenchError(
+                f"model '{self.model_name}': cannot score the channels of '{group.root}' "
+                f"({type(exc).__name__}: {exc}): Torch-Pruning maps them through a layer it "
+                f"cannot follow; keep them with prune.exclude=[{group.root}] or use "
+                "prune.structure=unstructured"
+            ) from None
+
     def _channel_scores(self, full, importance) -> torch.Tensor:
         imp = importance(full)
         if imp is None:  # a group without scored weights: keep its order, lowest index first
@@ -316,7 +327,9 @@ class StructuredPruner(Pruner):
             model, self.scored_params(model), batches, task
         )
         fulls = [self._full_group(g) for g in self.groups]
-        scores = [self._channel_scores(f, importance) for f in fulls]
+        scores = [
+            self._scores_of(g, f, importance) for g, f in zip(self.groups, fulls, strict=True)
+        ]
         current = [len(s) for s in scores]
         keep = self.keep_counts(target, current, scores)
         if self.tp.num_heads and self.tp.prune_num_heads:
@@ -344,7 +357,15 @@ class StructuredPruner(Pruner):
 
     def _check_output(self, model: nn.Module) -> None:
         """No model changes its output shape through pruning (classes, vocabulary)."""
-        shape = output_shape(model, self.example_inputs)
+        try:
+            shape = output_shape(model, self.example_inputs)
+        except Exception as exc:
+            raise PrunebenchError(
+                f"model '{self.model_name}' no longer runs after pruning ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}): Torch-Pruning cut a layer whose shape the "
+                "forward relies on (e.g. attention without a hook); keep it with prune.exclude "
+                "or use prune.structure=unstructured"
+            ) from None
         if shape != self.output_shape:
             raise PrunebenchError(
                 f"model '{self.model_name}': pruning changed its output shape from "

@@ -1,0 +1,165 @@
+"""Structured pruning of models prunebench has no hooks for: grouped and depthwise convolutions
+with every criterion (group scores against a brute-force count), a classifier that is a Conv2d,
+the output shape kept, graph-building failures in one line, and StructuredPruner.for_model."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import prunebench
+from prunebench.config import PruneConfig
+from prunebench.criteria.catalog import CRITERIA, make_criterion
+from prunebench.errors import PrunebenchError
+from prunebench.pruning.guard import GraphBudgetExceeded, graph_budget
+from prunebench.tasks import make_task
+
+TASK = make_task("classification")
+
+
+class Grouped(nn.Module):
+    """Grouped (4 groups) and depthwise convolutions, a Conv2d classifier as SqueezeNet's."""
+
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.grouped = nn.Sequential(
+            nn.Conv2d(16, 32, 3, padding=1, groups=4), nn.BatchNorm2d(32), nn.ReLU()
+        )
+        self.depthwise = nn.Sequential(
+            nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.BatchNorm2d(32), nn.ReLU()
+        )
+        self.mix = nn.Sequential(nn.Conv2d(32, 24, 1), nn.BatchNorm2d(24), nn.ReLU())
+        self.final = nn.Conv2d(24, classes, 1)  # the classifier: a convolution
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.mix(self.depthwise(self.grouped(self.stem(x))))
+        return nn.functional.adaptive_avg_pool2d(self.final(x), 1).flatten(1)
+
+
+def model_and_batch(seed: int = 0):
+    torch.manual_seed(seed)
+    model = Grouped()
+    x, y = torch.randn(6, 3, 8, 8), torch.randint(0, 5, (6,))
+    model.train()
+    for _ in range(2):  # non-trivial BatchNorm statistics and weights
+        model(x)
+    return model, x, y
+
+
+STRUCTURED = [n for n in CRITERIA.names() if CRITERIA.fact(n, "structured")]
+
+
+@pytest.mark.parametrize("criterion", STRUCTURED)
+def test_grouped_and_depthwise_convs_with_every_criterion(criterion):
+    model, x, y = model_and_batch()
+    pruner = prunebench.StructuredPruner.for_model(model, x[:1], criterion=criterion)
+    assert pruner.ignored == {"final": "classifier outputs (classes) are never pruned"}
+    model = pruner.prune_to(model, 0.5, [(x, y)], TASK)
+    assert model(x).shape == (6, 5)
+    TASK.loss(model, (x, y)).backward()
+    assert model.grouped[0].out_channels % 4 == 0  # whole units: one channel in every group
+    assert model.depthwise[0].groups == model.depthwise[0].out_channels
+    assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=0.05)
+
+
+def removed_score(model, pruner, group, unit, scores, example):
+    """Brute force: each scored weight replaced by its score, the unit pruned by Torch-Pruning
+    on a copy; the score mass that disappeared is what pruning the unit takes away."""
+    import torch_pruning as tp
+
+    work = copy.deepcopy(model)
+    for name, param in work.named_parameters():
+        param.data = scores[name].clone() if name in scores else torch.zeros_like(param)
+    before = sum(p.detach().double().sum() for p in work.parameters())
+    dg = tp.DependencyGraph().build_dependency(work, example)
+    module = dict(work.named_modules())[group.root]
+    total = dg.get_out_channels(module)
+    idxs = list(range(unit, total, group.original))  # the unit in every channel group
+    dg.get_pruning_group(module, dg.get_pruner_of_module(module).prune_out_channels, idxs).prune()
+    return float(before - sum(p.detach().double().sum() for p in work.parameters()))
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "taylor"])
+def test_group_scores_are_the_sum_over_everything_a_unit_removes(criterion):
+    model, x, y = model_and_batch()
+    pruner = prunebench.StructuredPruner.for_model(model, x[:1], criterion=criterion)
+    params = pruner.scored_params(model)
+    scores = make_criterion(criterion).weight_scores(model, params, [(x, y)], TASK)
+    importance = make_criterion(criterion).group_importance(model, params, [(x, y)], TASK)
+    for group in pruner.groups:
+        mine = pruner._channel_scores(pruner._full_group(group), importance)
+        for unit in (0, group.original - 1):
+            brute = removed_score(model, pruner, group, unit, scores, x[:1])
+            assert float(mine[unit]) == pytest.approx(brute, rel=1e-4), (group.root, unit)
+
+
+def test_unstructured_exclude_classifier_finds_a_conv_classifier():
+    model, x, _ = model_and_batch()
+    final = model.final.weight.detach().clone()
+    pruner = prunebench.UnstructuredPruner.for_model(
+        model, example_inputs=x[:1], exclude_classifier=True
+    )
+    assert "final.weight" not in pruner.prunable.names
+    assert "classifier" in pruner.prunable.excluded["final.weight"]
+    pruner.prune_to(model, 0.8)
+    assert torch.equal(model.final.weight, final)
+    # without example inputs the classifier is found in the torch.fx graph
+    fx = prunebench.UnstructuredPruner.for_model(model_and_batch()[0], exclude_classifier=True)
+    assert "final.weight" not in fx.prunable.names
+
+
+def test_a_wrong_classifier_cannot_change_the_output_shape():
+    model, x, _ = model_and_batch()
+    pruner = prunebench.StructuredPruner.for_model(
+        model, x[:1], classifier="stem.0", group_normalizer="none"
+    )
+    with pytest.raises(PrunebenchError, match=r"changed its output shape from \(1, 5\) to"):
+        pruner.prune_to(model, 0.9)
+
+
+def test_graph_budget_stops_runaway_work_within_its_cpu_time():
+    with pytest.raises(GraphBudgetExceeded, match="more than 0.3 s of CPU time"):
+        with graph_budget(seconds=0.3):
+            while True:
+                sum(range(1000))
+
+
+def test_graph_budget_also_guards_other_threads():
+    import threading
+
+    caught: list[Exception] = []
+
+    def work() -> None:
+        try:
+            with graph_budget(seconds=0.3):
+                while True:
+                    sum(range(1000))
+        except GraphBudgetExceeded as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and caught
+
+
+def test_graph_building_over_budget_is_one_line(monkeypatch):
+    from torchvision.models import squeezenet1_1  # its graph takes >10 ms of CPU to build
+
+    monkeypatch.setenv("PRUNEBENCH_GRAPH_SECONDS", "0")
+    cfg = PruneConfig(structure="structured")
+    with pytest.raises(PrunebenchError) as info:
+        prunebench.StructuredPruner(
+            squeezenet1_1(num_classes=3),
+            cfg,
+            make_criterion("magnitude"),
+            torch.zeros(1, 3, 32, 32),
+        )
+    message = str(info.value)
+    assert "Torch-Pruning cannot build its dependency graph (it used more than 0 s" in message
+    assert message.endswith("prune it with prune.structure=unstructured")
+    assert "\n" not in message
