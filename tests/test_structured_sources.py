@@ -163,3 +163,44 @@ def test_graph_building_over_budget_is_one_line(monkeypatch):
     assert "Torch-Pruning cannot build its dependency graph (it used more than 0 s" in message
     assert message.endswith("prune it with prune.structure=unstructured")
     assert "\n" not in message
+
+
+class WindowAttention(nn.Module):
+    """An attention layout no hook knows (fused qkv read with a fixed head count)."""
+
+    def __init__(self, dim: int = 16, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).unbind(2)
+        attn = torch.softmax(q.transpose(1, 2) @ k.transpose(1, 2).transpose(-1, -2), dim=-1)
+        return self.proj((attn @ v.transpose(1, 2)).transpose(1, 2).reshape(b, n, c))
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = WindowAttention()
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x)
+        return self.head((x + self.mlp(x)).mean(1))
+
+
+def test_attention_without_a_hook_keeps_its_heads_and_mlps_are_pruned():
+    torch.manual_seed(0)
+    model, x = Block(), torch.randn(2, 5, 16)
+    pruner = prunebench.StructuredPruner.for_model(model, x, exclude=["attn.proj"])
+    assert pruner.ignored["attn.qkv"] == (
+        "attention heads of WindowAttention 'attn' are kept (no head-pruning hook for it); "
+        "MLP widths are still pruned"
+    )
+    model = pruner.prune_to(model, 0.5)
+    assert model.attn.qkv.out_features == 48 and model.mlp[0].out_features < 32
+    assert model(x).shape == (2, 3)

@@ -202,7 +202,18 @@ def hf_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
         reason = "the residual width (the embedding width, tied to the output) is kept"
         embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
         ignored += [(m, reason) for m in [*embeddings, model.get_output_embeddings()]]
+    # norms Torch-Pruning has no pruner for (RMSNorm): their weight follows the channels
+    norms = [
+        (m.weight, 0)
+        for m in model.modules()
+        if "Norm" in type(m).__name__
+        and not isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm))
+        and isinstance(getattr(m, "weight", None), nn.Parameter)
+        and m.weight.dim() == 1
+    ]
     out: dict[str, Any] = {"ignored_layers": ignored, "output_transform": logits_of}
+    if norms:
+        out["unwrapped_parameters"] = norms
     if language_model:
         out["forward_fn"] = forward_ids
     conv1d = {type(m) for m in model.modules() if is_conv1d(m)}
