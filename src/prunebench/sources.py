@@ -149,16 +149,22 @@ def load_python(target: str, what: str = "model") -> Any:
 
 def python_reference(obj: Any) -> str | None:
     """`python:TARGET:ATTR` under which a module (or a file imported by path) holds `obj`, or
-    None when it lives in __main__ or a function's locals: what lets an export rebuild a model
-    that was registered from Python in another process."""
-    module_name = getattr(obj, "__module__", None)
-    if hasattr(obj, "build"):  # a spec: look where its builder is defined
-        module_name = getattr(obj.build, "__module__", module_name)
-    module = sys.modules.get(module_name or "")
-    if module is None or module_name == "__main__":
-        return None
-    where = module.__file__ if module_name.startswith("prunebench_user_") else module_name
-    for attr, value in vars(module).items():
-        if value is obj:
-            return f"python:{where}:{attr}"
+    None when only __main__ or a function's locals do: what lets an export rebuild a model
+    that was registered from Python in another process. The module defining the spec's builder
+    is looked at first, then every imported module."""
+    first = getattr(getattr(obj, "build", obj), "__module__", None)
+    modules = [(first, sys.modules.get(first or ""))] + list(sys.modules.items())
+    for module_name, module in modules:
+        if module is None or module_name == "__main__":
+            continue
+        try:
+            attrs = list(vars(module).items())
+        except TypeError:
+            continue
+        for attr, value in attrs:
+            if value is obj and not attr.startswith("_"):
+                where = (
+                    module.__file__ if module_name.startswith("prunebench_user_") else module_name
+                )
+                return f"python:{where}:{attr}"
     return None
