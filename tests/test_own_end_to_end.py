@@ -121,7 +121,7 @@ def test_model_registered_from_python_exports_through_its_module(tmp_path, invok
     from prunebench.models import MODELS
 
     try:
-        runs, df = sweep(tmp_path, invoke, {"name": "my_net"}, {})
+        runs, _ = sweep(tmp_path, invoke, {"name": "my_net"}, {})
         code, _, err = invoke("export", "results", "exported", "--run", runs[0])
         assert code == 0, err
         structure = json.loads((tmp_path / "exported" / "structure.json").read_text())

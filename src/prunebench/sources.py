@@ -153,7 +153,7 @@ def python_reference(obj: Any) -> str | None:
     that was registered from Python in another process. The module defining the spec's builder
     is looked at first, then every imported module."""
     first = getattr(getattr(obj, "build", obj), "__module__", None)
-    modules = [(first, sys.modules.get(first or ""))] + list(sys.modules.items())
+    modules = [(first, sys.modules.get(first or "")), *list(sys.modules.items())]
     for module_name, module in modules:
         if module is None or module_name == "__main__":
             continue
