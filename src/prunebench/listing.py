@@ -13,6 +13,7 @@ from prunebench.criteria.catalog import CRITERIA
 from prunebench.data.catalog import DATASETS
 from prunebench.errors import PrunebenchError
 from prunebench.models.catalog import MODELS
+from prunebench.models.zoo import timm_names, torchvision_names
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import suggest
 from prunebench.schedules import SCHEDULES
@@ -30,8 +31,6 @@ PATTERNS = {
 
 
 def models() -> list[Row]:
-    from prunebench.models.zoo import timm_names, torchvision_names
-
     rows = [(name, MODELS.get(name).description) for name in MODELS.names()]
     rows += PATTERNS["models"]
     rows += [(f"torchvision:{n}", "torchvision, untrained") for n in torchvision_names()]
