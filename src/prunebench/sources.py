@@ -147,6 +147,17 @@ def load_python(target: str, what: str = "model") -> Any:
     return getattr(module, attr)
 
 
+def load_builder(target: str, what: str, spec_type: type) -> Any:
+    """The attribute python:`target` names: a `spec_type` instance as it is, else a function."""
+    obj = load_python(target, what)
+    if not isinstance(obj, spec_type) and not callable(obj):
+        raise ConfigError(
+            f"{what} source python:{target} is a {type(obj).__name__}, not a function or a "
+            f"{spec_type.__name__}"
+        )
+    return obj
+
+
 def python_reference(obj: Any) -> str | None:
     """`python:TARGET:ATTR` under which a module (or a file imported by path) holds `obj`, or
     None when only __main__ or a function's locals do: what lets an export rebuild a model

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from prunebench.data.base import DataBundle
-from prunebench.data.images import IMAGE_OPTIONS, carve, count_classes, tensor_bundle
+from prunebench.data.images import IMAGE_OPTIONS, carve, count_classes, sizes_of, tensor_bundle
 from prunebench.data.info import DataInfo, DatasetSpec
+from prunebench.data.loaders import split_bundle
 from prunebench.data.memory import TensorLoader
 from prunebench.data.options import dataset_options
 from prunebench.errors import ConfigError
@@ -161,20 +162,14 @@ def vector_bundle(
         train.mean(dim=0).float(), torch.where(std > 0, std, torch.ones_like(std)).float()
     )
 
-    def loader(name: str, batch_size: int, shuffle: bool) -> TensorLoader:
+    def loader(name: str, batch_size: int, shuffle: bool, augment: bool) -> TensorLoader:
         idx = torch.as_tensor(index[name])
         return TensorLoader(
             x[idx].to(device), y[idx].to(device), batch_size, shuffle=shuffle, transform=transform
         )
 
-    return DataBundle(
-        info=DataInfo(task="classification", num_classes=num_classes, input_shape=(x.shape[1],)),
-        train=loader("train", cfg.batch_size, True),
-        val=loader("val", cfg.eval_batch_size, False),
-        test=loader("test", cfg.eval_batch_size, False),
-        calibration=loader("train", cfg.batch_size, True),
-        sizes={name: len(index[name]) for name in ("train", "val", "test")},
-    )
+    info = DataInfo(task="classification", num_classes=num_classes, input_shape=(x.shape[1],))
+    return split_bundle(info, loader, cfg, sizes_of(index))
 
 
 SPEC = DatasetSpec(

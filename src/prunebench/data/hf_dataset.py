@@ -30,7 +30,7 @@ from prunebench.data.images import (
 from prunebench.data.info import DatasetSpec
 from prunebench.data.options import dataset_options
 from prunebench.data.text import lm_bundle
-from prunebench.data.tinystories import BUILDERS, load_tokenizer, pick_files, split
+from prunebench.data.tinystories import BUILDERS, load_tokenizer, split, split_files
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -75,13 +75,7 @@ def load_splits(root: Path, opts: dict[str, Any]) -> dict[str, Any]:
         if root.suffix not in BUILDERS:
             raise ConfigError(f"data.root: '{root}' is not one of {', '.join(BUILDERS)}")
         return {"train": _read([root], opts["cache_dir"])}
-    train = pick_files(root, opts["train_files"], want_test=False)
-    if not train:
-        raise ConfigError(
-            f"data.root: '{root}' is no save_to_disk folder and has no training file (a name "
-            f"with 'train', one of {', '.join(BUILDERS)})"
-        )
-    test = pick_files(root, opts["test_files"], want_test=True)
+    train, test = split_files(root, opts)
     out = {"train": _read(train, opts["cache_dir"])}
     if test:
         out["test"] = _read(test, opts["cache_dir"])

@@ -21,6 +21,7 @@ import torch
 
 from prunebench.data.base import Batch, DataBundle
 from prunebench.data.info import DataInfo
+from prunebench.data.loaders import data_loader, split_bundle
 from prunebench.data.memory import TensorLoader
 from prunebench.data.splits import stratified_val
 from prunebench.data.transforms import ImageBatchTransform
@@ -187,19 +188,13 @@ def tensor_bundle(
     if resize is not None:
         shape = (shape[0], resize, resize)
 
-    def loader(name: str, batch_size: int, shuffle: bool, transform) -> TensorLoader:
+    def loader(name: str, batch_size: int, shuffle: bool, augment: bool) -> TensorLoader:
         idx = torch.as_tensor(index[name])
         x, y = images[idx].to(device), labels[idx].to(device)
+        transform = augmented if augment else plain
         return TensorLoader(x, y, batch_size, shuffle=shuffle, transform=transform)
 
-    return DataBundle(
-        info=image_info(num_classes, shape),
-        train=loader("train", cfg.batch_size, True, augmented),
-        val=loader("val", cfg.eval_batch_size, False, plain),
-        test=loader("test", cfg.eval_batch_size, False, plain),
-        calibration=loader("train", cfg.batch_size, True, plain),
-        sizes={name: len(index[name]) for name in ("train", "val", "test")},
-    )
+    return split_bundle(image_info(num_classes, shape), loader, cfg, sizes_of(index))
 
 
 def image_info(num_classes: int, shape: Sequence[int]) -> DataInfo:
@@ -217,6 +212,10 @@ def image_info(num_classes: int, shape: Sequence[int]) -> DataInfo:
     )
 
 
+def sizes_of(index: dict[str, np.ndarray]) -> dict[str, int]:
+    return {name: len(index[name]) for name in ("train", "val", "test")}
+
+
 def image_bundle(
     pool: DecodedImages,
     index: dict[str, np.ndarray],
@@ -225,25 +224,15 @@ def image_bundle(
     opts: dict[str, Any],
     device: torch.device,
 ) -> DataBundle:
-    """Decoded into memory when it fits `options.max_memory_mb`, streamed otherwise."""
+    """Decoded into memory when it fits `options.max_memory_mb`, streamed otherwise (the same
+    batched transforms on each DataLoader batch; statistics from up to STATS_SAMPLES images)."""
     nbytes = len(pool) * pool.channels * pool.size * pool.size
     if nbytes <= opts["max_memory_mb"] * 2**20:
         decoded = [pool[i] for i in range(len(pool))]
         images = torch.stack([x for x, _ in decoded])
         labels = torch.as_tensor([y for _, y in decoded], dtype=torch.long)
         return tensor_bundle(images, labels, index, num_classes, cfg, opts, device)
-    return streamed_bundle(pool, index, num_classes, cfg, opts, device)
-
-
-def streamed_bundle(
-    pool: DecodedImages,
-    index: dict[str, np.ndarray],
-    num_classes: int,
-    cfg: DataConfig,
-    opts: dict[str, Any],
-    device: torch.device,
-) -> DataBundle:
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     generator = torch.Generator().manual_seed(cfg.split_seed)
     train = index["train"]
@@ -251,25 +240,10 @@ def streamed_bundle(
     sample = torch.stack([pool[int(i)][0] for i in picked])
     plain, augmented = _transforms(cfg, opts, channel_stats(sample, 255.0), pool.size)
 
-    def loader(name: str, batch_size: int, shuffle: bool, transform) -> MappedLoader:
+    def loader(name: str, batch_size: int, shuffle: bool, augment: bool) -> MappedLoader:
         subset = Subset(pool, index[name].tolist())
-        return MappedLoader(
-            DataLoader(
-                subset,
-                batch_size=batch_size,
-                shuffle=shuffle,  # the sampler's seed comes from torch's global RNG
-                num_workers=cfg.num_workers,
-                pin_memory=device.type == "cuda",
-                persistent_workers=cfg.num_workers > 0,
-            ),
-            transform,
-        )
+        stream = data_loader(subset, batch_size, shuffle, cfg, device)
+        return MappedLoader(stream, augmented if augment else plain)
 
-    return DataBundle(
-        info=image_info(num_classes, (pool.channels, pool.size, pool.size)),
-        train=loader("train", cfg.batch_size, True, augmented),
-        val=loader("val", cfg.eval_batch_size, False, plain),
-        test=loader("test", cfg.eval_batch_size, False, plain),
-        calibration=loader("train", cfg.batch_size, True, plain),
-        sizes={name: len(index[name]) for name in ("train", "val", "test")},
-    )
+    info = image_info(num_classes, (pool.channels, pool.size, pool.size))
+    return split_bundle(info, loader, cfg, sizes_of(index))

@@ -21,9 +21,10 @@ import torch
 from prunebench.data.base import DataBundle
 from prunebench.data.images import count_classes
 from prunebench.data.info import DataInfo, DatasetSpec
+from prunebench.data.loaders import data_loader, split_bundle
 from prunebench.data.splits import stratified_val
 from prunebench.errors import ConfigError
-from prunebench.sources import load_python
+from prunebench.sources import load_builder
 
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
@@ -32,13 +33,9 @@ SPLITS = {2: ("train", "test"), 3: ("train", "val", "test")}
 
 
 def python_dataset_spec(target: str) -> DatasetSpec:
-    obj = load_python(target, "dataset")
+    obj = load_builder(target, "dataset", DatasetSpec)
     if isinstance(obj, DatasetSpec):
         return obj
-    if not callable(obj):
-        raise ConfigError(
-            f"dataset source python:{target} is a {type(obj).__name__}, not a function"
-        )
     return DatasetSpec(
         build=lambda cfg, device: build_python(obj, target, cfg, device),
         task=None,
@@ -84,7 +81,7 @@ def _is_label(y: Any) -> bool:
 def build_python(
     fn: Callable[..., Any], target: str, cfg: DataConfig, device: torch.device
 ) -> DataBundle:
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     try:
         result = fn(**cfg.options)
@@ -140,21 +137,7 @@ def build_python(
                 ) from None
         parts["train"], parts["val"] = Subset(train, train_idx), Subset(train, val_idx)
 
-    def loader(name: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            parts[name],
-            batch_size=batch_size,
-            shuffle=shuffle,  # the sampler's seed comes from torch's global RNG (seeded steps)
-            num_workers=cfg.num_workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
-        )
+    def loader(name: str, batch_size: int, shuffle: bool, augment: bool):
+        return data_loader(parts[name], batch_size, shuffle, cfg, device)
 
-    return DataBundle(
-        info=info,
-        train=loader("train", cfg.batch_size, True),
-        val=loader("val", cfg.eval_batch_size, False),
-        test=loader("test", cfg.eval_batch_size, False),
-        calibration=loader("train", cfg.batch_size, True),
-        sizes={name: len(parts[name]) for name in ("train", "val", "test")},
-    )
+    return split_bundle(info, loader, cfg, {n: len(parts[n]) for n in ("train", "val", "test")})

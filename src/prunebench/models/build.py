@@ -17,7 +17,7 @@ from prunebench.models.catalog import MODELS
 from prunebench.models.hf import SPEC as HF_SPEC
 from prunebench.models.spec import ModelSpec
 from prunebench.models.zoo import timm_spec, torchvision_spec
-from prunebench.sources import load_python, parse, python_reference
+from prunebench.sources import load_builder, parse, python_reference
 
 # Attributes a python builder may carry to fill its spec (instead of returning a ModelSpec).
 SPEC_ATTRIBUTES = ("task", "classifier", "example_inputs", "structured", "read_weights")
@@ -64,14 +64,9 @@ def python_spec(target: str) -> ModelSpec:
     """A user's `ModelSpec`, or a builder `fn(data_info, **options)` whose optional attributes
     (`fn.classifier`, `fn.example_inputs`, `fn.structured`, `fn.task`) fill the spec; without
     `structured`, the hooks are chosen from the built module (models/auto.py)."""
-    obj = load_python(target, "model")
+    obj = load_builder(target, "model", ModelSpec)
     if isinstance(obj, ModelSpec):
         return obj
-    if not callable(obj):
-        raise ConfigError(
-            f"model source python:{target} is a {type(obj).__name__}, not a builder function "
-            "or a ModelSpec"
-        )
     given = {k: getattr(obj, k) for k in SPEC_ATTRIBUTES if hasattr(obj, k)}
     defaults = {"task": None, "structured": AUTO_HOOKS}
     return ModelSpec(build=obj, **{**defaults, **given}, description=f"python:{target}")
