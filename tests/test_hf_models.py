@@ -92,3 +92,30 @@ def test_hf_image_classifier_heads_are_cut_whole(tmp_path):
     assert [counts(layout) for layout in pruner.head_layouts] == [(2, 2), (2, 2)]
     assert model(torch.randn(2, 3, 16, 16)).logits.shape == (2, 3)
     assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_hf_folder_weights_and_an_export_that_carries_its_config(tmp_path):
+    """model.name=hf with model.weights = a save_pretrained folder: the architecture and the
+    weights come from it; the model config an export stores rebuilds without the folder."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from prunebench.export import rebuildable
+    from prunebench.models.weights import load_pretrained
+
+    raw = dict(CONFIGS["qwen2"])
+    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    torch.manual_seed(1)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "tiny-qwen2")
+    source = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-qwen2")
+    cfg = ModelConfig(name="hf", weights=tmp_path / "tiny-qwen2")
+    assert cfg.task == "causal_lm"  # read from config.json's architectures, before building
+    model = build_model(cfg, INFO)
+    load_pretrained(model, cfg, INFO)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    stored = rebuildable(cfg.model_dump(mode="json"), None)
+    assert "weights" not in stored and stored["options"]["config"]["model_type"] == "qwen2"
+    rebuilt = build_model(ModelConfig(**stored), INFO)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }

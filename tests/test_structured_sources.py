@@ -204,3 +204,27 @@ def test_attention_without_a_hook_keeps_its_heads_and_mlps_are_pruned():
     model = pruner.prune_to(model, 0.5)
     assert model.attn.qkv.out_features == 48 and model.mlp[0].out_features < 32
     assert model(x).shape == (2, 3)
+
+
+def test_python_builder_attributes_fill_its_spec(tmp_path, monkeypatch):
+    from own_data import MODEL_FILE, write_module
+    from prunebench.config import ModelConfig
+    from prunebench.data.info import DataInfo
+    from prunebench.models.build import build_model, model_spec
+
+    monkeypatch.chdir(tmp_path)
+    write_module(tmp_path, "mine", MODEL_FILE + (
+        "\nbuild.classifier = 'features.0'\n"
+        "build.example_inputs = lambda info: torch.ones(1, info.in_channels, 4, 4)\n"
+        "build.task = 'classification'\n"
+    ))  # fmt: skip
+    cfg = ModelConfig(name="python:mine.py:build", options={"width": 4})
+    spec = model_spec(cfg)
+    assert (spec.classifier, spec.task) == ("features.0", "classification")
+    info = DataInfo("classification", num_classes=3, in_channels=3, image_size=8)
+    assert spec.example_inputs(info).shape == (1, 3, 4, 4)
+    assert spec.structured is not None  # hooks chosen from the built module
+    assert isinstance(build_model(cfg, info), nn.Module)
+    lm = DataInfo("causal_lm", vocab_size=10, seq_len=4)
+    with pytest.raises(PrunebenchError, match="is a classification model but the data is"):
+        build_model(cfg, lm)
