@@ -13,6 +13,7 @@ import torch
 from prunebench import schedules
 from prunebench.config import ModelConfig, PruneConfig
 from prunebench.data.info import DataInfo
+from prunebench.export import export_model, load_pruned
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.heads import counts
@@ -75,6 +76,11 @@ def test_structured_heads_and_mlp_over_three_steps(tmp_path, family):
     rebuilt.eval()
     with torch.no_grad():
         assert torch.equal(rebuilt(input_ids=ids).logits, model(input_ids=ids).logits)
+    # and an export reloads it, head cuts included, without pickle
+    export_model(model, tmp_path / "export", cfg, prune, INFO, meta["pruner"])
+    loaded = load_pruned(tmp_path / "export")
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
 
 
 def test_hf_image_classifier_heads_are_cut_whole(tmp_path):

@@ -39,6 +39,7 @@ FORMAT = "prunebench-pruned/1"
 STRUCTURE_FILE = "structure.json"
 WEIGHTS_FILE = "weights.safetensors"
 VALUES, BITS = "::values", "::keepbits"
+PRUNING_KEYS = ("history", "num_heads", "head_cuts")  # what rebuilds a structured model
 
 
 def _canonical(obj: Any) -> bytes:
@@ -180,7 +181,7 @@ def export_model(
         "data_info": asdict(info),
         "prune": prune_cfg.model_dump(mode="json"),
         "structure": prune_cfg.structure,
-        "pruning": {k: pruner_meta[k] for k in ("history", "num_heads") if k in pruner_meta}
+        "pruning": {k: pruner_meta[k] for k in PRUNING_KEYS if k in pruner_meta}
         if structured
         else {},
         "sparse": sparse,
