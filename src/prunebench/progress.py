@@ -18,6 +18,8 @@ from rich.table import Table
 class Progress:
     """No-op hooks (the quiet display); subclasses draw something."""
 
+    wants_estimate = False  # the driver times a few batches for an ETA only for displays
+
     def run_started(self, run_id: str, label: str, n_steps: int) -> None: ...
 
     def step_started(self, step: int, target: float) -> None: ...
@@ -33,7 +35,10 @@ class Progress:
     def close(self) -> None: ...
 
     # A sweep: an overall bar over the steps it has to compute, beside the current run.
-    def sweep_started(self, steps: int, runs: int) -> None: ...
+    # `estimate`: (fewest, most) seconds for those steps (estimate.py), until real timings exist.
+    def sweep_started(
+        self, steps: int, runs: int, estimate: tuple[float, float] | None = None
+    ) -> None: ...
 
     def sweep_update(
         self, steps_done: int, runs_done: int, runs_failed: int, current: list[str]
@@ -44,6 +49,8 @@ class Progress:
 
 class RichProgress(Progress):
     """A small live panel on stderr, redrawn at most a few times per second."""
+
+    wants_estimate = True
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -113,6 +120,9 @@ class RichProgress(Progress):
         total, done = w["steps"], w["done"]
         elapsed = time.monotonic() - w["started"]
         eta = "-" if done == 0 else _duration(elapsed / done * max(total - done, 0))
+        if done == 0 and w.get("estimate"):  # measured batches until measured steps exist
+            lo, hi = (_duration(max(b - elapsed, 0)) for b in w["estimate"])
+            eta = f"~{lo}" if lo == hi else f"~{lo}-{hi}"
         current = w["current"]
         shown = ", ".join(current[:2]) + (f" +{len(current) - 2}" if len(current) > 2 else "")
         failed = f" · [red]{w['failed']} failed[/]" if w["failed"] else ""
@@ -124,8 +134,9 @@ class RichProgress(Progress):
             shown,
         ]
 
-    def sweep_started(self, steps, runs):
+    def sweep_started(self, steps, runs, estimate=None):
         self.sweep = {
+            "estimate": estimate,
             "steps": steps,
             "runs": runs,
             "done": 0,

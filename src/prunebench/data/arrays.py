@@ -20,23 +20,17 @@ import numpy as np
 import torch
 
 from prunebench.data.base import DataBundle
-from prunebench.data.images import IMAGE_OPTIONS, carve, count_classes, sizes_of, tensor_bundle
+from prunebench.data.images import carve, count_classes, sizes_of, tensor_bundle
 from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.loaders import split_bundle
 from prunebench.data.memory import TensorLoader
-from prunebench.data.options import dataset_options
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
 
-DEFAULTS: dict[str, Any] = {
-    **IMAGE_OPTIONS,
-    "inputs": "x",
-    "labels": "y",
-    "layout": "auto",  # images: auto, nchw or nhwc
-    "test_fraction": 0.2,
-}
+DEFAULTS = OPTION_DEFAULTS["arrays"]
 
 
 def read_arrays(root: Path) -> dict[str, np.ndarray]:

@@ -11,21 +11,21 @@ square; the rest (memory or streaming, normalisation, augmentation) is data/imag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from prunebench.data.base import DataBundle
-from prunebench.data.images import IMAGE_OPTIONS, DecodedImages, carve, image_bundle, native_size
+from prunebench.data.images import DecodedImages, carve, image_bundle, native_size
 from prunebench.data.info import DatasetSpec
-from prunebench.data.options import dataset_options
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
 
-DEFAULTS: dict[str, Any] = {**IMAGE_OPTIONS, "test_fraction": 0.2}
+DEFAULTS = OPTION_DEFAULTS["image_folder"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 

@@ -20,7 +20,6 @@ import torch
 
 from prunebench.data.base import DataBundle
 from prunebench.data.images import (
-    IMAGE_OPTIONS,
     DecodedImages,
     carve,
     count_classes,
@@ -28,7 +27,7 @@ from prunebench.data.images import (
     native_size,
 )
 from prunebench.data.info import DatasetSpec
-from prunebench.data.options import dataset_options
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.data.text import lm_bundle
 from prunebench.data.tinystories import BUILDERS, load_tokenizer, split, split_files
 from prunebench.errors import ConfigError
@@ -36,16 +35,7 @@ from prunebench.errors import ConfigError
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
 
-DEFAULTS: dict[str, Any] = {
-    **IMAGE_OPTIONS,
-    "image_column": "image",
-    "label_column": "label",
-    "text_column": None,  # set: a causal-LM corpus
-    "train_files": None,
-    "test_files": None,
-    "test_fraction": 0.2,
-    "cache_dir": None,
-}
+DEFAULTS = OPTION_DEFAULTS["hf_dataset"]
 TEST_SPLITS = ("test", "validation", "valid")
 
 

@@ -30,13 +30,6 @@ from prunebench.errors import ConfigError
 if TYPE_CHECKING:
     from prunebench.config import DataConfig
 
-IMAGE_OPTIONS: dict[str, Any] = {
-    "mean": None,  # per channel, in [0, 1] units; None: the training split's
-    "std": None,
-    "padding": None,  # random-crop padding in pixels; None: image size / 8
-    "channels": 3,  # 3: RGB, 1: grayscale
-    "max_memory_mb": 2048,  # decoded pools up to this size are kept in memory
-}
 STATS_SAMPLES = 2000
 
 
