@@ -37,7 +37,9 @@ def test_list_the_other_kinds(invoke):
         assert code == 0
         assert names <= {line.split()[0] for line in out.splitlines()}, kind
     code, out, _ = invoke("list", "criteria", "wanda")
-    assert out.strip() == "wanda  unstructured; reads calibration data"
+    assert out.strip() == "wanda  |W|·||X|| per input feature; unstructured; reads calibration data"
+    code, out, _ = invoke("list", "criteria", "hessian")
+    assert "empirical Fisher diagonal" in out
 
 
 def test_list_errors_are_one_line(invoke):

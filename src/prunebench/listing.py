@@ -43,11 +43,23 @@ def datasets() -> list[Row]:
     return rows + PATTERNS["datasets"]
 
 
+SCORES = {
+    "magnitude": "|w| (L1)",
+    "magnitude_l2": "w^2 (L2)",
+    "random": "uniform random (the baseline)",
+    "taylor": "(g·w)^2, g the mean calibration gradient",
+    "hessian": "OBD 1/2·h·w^2, h the empirical Fisher diagonal (mean per-sample squared "
+    "gradient), not the exact Hessian",
+    "wanda": "|W|·||X|| per input feature",
+}
+
+
 def criteria() -> list[Row]:
     def facts(name: str) -> str:
         data = "reads calibration data" if CRITERIA.fact(name, "needs_data") else "data-free"
         kind = "structured + unstructured" if CRITERIA.fact(name, "structured") else "unstructured"
-        return f"{kind}; {data}"
+        scores = f"{SCORES[name]}; " if name in SCORES else ""
+        return f"{scores}{kind}; {data}"
 
     return [(name, facts(name)) for name in CRITERIA.names()]
 
