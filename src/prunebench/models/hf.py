@@ -211,9 +211,17 @@ def hf_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
         and isinstance(getattr(m, "weight", None), nn.Parameter)
         and m.weight.dim() == 1
     ]
+    # tokens and position embeddings held as bare parameters (ViT's cls_token): the width is last
+    tokens = [
+        (param, param.dim() - 1)
+        for module in model.modules()
+        if not isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd))
+        for name, param in module.named_parameters(recurse=False)
+        if param.dim() >= 2 and name != "weight"
+    ]
     out: dict[str, Any] = {"ignored_layers": ignored, "output_transform": logits_of}
-    if norms:
-        out["unwrapped_parameters"] = norms
+    if norms or tokens:
+        out["unwrapped_parameters"] = norms + tokens
     if language_model:
         out["forward_fn"] = forward_ids
     conv1d = {type(m) for m in model.modules() if is_conv1d(m)}
