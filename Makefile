@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test test-zoo lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/pytest
+
+# Every torchvision family and 16 timm families, structured and unstructured (tests/test_zoo.py).
+test-zoo: setup
+	$(VENV)/bin/pytest -m zoo tests/test_zoo.py
 
 lint: setup
 	$(VENV)/bin/ruff check --fix src tests benchmarks

@@ -57,6 +57,24 @@ def _check_log(values: list[str] | None, results: Path) -> list[str]:
     return values
 
 
+def _version(value: bool) -> None:
+    if value:
+        from prunebench import __version__
+
+        out.print(f"prunebench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid."""
+
+
 def _targets(text: str) -> list[float]:
     """`--targets 0.5,0.8,0.9` as numbers; an empty or non-numeric item is named."""
     values = []
@@ -530,6 +548,43 @@ def export(
         out.print(describe(result), markup=False, highlight=False)
         if result.note:
             out.print(f"note: {result.note}", markup=False, highlight=False)
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help="models, datasets, criteria, presets or regimes")],
+    term: Annotated[str | None, typer.Argument(help="only names containing this")] = None,
+) -> None:
+    """List the names a config can hold (torchvision and timm models included), or search them."""
+    from prunebench.listing import listing
+
+    rows = listing(kind, term)
+    if not rows:
+        raise PrunebenchError(f"no {kind} match '{term}'")
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        out.print(f"{name:<{width}}  {description}".rstrip(), markup=False, highlight=False)
+
+
+config_app = typer.Typer(no_args_is_help=True, help="Inspect run configs.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[
+        Path | None, typer.Argument(help="run config YAML (default: defaults)")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Print the fully resolved config (every default filled in) and its run id."""
+    import yaml
+
+    from prunebench.config import load_run_config, run_id
+
+    cfg = load_run_config(config, list(set_ or []))
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+    out.print(f"# run id: {run_id(cfg)}\n{text}", markup=False, highlight=False, end="")
 
 
 def _error(message: str) -> None:

@@ -24,11 +24,12 @@ from pydantic import (
     model_validator,
 )
 
+from prunebench import sources
 from prunebench.criteria.catalog import CRITERIA
-from prunebench.data.catalog import DATASETS
+from prunebench.data import catalog as data_catalog
 from prunebench.data.options import check_dataset_options
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.models.catalog import MODELS
+from prunebench.models import catalog as model_catalog
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
@@ -67,6 +68,23 @@ def _registered(registry: Registry, name: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _source_or_registered(
+    registry: Registry, name: str, kinds: tuple[str, ...], examples: str
+) -> str:
+    """A registered name, or a source (`torchvision:NAME`, `python:FILE:FN`, ...) that parses;
+    whether the source's name exists is checked when it is built (before any compute)."""
+    try:
+        source = sources.parse(name, kinds)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if not source.registered:
+        return name
+    try:
+        return registry.check(name)
+    except UnknownNameError as exc:
+        raise ValueError(f"{exc}; or a source: {examples}") from None
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors (typos must not silently fall back to defaults)."""
 
@@ -93,7 +111,9 @@ class DataConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        return _registered(DATASETS, name)
+        return _source_or_registered(
+            data_catalog.DATASETS, name, sources.DATA_KINDS, "python:FILE.py:FUNCTION"
+        )
 
     @field_validator("root", "tokenizer")
     @classmethod
@@ -109,7 +129,7 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _root_when_needed(self) -> DataConfig:
-        if DATASETS.fact(self.name, "needs_root") and self.root is None and not self.download:
+        if data_catalog.needs_root(self.name) and self.root is None and not self.download:
             raise ValueError(
                 f"dataset '{self.name}' needs data.root (a local directory), "
                 "or data.download=true on a machine with network"
@@ -126,7 +146,12 @@ class ModelConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        return _registered(MODELS, name)
+        return _source_or_registered(
+            model_catalog.MODELS,
+            name,
+            sources.MODEL_KINDS,
+            "torchvision:NAME, timm:NAME, hf, python:FILE.py:FUNCTION",
+        )
 
     @field_validator("weights")
     @classmethod
@@ -134,6 +159,25 @@ class ModelConfig(StrictModel):
         if path is not None and not _usable_path(path):
             raise ValueError(f"weights file '{path}' does not exist")
         return path
+
+    @model_validator(mode="after")
+    def _hf_has_an_architecture(self) -> ModelConfig:
+        if self.name != "hf":
+            return self
+        config = self.options.get("config")
+        if isinstance(config, str) and not Path(config).is_file():
+            raise ValueError(f"model.options.config: file '{config}' does not exist")
+        if config is None and (self.weights is None or not self.weights.is_dir()):
+            raise ValueError(
+                "model.name=hf needs model.weights (a local Hugging Face folder) or "
+                "model.options.config (a config.json, for a randomly initialised model)"
+            )
+        return self
+
+    @property
+    def task(self) -> str | None:
+        """The model's task when known before building it (None: the data decides)."""
+        return model_catalog.declared_task(self.name, self.weights, self.options)
 
 
 class OptimizerConfig(StrictModel):
@@ -328,9 +372,9 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> RunConfig:
-        model_task = MODELS.fact(self.model.name, "task")
-        data_task = DATASETS.fact(self.data.name, "task")
-        if model_task != data_task:
+        model_task = self.model.task
+        data_task = data_catalog.declared_task(self.data.name, self.data.options)
+        if model_task and data_task and model_task != data_task:
             raise ValueError(
                 f"model '{self.model.name}' is a {model_task} model but dataset "
                 f"'{self.data.name}' is a {data_task} dataset; pick a matching pair"

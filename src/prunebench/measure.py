@@ -24,6 +24,18 @@ from torch import nn
 from prunebench.accel import prepare_model
 
 WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2): a Linear whose weight is stored (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def is_weighted(module: nn.Module) -> bool:
+    """A layer whose weight multiplies its input: Conv, Linear, transformers' Conv1D."""
+    return isinstance(module, WEIGHTED) or is_conv1d(module)
+
+
 LATENCY_ROUNDS = 3  # interleaved rounds of pruned / dense timing per step
 LATENCY_MIN_TIME = 0.2  # seconds per timed block
 
@@ -48,6 +60,8 @@ def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
     per_element = module.weight[0].numel()
     if isinstance(module, nn.Linear):
         return float(output.numel() * module.weight.shape[1])
+    if is_conv1d(module):
+        return float(output.numel() * module.weight.shape[0])
     if getattr(module, "transposed", False):  # weight (in, out/groups, *k): per input element
         return float(inputs.numel() * per_element)
     return float(output.numel() * per_element)  # weight (out, in/groups, *k): per output element
@@ -61,7 +75,7 @@ def count_macs(model: nn.Module, inputs: Any) -> MacCount:
     layers: dict[str, float] = {}
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, WEIGHTED):
+        if is_weighted(module):
 
             def hook(mod, args, output, name=name):
                 layers[name] = layers.get(name, 0.0) + _layer_macs(mod, args[0], output)

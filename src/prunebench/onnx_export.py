@@ -36,7 +36,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.export import load_pruned, read_description
 from prunebench.models.build import model_spec
 from prunebench.pruning.factory import example_inputs
-from prunebench.tasks import lm_logits
+from prunebench.tasks import logits_of
 
 ONNX_FILE = "model.onnx"
 TOLERANCE = 1e-4
@@ -63,7 +63,7 @@ class Logits(nn.Module):
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return lm_logits(self.model(inputs))
+        return logits_of(self.model(inputs))
 
 
 def random_batch(example: torch.Tensor, info: DataInfo, batch: int, seed: int = 0) -> torch.Tensor:

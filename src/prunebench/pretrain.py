@@ -74,7 +74,7 @@ def initial_model(cfg: RunConfig, data: DataBundle) -> nn.Module:
     """The architecture, with the user's local pretrained weights loaded when given."""
     model = build_model(cfg.model, data.info)
     if cfg.model.weights is not None:
-        load_pretrained(model, cfg.model)
+        load_pretrained(model, cfg.model, data.info)
     return model
 
 

@@ -23,6 +23,11 @@ from prunebench.registry import Registry
 TASKS: Registry[type[Task]] = Registry("task")
 
 
+def logits_of(output) -> torch.Tensor:
+    """Logits from a plain module's tensor or a Hugging Face model's output object."""
+    return output.logits if hasattr(output, "logits") else output
+
+
 class Task:
     """Subclasses give the loss and the per-batch sums of their metrics; `evaluate` adds the sums
     over the whole split and divides once."""
@@ -32,7 +37,7 @@ class Task:
     higher_is_better = True
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        return model(prepare_inputs(inputs))
+        return logits_of(model(prepare_inputs(inputs)))
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss over the batch, for backward."""
@@ -110,11 +115,6 @@ class Classification(Task):
 TASKS.register("classification", Classification)
 
 
-def lm_logits(output) -> torch.Tensor:
-    """Logits from a plain module's tensor or a Hugging Face model's output object."""
-    return output.logits if hasattr(output, "logits") else output
-
-
 class CausalLM(Task):
     """Next-token prediction. Batches are (input_ids, target_ids), both (B, T): the targets are
     the inputs shifted by one token (data/text.py); -100 marks a position that is not scored."""
@@ -123,9 +123,6 @@ class CausalLM(Task):
     metric = "ppl"
     higher_is_better = False
     ignore_index = -100
-
-    def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        return lm_logits(model(inputs))
 
     def _nll(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         return F.cross_entropy(
