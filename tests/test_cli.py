@@ -8,9 +8,6 @@ import json
 import pandas as pd
 import pytest
 import torch
-from rich.console import Console
-
-from prunebench.progress import RichProgress
 
 
 def test_schedule_json_has_cumulative_and_increments(invoke):
@@ -73,28 +70,6 @@ def test_pretrain_then_run_then_results(invoke, tmp_path):
 
     code, _, err = invoke("results", str(results), "--format", "xml")
     assert code == 2 and "--format must be" in err
-
-
-def test_rich_progress_shows_step_epoch_and_metric():
-    from prunebench.finetune import EpochRecord
-
-    buffer = io.StringIO()
-    progress = RichProgress(Console(file=buffer, force_terminal=True, width=200))
-    progress.run_started("abc", "geometric -> 0.9", 3)
-    progress.step_started(2, 0.51)
-    progress.epoch_done(2, EpochRecord(4, 0.3, 0.25, 0.97, 0.01, 0.1, True))
-    progress.step_done({"test_top1": 0.9612})
-    progress.run_finished("abc", "done")
-    text = buffer.getvalue()
-    for fragment in (
-        "geometric -> 0.9",
-        "step 2/3",
-        "target 0.5100",
-        "epoch 4",
-        "0.9700",
-        "0.9612",
-    ):
-        assert fragment in text
 
 
 def test_library_exports_each_do_their_job(tmp_path, tiny):

@@ -210,14 +210,13 @@ class Driver:
         parent = None
         if node.depth > 1:
             parent = self.store.load_checkpoint(node.step.parent_key)
-        label = owner.label if len(node.runs) == 1 else f"{owner.label} (+{len(node.runs) - 1})"
+        label = owner.title if len(node.runs) == 1 else f"{owner.title} (+{len(node.runs) - 1})"
         return NodeJob(key, node.step, owner.run_id, owner.cfg, label, len(owner.steps), parent)
 
     def _finish(self, rid: str, status: str, error: str | None = None) -> None:
         self.store.finish_run(rid, status, error)
-        run = self.plan.run(rid)
-        where = f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
-        self.progress.message(f"{where}: {status}" + (f" ({error})" if error else ""))
+        title = self.plan.run(rid).title
+        self.progress.message(f"{title}: {status}" + (f" ({error})" if error else ""))
         if status == "done":
             self.outcome.done.append(rid)
         else:
@@ -262,7 +261,8 @@ class Driver:
         self.store.write_steps(rows)
         self.stored.add(key)
         self.outcome.computed += 1
-        self.progress.step_done(outcome.row)
+        run = self.plan.run(owner)
+        self.progress.step_done(outcome.row, run.title, len(run.steps))
         for rid in targets:
             self.remaining[rid] -= 1
             if self.remaining[rid] == 0:

@@ -128,8 +128,8 @@ class LocalExecutor:
     def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
         job = self._queue.popleft()
         ctx = self._workspace.context(job.cfg)
-        ctx.progress.run_started(job.owner, job.label, job.n_steps)
-        ctx.progress.step_started(job.step.index, job.step.target)
+        ctx.progress.run_started(job.owner, job.label, job.n_steps, ctx.task.metric)
+        ctx.progress.step_started(job.step.index, job.step.target, job.step.settings.max_epochs)
         return [(job, compute_node(ctx, job))]
 
     def close(self) -> None:
