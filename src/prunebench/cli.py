@@ -132,7 +132,7 @@ def run(
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
-    out.print(steps_table(df[df["run_id"] == result.run_id]))
+    out.print(steps_table(df[df["run_id"] == result.run_id], df["run_id"]))
 
 
 ExecutorOpt = Annotated[
@@ -247,13 +247,15 @@ def results(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or parquet")
     ] = "table",
-    run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="only this run (its id or a unique prefix)")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write to this file, not stdout")
     ] = None,
 ) -> None:
     """Print (or export) the stored pruning steps, one row per step; failed runs included."""
-    from prunebench.results import EXPORT_FORMATS, load_results
+    from prunebench.results import EXPORT_FORMATS, find_run_id, load_results
     from prunebench.tables import steps_table
 
     if fmt not in EXPORT_FORMATS:
@@ -261,12 +263,13 @@ def results(
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
     df = load_results(directory)
+    every_id = list(df["run_id"])  # short ids in the table stay unique among all runs
     if run_id is not None:
-        df = df[df["run_id"] == run_id]
+        df = df[df["run_id"] == find_run_id(directory, run_id)]
     if fmt == "table":
         from prunebench.tables import failures_table
 
-        out.print(steps_table(df))
+        out.print(steps_table(df, every_id))
         unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))

@@ -21,6 +21,12 @@ def database_path(directory: Path | str) -> Path:
     return Path(directory) / DB_NAME
 
 
+def find_run_id(directory: Path | str, prefix: str) -> str:
+    """The full id of the run whose id starts with `prefix` (what users type: the results
+    table shows such prefixes); one line if none or several do."""
+    return open_existing(directory).find_run(prefix)["run_id"]
+
+
 def load_results(directory: Path | str) -> pd.DataFrame:
     """One pandas row per pruning step of every run in `directory`, with the run's fields."""
     store = open_existing(directory)
