@@ -27,6 +27,43 @@ def test_schedule_table_lists_every_step(invoke):
     assert "0.700000" in out and "0.518420" in out
 
 
+def test_schedule_json_is_rounded_to_12_significant_digits(invoke):
+    code, out, _ = invoke("schedule", "geometric", "--target", "0.9", "--rate", "0.2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["cumulative"][:3] == [0.2, 0.36, 0.488] and data["cumulative"][-1] == 0.9
+    assert data["increments"][:2] == [0.2, 0.16]
+    assert all(v == float(f"{v:.12g}") for v in data["cumulative"] + data["increments"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["geometric", "--target", "0.9"],
+            "schedule: geometric needs exactly one of steps or rate",
+        ),
+        (["nope", "--target", "0.5"], "schedule: REGIME: unknown regime 'nope' (known: agp, "),
+        (["geometric", "--target", "1.5", "--rate", "0.1"], "schedule: target must be in (0, 1)"),
+    ],
+)
+def test_schedule_errors_name_its_own_options_not_set(invoke, args, expected):
+    code, out, err = invoke("schedule", *args)
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: {expected}")
+    assert "--set" not in line and "(top level)" not in line and "in the file" not in line
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["schedule"], ["run"], ["sweep"], ["results"], ["report"], ["export"]]
+)
+def test_help_shows_no_type_for_boolean_flags(invoke, command):
+    code, out, _ = invoke(*command, "--help")
+    assert code == 0 and "--help" in out
+    assert "<bool>" not in out
+
+
 def test_schedule_manual_targets(invoke):
     code, out, _ = invoke("schedule", "manual", "--targets", "0.2,0.5,0.9", "--json")
     assert code == 0

@@ -13,13 +13,42 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from prunebench.errors import PrunebenchError, TrainingDiverged
 
-app = typer.Typer(
+
+def _flags_without_type(params: list) -> list:
+    """Boolean flags take no value: --help shows none for them (typer would print <bool>)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Commands whose --help lists flags without a value type."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow: a single newline is a space
     help="Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid.",
 )
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -27,7 +56,8 @@ DEFAULT_RESULTS = Path("results")
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="override a config key: a.b=value")
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="override a config key: a.b=value"),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")]
 DeviceOpt = Annotated[
@@ -70,20 +100,34 @@ def schedule(
         "tolerance": tolerance,
         "targets": [float(t) for t in targets.split(",")] if targets else None,
     }
-    cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
+    values = {k: v for k, v in given.items() if v is not None}
+    cfg = validate(RegimeConfig, values, "schedule", option=_schedule_option)
     cumulative = cfg.schedule()
     inc = increments(cumulative)
     if as_json:
-        out.print_json(json.dumps({"cumulative": cumulative, "increments": inc}))
+        data = {"cumulative": _rounded(cumulative), "increments": _rounded(inc)}
+        out.print_json(json.dumps(data))
         return
     from rich.table import Table
 
-    table = Table(title=f"{regime}: {len(cumulative)} steps")
+    noun = "step" if len(cumulative) == 1 else "steps"
+    table = Table(title=f"{regime}: {len(cumulative)} {noun}")
     for col in ("step", "cumulative", "increment", "remaining"):
         table.add_column(col, justify="right")
     for i, (c, d) in enumerate(zip(cumulative, inc, strict=True), 1):
         table.add_row(str(i), f"{c:.6f}", f"{d:.6f}", f"{1 - c:.6f}")
     out.print(table)
+
+
+def _schedule_option(key: str) -> str:
+    """The `schedule` argument or option that sets a regime field."""
+    return "REGIME" if key == "name" else f"--{key}"
+
+
+def _rounded(values: list[float]) -> list[float]:
+    """12 significant digits: what float arithmetic got right, without its noise
+    (0.19999999999999996 -> 0.2)."""
+    return [float(f"{v:.12g}") for v in values]
 
 
 @app.command()

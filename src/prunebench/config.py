@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -406,8 +407,17 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`."""
+def describe_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> str:
+    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`.
+
+    Config files and --set get the advice to fix the key there; a command whose values come
+    from its own options (`schedule`) passes `option`, which names the option for a key.
+    """
     errors = exc.errors()
     first = errors[0]
     loc = tuple(p for p in first["loc"] if not isinstance(p, int))
@@ -418,15 +428,24 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
         return f"{source}: unknown key '{key}' ({hint}){more}"
     message = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    got_text = "" if isinstance(got, dict) or repr(got) in message else f" (got {got!r})"
+    if option is not None:
+        where = f"{option(key)}: " if first["loc"] else ""
+        return f"{source}: {where}{message}{got_text}{more}"
     return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
 
 
-def validate(model: type[StrictModel], raw: dict[str, Any], source: str) -> Any:
+def validate(
+    model: type[StrictModel],
+    raw: dict[str, Any],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> Any:
+    """`model` from `raw`, or one ConfigError line (see `describe_validation_error`)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, model, source)) from None
+        raise ConfigError(describe_validation_error(exc, model, source, option)) from None
     except PrunebenchError as exc:  # raised by registries or schedules inside validators
         raise ConfigError(f"{source}: {exc}") from None
 
