@@ -1,4 +1,5 @@
-"""The GPU fast path changes nothing on the CPU, and on CUDA keeps parameter identities."""
+"""The fast paths: channels_last convnets on the CPU and CUDA keep parameter identities; bf16
+autocast only on CUDA; CPU training is deterministic."""
 
 from __future__ import annotations
 
@@ -15,13 +16,22 @@ from prunebench.training import make_optimizer, train_epoch
 CPU = torch.device("cpu")
 
 
-def test_cpu_is_untouched():
+def test_cpu_runs_float32_convnets_in_channels_last():
     model = SmallCNN(3, 10, width=4)
+    before = [id(p) for p in model.parameters()]
     x = torch.randn(2, 3, 8, 8)
     assert isinstance(autocast(CPU), contextlib.nullcontext)
-    assert prepare_inputs(x) is x
+    assert prepare_inputs(x).is_contiguous(memory_format=torch.channels_last)
+    tokens = torch.zeros(2, 5, dtype=torch.long)
+    assert prepare_inputs(tokens) is tokens  # only image batches
     prepare_model(model, CPU)
-    assert all(p.is_contiguous() for p in model.parameters())
+    assert [id(p) for p in model.parameters()] == before
+    conv = model.features[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    linear = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    prepare_model(linear, CPU)
+    assert linear[0].weight.is_contiguous()
 
 
 def test_cuda_settings_without_a_gpu():

@@ -180,7 +180,10 @@ def run(
 
 
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", "-x", help="local (in this process) or ray")
+    str,
+    typer.Option(
+        "--executor", "-x", help="local (in this process), processes (on this machine) or ray"
+    ),
 ]
 
 
@@ -199,7 +202,8 @@ def sweep(
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="ray: number of workers (default: the cluster's CPUs)")
+        int | None,
+        typer.Option(help="processes / ray: number of workers (default: the CPUs)"),
     ] = None,
     threads: Annotated[
         int | None,
@@ -215,10 +219,12 @@ def sweep(
     from prunebench.sweep import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
-    if executor not in ("local", "ray"):
-        raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
-    if executor == "local" and (address or workers or gpus_per_worker):
-        raise PrunebenchError("--address, --workers and --gpus-per-worker need --executor ray")
+    if executor not in ("local", "processes", "ray"):
+        raise PrunebenchError(f"--executor must be local, processes or ray, not '{executor}'")
+    if executor == "local" and workers:
+        raise PrunebenchError("--workers needs --executor processes or ray")
+    if executor != "ray" and (address or gpus_per_worker):
+        raise PrunebenchError("--address and --gpus-per-worker need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
@@ -237,7 +243,7 @@ def sweep(
     import torch
 
     from prunebench.driver import execute_plan
-    from prunebench.executors import LocalExecutor, RayExecutor
+    from prunebench.executors import LocalExecutor, ProcessExecutor, RayExecutor
     from prunebench.progress import make_progress
     from prunebench.results import load_results
     from prunebench.store import Store
@@ -245,11 +251,11 @@ def sweep(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    chosen = (
-        RayExecutor(address, workers, threads, gpus_per_worker)
-        if executor == "ray"
-        else LocalExecutor()
-    )
+    chosen = {
+        "local": LocalExecutor,
+        "processes": lambda: ProcessExecutor(workers, threads),
+        "ray": lambda: RayExecutor(address, workers, threads, gpus_per_worker),
+    }[executor]()
     outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)

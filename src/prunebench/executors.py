@@ -1,20 +1,24 @@
-"""Where a planned step is computed: in this process (local) or on Ray actors (one machine or a
-cluster).
+"""Where a planned step is computed: in this process (local), in worker processes on this machine
+(processes) or on Ray actors (one machine or a cluster).
 
 Workers only compute. A job carries the step, any config of a run through it and the state it
 starts from (None: the dense model); the outcome carries the row, the epoch records and the new
 state, or the error. The driver (`driver.py`) is the only process that opens the results
 directory, so rows reach SQLite exactly once whichever executor computed them, and a Ray worker
-needs no access to the driver's disk. Both executors restore the starting state from the same
-tensors, so their rows are bit-identical at equal torch thread counts (Ray workers are given the
-driver's count; intra-op reductions round differently with a different number of threads).
+needs no access to the driver's disk. Every executor restores the starting state from the same
+tensors, so their rows are bit-identical at equal torch thread counts (intra-op reductions round
+differently with a different number of threads).
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import multiprocessing.connection
 import os
 from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import torch
@@ -136,21 +140,24 @@ class LocalExecutor:
         self._queue.clear()
 
 
-# ---------------------------------------------------------------- Ray
+# ---------------------------------------------------------------- workers
 
 
 class NodeWorker:
-    """A Ray actor: keeps data and dense models between jobs (loading CIFAR once per worker)."""
+    """A worker (a Ray actor or a local worker process): keeps data and dense models between
+    jobs (loading CIFAR once per worker)."""
 
     def __init__(self, threads: int | None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self._shipped: dict[str, Any] = {}  # base id -> object ref of the driver's dense model
+        self._shipped: dict[str, Any] = {}  # base id -> the dense payload (Ray: an object ref)
         self._workspace = Workspace(self._dense_from_driver)
 
     def compute(self, job: NodeJob, dense_ref: list[Any]) -> NodeOutcome:
+        """`dense_ref[0]`: the dense model of the job's base id (None: sent before)."""
         try:
-            self._shipped[base_id(job.cfg)] = dense_ref[0]
+            if dense_ref[0] is not None:
+                self._shipped[base_id(job.cfg)] = dense_ref[0]
             ctx = self._workspace.context(job.cfg)
         except Exception as exc:
             return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
@@ -161,9 +168,124 @@ class NodeWorker:
     def _dense_from_driver(
         self, cfg: RunConfig, data: DataBundle, task: Task, device: torch.device
     ) -> Dense:
-        import ray
+        shipped = self._shipped[base_id(cfg)]
+        if not isinstance(shipped, dict):  # a Ray object ref
+            import ray
 
-        return dense_from_payload(cfg, ray.get(self._shipped[base_id(cfg)]), data)
+            shipped = ray.get(shipped)
+        return dense_from_payload(cfg, shipped, data)
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def serve(conn: Connection, threads: int | None) -> None:
+    """A worker process's loop: compute each (job, dense payload) received, send the outcome
+    back; stop on None or when the driver is gone."""
+    worker = NodeWorker(threads)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        job, dense = message
+        conn.send(worker.compute(job, [dense]))
+
+
+@dataclass
+class _Process:
+    process: Any  # multiprocessing's SpawnProcess
+    conn: Connection
+    dense: set[str] = field(default_factory=set)  # base ids this worker holds
+
+
+class ProcessExecutor:
+    """Steps computed by `workers` processes on this machine, side by side: a sweep's
+    independent steps use every core of a CPU without Ray.
+
+    Workers are spawned (a forked process would inherit torch's thread pools) and use `threads`
+    torch threads each (default: the CPUs shared out, at least one), so several small models
+    train at once instead of one model splitting tiny operations across cores. Each worker
+    gets a dense model once and keeps it; jobs and outcomes travel through pipes. A worker that
+    dies fails its step and is replaced.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
+        self._idle: list[_Process] = []
+        self._inflight: dict[Connection, tuple[NodeJob, _Process]] = {}
+        self._payloads: dict[str, dict[str, Any]] = {}
+
+    def _spawn(self) -> _Process:
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        process = context.Process(target=serve, args=(theirs, self.threads), daemon=True)
+        process.start()
+        theirs.close()
+        return _Process(process, mine)
+
+    def start(self) -> None:
+        if not self._idle and not self._inflight:
+            self._idle = [self._spawn() for _ in range(self.workers)]
+
+    def has_room(self) -> bool:
+        return bool(self._idle)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def in_flight(self) -> list[NodeJob]:
+        return [job for job, _ in self._inflight.values()]
+
+    def submit(self, job: NodeJob, workspace: Workspace) -> None:
+        bid = base_id(job.cfg)
+        worker = self._idle.pop()
+        dense = None
+        if bid not in worker.dense:
+            if bid not in self._payloads:
+                self._payloads[bid] = dense_payload(workspace.dense(job.cfg))
+            dense = self._payloads[bid]
+            worker.dense.add(bid)
+        worker.conn.send((job, dense))
+        self._inflight[worker.conn] = (job, worker)
+
+    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
+        done = []
+        for conn in multiprocessing.connection.wait(list(self._inflight)):
+            job, worker = self._inflight.pop(conn)
+            try:
+                outcome = conn.recv()
+            except (EOFError, OSError):  # the worker died (killed for memory, a crash)
+                worker.process.join(timeout=5)
+                code = worker.process.exitcode
+                outcome = NodeOutcome(job.key, error=f"worker process died (exit code {code})")
+                conn.close()
+                worker = self._spawn()
+            self._idle.append(worker)
+            done.append((job, outcome))
+        return done
+
+    def close(self) -> None:
+        workers = self._idle + [worker for _, worker in self._inflight.values()]
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=5)
+            worker.conn.close()
+        self._idle, self._inflight, self._payloads = [], {}, {}
+
+
+# ---------------------------------------------------------------- Ray
 
 
 class RayExecutor:
