@@ -92,6 +92,7 @@ def hand_written(data, start_state):
     """(b): the same arithmetic written out by hand."""
     model = build_model(load_run_config(None, ["model.options={width: 32}"]).model, data.info)
     model.load_state_dict(start_state)
+    model.to(memory_format=torch.channels_last)  # as prunebench runs convnets (accel.py)
     names = [n for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
     params = dict(model.named_parameters())
     masked = [params[n] for n in names]
@@ -103,7 +104,7 @@ def hand_written(data, start_state):
         model.train()
         for x, y in data.train:
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
             loss.backward()
             torch._foreach_mul_([p.grad for p in masked], factors)
             optimizer.step()
@@ -113,6 +114,7 @@ def hand_written(data, start_state):
         total, count = 0.0, 0
         with torch.inference_mode():
             for x, y in data.val:
+                x = x.contiguous(memory_format=torch.channels_last)
                 total += float(F.cross_entropy(model(x), y, reduction="sum"))
                 count += len(y)
         val_losses.append(total / count)

@@ -62,3 +62,16 @@ def test_cpu_training_is_deterministic():
     (loss_a, params_a), (loss_b, params_b) = one_epoch(), one_epoch()
     assert loss_a == loss_b
     assert all(torch.equal(a, b) for a, b in zip(params_a, params_b, strict=True))
+
+
+def test_evaluating_first_then_training_a_fresh_convnet():
+    """A step evaluates the freshly pruned model before fine-tuning it: the memory-format
+    conversion must not happen in inference mode (its weights could not be trained then)."""
+    torch.manual_seed(0)
+    model = SmallCNN(1, 10, width=4)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    task = make_task("classification")
+    task.evaluate(model, [(x, y)], CPU)
+    assert not any(p.is_inference() for p in model.parameters())
+    opt = make_optimizer(model.parameters(), "sgd", 0.1, 0.9, 5e-4)
+    assert train_epoch(model, [(x, y)], task, opt, CPU) > 0

@@ -33,9 +33,18 @@ CHANNELS_LAST = ("cuda", "cpu")  # device types whose convnets run in channels_l
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     """channels_last for convnets (in place: Parameter objects keep their identity, so optimizers
     and masks that hold them stay valid)."""
-    if device.type in CHANNELS_LAST and has_conv2d(model):
+    if device.type in CHANNELS_LAST and _not_channels_last(model) and has_conv2d(model):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def _not_channels_last(model: nn.Module) -> bool:
+    """Some 4-d weight is not yet in channels_last (checked per epoch: cheaper than a no-op
+    conversion of every parameter)."""
+    layout = torch.channels_last
+    return any(
+        p.dim() == 4 and not p.is_contiguous(memory_format=layout) for p in model.parameters()
+    )
 
 
 def prepare_inputs(inputs: torch.Tensor) -> torch.Tensor:

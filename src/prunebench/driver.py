@@ -261,8 +261,7 @@ class Driver:
         self.store.write_steps(rows)
         self.stored.add(key)
         self.outcome.computed += 1
-        run = self.plan.run(owner)
-        self.progress.step_done(outcome.row, run.title, len(run.steps))
+        self.progress.step_done(outcome.row)
         for rid in targets:
             self.remaining[rid] -= 1
             if self.remaining[rid] == 0:
@@ -290,6 +289,7 @@ class Driver:
                 if run.run_id in self.active and self.remaining[run.run_id] == 0:
                     self._finish(run.run_id, "done")
             self._ready_at_start()
+            self.progress.runs_planned({r.run_id: (r.title, len(r.steps)) for r in self.plan.runs})
             self.progress.sweep_started(len(self.needed), len(self.active))
             while self._heap or self.executor.busy:
                 while self._heap and self.executor.has_room():

@@ -32,8 +32,8 @@ class Progress:
 
     def epoch_done(self, step: int, record: Any, phase: str = "finetune") -> None: ...
 
-    def step_done(self, row: dict[str, Any], label: str = "", n_steps: int = 0) -> None:
-        """A step's row was written; `label` and `n_steps` are those of the run that owns it."""
+    def step_done(self, row: dict[str, Any]) -> None:
+        """A step's row was written (`row["run_id"]`: the run that owns it)."""
 
     def run_finished(self, run_id: str, status: str) -> None: ...
 
@@ -42,6 +42,10 @@ class Progress:
     def close(self) -> None: ...
 
     # A sweep (a single run is a sweep of one): the steps it has to compute, the runs in it.
+    def runs_planned(self, runs: dict[str, tuple[str, int]]) -> None:
+        """Run id -> (title, number of steps) of every run in the plan, for naming steps that
+        were computed elsewhere (worker processes, Ray)."""
+
     def sweep_started(self, steps: int, runs: int) -> None: ...
 
     def sweep_update(
@@ -95,6 +99,14 @@ class _State:
         self.sweep: dict[str, Any] = {}
         self.run: dict[str, Any] = {}
         self.last = ""
+        self.titles: dict[str, tuple[str, int]] = {}
+
+    def describe(self, row: dict[str, Any], target: bool = False) -> str:
+        """A finished step in words, named after the run that owns it."""
+        label, n_steps = self.titles.get(
+            row.get("run_id", ""), (self.run.get("label", ""), self.run.get("n_steps", 0))
+        )
+        return step_summary(row, label, n_steps, target)
 
     def start_sweep(self, steps: int, runs: int) -> None:
         self.sweep = {
@@ -217,11 +229,11 @@ class RichProgress(Progress):
         self.state.epoch(record, phase)
         self._refresh()
 
-    def step_done(self, row, label="", n_steps=0):
-        run = self.state.run
-        self.state.last = step_summary(
-            row, label or run.get("label", ""), n_steps or run.get("n_steps", 0)
-        )
+    def runs_planned(self, runs):
+        self.state.titles = dict(runs)
+
+    def step_done(self, row):
+        self.state.last = self.state.describe(row)
         self.state.run = {}
         self._refresh(force=True)
 
@@ -296,10 +308,11 @@ class LogProgress(Progress):
         if time.monotonic() - self._last_line >= self.heartbeat:
             self._print(" · ".join(self.state.where()))
 
-    def step_done(self, row, label="", n_steps=0):
-        run = self.state.run
-        label, n_steps = label or run.get("label", ""), n_steps or run.get("n_steps", 0)
-        self._pending = step_summary(row, label, n_steps, target=True)
+    def runs_planned(self, runs):
+        self.state.titles = dict(runs)
+
+    def step_done(self, row):
+        self._pending = self.state.describe(row, target=True)
         if not self.state.sweep:
             self._flush()
 
