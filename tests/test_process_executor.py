@@ -3,18 +3,14 @@ worker that dies fails its step only."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-import torch
 
-from prunebench.driver import execute_plan, stored_dense
+from prunebench.driver import stored_dense
 from prunebench.executors import NodeJob, ProcessExecutor
 from prunebench.plan import build_plan
 from prunebench.store import Store
-from prunebench.sweep import load_sweep
 from prunebench.workspace import Workspace
-from sweep_helpers import run_sweep, table, write_sweep
+from sweep_helpers import assert_same_tables, compute_locally, run_sweep, write_sweep
 
 
 @pytest.mark.slow
@@ -38,21 +34,9 @@ def test_two_worker_processes_write_the_rows_of_the_local_executor(tmp_path):
     assert proc.returncode == 1, proc.stderr  # the diverging runs fail; the others finish
     assert "4 done now, 2 failed" in proc.stdout
 
-    plan = build_plan(load_sweep(sweep)[1])
-    shutil.copytree(procs_dir / "dense", local_dir / "dense")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        outcome = execute_plan(plan, Store(local_dir))
-    finally:
-        torch.set_num_threads(threads)
+    _, outcome = compute_locally(sweep, procs_dir, local_dir)
     assert len(outcome.done) == 4 and len(outcome.failed) == 2
-
-    drop = {"seconds", "created_at"}
-    assert table(procs_dir, "steps", drop) == table(local_dir, "steps", drop)
-    assert table(procs_dir, "epochs", {"seconds"}) == table(local_dir, "epochs", {"seconds"})
-    run_drop = {"started_at", "finished_at", "device"}
-    assert table(procs_dir, "runs", run_drop) == table(local_dir, "runs", run_drop)
+    assert_same_tables(procs_dir, local_dir)
 
 
 def test_a_worker_that_dies_fails_its_step_and_is_replaced(tmp_path, tiny):

@@ -194,6 +194,24 @@ def serve(conn: Connection, threads: int | None) -> None:
         conn.send(worker.compute(job, [dense]))
 
 
+class WorkerPool:
+    """What the executors with workers share: idle workers, and the jobs in flight keyed by
+    what `wait` waits on (a pipe, a Ray object ref) with the worker computing each."""
+
+    _idle: list[Any]
+    _inflight: dict[Any, tuple[NodeJob, Any]]
+
+    def has_room(self) -> bool:
+        return bool(self._idle)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def in_flight(self) -> list[NodeJob]:
+        return [job for job, _ in self._inflight.values()]
+
+
 @dataclass
 class _Process:
     process: Any  # multiprocessing's SpawnProcess
@@ -201,7 +219,7 @@ class _Process:
     dense: set[str] = field(default_factory=set)  # base ids this worker holds
 
 
-class ProcessExecutor:
+class ProcessExecutor(WorkerPool):
     """Steps computed by `workers` processes on this machine, side by side: a sweep's
     independent steps use every core of a CPU without Ray.
 
@@ -232,16 +250,6 @@ class ProcessExecutor:
     def start(self) -> None:
         if not self._idle and not self._inflight:
             self._idle = [self._spawn() for _ in range(self.workers)]
-
-    def has_room(self) -> bool:
-        return bool(self._idle)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._inflight)
-
-    def in_flight(self) -> list[NodeJob]:
-        return [job for job, _ in self._inflight.values()]
 
     def submit(self, job: NodeJob, workspace: Workspace) -> None:
         bid = base_id(job.cfg)
@@ -288,7 +296,7 @@ class ProcessExecutor:
 # ---------------------------------------------------------------- Ray
 
 
-class RayExecutor:
+class RayExecutor(WorkerPool):
     """Sends ready steps to `workers` Ray actors; independent subtrees run side by side."""
 
     name = "ray"
@@ -337,16 +345,6 @@ class RayExecutor:
         self.threads = self.threads or torch.get_num_threads()
         self._actor_class = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(NodeWorker)
         self._idle = [self._actor_class.remote(self.threads) for _ in range(workers)]
-
-    def has_room(self) -> bool:
-        return bool(self._idle)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._inflight)
-
-    def in_flight(self) -> list[NodeJob]:
-        return [job for job, _ in self._inflight.values()]
 
     def submit(self, job: NodeJob, workspace: Workspace) -> None:
         import ray
