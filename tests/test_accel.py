@@ -1,15 +1,38 @@
 """The fast paths: channels_last convnets on the CPU and CUDA keep parameter identities; bf16
-autocast only on CUDA; CPU training is deterministic."""
+autocast only on CUDA; CPU training is deterministic; the CUDA logic is run here on CPU tensors."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
 
+import pytest
 import torch
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
-from prunebench.accel import autocast, prepare_inputs, prepare_model
+from prunebench.accel import (
+    AUTO_COMPILE_MIN_EPOCHS,
+    Execution,
+    autocast,
+    optimizer_options,
+    prepare_inputs,
+    prepare_model,
+    should_compile,
+)
+from prunebench.config import base_id, run_id
+from prunebench.data.base import DataBundle
+from prunebench.data.digits import build_digits
+from prunebench.data.info import DataInfo
+from prunebench.errors import ConfigError
+from prunebench.finetune import fit
 from prunebench.models.small import SmallCNN
+from prunebench.plan import plan_steps
+from prunebench.pretrain import Dense
+from prunebench.progress import Progress
+from prunebench.pruning.masks import MaskSet
+from prunebench.runner import RunContext
+from prunebench.settings import FitSettings
 from prunebench.tasks import make_task
 from prunebench.training import make_optimizer, train_epoch
 
@@ -75,3 +98,120 @@ def test_evaluating_first_then_training_a_fresh_convnet():
     assert not any(p.is_inference() for p in model.parameters())
     opt = make_optimizer(model.parameters(), "sgd", 0.1, 0.9, 5e-4)
     assert train_epoch(model, [(x, y)], task, opt, CPU) > 0
+
+
+class HostSyncs(TorchFunctionMode):
+    """Records every call that copies a tensor's value to the host (each one waits for the GPU)."""
+
+    SYNCS = frozenset({"item", "tolist", "__float__", "__int__", "__bool__", "cpu", "numpy"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.SYNCS:
+            self.calls.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def batches(n=5, size=8):
+    torch.manual_seed(0)
+    return [(torch.randn(size, 1, 8, 8), torch.randint(0, 10, (size,))) for _ in range(n)]
+
+
+def test_evaluation_and_a_training_epoch_copy_to_the_host_once():
+    """Metric sums and the loss stay on the device: one transfer per evaluation and per epoch,
+    however many batches (on CUDA each transfer waits for the GPU)."""
+    model = SmallCNN(1, 10, width=4)
+    task = make_task("classification")
+    opt = make_optimizer(model.parameters(), "sgd", 0.1, 0.9, 0.0)
+    with HostSyncs() as evaluation:
+        metrics = task.evaluate(model, batches(), CPU)
+    with HostSyncs() as epoch:
+        train_epoch(model, batches(), task, opt, CPU)
+    assert evaluation.calls == ["tolist"] and epoch.calls == ["tolist"]
+    assert set(metrics) == {"loss", "top1", "top5"}
+
+
+def test_metrics_equal_the_per_sample_definition():
+    model = SmallCNN(1, 10, width=4).eval()
+    data = batches(3, 7)
+    got = make_task("classification").evaluate(model, data, CPU)
+    x, y = torch.cat([b[0] for b in data]), torch.cat([b[1] for b in data])
+    with torch.no_grad():
+        out = model(x)
+    assert got["top1"] == (out.argmax(1) == y).double().mean().item()
+    assert got["loss"] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-6)
+
+
+def test_compile_policy():
+    cuda = torch.device("cuda")
+    few, many = AUTO_COMPILE_MIN_EPOCHS - 1, AUTO_COMPILE_MIN_EPOCHS
+    assert not should_compile("auto", CPU, 1000)  # the CPU stays eager unless asked
+    assert not should_compile("auto", cuda, few)  # short phases do not repay compiling
+    assert should_compile("auto", cuda, many)
+    assert should_compile(True, CPU, 1) and not should_compile(False, cuda, 1000)
+
+
+def test_fused_optimizers_on_cuda_only():
+    assert optimizer_options(torch.device("cuda")) == {"fused": True}
+    assert optimizer_options(CPU) == {}
+    model = SmallCNN(1, 10, width=4)
+    for name in ("sgd", "adamw"):
+        assert not make_optimizer(model.parameters(), name, 0.1, 0.9, 0.0).defaults["fused"]
+
+
+def test_default_execution_is_the_model_itself():
+    model = SmallCNN(1, 10, width=4)
+    assert Execution().modules(model, CPU) == (model, model)
+
+
+def test_a_compiled_fit_computes_what_the_eager_fit_does():
+    """The compile path's plumbing (graph capture, weights left in the module, best-epoch copies,
+    masks on the real parameters) with the eager backend: the same arithmetic, so on the CPU the
+    same bits. Inductor's kernels would round differently."""
+    settings = FitSettings("sgd", 0.1, 0.9, 0.0, max_epochs=3, patience=1)
+    data = DataBundle(DataInfo("classification", 10, 1, 8), *[batches(3)] * 4, sizes={})
+
+    def fitted(execution):
+        torch.manual_seed(0)
+        model = SmallCNN(1, 10, width=4)
+        masks = MaskSet(model, ["classifier.weight"])
+        masks.set({"classifier.weight": torch.rand(10, 16) > 0.5})
+        masks.apply()
+        result = fit(
+            model, data, make_task("classification"), settings, CPU, masks, None, execution
+        )
+        return [r.val_loss for r in result.history], model.state_dict()
+
+    eager_losses, eager_state = fitted(None)
+    compiled_losses, compiled_state = fitted(Execution(compile=True, backend="eager"))
+    assert compiled_losses == eager_losses
+    assert list(compiled_state) == list(eager_state)  # no `_orig_mod.` prefixes
+    assert all(torch.equal(compiled_state[k], eager_state[k]) for k in eager_state)
+    assert (compiled_state["classifier.weight"] == 0).sum() > 0  # masks held through compile
+
+
+def test_execution_settings_are_not_part_of_any_id(tiny):
+    """`train.compile` changes how the arithmetic runs, not the experiment: a step computed
+    eagerly is resumed and reused by a compiled run, as one computed on another device is."""
+    configs = [tiny(f"train.compile={v}") for v in ("auto", "true", "false")]
+    assert len({run_id(c) for c in configs}) == 1
+    assert len({base_id(c) for c in configs}) == 1
+    assert len({tuple(s.key for s in plan_steps(c, base_id(c))) for c in configs}) == 1
+    with pytest.raises(ConfigError, match=r"train\.compile"):
+        tiny("train.compile=sometimes")
+
+
+def test_a_run_compiles_the_phases_its_setting_asks_for(tiny):
+    def execution(setting):
+        cfg = tiny(f"train.compile={setting}")
+        data = build_digits(cfg.data, CPU)
+        dense = Dense(SmallCNN(1, 10, width=8), {}, base_id(cfg), reused=False)
+        ctx = RunContext(cfg, data, dense, Progress())
+        return ctx.execution(FitSettings("sgd", 0.1, 0.9, 0.0, max_epochs=50, patience=20))
+
+    assert execution("true").compile and execution("true").distribute is None
+    assert not execution("auto").compile  # the CPU stays eager
+    assert not execution("false").compile

@@ -105,7 +105,7 @@ def test_results_run_takes_an_id_prefix_and_refuses_unknown_ones(tmp_path, invok
     code, out, err = invoke("results", str(tmp_path), "--run", "abc")
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
-        f"error: no run 'abc' in {tmp_path}; list them with `prunebench results`"
+        "error: no run 'abc' in these results; list them with `prunebench results`"
     ]
     code, _, err = invoke("results", str(tmp_path), "--run", "ffff")
     assert code == 2 and "ambiguous (2 runs)" in err

@@ -89,3 +89,17 @@ def test_augmented_loader_is_deterministic_under_a_seed():
     assert sorted(torch.cat([b for _, b in first]).tolist()) == list(range(50))
     assert first[0][0].dtype == torch.float32
     assert np.isclose(float(first[0][0].mean()), 0.0, atol=0.3)
+
+
+def test_crop_and_flip_draws_come_from_the_cpu_rng_in_a_fixed_order():
+    """Offsets y, x, then flips, all from torch's CPU RNG: a seeded step augments alike on every
+    device (the draws reach a GPU in one pinned copy), and CPU rows stay what they were."""
+    x = images(32)
+    torch.manual_seed(3)
+    out = random_crop_flip(x, padding=4)
+    torch.manual_seed(3)
+    dy, dx, flip = torch.randint(0, 9, (32,)), torch.randint(0, 9, (32,)), torch.rand(32) < 0.5
+    padded = TF.pad(x, [4])
+    for i in range(32):
+        source = padded[i].flip(-1) if flip[i] else padded[i]  # the mirror, cut at (dy, dx)
+        assert torch.equal(out[i], source[:, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32])

@@ -63,7 +63,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # weights_only refuses pickled code with various errors
             raise CheckpointError(
-                f"cannot read '{path}' as a weights-only state dict: {exc}"
+                f"cannot read '{path}' as a weights-only state dict ({_load_failure(exc)}); "
+                "it must hold tensors only: save model.state_dict() with torch.save, "
+                "or use .safetensors"
             ) from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
@@ -76,6 +78,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(
         f"weights file '{path}' has an unknown extension; use .safetensors, .pth, .pt or .bin"
     )
+
+
+def _load_failure(exc: Exception) -> str:
+    """The reason torch.load gave, in a few words: torch's own message runs to several lines
+    and recommends `weights_only=False`, i.e. unpickling code from the file, which we never do."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        reason = reason.split(". Please", 1)[0].split(" was not an allowed global", 1)[0]
+        return reason.strip()
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _skipped(key: str, skip: tuple[str, ...]) -> bool:

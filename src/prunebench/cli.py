@@ -13,9 +13,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from prunebench.errors import PrunebenchError, TrainingDiverged
+from prunebench.errors import PrunebenchError, TrainingDiverged, one_line
+from prunebench.outputs import check_output_dir, check_output_file
 
 
 def _flags_without_type(params: list) -> list:
@@ -65,6 +67,20 @@ DeviceOpt = Annotated[
 ]
 
 
+def _targets(text: str) -> list[float]:
+    """`--targets 0.5,0.8,0.9` as numbers; an empty or non-numeric item is named."""
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise PrunebenchError(
+                f"--targets: {item.strip()!r} is not a number; give comma-separated numbers "
+                "such as 0.5,0.8,0.9"
+            ) from None
+    return values
+
+
 def _overrides(values: list[str] | None, device: str | None) -> list[str]:
     values = list(values or [])
     if device is not None:
@@ -98,7 +114,7 @@ def schedule(
         "step": step,
         "first": first,
         "tolerance": tolerance,
-        "targets": [float(t) for t in targets.split(",")] if targets else None,
+        "targets": _targets(targets) if targets is not None else None,
     }
     values = {k: v for k, v in given.items() if v is not None}
     cfg = validate(RegimeConfig, values, "schedule", option=_schedule_option)
@@ -142,6 +158,7 @@ def pretrain(
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device))
+    check_output_dir(results, "--results")
     from prunebench.driver import dense_model
     from prunebench.progress import make_progress
     from prunebench.store import Store
@@ -161,18 +178,68 @@ def run(
     set_: SetOpt = None,
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            help="fine-tune data-parallel on N processes (torchrun + DDP; one per GPU, or gloo "
+            "on the CPU); only the first writes results",
+        ),
+    ] = 1,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
+    check_output_dir(results, "--results")
+    from prunebench.ddp import check_devices, launch, without_option, world_size
+
+    if nproc < 1:
+        raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1:
+        if world_size() > 1:
+            raise PrunebenchError("--nproc starts torchrun itself; do not combine it with torchrun")
+        check_devices(cfg, nproc)
+        code = launch(nproc, without_option(sys.argv[1:], "--nproc"))
+        if code:
+            raise typer.Exit(code)
+        return
     from prunebench.driver import run as run_one
     from prunebench.progress import make_progress
-    from prunebench.results import load_results
     from prunebench.store import Store
+
+    if world_size() > 1:  # one copy of a data-parallel launch
+        _run_data_parallel(cfg, results, quiet)
+        return
+    _print_run(run_one(cfg, Store(results), make_progress(quiet)), results)
+
+
+def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
+    """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
+    from prunebench.ddp import DataParallelExecutor, follow, start, stop
+    from prunebench.driver import run as run_one
+    from prunebench.progress import make_progress
+    from prunebench.store import Store
+
+    parallel = start(cfg)
+    try:
+        if parallel.rank != 0:
+            follow(parallel)
+            return
+        executor = DataParallelExecutor(parallel)
+        try:
+            result = run_one(cfg, Store(results), make_progress(quiet), executor)
+        finally:
+            executor.close()  # the followers stop however the leader ends
+        _print_run(result, results)
+    finally:
+        stop()
+
+
+def _print_run(result, results: Path) -> None:
+    from prunebench.results import load_results
     from prunebench.tables import steps_table
 
-    result = run_one(cfg, Store(results), make_progress(quiet))
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
@@ -195,8 +262,19 @@ def sweep(
     quiet: QuietOpt = False,
     device: DeviceOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print the plan (tree, naive vs planned steps) only")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="print the plan (tree, naive vs planned steps) and its estimated wall time only",
+        ),
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            help="with --dry-run: time a few batches of each model on the device to estimate "
+            "the wall time"
+        ),
+    ] = True,
     executor: ExecutorOpt = "local",
     address: Annotated[
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
@@ -209,7 +287,15 @@ def sweep(
         int | None,
         typer.Option(help="torch threads per process (results are bit-identical at equal counts)"),
     ] = None,
-    gpus_per_worker: Annotated[float, typer.Option(help="ray: GPUs per worker")] = 0.0,
+    gpus_per_step: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-step",
+            "--gpus-per-worker",
+            help="ray: each step's share of a GPU (0.25: four steps per GPU; default: 1 when "
+            "the cluster has GPUs and the runs may use them, else 0)",
+        ),
+    ] = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -223,13 +309,17 @@ def sweep(
         raise PrunebenchError(f"--executor must be local, processes or ray, not '{executor}'")
     if executor == "local" and workers:
         raise PrunebenchError("--workers needs --executor processes or ray")
-    if executor != "ray" and (address or gpus_per_worker):
-        raise PrunebenchError("--address and --gpus-per-worker need --executor ray")
+    if executor != "ray" and (address or gpus_per_step is not None):
+        raise PrunebenchError("--address and --gpus-per-step need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
-    if gpus_per_worker < 0:
-        raise PrunebenchError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if gpus_per_step is not None and gpus_per_step < 0:
+        raise PrunebenchError(f"--gpus-per-step must be >= 0, got {gpus_per_step}")
+    if gpus_per_step is None and all(cfg.device == "cpu" for cfg in configs):
+        gpus_per_step = 0.0
+    if not dry_run:
+        check_output_dir(results, "--results")
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -237,7 +327,14 @@ def sweep(
     plan = build_plan(configs)
     if dry_run:
         stored = _stored_epochs(results, plan)
-        for line in [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]:
+        lines = [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]
+        if estimate:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+            lines += _estimate_lines(plan, results, stored, workers)
+        for line in lines:
             out.print(line, markup=False, highlight=False)
         return
     import torch
@@ -254,7 +351,7 @@ def sweep(
     chosen = {
         "local": LocalExecutor,
         "processes": lambda: ProcessExecutor(workers, threads),
-        "ray": lambda: RayExecutor(address, workers, threads, gpus_per_worker),
+        "ray": lambda: RayExecutor(address, workers, threads, gpus_per_step),
     }[executor]()
     outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
@@ -273,6 +370,31 @@ def sweep(
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _estimate_lines(plan, results: Path, stored: dict[str, int], workers: int | None) -> list[str]:
+    """Time a few batches of each model and data; the plan's wall time per number of steps side
+    by side. Builds data and models in memory only: writes nothing."""
+    from prunebench.config import base_id
+    from prunebench.data.catalog import DATASETS
+    from prunebench.devices import resolve_device
+    from prunebench.estimate import estimate as estimate_plan
+    from prunebench.estimate import render
+    from prunebench.store import Store
+
+    store, bundles = Store(results), {}
+
+    def data_for(cfg):
+        key = (cfg.data.model_dump_json(), cfg.device)
+        if key not in bundles:
+            bundles[key] = DATASETS.get(cfg.data.name).build(cfg.data, resolve_device(cfg.device))
+        return bundles[key]
+
+    dense = {base_id(r.cfg): r.cfg for r in plan.runs}
+    missing = [cfg for bid, cfg in dense.items() if not store.dense_path(bid).exists()]
+    todo = [key for key in plan.nodes if key not in stored]
+    est = estimate_plan(plan, todo, data_for, missing)
+    return ["", *render(est, {1, 2, 4, 8, workers or 1})]
 
 
 def _stored_epochs(results: Path, plan) -> dict[str, int]:
@@ -305,17 +427,21 @@ def results(
     ] = None,
 ) -> None:
     """Print (or export) the stored pruning steps, one row per step; failed runs included."""
-    from prunebench.results import EXPORT_FORMATS, find_run_id, load_results
+    from prunebench.results import EXPORT_FORMATS, find_run, load_results, require_runs
     from prunebench.tables import steps_table
 
     if fmt not in EXPORT_FORMATS:
         raise PrunebenchError(f"--format must be table, csv, json or parquet, not '{fmt}'")
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise PrunebenchError("parquet is binary: pass --output FILE or redirect stdout")
-    df = load_results(directory)
+    if output is not None:
+        if fmt == "table":
+            raise PrunebenchError("--output writes a file: add --format csv, json or parquet")
+        check_output_file(output, "--output")
+    df = require_runs(load_results(directory), directory)
     every_id = list(df["run_id"])  # short ids in the table stay unique among all runs
     if run_id is not None:
-        df = df[df["run_id"] == find_run_id(directory, run_id)]
+        df = df[df["run_id"] == find_run(df, run_id)]
     if fmt == "table":
         from prunebench.tables import failures_table
 
@@ -348,6 +474,13 @@ def report(
     ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
+    from prunebench.results import load_results, require_runs
+
+    require_runs(load_results(directory), directory)
+    if out_dir is not None:
+        check_output_dir(out_dir, "--out")
+    else:
+        check_output_dir(directory / "report", "report directory")
     from prunebench.report import write_report
 
     files = write_report(directory, out_dir, figure_format)
@@ -366,21 +499,45 @@ def export(
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
     prunebench.load_pruned (no pickle)."""
+    check_output_dir(out_dir, "export directory")
     from prunebench.export import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
 
 
+def _error(message: str) -> None:
+    Console(stderr=True).print(
+        f"[red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
+    sys.exit(2)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    """A bad option or argument that typer caught while parsing: one line, like our own errors
+    (typer's own display is a usage line, a hint and a framed box)."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `prunebench` alone: the help was printed
+        sys.exit(2)
+    command = ctx.command_path if ctx is not None else "prunebench"
+    _error(f"{exc.format_message()} (see {command} --help)")
+
+
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        _usage_error(exc)
+    except typer.Abort:
+        Console(stderr=True).print("Aborted!")
+        sys.exit(1)
     except PrunebenchError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error(str(exc))
     except TrainingDiverged as exc:
         Console(stderr=True).print(f"[red]training diverged:[/] {exc}", highlight=False)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(n) and Ctrl-C (130) return their code
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -7,18 +7,19 @@ change results) together with SCHEMA_VERSION, so the same experiment always land
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -26,16 +27,36 @@ from pydantic import (
 
 from prunebench.criteria.catalog import CRITERIA
 from prunebench.data.catalog import DATASETS
+from prunebench.data.options import check_dataset_options
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.catalog import MODELS
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
+from prunebench.yaml_input import check_plain, parse, parse_value, read_text
 
 # Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
 SCHEMA_VERSION = 1
 
-Ratio = float
+# Numbers are strict: "0.5" (a string) is a wrong type, not 0.5; an int is still a float.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Ratio = Float
+# numpy's legacy RNGs (np.random.seed, scikit-learn's random_state) take seeds below 2^32, and
+# SQLite stores signed 64-bit integers: one range for every seed keeps both safe.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]
+
+
+def _usable_path(path: Path) -> bool:
+    """Whether `path` exists; a name the OS cannot even look up (too long, NUL byte) is a
+    ValueError naming the reason, so pydantic reports it with the key."""
+    try:
+        return path.exists()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"the path is not usable ({reason}); give a valid local path") from None
 
 
 def _registered(registry: Registry, name: str) -> str:
@@ -49,21 +70,23 @@ def _registered(registry: Registry, name: str) -> str:
 class StrictModel(BaseModel):
     """Unknown keys are errors (typos must not silently fall back to defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class DataConfig(StrictModel):
     name: str = "digits"
     root: Path | None = None  # local dataset directory or file; datasets never download unasked
-    download: bool = False
-    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
-    split_seed: int = 0  # fixes the train/val/test split, shared by pretraining and all runs
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
-    num_workers: int = Field(0, ge=0)
-    augment: bool = True
-    image_size: int | None = Field(None, ge=8)  # resize (ViT / EfficientNet); None: native
-    seq_len: int = Field(128, ge=8)  # language modelling only
+    download: Bool = False
+    val_fraction: Float = Field(0.1, gt=0.0, lt=0.5)
+    split_seed: Seed = 0  # fixes the train/val/test split, shared by pretraining and all runs
+    batch_size: Int = Field(64, ge=1)
+    eval_batch_size: Int = Field(512, ge=1)
+    num_workers: Int = Field(0, ge=0)
+    augment: Bool = True
+    image_size: Int | None = Field(None, ge=8)  # resize (ViT / EfficientNet); None: native
+    seq_len: Int = Field(128, ge=8)  # language modelling only
     tokenizer: Path | None = None  # language modelling only: local tokenizer directory
     options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific, e.g. {stories: 3000}
 
@@ -75,9 +98,14 @@ class DataConfig(StrictModel):
     @field_validator("root", "tokenizer")
     @classmethod
     def _path_exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.exists():
+        if path is not None and not _usable_path(path):
             raise ValueError(f"path '{path}' does not exist; point it at a local copy")
         return path
+
+    @model_validator(mode="after")
+    def _known_options(self) -> DataConfig:
+        check_dataset_options(self.name, self.options)
+        return self
 
     @model_validator(mode="after")
     def _root_when_needed(self) -> DataConfig:
@@ -92,7 +120,7 @@ class DataConfig(StrictModel):
 class ModelConfig(StrictModel):
     name: str = "digits_cnn"
     weights: Path | None = None  # local pretrained weights: .safetensors, .pth or a HF directory
-    reset_classifier: bool = False  # load weights except the classifier (ImageNet -> CIFAR)
+    reset_classifier: Bool = False  # load weights except the classifier (ImageNet -> CIFAR)
     options: dict[str, Any] = Field(default_factory=dict)  # builder keyword arguments
 
     @field_validator("name")
@@ -103,16 +131,16 @@ class ModelConfig(StrictModel):
     @field_validator("weights")
     @classmethod
     def _weights_exist(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.exists():
+        if path is not None and not _usable_path(path):
             raise ValueError(f"weights file '{path}' does not exist")
         return path
 
 
 class OptimizerConfig(StrictModel):
     name: Literal["sgd", "adamw"] = "sgd"
-    lr: float | None = Field(None, gt=0.0)  # fine-tuning: None means pretrain lr / 10
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(5e-4, ge=0.0)
+    lr: Float | None = Field(None, gt=0.0)  # fine-tuning: None means pretrain lr / 10
+    momentum: Float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: Float = Field(5e-4, ge=0.0)
 
 
 Monitor = Literal["val_loss", "val_metric"]
@@ -121,18 +149,18 @@ Monitor = Literal["val_loss", "val_metric"]
 class PretrainConfig(StrictModel):
     """How the dense model that every pruning run starts from is trained (paper appendix F.4)."""
 
-    epochs: int = Field(30, ge=0)  # 0: use model.weights as they are
-    patience: int | None = Field(5, ge=1)  # None: train all epochs
-    min_delta: float = Field(0.0, ge=0.0)
+    epochs: Int = Field(30, ge=0)  # 0: use model.weights as they are
+    patience: Int | None = Field(5, ge=1)  # None: train all epochs
+    min_delta: Float = Field(0.0, ge=0.0)
     monitor: Monitor = "val_loss"
     optimizer: OptimizerConfig = OptimizerConfig(lr=0.1)
-    warmup_epochs: int = Field(0, ge=0)
-    warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0)
+    warmup_epochs: Int = Field(0, ge=0)
+    warmup_start_factor: Float = Field(0.01, gt=0.0, le=1.0)
     scheduler: Literal["constant", "cosine_warm_restarts"] = "constant"
-    t0: int = Field(50, ge=1)
-    t_mult: int = Field(2, ge=1)
-    eta_min: float = Field(1e-5, ge=0.0)
-    seed: int = 0
+    t0: Int = Field(50, ge=1)
+    t_mult: Int = Field(2, ge=1)
+    eta_min: Float = Field(1e-5, ge=0.0)
+    seed: Seed = 0
 
     @field_validator("optimizer")
     @classmethod
@@ -146,12 +174,12 @@ class FinetuneConfig(StrictModel):
     """Retraining after each pruning step (paper algorithm 1 when mode is 'patience')."""
 
     mode: Literal["patience", "fixed"] = "patience"
-    epochs: int = Field(5, ge=0)  # mode 'fixed': exactly this many epochs, last weights kept
-    max_epochs: int = Field(30, ge=0)  # mode 'patience': cap
-    patience: int = Field(3, ge=1)
-    first_patience: int | None = Field(None, ge=1)  # first step only (hybrid's long phase)
-    first_max_epochs: int | None = Field(None, ge=0)
-    min_delta: float = Field(0.0, ge=0.0)
+    epochs: Int = Field(5, ge=0)  # mode 'fixed': exactly this many epochs, last weights kept
+    max_epochs: Int = Field(30, ge=0)  # mode 'patience': cap
+    patience: Int = Field(3, ge=1)
+    first_patience: Int | None = Field(None, ge=1)  # first step only (hybrid's long phase)
+    first_max_epochs: Int | None = Field(None, ge=0)
+    min_delta: Float = Field(0.0, ge=0.0)
     monitor: Monitor = "val_loss"
     optimizer: OptimizerConfig = OptimizerConfig()
 
@@ -162,20 +190,20 @@ class PruneConfig(StrictModel):
     # global: one ranking; layerwise: the same ratio in every layer (structured: every channel
     # group); preset: per-layer ratios (structured only) from `preset` or `layer_ratios`.
     scope: Literal["global", "layerwise", "preset"] = "global"
-    exclude_first_conv: bool = False
-    exclude_classifier: bool = False  # structured: the classifier's outputs are never pruned
-    include_biases: bool = False
+    exclude_first_conv: Bool = False
+    exclude_classifier: Bool = False  # structured: the classifier's outputs are never pruned
+    include_biases: Bool = False
     exclude: list[str] = Field(default_factory=list)  # module names (or prefixes) never pruned
-    calibration_samples: int = Field(256, ge=1)  # data-dependent criteria, from the train split
+    calibration_samples: Int = Field(256, ge=1)  # data-dependent criteria, from the train split
     # ---- structured pruning only
     preset: str | None = None  # a named per-layer preset, e.g. resnet18_table2_model1
-    layer_ratios: dict[str, float] | None = None  # module-name prefix -> channel ratio
-    round_to: int | None = Field(None, ge=1)  # keep channel counts multiples of this
+    layer_ratios: dict[str, Float] | None = None  # module-name prefix -> channel ratio
+    round_to: Int | None = Field(None, ge=1)  # keep channel counts multiples of this
     # global scope: channel scores divided by their group's mean before the one ranking
     # (raw sums favour layers with large fan-in); "none" ranks the raw group sums
     group_normalizer: Literal["mean", "none"] = "mean"
-    latency: bool = True  # measure latency of the pruned and the dense model at each step
-    latency_batch_size: int = Field(64, ge=1)
+    latency: Bool = True  # measure latency of the pruned and the dense model at each step
+    latency_batch_size: Int = Field(64, ge=1)
 
     @field_validator("criterion")
     @classmethod
@@ -219,17 +247,26 @@ class PruneConfig(StrictModel):
         return self
 
 
+class TrainConfig(StrictModel):
+    """How training is executed, never what it computes: not part of any id (a step computed
+    eagerly is reused by a compiled run). On the CPU `auto` changes nothing."""
+
+    # torch.compile the forward passes: true / false, or auto (on CUDA, phases of at least
+    # accel.AUTO_COMPILE_MIN_EPOCHS planned epochs)
+    compile: Literal["auto"] | bool = "auto"
+
+
 class RegimeConfig(StrictModel):
     """A schedule name plus its arguments; see prunebench.schedules."""
 
     name: str = "one_shot"
     target: Ratio | None = None
-    steps: int | None = None
-    rate: float | None = None
-    step: float | None = None
-    first: float | None = None
-    targets: list[float] | None = None
-    tolerance: float | None = None
+    steps: Int | None = None
+    rate: Float | None = None
+    step: Float | None = None
+    first: Float | None = None
+    targets: list[Float] | None = None
+    tolerance: Float | None = None
 
     @field_validator("name")
     @classmethod
@@ -267,8 +304,9 @@ class RegimeConfig(StrictModel):
 
 class RunConfig(StrictModel):
     name: str | None = None  # a label for tables; not part of the run id
-    seed: int = 0
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # not part of the run id
+    train: TrainConfig = TrainConfig()  # execution settings: not part of the run id
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
@@ -288,8 +326,11 @@ class RunConfig(StrictModel):
         return self
 
 
-# Fields that change how a run is executed or labelled, not its results.
-NON_IDENTITY_FIELDS = {"name", "device"}
+# Fields that change how a run is executed or labelled, not the experiment: the label, where it
+# runs and how the arithmetic is executed (compile). A GPU's rounding differs from the CPU's and a
+# compiled graph's from an eager one's, but the same experiment keeps one id, so a step computed
+# one way is resumed and reused the other way, exactly like a step computed on another device.
+NON_IDENTITY_FIELDS = {"name", "device", "train"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
@@ -348,22 +389,20 @@ def base_id(cfg: RunConfig) -> str:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'a.b=c' -> (['a', 'b'], yaml-parsed 'c')."""
+    """'a.b=c' -> (['a', 'b'], yaml-parsed 'c'); text that is not YAML stays a string."""
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got '{text}' (e.g. --set finetune.patience=5)")
     key, raw = text.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set has an empty key in '{text}' (e.g. --set regime.target=0.9)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
+    value = parse_value(raw, key) if raw.strip() else raw
     return key.split("."), value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with each `a.b=c` applied (nested dicts created as needed)."""
-    out = json.loads(json.dumps(raw, default=str))
+    check_plain(raw, "", "config")
+    out = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
         node = out
@@ -378,18 +417,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file '{path}' is not valid YAML{where}") from None
+    """A config file as plain data: a mapping with string keys (see yaml_input)."""
+    source = f"config file '{path}'"
+    data = parse(read_text(path, "config file"), source)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(data)}")
+        kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
+        raise ConfigError(f"{source} must hold a mapping of keys (e.g. seed: 0), not {kind}")
     return data
 
 
@@ -427,12 +462,26 @@ def describe_validation_error(
         hint = suggest(str(loc[-1]), _fields_at(model, loc[:-1]))
         return f"{source}: unknown key '{key}' ({hint}){more}"
     message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a check of the whole model (e.g. a schedule): its message says it all
+        return f"{source}: {message}{more}"
     got = first.get("input")
-    got_text = "" if isinstance(got, dict) or repr(got) in message else f" (got {got!r})"
+    got_text = (
+        "" if isinstance(got, dict) or repr(got) in message else f" (got {_shorten(repr(got))})"
+    )
+    if first["type"] in NUMBER_ERRORS and isinstance(got, str):
+        got_text += ", a string: write the number without quotes"
     if option is not None:
         where = f"{option(key)}: " if first["loc"] else ""
         return f"{source}: {where}{message}{got_text}{more}"
     return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
+
+
+NUMBER_ERRORS = {"int_type", "float_type", "bool_type"}
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """A long value (a 300-character path, a 400-digit number) cut so the message stays short."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def validate(

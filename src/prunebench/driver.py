@@ -23,9 +23,8 @@ import torch
 from prunebench.checkpoints import load_weights
 from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
-from prunebench.data.catalog import DATASETS
-from prunebench.devices import resolve_device
 from prunebench.errors import PrunebenchError
+from prunebench.estimate import estimate as estimate_plan
 from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
 from prunebench.migrate import upgrade
 from prunebench.models.build import build_model
@@ -34,7 +33,7 @@ from prunebench.pretrain import Dense, train_dense
 from prunebench.progress import Progress
 from prunebench.runner import RunContext
 from prunebench.store import RUN_COLUMNS, Store, dumps
-from prunebench.tasks import Task, make_task
+from prunebench.tasks import Task
 from prunebench.workspace import Workspace
 
 
@@ -64,10 +63,11 @@ def stored_dense(store: Store, progress: Progress | None = None):
 
 
 def dense_model(cfg: RunConfig, store: Store, progress: Progress | None = None) -> Dense:
-    """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now."""
-    device = resolve_device(cfg.device)
-    data = DATASETS.get(cfg.data.name).build(cfg.data, device)
-    return stored_dense(store, progress)(cfg, data, make_task(data.info.task), device)
+    """The dense model of `cfg` (`prunebench pretrain`): reused from `store` or trained now,
+    after the same model checks as a run."""
+    workspace = Workspace(stored_dense(store, progress), progress)
+    workspace.check(cfg)
+    return workspace.dense(cfg)
 
 
 def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
@@ -270,6 +270,17 @@ class Driver:
             if child in self.needed:
                 self._push(child)
 
+    def _estimate(self) -> tuple[float, float] | None:
+        """Seconds the steps left will take (a few timed batches per model and data), for the
+        live display's ETA; None for a quiet one, or when timing fails (the sweep goes on)."""
+        if not (self.progress.wants_estimate and self.needed):
+            return None
+        try:
+            est = estimate_plan(self.plan, self.needed, self.workspace.data)
+        except Exception:
+            return None
+        return est.side_by_side(getattr(self.executor, "slots", 1), with_pretraining=False)
+
     def _update(self) -> None:
         current = [job.label for job in self.executor.in_flight()]
         self.progress.sweep_update(
@@ -290,7 +301,7 @@ class Driver:
                     self._finish(run.run_id, "done")
             self._ready_at_start()
             self.progress.runs_planned({r.run_id: (r.title, len(r.steps)) for r in self.plan.runs})
-            self.progress.sweep_started(len(self.needed), len(self.active))
+            self.progress.sweep_started(len(self.needed), len(self.active), self._estimate())
             while self._heap or self.executor.busy:
                 while self._heap and self.executor.has_room():
                     _, _, key = heapq.heappop(self._heap)
@@ -340,7 +351,12 @@ class RunResult:
     already_done: bool = False
 
 
-def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunResult:
+def run(
+    cfg: RunConfig,
+    store: Store,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
     """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
 
     A plan of one run through the same driver as a sweep, so both follow the same rules:
@@ -352,7 +368,7 @@ def run(cfg: RunConfig, store: Store, progress: Progress | None = None) -> RunRe
     if existing and existing["status"] == "done":
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
-    outcome = execute_plan(build_plan([cfg]), store, LocalExecutor(), progress)
+    outcome = execute_plan(build_plan([cfg]), store, executor or LocalExecutor(), progress)
     if rid in outcome.failed:
         raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
     rows = store.steps(rid)

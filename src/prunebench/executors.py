@@ -16,7 +16,9 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -30,6 +32,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.models.build import build_model
 from prunebench.plan import StepPlan
 from prunebench.pretrain import Dense
+from prunebench.ray_auth import RayAuth, existing_cluster, private_instance
 from prunebench.runner import RunContext, compute_step
 from prunebench.tasks import Task
 from prunebench.workspace import Workspace
@@ -62,6 +65,7 @@ class Executor(Protocol):
     """Where the driver's ready steps are computed; outcomes come back through `wait`."""
 
     name: str
+    slots: int  # steps computed side by side (for the time estimate)
 
     def start(self) -> None: ...
 
@@ -107,6 +111,7 @@ class LocalExecutor:
     """Computes one job at a time in this process (live epoch progress, no start-up cost)."""
 
     name = "local"
+    slots = 1  # steps computed side by side
 
     def __init__(self) -> None:
         self._queue: deque[NodeJob] = deque()
@@ -129,9 +134,13 @@ class LocalExecutor:
         self._workspace = workspace
         self._queue.append(job)
 
+    def context(self, job: NodeJob) -> RunContext:
+        """Where `job` is computed (the data-parallel executor shares it with its followers)."""
+        return self._workspace.context(job.cfg)
+
     def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
         job = self._queue.popleft()
-        ctx = self._workspace.context(job.cfg)
+        ctx = self.context(job)
         ctx.progress.run_started(job.owner, job.label, job.n_steps, ctx.task.metric)
         ctx.progress.step_started(job.step.index, job.step.target, job.step.settings.max_epochs)
         return [(job, compute_node(ctx, job))]
@@ -251,6 +260,11 @@ class ProcessExecutor(WorkerPool):
         if not self._idle and not self._inflight:
             self._idle = [self._spawn() for _ in range(self.workers)]
 
+    @property
+    def slots(self) -> int:
+        """Steps computed side by side."""
+        return self.workers
+
     def submit(self, job: NodeJob, workspace: Workspace) -> None:
         bid = base_id(job.cfg)
         worker = self._idle.pop()
@@ -296,8 +310,36 @@ class ProcessExecutor(WorkerPool):
 # ---------------------------------------------------------------- Ray
 
 
+def print_warning(message: str) -> None:
+    """One line on stderr (the executor starts before the live display does)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def worker_count(resources: dict[str, float], gpus_per_step: float, requested: int | None) -> int:
+    """How many steps run side by side: as asked, else one per GPU share (`gpus_per_step` of a
+    GPU each: 0.25 puts four steps on every GPU), else one per CPU."""
+    if requested:
+        return requested
+    if gpus_per_step > 0:
+        return max(1, int(resources.get("GPU", 0) / gpus_per_step + 1e-9))
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def actor_options(resources: dict[str, float], gpus_per_step: float, workers: int) -> dict:
+    """Ray resources of one worker: one CPU for CPU steps; for GPU steps its GPU share and an
+    equal part of the CPUs (at most one), so that the GPUs, not the CPUs, bound the workers."""
+    if gpus_per_step <= 0:
+        return {"num_cpus": 1, "num_gpus": 0}
+    cpus = min(1.0, resources.get("CPU", 1) / workers)
+    return {"num_cpus": cpus, "num_gpus": gpus_per_step}
+
+
 class RayExecutor(WorkerPool):
-    """Sends ready steps to `workers` Ray actors; independent subtrees run side by side."""
+    """Sends ready steps to Ray actors; independent subtrees run side by side.
+
+    `gpus_per_step` is each worker's share of a GPU (Ray's fractional `num_gpus`: 0.25 runs four
+    steps on one GPU; 1 one step per GPU); None takes one GPU per step when the cluster has GPUs.
+    """
 
     name = "ray"
 
@@ -306,12 +348,16 @@ class RayExecutor(WorkerPool):
         address: str | None = None,
         workers: int | None = None,
         threads: int | None = None,
-        gpus_per_worker: float = 0.0,
+        gpus_per_step: float | None = 0.0,
+        warn: Callable[[str], None] = print_warning,
     ) -> None:
         self.address = address
+        self.warn = warn
+        self._auth: RayAuth | None = None
         self.workers = workers
         self.threads = threads
-        self.gpus_per_worker = gpus_per_worker
+        self.gpus_per_step = gpus_per_step
+        self.options: dict[str, Any] = {}  # what each worker asked Ray for (set by start)
         self._started_ray = False
         self._actor_class: Any = None
         self._idle: list[Any] = []
@@ -329,22 +375,45 @@ class RayExecutor(WorkerPool):
                 "--executor ray needs Ray: pip install 'prunebench[ray]'"
             ) from None
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address:
-                kwargs["address"] = self.address
-            else:
-                kwargs["num_cpus"] = self.workers or os.cpu_count() or 1
-            try:
-                ray.init(**kwargs)
-            except Exception as exc:  # ConnectionError, ValueError, ... depending on the address
-                raise PrunebenchError(
-                    f"cannot start or reach Ray (--address {self.address}): {exc}"
-                ) from None
-            self._started_ray = True
-        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self._init_ray(ray)
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        if self.gpus_per_step is None:
+            self.gpus_per_step = 1.0 if gpus else 0.0
+        if self.gpus_per_step > 0 and gpus < self.gpus_per_step:
+            self.close()
+            raise PrunebenchError(
+                f"--gpus-per-step {self.gpus_per_step:g} but the Ray cluster has {gpus:g} GPUs"
+            )
+        self.workers = worker_count(resources, self.gpus_per_step, self.workers)
+        self.options = actor_options(resources, self.gpus_per_step, self.workers)
         self.threads = self.threads or torch.get_num_threads()
-        self._actor_class = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(NodeWorker)
-        self._idle = [self._actor_class.remote(self.threads) for _ in range(workers)]
+        self._actor_class = ray.remote(**self.options)(NodeWorker)
+        self._idle = [self._actor_class.remote(self.threads) for _ in range(self.workers)]
+
+    @property
+    def slots(self) -> int:
+        """Steps computed side by side."""
+        return self.workers or 1
+
+    def _init_ray(self, ray: Any) -> None:
+        """Start a local instance with a private token, or join `address` with the user's."""
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if self.address:
+            kwargs["address"] = self.address
+            self._auth = existing_cluster(self.address, self.warn)
+        else:
+            kwargs["num_cpus"] = self.workers or os.cpu_count() or 1
+            self._auth = private_instance(self.warn)
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # ConnectionError, ValueError, ... depending on the address
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._auth.restore()
+            raise PrunebenchError(
+                f"cannot start or reach Ray (--address {self.address}): {first}"
+            ) from None
+        self._started_ray = True
 
     def submit(self, job: NodeJob, workspace: Workspace) -> None:
         import ray
@@ -385,6 +454,9 @@ class RayExecutor(WorkerPool):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+        if self._auth is not None:
+            self._auth.restore()
+            self._auth = None
 
 
 def dense_payload(dense: Dense) -> dict[str, Any]:

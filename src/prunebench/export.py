@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -30,6 +31,7 @@ from prunebench.config import ModelConfig, PruneConfig, validate
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
 from prunebench.models.build import build_model
+from prunebench.results import find_run, load_results, require_runs
 from prunebench.state import rebuild, restore, stored_masks
 from prunebench.store import open_existing
 
@@ -54,51 +56,53 @@ def _sha256_file(path: Path) -> str:
 # ---------------------------------------------------------------------- from a results directory
 
 
-def _without_latency(cfg: PruneConfig) -> PruneConfig:
-    """Rebuilding never times anything."""
-    return cfg.model_copy(update={"latency": False})
-
-
 def export_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
-    """Export the model after step `step` (default: the last stored step) of run `run`."""
-    store = open_existing(results)
-    row = store.find_run(run)
-    steps = store.steps(row["run_id"])
-    if not steps:
-        raise PrunebenchError(f"run {row['run_id']} has no stored steps yet")
-    chosen = steps[-1] if step is None else next((s for s in steps if s["step"] == step), None)
-    if chosen is None:
-        raise PrunebenchError(
-            f"run {row['run_id']} has steps {', '.join(str(s['step']) for s in steps)}, not {step}"
-        )
-    config = json.loads(row["config_json"])
+    """Export the model after step `step` (default: the last stored step) of run `run` (an id
+    or a unique prefix of one)."""
+    df = require_runs(load_results(results), results)
+    rid = find_run(df, run)
+    steps = df[(df["run_id"] == rid) & df["step"].notna()].sort_values("step")
+    if steps.empty:
+        raise PrunebenchError(f"run {rid} has no stored steps yet")
+    chosen = steps.iloc[-1] if step is None else steps[steps["step"] == step]
+    if isinstance(chosen, pd.DataFrame):
+        if chosen.empty:
+            have = ", ".join(str(int(s)) for s in steps["step"])
+            raise PrunebenchError(f"run {rid} has steps {have}, not {step}")
+        chosen = chosen.iloc[0]
+    config = json.loads(chosen["config_json"])
     model_raw = {k: v for k, v in config["model"].items() if k != "weights"}
     model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
+    store = open_existing(results)
     if not store.checkpoint_path(chosen["step_key"]).exists():
-        raise CheckpointError(f"the checkpoint of step {chosen['step']} is missing")
+        raise CheckpointError(f"the checkpoint of step {int(chosen['step'])} is missing")
     tensors, meta = store.load_checkpoint(chosen["step_key"])
     pruner_meta = meta.get("pruner", {})
     if "data_info" not in pruner_meta:
         raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
     info = DataInfo(**pruner_meta["data_info"])
-    model, _ = restore(
-        model_cfg, _without_latency(prune_cfg), info, tensors, meta, source="checkpoint"
-    )
+    model, _ = restore(model_cfg, prune_cfg, info, tensors, meta, source="checkpoint")
     masks = stored_masks(tensors)
+    metric = chosen["metric"]
     source = {
-        "run_id": row["run_id"],
-        "step": chosen["step"],
+        "run_id": rid,
+        "step": int(chosen["step"]),
         "step_key": chosen["step_key"],
-        "target": chosen["target"],
-        "regime": row["regime"],
-        "criterion": row["criterion"],
-        "test_metric": chosen.get(f"test_{row['metric']}"),
-        "metric": row["metric"],
+        "target": float(chosen["target"]),
+        "regime": chosen["regime"],
+        "criterion": chosen["criterion"],
+        "test_metric": _plain(chosen.get(f"test_{metric}")),
+        "metric": metric,
     }
     return export_model(
         model.eval(), out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
     )
+
+
+def _plain(value: Any) -> float | None:
+    """A JSON-able number (None for a missing value)."""
+    return None if value is None or pd.isna(value) else float(value)
 
 
 # ---------------------------------------------------------------------- writing
@@ -215,7 +219,7 @@ def load_pruned(path: Path | str) -> nn.Module:
     info = DataInfo(**description["data_info"])
     pruner_meta = {"structure": description["structure"], **description["pruning"]}
     if description["structure"] == "structured":
-        model, _ = rebuild(model_cfg, _without_latency(prune_cfg), info, {}, pruner_meta)
+        model, _ = rebuild(model_cfg, prune_cfg, info, {}, pruner_meta)
     else:
         model = build_model(model_cfg, info)
     weights: dict[str, torch.Tensor] = {}

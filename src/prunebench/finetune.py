@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunebench.accel import Execution
 from prunebench.data.base import DataBundle
 from prunebench.pruning.masks import MaskSet
 from prunebench.settings import FitSettings
@@ -88,8 +89,13 @@ def fit(
     device: torch.device,
     masks: MaskSet | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    execution: Execution | None = None,
 ) -> FitResult:
-    """Train with a fresh optimizer until the stopping rule fires; leave the kept weights loaded."""
+    """Train with a fresh optimizer until the stopping rule fires; leave the kept weights loaded.
+
+    `execution` says how forward passes run (torch.compile, DDP); `model` keeps the weights."""
+    device = torch.device(device)
+    train_net, eval_net = (execution or Execution()).modules(model, device)
     optimizer = make_optimizer(
         model.parameters(),
         settings.optimizer,
@@ -105,10 +111,10 @@ def fit(
     for epoch in range(1, settings.max_epochs + 1):
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = train_epoch(model, data.train, task, optimizer, device, masks)
+        train_loss = train_epoch(train_net, data.train, task, optimizer, device, masks)
         if scheduler is not None:
             scheduler.step()
-        val = task.evaluate(model, data.val, device)
+        val = task.evaluate(eval_net, data.val, device)
         value, higher = monitored_value(val, settings.monitor, task)
         if settings.patience is None:
             improved, stop = True, False

@@ -31,7 +31,7 @@ from prunebench.config import (
     without_added,
 )
 from prunebench.schedules import increments
-from prunebench.settings import FitSettings, finetune_settings
+from prunebench.settings import FitSettings, epoch_bounds, finetune_settings
 
 KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
 
@@ -188,17 +188,6 @@ def build_plan(configs: Iterable[RunConfig]) -> Plan:
 
 
 # ---------------------------------------------------------------- counts for --dry-run
-
-
-def epoch_bounds(settings: FitSettings) -> tuple[int, int]:
-    """Fewest and most fine-tuning epochs a step can take (equal for fixed-length fine-tuning).
-
-    Patience stops at the earliest after epoch 1 (always an improvement) plus `patience` epochs
-    that do not improve; it never runs past `max_epochs`.
-    """
-    if settings.patience is None:
-        return settings.max_epochs, settings.max_epochs
-    return min(settings.max_epochs, 1 + settings.patience), settings.max_epochs
 
 
 @dataclass(frozen=True)

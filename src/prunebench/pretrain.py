@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunebench.accel import Execution, should_compile
 from prunebench.config import PretrainConfig, RunConfig, base_id
 from prunebench.data.base import DataBundle
 from prunebench.finetune import fit
@@ -20,7 +21,7 @@ from prunebench.models.build import build_model
 from prunebench.models.weights import load_pretrained
 from prunebench.progress import Progress
 from prunebench.seeding import seed_everything
-from prunebench.settings import FitSettings
+from prunebench.settings import FitSettings, epoch_bounds
 from prunebench.tasks import Task
 
 
@@ -104,13 +105,16 @@ def train_dense(
     if cfg.pretrain.epochs > 0:
         progress.run_started(bid, f"pretrain {cfg.model.name} on {cfg.data.name}", 0, task.metric)
         progress.step_started(0, 0.0, cfg.pretrain.epochs)
+        settings = pretrain_settings(cfg.pretrain)
+        compile_ = should_compile(cfg.train.compile, device, epoch_bounds(settings)[0])
         result = fit(
             model,
             data,
             task,
-            pretrain_settings(cfg.pretrain),
+            settings,
             device,
             on_epoch=lambda rec: progress.epoch_done(0, rec, phase="pretrain"),
+            execution=Execution(compile=compile_),
         )
         history = [vars(r) for r in result.history]
         progress.run_finished(bid, f"pretrained for {result.epochs} epochs")

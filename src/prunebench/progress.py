@@ -23,6 +23,8 @@ METRIC_NAMES = {"top1": "top-1", "top5": "top-5", "ppl": "ppl"}
 class Progress:
     """No-op hooks (the quiet display); subclasses draw something."""
 
+    wants_estimate = False  # the driver times a few batches for an ETA only for displays
+
     def run_started(self, run_id: str, label: str, n_steps: int, metric: str = "top1") -> None:
         """A run (or, with n_steps == 0, the pretraining of a dense model) starts computing;
         `metric` is its task's headline metric (top1, ppl)."""
@@ -46,7 +48,10 @@ class Progress:
         """Run id -> (title, number of steps) of every run in the plan, for naming steps that
         were computed elsewhere (worker processes, Ray)."""
 
-    def sweep_started(self, steps: int, runs: int) -> None: ...
+    # `estimate`: (fewest, most) seconds for those steps (estimate.py), until real timings exist.
+    def sweep_started(
+        self, steps: int, runs: int, estimate: tuple[float, float] | None = None
+    ) -> None: ...
 
     def sweep_update(
         self, steps_done: int, runs_done: int, runs_failed: int, current: list[str]
@@ -108,10 +113,13 @@ class _State:
         )
         return step_summary(row, label, n_steps, target)
 
-    def start_sweep(self, steps: int, runs: int) -> None:
+    def start_sweep(
+        self, steps: int, runs: int, estimate: tuple[float, float] | None = None
+    ) -> None:
         self.sweep = {
             "steps": steps,
             "runs": runs,
+            "estimate": estimate,
             "done": 0,
             "runs_done": 0,
             "failed": 0,
@@ -126,6 +134,9 @@ class _State:
         total, done = w["steps"], w["done"]
         elapsed = time.monotonic() - w["started"]
         eta = "-" if done == 0 else duration(elapsed / done * max(total - done, 0))
+        if done == 0 and w.get("estimate"):  # measured batches until measured steps exist
+            lo, hi = (duration(max(b - elapsed, 0)) for b in w["estimate"])
+            eta = f"~{lo}" if lo == hi else f"~{lo}-{hi}"
         parts = [f"{done}/{total} steps"]
         if not final:
             parts.append(f"ETA {eta}")
@@ -169,6 +180,8 @@ class RichProgress(Progress):
     counts, the step being computed (or the steps in flight on other processes), the last step
     finished. The last frame drawn is the final state (the sweep's bar ends full).
     """
+
+    wants_estimate = True
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -246,8 +259,8 @@ class RichProgress(Progress):
     def message(self, text):
         self.console.print(text, markup=False, highlight=False)
 
-    def sweep_started(self, steps, runs):
-        self.state.start_sweep(steps, runs)
+    def sweep_started(self, steps, runs, estimate=None):
+        self.state.start_sweep(steps, runs, estimate)
         self._refresh(force=True)
 
     def sweep_update(self, steps_done, runs_done, runs_failed, current):
@@ -281,6 +294,8 @@ class LogProgress(Progress):
     line; pretraining says when it starts and ends. A long step or pretraining prints an epoch
     line at most every `heartbeat` seconds, so a log never goes quiet for long.
     """
+
+    wants_estimate = True
 
     def __init__(self, stream: TextIO | None = None, heartbeat: float = 60.0) -> None:
         self.stream = stream or sys.stderr
@@ -335,8 +350,8 @@ class LogProgress(Progress):
             self._print(text)
         self._held = []
 
-    def sweep_started(self, steps, runs):
-        self.state.start_sweep(steps, runs)
+    def sweep_started(self, steps, runs, estimate=None):
+        self.state.start_sweep(steps, runs, estimate)
         self._print(f"sweep: {steps} steps to compute for {runs} runs")
 
     def sweep_update(self, steps_done, runs_done, runs_failed, current):

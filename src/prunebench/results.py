@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prunebench.errors import PrunebenchError
 from prunebench.store import DB_NAME, open_existing
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
@@ -19,12 +20,6 @@ EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 def database_path(directory: Path | str) -> Path:
     """Where the results of `directory` live (for messages and report captions)."""
     return Path(directory) / DB_NAME
-
-
-def find_run_id(directory: Path | str, prefix: str) -> str:
-    """The full id of the run whose id starts with `prefix` (what users type: the results
-    table shows such prefixes); one line if none or several do."""
-    return open_existing(directory).find_run(prefix)["run_id"]
 
 
 def load_results(directory: Path | str) -> pd.DataFrame:
@@ -41,3 +36,25 @@ def load_results(directory: Path | str) -> pd.DataFrame:
     ints = {c: "Int64" for c in df.columns if pd.api.types.is_integer_dtype(df[c])}
     parts = [part.astype(ints) for part in (df, stepless.reindex(columns=df.columns))]
     return pd.concat([p for p in parts if not p.empty], ignore_index=True)
+
+
+def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:
+    """`df` itself; none is an error, not an empty page that looks like a finished command."""
+    if df.empty:
+        raise PrunebenchError(
+            f"'{directory}' holds no runs yet; fill it with `prunebench run` or "
+            f"`prunebench sweep` with --results {directory}"
+        )
+    return df
+
+
+def find_run(df: pd.DataFrame, prefix: str) -> str:
+    """The id of the one run whose id starts with `prefix` (what users type)."""
+    ids = sorted({str(r) for r in df["run_id"] if str(r).startswith(prefix)})
+    if not ids:
+        raise PrunebenchError(
+            f"no run '{prefix}' in these results; list them with `prunebench results`"
+        )
+    if len(ids) > 1:
+        raise PrunebenchError(f"run id prefix '{prefix}' is ambiguous ({len(ids)} runs); give more")
+    return ids[0]

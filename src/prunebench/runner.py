@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from prunebench.accel import Execution, should_compile
 from prunebench.config import RunConfig
 from prunebench.criteria.catalog import make_criterion
 from prunebench.data.base import DataBundle, take_samples
@@ -29,23 +30,50 @@ from prunebench.progress import Progress
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.factory import make_pruner
 from prunebench.seeding import seed_everything, seed_from_key
+from prunebench.settings import FitSettings, epoch_bounds
 from prunebench.state import Tensors, pack, restore
 from prunebench.tasks import Task, make_task
 
+if TYPE_CHECKING:
+    from prunebench.parallel import DataParallel
+
 
 class RunContext:
-    """What a run builds once: device, data, task, criterion, dense model."""
+    """What a run builds once: device, data, task, criterion, dense model.
 
-    def __init__(self, cfg: RunConfig, data: DataBundle, dense: Dense, progress: Progress):
+    With `parallel` (one rank of `prunebench run --nproc N`) the context sees this rank's shard
+    of every training and evaluation batch, its metrics are summed over all ranks, and fitting
+    goes through DistributedDataParallel; calibration data stays whole, so every rank scores and
+    prunes alike.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: DataBundle,
+        dense: Dense,
+        progress: Progress,
+        parallel: DataParallel | None = None,
+    ):
         self.cfg = cfg
         self.progress = progress
         self.device = resolve_device(cfg.device)
-        self.data = data
-        self.task: Task = make_task(data.info.task)
+        self.parallel = parallel
+        self.data = parallel.shard(data) if parallel else data
+        task = make_task(data.info.task)
+        self.task: Task = parallel.task(task) if parallel else task
         self.spec: ModelSpec = model_spec(cfg.model)
         self.criterion = make_criterion(cfg.prune.criterion)
         self.dense = dense
         self.dense_params = sum(p.numel() for p in dense.model.parameters())
+
+    def execution(self, settings: FitSettings) -> Execution:
+        """How this phase's forward passes run: compiled when `train.compile` says so for its
+        planned epochs; through DDP on data-parallel ranks."""
+        return Execution(
+            compile=should_compile(self.cfg.train.compile, self.device, epoch_bounds(settings)[0]),
+            distribute=self.parallel.wrap if self.parallel else None,
+        )
 
     def describe_prunable(self) -> dict[str, Any]:
         """What the pruner may prune in the dense model, and what not and why (a run field)."""
@@ -85,6 +113,8 @@ def compute_step(
     needs_data = ctx.criterion.needs_data
     batches = take_samples(data.calibration, cfg.prune.calibration_samples) if needs_data else None
     model = pruner.prune_to(model, plan.prune_target, batches, task)
+    if ctx.parallel is not None:
+        ctx.parallel.agree(model, pruner)  # identical structure, weights and masks on every rank
     pruned_test = task.evaluate(model, data.test, device)
     result = fit(
         model,
@@ -94,6 +124,7 @@ def compute_step(
         device,
         masks=pruner.masks,
         on_epoch=lambda record: ctx.progress.epoch_done(plan.index, record),
+        execution=ctx.execution(plan.settings),
     )
     best_val = result.best_val or task.evaluate(model, data.val, device)
     test = task.evaluate(model, data.test, device)

@@ -44,7 +44,7 @@ def _check_rate(rate: float, name: str = "rate") -> float:
 
 
 def _check_tolerance(tolerance: float) -> float:
-    if not 0.0 <= tolerance < 0.01:
+    if not isinstance(tolerance, int | float) or not 0.0 <= tolerance < 0.01:
         raise ScheduleError(f"tolerance must be in [0, 0.01), got {tolerance!r}")
     return tolerance
 
@@ -74,12 +74,21 @@ def _until_target(
 
 
 def _finish(values: Sequence[float], target: float) -> list[float]:
-    """Set the last value to the target exactly and check strict monotonicity."""
+    """Set the last value to the target exactly; refuse a first step that prunes nothing and
+    steps that do not grow (a target too small for its step count rounds to 0 or repeats)."""
     out = [float(v) for v in values]
     out[-1] = target
-    for a, b in itertools.pairwise(out):
+    if not out[0] > 0.0:
+        raise ScheduleError(
+            f"the first step's target is {out[0]:g}: {target:g} is too small to split into "
+            f"{len(out)} steps; use fewer steps or a larger target"
+        )
+    for k, (a, b) in enumerate(itertools.pairwise(out), 2):
         if not b > a:
-            raise ScheduleError(f"schedule is not strictly increasing: {out}")
+            raise ScheduleError(
+                f"schedule is not strictly increasing: step {k}'s target {b!r} is not above "
+                f"step {k - 1}'s {a!r} (of {len(out)} steps); use fewer steps or increasing targets"
+            )
     return out
 
 

@@ -48,3 +48,14 @@ def finetune_settings(cfg: FinetuneConfig, pretrain_lr: float, first_step: bool)
         min_delta=cfg.min_delta,
         monitor=cfg.monitor,
     )
+
+
+def epoch_bounds(settings: FitSettings) -> tuple[int, int]:
+    """Fewest and most epochs a training phase can take (equal for fixed-length training).
+
+    Patience stops at the earliest after epoch 1 (always an improvement) plus `patience` epochs
+    that do not improve; it never runs past `max_epochs`.
+    """
+    if settings.patience is None:
+        return settings.max_epochs, settings.max_epochs
+    return min(settings.max_epochs, 1 + settings.patience), settings.max_epochs

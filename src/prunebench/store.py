@@ -213,19 +213,6 @@ class Store:
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
 
-    def find_run(self, prefix: str) -> dict[str, Any]:
-        """The run whose id starts with `prefix` (what users type); one line if none or many."""
-        rows = [r for r in self.runs() if r["run_id"].startswith(prefix)]
-        if not rows:
-            raise PrunebenchError(
-                f"no run '{prefix}' in {self.root}; list them with `prunebench results`"
-            )
-        if len(rows) > 1:
-            raise PrunebenchError(
-                f"run id prefix '{prefix}' is ambiguous ({len(rows)} runs); give more"
-            )
-        return rows[0]
-
     def runs(self) -> list[dict[str, Any]]:
         if not self.exists():
             return []

@@ -2,8 +2,9 @@
 
 Classification reports top-1 / top-5 accuracy (fractions); its headline metric is top-1.
 Causal language modelling reports perplexity = exp(total token NLL / total tokens).
-Metrics are sums over the whole split divided by its size, never means of batch means.
-Forward passes run under the device's autocast (bf16 on CUDA, nothing on the CPU).
+Metrics are sums over the whole split divided by its size, never means of batch means; the sums
+stay on the device until one transfer at the end of an evaluation (no per-batch sync). Forward
+passes run under the device's autocast (bf16 on CUDA, nothing on the CPU).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Task:
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         raise NotImplementedError
 
+    def reduce_sums(self, sums: torch.Tensor) -> torch.Tensor:
+        """Sums over the data this process saw -> sums over all of it. One process sees all of
+        it; data-parallel ranks (parallel.ReducedTask) add theirs together."""
+        return sums
+
     def evaluate(
         self, model: nn.Module, batches: Iterable[Batch], device: torch.device
     ) -> dict[str, float]:
@@ -63,9 +69,16 @@ class Task:
                         totals[key] = totals[key] + value if key in totals else value
         finally:
             model.train(was_training)
-        if not totals or int(totals["count"]) == 0:
+        if not totals:
             raise ValueError("cannot evaluate on an empty split")
-        return self.metrics({key: value.item() for key, value in totals.items()})
+        # one vector, one transfer: the only host sync of an evaluation (float64 holds the
+        # integer counts exactly)
+        keys = list(totals)
+        vector = torch.stack([totals[k].to(device, torch.float64) for k in keys])
+        sums = dict(zip(keys, self.reduce_sums(vector).tolist(), strict=True))
+        if sums["count"] == 0:
+            raise ValueError("cannot evaluate on an empty split")
+        return self.metrics(sums)
 
 
 class Classification(Task):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from prunebench.accel import autocast, prepare_model
+from prunebench.accel import autocast, optimizer_options, prepare_model
 from prunebench.data.base import Batch, to_device
 from prunebench.errors import TrainingDiverged
 from prunebench.pruning.masks import MaskSet
@@ -19,10 +19,11 @@ def make_optimizer(
     params: Iterable[nn.Parameter], name: str, lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
+    fast = optimizer_options(params[0].device) if params else {}  # fused on CUDA
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fast)
     raise ValueError(f"unknown optimizer '{name}'")
 
 
@@ -56,7 +57,11 @@ def train_epoch(
         n = len(batch[1])
         loss_sum += loss.detach() * n
         count += n
-    mean = float(loss_sum) / max(count, 1)
+    # data-parallel ranks agree on the loss (and so on divergence); one sync per epoch
+    loss_total, count = task.reduce_sums(
+        torch.stack((loss_sum.double(), loss_sum.new_tensor(count, dtype=torch.float64)))
+    ).tolist()
+    mean = loss_total / max(count, 1)
     if not math.isfinite(mean):
         raise TrainingDiverged(f"training loss became {mean}; lower the learning rate")
     return mean

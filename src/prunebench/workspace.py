@@ -8,6 +8,7 @@ stores it, a worker rebuilds the one the driver shipped.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,7 @@ from prunebench.config import RunConfig, base_id, canonical_json, data_identity,
 from prunebench.data.base import DataBundle
 from prunebench.data.catalog import DATASETS
 from prunebench.devices import resolve_device
+from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.build import build_model, model_spec
 from prunebench.pretrain import Dense
 from prunebench.progress import Progress
@@ -62,5 +64,17 @@ class Workspace:
         key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
         if key not in self._checked:
             info = self.data(cfg).info
-            make_pruner(cfg.prune, build_model(cfg.model, info), model_spec(cfg.model), info)
+            try:
+                with warnings.catch_warnings():  # a probe: its error is the one line we print
+                    warnings.simplefilter("ignore")
+                    model = build_model(cfg.model, info)
+                    make_pruner(cfg.prune, model, model_spec(cfg.model), info)
+            except PrunebenchError:
+                raise
+            except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ConfigError(
+                    f"model '{cfg.model.name}' does not build or run with model.options "
+                    f"{cfg.model.options} ({type(exc).__name__}: {first[:200]}); fix model.options"
+                ) from None
             self._checked.add(key)

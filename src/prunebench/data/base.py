@@ -38,6 +38,14 @@ def take_samples(batches: Iterable[Batch], n_samples: int) -> Iterator[Batch]:
         yield inputs[:keep], targets[:keep]
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor (random draws, a permutation) on `device` without stalling the GPU:
+    through pinned memory on CUDA (a copy from pageable memory may wait for the stream)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def to_device(batch: Any, device: torch.device) -> Batch:
     inputs, targets = batch
     return (

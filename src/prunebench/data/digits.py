@@ -10,6 +10,7 @@ import torch
 from prunebench.data.base import DataBundle
 from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.memory import TensorLoader
+from prunebench.data.options import dataset_options
 from prunebench.data.splits import stratified_val
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def split_indices(
 def build_digits(cfg: DataConfig, device: torch.device) -> DataBundle:
     from sklearn.datasets import load_digits
 
+    dataset_options("digits", cfg.options, {})
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
     images = ((images - MEAN) / STD).to(device)

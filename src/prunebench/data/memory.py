@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from prunebench.data.base import Batch
+from prunebench.data.base import Batch, host_to_device
 
 BatchTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -43,7 +43,7 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.inputs)
-        order = torch.randperm(n).to(self.inputs.device) if self.shuffle else None
+        order = host_to_device(torch.randperm(n), self.inputs.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             if order is None:
                 x = self.inputs[start : start + self.batch_size]

@@ -18,7 +18,7 @@ import torch
 
 from prunebench.data.base import DataBundle
 from prunebench.data.info import DatasetSpec
-from prunebench.data.options import dataset_options
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.data.text import lm_bundle, split_stories
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 EOS = "<|endoftext|>"
 UNK = "[UNK]"
 TEST_FRACTION = 0.1
-DEFAULTS = {"stories": 3000, "seed": 0}
+DEFAULTS = OPTION_DEFAULTS["synthetic_stories"]
 
 GIRLS = ["Lily", "Mia", "Anna", "Sue", "Emma", "Zoe", "Lucy", "Sara"]
 BOYS = ["Tom", "Ben", "Sam", "Max", "Leo", "Tim", "Jack", "Bob"]

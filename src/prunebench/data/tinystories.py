@@ -21,7 +21,7 @@ import torch
 
 from prunebench.data.base import DataBundle
 from prunebench.data.info import DatasetSpec
-from prunebench.data.options import dataset_options
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.data.text import lm_bundle
 from prunebench.errors import ConfigError
 
@@ -29,14 +29,7 @@ if TYPE_CHECKING:
     from prunebench.config import DataConfig
 
 SEPARATOR = "<|endoftext|>"
-DEFAULTS: dict[str, Any] = {
-    "text_field": "text",
-    "train_files": None,
-    "test_files": None,
-    "train_stories": None,
-    "eval_stories": None,
-    "cache_dir": None,  # where `datasets` keeps its Arrow cache; None: its default
-}
+DEFAULTS = OPTION_DEFAULTS["tinystories"]
 # datasets' builder name per extension, in order of preference when a folder holds several.
 BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json",
             ".csv": "csv", ".txt": "text"}  # fmt: skip
