@@ -16,7 +16,7 @@ FULL := $(VENV)/.full-stamp
 
 # uv does not read pip's configuration: hand it pip's extra indexes, so that a machine whose
 # pip is configured with local wheel indexes (as the development machine is) uses them.
-PIP_EXTRA_INDEXES := $(shell $(PYTHON) -m pip config get global.extra-index-url 2>/dev/null)
+PIP_EXTRA_INDEXES = $(shell $(PYTHON) -m pip config get global.extra-index-url 2>/dev/null)
 INSTALL = $(if $(PIP_EXTRA_INDEXES),UV_EXTRA_INDEX_URL="$(PIP_EXTRA_INDEXES)") \
 	UV_INDEX_STRATEGY=unsafe-best-match $(UV) pip install --quiet --python $(PY) $(if $(TORCH),--torch-backend $(TORCH))
 

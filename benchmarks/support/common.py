@@ -42,18 +42,24 @@ def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[
     return times
 
 
-def paired(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+def paired(
+    contenders: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Like `interleaved` for two contenders, but the order alternates (AB, BA, AB, ...) so that
-    neither always runs in the other's wake; `paired_ratio` then compares neighbours."""
+    neither always runs in the other's wake; `paired_ratio` then compares neighbours. Returns
+    (wall seconds, CPU seconds of this process) per contender: for single-threaded work on a
+    shared machine the CPU time leaves out the time other processes held the core."""
     (a, call_a), (b, call_b) = contenders.items()
-    times: dict[str, list[float]] = {a: [], b: []}
+    wall: dict[str, list[float]] = {a: [], b: []}
+    cpu: dict[str, list[float]] = {a: [], b: []}
     for i in range(repeats):
         order = [(a, call_a), (b, call_b)] if i % 2 == 0 else [(b, call_b), (a, call_a)]
         for name, call in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def paired_ratio(a: list[float], b: list[float]) -> float:
