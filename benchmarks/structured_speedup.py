@@ -2,7 +2,7 @@
 
 For channel ratios 0.3, 0.5, 0.7 and 0.9 (uniform per-layer, magnitude; weights do not change
 latency), each variant is timed against a dense model treated the same way, in one run with
-interleaved repetitions and medians (DESIGN §6):
+interleaved repetitions and medians (docs/benchmarks.md):
   raw          Torch-Pruning's output as is, vs the dense model as is (eager PyTorch, NCHW);
   torch        channels rounded to multiples of 16 at pruning time, then
                prunebench.inference.lean(backend="torch"): BatchNorm folded, channels_last, eager;

@@ -14,14 +14,43 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from prunebench.errors import PrunebenchError, TrainingDiverged, one_line
 from prunebench.outputs import check_output_dir, check_output_file
 
-app = typer.Typer(
+
+def _flags_without_type(params: list) -> list:
+    """Boolean flags take no value: --help shows none for them (typer would print <bool>)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Commands whose --help lists flags without a value type."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow: a single newline is a space
     help="Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid.",
 )
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -29,7 +58,8 @@ DEFAULT_RESULTS = Path("results")
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="override a config key: a.b=value")
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="override a config key: a.b=value"),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")]
 DeviceOpt = Annotated[
@@ -124,20 +154,34 @@ def schedule(
         "tolerance": tolerance,
         "targets": _targets(targets) if targets is not None else None,
     }
-    cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
+    values = {k: v for k, v in given.items() if v is not None}
+    cfg = validate(RegimeConfig, values, "schedule", option=_schedule_option)
     cumulative = cfg.schedule()
     inc = increments(cumulative)
     if as_json:
-        out.print_json(json.dumps({"cumulative": cumulative, "increments": inc}))
+        data = {"cumulative": _rounded(cumulative), "increments": _rounded(inc)}
+        out.print_json(json.dumps(data))
         return
     from rich.table import Table
 
-    table = Table(title=f"{regime}: {len(cumulative)} steps")
+    noun = "step" if len(cumulative) == 1 else "steps"
+    table = Table(title=f"{regime}: {len(cumulative)} {noun}")
     for col in ("step", "cumulative", "increment", "remaining"):
         table.add_column(col, justify="right")
     for i, (c, d) in enumerate(zip(cumulative, inc, strict=True), 1):
         table.add_row(str(i), f"{c:.6f}", f"{d:.6f}", f"{1 - c:.6f}")
     out.print(table)
+
+
+def _schedule_option(key: str) -> str:
+    """The `schedule` argument or option that sets a regime field."""
+    return "REGIME" if key == "name" else f"--{key}"
+
+
+def _rounded(values: list[float]) -> list[float]:
+    """12 significant digits: what float arithmetic got right, without its noise
+    (0.19999999999999996 -> 0.2)."""
+    return [float(f"{v:.12g}") for v in values]
 
 
 @app.command()
@@ -242,11 +286,14 @@ def _print_run(result, results: Path) -> None:
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
-    out.print(steps_table(df[df["run_id"] == result.run_id]))
+    out.print(steps_table(df[df["run_id"] == result.run_id], df["run_id"]))
 
 
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", "-x", help="local (in this process) or ray")
+    str,
+    typer.Option(
+        "--executor", "-x", help="local (in this process), processes (on this machine) or ray"
+    ),
 ]
 
 
@@ -276,7 +323,8 @@ def sweep(
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="ray: number of workers (default: the cluster's CPUs)")
+        int | None,
+        typer.Option(help="processes / ray: number of workers (default: the CPUs)"),
     ] = None,
     threads: Annotated[
         int | None,
@@ -301,10 +349,12 @@ def sweep(
     from prunebench.sweep import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
-    if executor not in ("local", "ray"):
-        raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
-    if executor == "local" and (address or workers or gpus_per_step is not None):
-        raise PrunebenchError("--address, --workers and --gpus-per-step need --executor ray")
+    if executor not in ("local", "processes", "ray"):
+        raise PrunebenchError(f"--executor must be local, processes or ray, not '{executor}'")
+    if executor == "local" and workers:
+        raise PrunebenchError("--workers needs --executor processes or ray")
+    if executor != "ray" and (address or gpus_per_step is not None):
+        raise PrunebenchError("--address and --gpus-per-step need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
@@ -335,7 +385,7 @@ def sweep(
     import torch
 
     from prunebench.driver import execute_plan
-    from prunebench.executors import LocalExecutor, RayExecutor
+    from prunebench.executors import LocalExecutor, ProcessExecutor, RayExecutor
     from prunebench.progress import make_progress
     from prunebench.results import load_results
     from prunebench.store import Store
@@ -343,11 +393,11 @@ def sweep(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    chosen = (
-        RayExecutor(address, workers, threads, gpus_per_step)
-        if executor == "ray"
-        else LocalExecutor()
-    )
+    chosen = {
+        "local": LocalExecutor,
+        "processes": lambda: ProcessExecutor(workers, threads),
+        "ray": lambda: RayExecutor(address, workers, threads, gpus_per_step),
+    }[executor]()
     outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)
@@ -414,7 +464,9 @@ def results(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or parquet")
     ] = "table",
-    run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="only this run (its id or a unique prefix)")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write to this file, not stdout")
     ] = None,
@@ -432,12 +484,13 @@ def results(
             raise PrunebenchError("--output writes a file: add --format csv, json or parquet")
         check_output_file(output, "--output")
     df = require_runs(load_results(directory), directory)
+    every_id = list(df["run_id"])  # short ids in the table stay unique among all runs
     if run_id is not None:
         df = df[df["run_id"] == find_run(df, run_id)]
     if fmt == "table":
         from prunebench.tables import failures_table
 
-        out.print(steps_table(df))
+        out.print(steps_table(df, every_id))
         unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))

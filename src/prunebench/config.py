@@ -11,6 +11,7 @@ import copy
 import hashlib
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -499,8 +500,17 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`."""
+def describe_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> str:
+    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`.
+
+    Config files and --set get the advice to fix the key there; a command whose values come
+    from its own options (`schedule`) passes `option`, which names the option for a key.
+    """
     errors = exc.errors()
     first = errors[0]
     loc = tuple(p for p in first["loc"] if not isinstance(p, int))
@@ -513,9 +523,14 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
     if not first["loc"]:  # a check of the whole model (e.g. a schedule): its message says it all
         return f"{source}: {message}{more}"
     got = first.get("input")
-    got_text = "" if isinstance(got, dict) else f" (got {_shorten(repr(got))})"
+    got_text = (
+        "" if isinstance(got, dict) or repr(got) in message else f" (got {_shorten(repr(got))})"
+    )
     if first["type"] in NUMBER_ERRORS and isinstance(got, str):
         got_text += ", a string: write the number without quotes"
+    if option is not None:
+        where = f"{option(key)}: " if first["loc"] else ""
+        return f"{source}: {where}{message}{got_text}{more}"
     return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
 
 
@@ -527,11 +542,17 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def validate(model: type[StrictModel], raw: dict[str, Any], source: str) -> Any:
+def validate(
+    model: type[StrictModel],
+    raw: dict[str, Any],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> Any:
+    """`model` from `raw`, or one ConfigError line (see `describe_validation_error`)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, model, source)) from None
+        raise ConfigError(describe_validation_error(exc, model, source, option)) from None
     except PrunebenchError as exc:  # raised by registries or schedules inside validators
         raise ConfigError(f"{source}: {exc}") from None
 

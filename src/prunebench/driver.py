@@ -225,18 +225,14 @@ class Driver:
         parent = None
         if node.depth > 1:
             parent = self.store.load_checkpoint(node.step.parent_key)
-        label = owner.label if len(node.runs) == 1 else f"{owner.label} (+{len(node.runs) - 1})"
+        label = owner.title if len(node.runs) == 1 else f"{owner.title} (+{len(node.runs) - 1})"
         return NodeJob(key, node.step, owner.run_id, owner.cfg, label, len(owner.steps), parent)
-
-    def _where(self, rid: str) -> str:
-        run = self.plan.run(rid)
-        return f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
 
     def _finish(self, rid: str, status: str, error: str | None = None) -> None:
         self.store.finish_run(rid, status, error)
         self.tracking.run_finished(rid, status, error)
-        where = self._where(rid)
-        self.progress.message(f"{where}: {status}" + (f" ({error})" if error else ""))
+        title = self.plan.run(rid).title
+        self.progress.message(f"{title}: {status}" + (f" ({error})" if error else ""))
         if status == "done":
             self.outcome.done.append(rid)
         else:
@@ -309,7 +305,7 @@ class Driver:
         runs = [
             RunInfo(
                 r.run_id,
-                self._where(r.run_id),
+                r.title,
                 r.cfg.model_dump(mode="json"),
                 stored[r.run_id],
                 "running" if r.run_id in self.active else stored[r.run_id]["status"],
@@ -349,6 +345,7 @@ class Driver:
                 if run.run_id in self.active and self.remaining[run.run_id] == 0:
                     self._finish(run.run_id, "done")
             self._ready_at_start()
+            self.progress.runs_planned({r.run_id: (r.title, len(r.steps)) for r in self.plan.runs})
             self.progress.sweep_started(len(self.needed), len(self.active), self._estimate())
             while self._heap or self.executor.busy:
                 while self._heap and self.executor.has_room():

@@ -14,6 +14,7 @@ against the run's dense model (two different modules, never a copy made by the p
 
 from __future__ import annotations
 
+import logging
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -115,10 +116,22 @@ def repeat_batch(inputs: Any, batch_size: int) -> Any:
     return inputs
 
 
-def _timer(model: nn.Module, inputs: Any):
-    from torch.utils import benchmark
+def torch_benchmark():
+    """torch.utils.benchmark. Importing it imports torch.utils.cpp_extension (for C++ timers we
+    do not use), which on a CUDA build without a GPU logs "No CUDA runtime is found" when it finds
+    a CUDA toolkit: not the user's business, so that logger is quiet during the import."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
-    return benchmark.Timer(
+
+def _timer(model: nn.Module, inputs: Any):
+    return torch_benchmark().Timer(
         stmt="call(model, inputs)",
         globals={"call": call, "model": model, "inputs": inputs},
         num_threads=torch.get_num_threads(),

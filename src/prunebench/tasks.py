@@ -55,21 +55,23 @@ class Task:
         it; data-parallel ranks (parallel.ReducedTask) add theirs together."""
         return sums
 
-    @torch.inference_mode()
     def evaluate(
         self, model: nn.Module, batches: Iterable[Batch], device: torch.device
     ) -> dict[str, float]:
         was_training = model.training
         model.eval()
+        # Outside inference mode: a conversion inside it would turn the weights into inference
+        # tensors, which training cannot use afterwards.
         prepare_model(model, device)
         totals: dict[str, torch.Tensor] = {}
         try:
-            for batch in batches:
-                inputs, targets = to_device(batch, device)
-                with autocast(device):
-                    outputs = self.forward(model, inputs)
-                for key, value in self.batch_sums(outputs.float(), targets).items():
-                    totals[key] = totals[key] + value if key in totals else value
+            with torch.inference_mode():
+                for batch in batches:
+                    inputs, targets = to_device(batch, device)
+                    with autocast(device):
+                        outputs = self.forward(model, inputs)
+                    for key, value in self.batch_sums(outputs.float(), targets).items():
+                        totals[key] = totals[key] + value if key in totals else value
         finally:
             model.train(was_training)
         if not totals:
