@@ -290,6 +290,13 @@ def results(
         sys.stdout.flush()
 
 
+MarginOpt = Annotated[
+    float | None,
+    typer.Option(help="practical margin: pp of accuracy / % of perplexity (default 0.1 / 1)"),
+]
+AlphaOpt = Annotated[float, typer.Option(help="family-wise error rate (Holm-corrected)")]
+
+
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="results directory")],
@@ -299,15 +306,36 @@ def report(
     figure_format: Annotated[
         str | None, typer.Option("--figures", help="also write each figure: png or svg")
     ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.report import write_report
 
-    files = write_report(directory, out_dir, figure_format)
+    files = write_report(directory, out_dir, figure_format, alpha, margin)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
     out.print(f"report: {files.html}")
+
+
+@app.command()
+def advise(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    ratio: Annotated[float | None, typer.Option(help="only this pruning ratio")] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="retraining budget: mean total fine-tuning epochs")
+    ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
+) -> None:
+    """Which regime to use: the report's decision per ratio (within a budget), with its
+    interval, a cheaper equivalent alternative, and the seeds it would take to decide."""
+    from prunebench.report.terminal import advise_lines
+
+    lines = advise_lines(directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin)
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -185,7 +185,7 @@ def compute_step(
         on_epoch=lambda record: ctx.progress.epoch_done(plan.index, record),
     )
     best_val = result.best_val or task.evaluate(model, data.val, device)
-    test = task.evaluate(model, data.test, device)
+    test = task.evaluate(model, data.test, device, outcomes=True)  # -> row["test_outcomes"]
     measured = pruner.measure(model)
     row = {
         "run_id": rid,

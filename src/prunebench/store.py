@@ -88,6 +88,7 @@ STEP_COLUMNS: dict[str, str] = {
     "test_top1": "REAL",
     "test_top5": "REAL",
     "test_ppl": "REAL",
+    "test_outcomes": "BLOB",  # per-example test results (prunebench.outcomes), for paired tests
     "epochs": "INTEGER",  # fine-tuning epochs of this step
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",
@@ -316,16 +317,28 @@ class Store:
             return pd.read_sql_query(f"SELECT * FROM {table}", con)
 
     def results(self):
-        """One row per pruning step, with the run's fields (regime, seed, ...) beside it."""
+        """One row per pruning step, with the run's fields (regime, seed, ...) beside it.
+        Blobs (per-example outcomes) are left out: see `outcomes`."""
         import pandas as pd
 
+        steps = ", ".join(f"s.{c}" for c, kind in STEP_COLUMNS.items() if kind != "BLOB")
         with self._connect() as con:
             return pd.read_sql_query(
                 "SELECT r.name, r.status, r.regime, r.target AS run_target, r.structure, "
                 "r.criterion, r.scope, r.seed, r.model, r.dataset, r.task, r.metric, r.base_id, "
                 "r.n_steps, r.dense_test_top1, r.dense_test_top5, r.dense_test_ppl, "
-                "r.dense_params, s.* FROM steps s JOIN runs r USING (run_id) "
+                f"r.dense_params, {steps} FROM steps s JOIN runs r USING (run_id) "
                 "ORDER BY r.started_at, s.run_id, s.step",
+                con,
+            )
+
+    def outcomes(self):
+        """run_id, step, test_outcomes of every step that stored per-example outcomes."""
+        import pandas as pd
+
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT run_id, step, test_outcomes FROM steps WHERE test_outcomes IS NOT NULL",
                 con,
             )
 
