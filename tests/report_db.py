@@ -117,6 +117,7 @@ def add_run(
         },
     )
     n = len(schedule) if steps_written is None else steps_written
+    rows = []
     for k, target_k in enumerate(schedule[:n], 1):
         final = k == len(schedule)
         row = {
@@ -137,7 +138,9 @@ def add_run(
             row["test_outcomes"] = outcomes
         elif final and examples is not None:
             row["test_outcomes"] = outcome_blob(metric, value, examples, f"{rid}-{seed}")
-        store.write_step(row, [])
+        rows.append((row, []))
+    if rows:
+        store.write_steps(rows)  # one transaction: many databases stay cheap to build
     store.finish_run(rid, status, error)
     return rid
 
