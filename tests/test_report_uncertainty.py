@@ -39,7 +39,9 @@ def test_crossed_components_match_the_anova_by_projection():
     assert got.mean == pytest.approx(y.mean())
     assert got.seed_var == pytest.approx(max(ms_seeds, ms_resid) / 30)
     assert got.example_var == pytest.approx(max(ms_examples - ms_resid, 0) / 120)
-    assert got.var == pytest.approx((max(ms_seeds, ms_resid) + max(ms_examples - ms_resid, 0)) / 120)
+    assert got.var == pytest.approx(
+        (max(ms_seeds, ms_resid) + max(ms_examples - ms_resid, 0)) / 120
+    )
     seed_part, example_part = max(ms_seeds, ms_resid) / 120, max(ms_examples - ms_resid, 0) / 120
     df = got.var**2 / (seed_part**2 / 3 + example_part**2 / 29)  # Welch-Satterthwaite
     assert got.df() == pytest.approx(df)
@@ -61,7 +63,7 @@ def test_variance_is_that_of_the_mean_over_seeds_and_a_shared_test_set():
     assert y.mean(axis=(1, 2)).var() == pytest.approx(truth, rel=0.06)
     assert np.mean(got.var) == pytest.approx(truth, rel=0.06)
     low, high = got.interval(0.05)
-    coverage = np.mean((low < 0) & (0 < high))
+    coverage = np.mean((low < 0) & (high > 0))
     assert 0.94 <= coverage <= 0.98  # at least 95 %, less 2 SE; a little more from the floor
 
 

@@ -67,7 +67,10 @@ def test_holm_intervals_exclude_zero_exactly_when_holm_rejects():
 
 
 def test_judge_reads_verdicts_off_holm_adjusted_intervals():
-    spreads = [Spread(0.02, 1e-4 * 3, 0.0, 3, 0, SEEDS_ONLY), Spread(0.0003, 1e-8, 0.0, 3, 0, SEEDS_ONLY)]
+    spreads = [
+        Spread(0.02, 1e-4 * 3, 0.0, 3, 0, SEEDS_ONLY),
+        Spread(0.0003, 1e-8, 0.0, 3, 0, SEEDS_ONLY),
+    ]
     first, second = judge(spreads, [(0.5, "a", "b"), (0.9, "a", "b")], 0.001, 0.05)
     p = [s.p_value() for s in spreads]
     levels = holm_alphas(p, 0.05)
@@ -112,7 +115,10 @@ def test_seeds_to_decide_gives_about_the_promised_power():
     sc = Scenario(seeds=3, examples=300)
     a, b = draw(rng, sc, 4000)
     truth = crossed(a.astype(float) - b.astype(float))
-    true_seed_var, true_example_var = float(np.mean(truth.seed_var)), float(np.mean(truth.example_var))
+    true_seed_var, true_example_var = (
+        float(np.mean(truth.seed_var)),
+        float(np.mean(truth.example_var)),
+    )
     se3 = math.sqrt(true_seed_var / 3 + true_example_var)
     difference = 2.0 * se3
     spread = Spread(difference, true_seed_var, true_example_var, 3, 300, CROSSED)

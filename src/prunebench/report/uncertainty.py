@@ -72,16 +72,16 @@ class Spread:
         """The variance with `seeds` seeds, the components as estimated now."""
         return self.seed_var / seeds + self.example_var
 
-    def df(self, seeds: int | None = None) -> np.ndarray | float:
-        """Welch-Satterthwaite degrees of freedom (infinite where the variance is zero)."""
-        seeds = self.seeds if seeds is None else seeds
+    def df(self, seeds=None) -> np.ndarray | float:
+        """Welch-Satterthwaite degrees of freedom (infinite where the variance is zero).
+        `seeds` (an int or an array of them) projects to other seed counts."""
+        seeds = np.asarray(self.seeds if seeds is None else seeds)
         seed_part = np.asarray(self.seed_var / seeds, dtype=float)
         example_part = np.asarray(self.example_var, dtype=float)
         total = seed_part + example_part
         # one seed with outcomes: the per-example variance is all there is (n-1 df)
-        seed_df = seeds - 1 if seeds > 1 else self.examples - 1
-        if seed_df < 1:
-            return _scalar(np.full_like(total, np.nan))
+        seed_df = np.where(seeds > 1, seeds - 1, self.examples - 1).astype(float)
+        seed_df[seed_df < 1] = np.nan
         example_df = max(self.examples - 1, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             df = total**2 / (seed_part**2 / seed_df + example_part**2 / example_df)

@@ -94,11 +94,12 @@ def seeds_to_decide(spread: Spread, margin: float, alpha: float) -> tuple[int | 
             "examples) is too large for this difference; a larger test set would"
         )
     note = "at least: one seed cannot show training noise" if spread.seeds == 1 else ""
-    for total in range(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1):
-        q = float(stats.t.ppf(1 - alpha / 2, spread.df(total)))
-        if (q + stats.norm.ppf(POWER)) * np.sqrt(spread.projected_var(total)) <= distance:
-            return total - spread.seeds, note
-    return None, f"more than {MAX_SEEDS} more seeds"
+    totals = np.arange(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1)
+    q = stats.t.ppf(1 - alpha / 2, spread.df(totals))
+    enough = (q + stats.norm.ppf(POWER)) * np.sqrt(spread.projected_var(totals)) <= distance
+    if not enough.any():
+        return None, f"more than {MAX_SEEDS} more seeds"
+    return int(totals[np.argmax(enough)]) - spread.seeds, note
 
 
 @dataclass(frozen=True)
