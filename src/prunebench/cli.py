@@ -222,7 +222,8 @@ def sweep(
     out.print(
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
         f"{len(outcome.failed)} failed; {outcome.computed} steps computed, "
-        f"{outcome.copied} rows copied from stored steps ({outcome.seconds:.1f}s)"
+        f"{outcome.shared + outcome.copied} rows reused ({outcome.shared} shared with a step "
+        f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:

@@ -8,7 +8,8 @@ seeds and test examples), candidates (pairing), verdicts (three outcomes, Holm, 
 decide), decisions (one decision per criterion, ratio and budget; the claims use them), claims,
 advice (the words), figures (DataFrame -> Figure), sections / studies / overview (the
 Document's sections), html / markdown (writers), build (orchestration), terminal (`advise`),
-calibration (simulated comparisons with a known truth), stats (Welch's test, the old method).
+calibration (simulated comparisons with a known truth; also the old Welch method, for the
+benchmark).
 This module only re-exports.
 """
 

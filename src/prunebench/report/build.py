@@ -23,8 +23,7 @@ from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
-from prunebench.report.stats import ALPHA
-from prunebench.report.verdicts import margin_for
+from prunebench.report.verdicts import ALPHA, margin_for
 from prunebench.results import load_results
 from prunebench.store import DB_NAME
 

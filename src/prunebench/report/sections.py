@@ -17,6 +17,7 @@ from prunebench.report.decisions import Decision, Verdicts
 from prunebench.report.document import Bullets, FigureBlock, Paragraph, Section, Table
 from prunebench.report.figures import regime_lines
 from prunebench.report.prepare import Metric, pct
+from prunebench.report.uncertainty import TEST_ONLY
 
 
 @dataclass
@@ -200,7 +201,7 @@ def decision_row(d: Decision, metric: Metric) -> list[str]:
         f"{rec.epochs:.0f}" if rec else "-",
         c.b if c else "-",
         describe(metric, c) if c else "-",
-        d.status,
+        d.status + (" (one seed)" if c is not None and c.method == TEST_ONLY else ""),
         d.alternative.label if d.alternative else "-",
         seeds_text(d.more_seeds, d.more_seeds_note) if d.status == "inconclusive" else "-",
     ]

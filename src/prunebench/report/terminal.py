@@ -13,7 +13,7 @@ from prunebench.report.advice import fmt_margin
 from prunebench.report.build import check_settings, contexts
 from prunebench.report.decisions import Decision
 from prunebench.report.prepare import pct
-from prunebench.report.stats import ALPHA
+from prunebench.report.verdicts import ALPHA
 from prunebench.results import load_results
 
 RATIO_TOLERANCE = 1e-6

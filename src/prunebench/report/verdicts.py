@@ -27,6 +27,7 @@ from scipy import stats
 from prunebench.report.prepare import Metric
 from prunebench.report.uncertainty import Spread
 
+ALPHA = 0.05  # family-wise, over the comparisons corrected together
 A_BETTER, B_BETTER, EQUIVALENT, INCONCLUSIVE = "A better", "B better", "equivalent", "inconclusive"
 OUTCOMES = (A_BETTER, B_BETTER, EQUIVALENT, INCONCLUSIVE)
 POWER = 0.8  # the chance to decide that "more seeds" aims at
