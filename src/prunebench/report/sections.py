@@ -237,7 +237,7 @@ def recommendation(ctx: Context) -> Section:
     )
     v = ctx.verdicts.get(ctx.criterion)
     budget_rows = [
-        [pct(d.ratio), f"{d.budget:.0f}" if d.budget is not None else "any",
+        [pct(d.ratio), f"{d.budget if d.budget is not None else v.budget_levels(ratio)[-1]:.0f}",
          *decision_row(d, ctx.metric)[1:]]
         for ratio in sorted(v.candidates) if v is not None
         for d in v.frontier(ratio)
