@@ -10,9 +10,8 @@ from matplotlib.lines import Line2D
 
 from prunebench.report import build_document
 from prunebench.report.build import contexts
-from prunebench.report.decisions import BETTER, ONLY_ONE, TIED, UNDECIDED
 from prunebench.report.terminal import advise_lines
-from prunebench.report.verdicts import A_BETTER, EQUIVALENT
+from prunebench.report.verdicts import A_BETTER, BETTER, EQUIVALENT, ONLY_ONE, TIED, UNDECIDED
 from prunebench.results import load_results
 from prunebench.store import Store
 from report_db import add_run, scratch_dir

@@ -11,7 +11,7 @@ import math
 from prunebench.report.candidates import Candidate
 from prunebench.report.prepare import Metric, pct
 from prunebench.report.uncertainty import CAVEATS, CROSSED
-from prunebench.report.verdicts import Comparison
+from prunebench.report.verdicts import BETTER, TIED, Comparison
 
 
 def fmt_value(metric: Metric, value: float) -> str:
@@ -87,9 +87,9 @@ def decision_text(
     other = others[deciding.b]
     vs = f"{other.label} ({fmt_value(metric, other.mean)}, {other.epochs:.0f} epochs)"
     diff = describe(metric, deciding)
-    if status == "better":
+    if status == BETTER:
         text = f"{where}: use {own}; it is better than every other regime (closest: {vs}, {diff})."
-    elif status == "equivalent":
+    elif status == TIED:
         text = (
             f"{where}: use {own}; {vs} is equivalent within {fmt_margin(metric, margin)} ({diff})"
         )

@@ -32,14 +32,16 @@ from prunebench.report.prepare import Metric
 from prunebench.report.verdicts import (
     A_BETTER,
     B_BETTER,
+    BETTER,
     EQUIVALENT,
     INCONCLUSIVE,
+    NOTHING_FITS,
+    ONLY_ONE,
+    TIED,
+    UNDECIDED,
     Comparison,
     judge,
 )
-
-BETTER, TIED, UNDECIDED = "better", "equivalent", "inconclusive"
-ONLY_ONE, NOTHING_FITS = "only one regime", "nothing fits the budget"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from prunebench.report.prepare import Metric
+from prunebench.report.verdicts import BETTER, ONLY_ONE, TIED, UNDECIDED
 
 REGIME_STYLE = {  # colour, marker, line style
     "one_shot": ("#0072B2", "o", "-"),
@@ -147,10 +148,10 @@ def _line(ax, styles: Styles, label: str, regime: str | None, x, mean, err, **kw
 
 
 HIGHLIGHT = {  # decision status -> (marker edge width, legend text)
-    "better": (2.2, "recommended: better than every other regime"),
-    "equivalent": (1.2, "recommended: best mean, equivalent to another"),
-    "inconclusive": (0.8, "recommended: best mean, not decided"),
-    "only one regime": (0.8, "recommended: the only regime"),
+    BETTER: (2.2, "recommended: better than every other regime"),
+    TIED: (1.2, "recommended: best mean, equivalent to another"),
+    UNDECIDED: (0.8, "recommended: best mean, not decided"),
+    ONLY_ONE: (0.8, "recommended: the only regime"),
 }
 
 

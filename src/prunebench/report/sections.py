@@ -18,6 +18,7 @@ from prunebench.report.document import Bullets, FigureBlock, Paragraph, Section,
 from prunebench.report.figures import regime_lines
 from prunebench.report.prepare import Metric, pct
 from prunebench.report.uncertainty import TEST_ONLY
+from prunebench.report.verdicts import UNDECIDED
 
 
 @dataclass
@@ -203,7 +204,7 @@ def decision_row(d: Decision, metric: Metric) -> list[str]:
         describe(metric, c) if c else "-",
         d.status + (" (one seed)" if c is not None and c.method == TEST_ONLY else ""),
         d.alternative.label if d.alternative else "-",
-        seeds_text(d.more_seeds, d.more_seeds_note) if d.status == "inconclusive" else "-",
+        seeds_text(d.more_seeds, d.more_seeds_note) if d.status == UNDECIDED else "-",
     ]
 
 

@@ -30,6 +30,9 @@ from prunebench.report.uncertainty import Spread
 ALPHA = 0.05  # family-wise, over the comparisons corrected together
 A_BETTER, B_BETTER, EQUIVALENT, INCONCLUSIVE = "A better", "B better", "equivalent", "inconclusive"
 OUTCOMES = (A_BETTER, B_BETTER, EQUIVALENT, INCONCLUSIVE)
+# A decision's status (decisions.py): the recommended variant against every other regime.
+BETTER, TIED, UNDECIDED = "better", "equivalent", "inconclusive"
+ONLY_ONE, NOTHING_FITS = "only one regime", "nothing fits the budget"
 POWER = 0.8  # the chance to decide that "more seeds" aims at
 MAX_SEEDS = 1000
 DEFAULT_MARGIN = {True: 0.1, False: 1.0}  # pp of accuracy; % of perplexity
