@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from prunebench.report.candidates import outcome_spread
 from prunebench.report.uncertainty import (
     CROSSED,
     NESTED,
@@ -13,8 +14,10 @@ from prunebench.report.uncertainty import (
     TEST_ONLY,
     crossed,
     nested,
+    one_example_floor,
     seeds_only,
 )
+from prunebench.report.verdicts import EQUIVALENT, INCONCLUSIVE, classify
 
 
 def anova_by_projection(y: np.ndarray) -> tuple[float, float, float]:
@@ -119,3 +122,17 @@ def test_seeds_with_test_sets_of_different_sizes():
     assert got.method == NESTED and got.mean == pytest.approx(means.mean())
     assert got.var == pytest.approx(max(means.var(ddof=1), floor) / 3)
     assert got.df() == pytest.approx(2)
+
+
+def test_models_that_agree_on_every_image_are_not_exactly_equal():
+    """No disagreement in n images still leaves about one image's worth of doubt."""
+    same = np.ones((1, 360))
+    spread = outcome_spread(same - same, binary=True)
+    assert spread.var == pytest.approx(one_example_floor(360)) and spread.var == (1 / 362) ** 2
+    low, high = spread.interval(0.05)
+    assert classify(spread.mean, low, high, 0.001) == INCONCLUSIVE  # 0.1 pp: not shown
+    big = np.zeros((3, 10_000))
+    low, high = outcome_spread(big, binary=True).interval(0.05)
+    assert classify(0.0, low, high, 0.001) == EQUIVALENT  # 30,000 agreeing outcomes: shown
+    low, high = outcome_spread(np.ones((2, 100)), binary=True).interval(0.05)
+    assert low < 1.0  # a model right on all 100 images is not known to be perfect

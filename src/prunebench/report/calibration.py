@@ -11,8 +11,8 @@ probability sigmoid(L_i + v_ri + u_rs + shift_r):
     u_rs   regime r's training luck with seed s
     shift  A's true advantage (0 under the null)
 
-Both methods see the same draws: the report's (uncertainty.crossed on the paired per-example
-differences, verdicts.classify) and the old one (Welch's test over per-seed accuracies; with no
+Both methods see the same draws: the report's (candidates.outcome_spread on the paired
+per-example differences, verdicts.classify) and the old one (Welch's test over per-seed accuracies; with no
 spread to test, the better mean counted as better, as the old claims check did). Used by
 tests/test_report_calibration.py and benchmarks/verdicts.py.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-from prunebench.report.uncertainty import crossed
+from prunebench.report.candidates import outcome_spread
 from prunebench.report.verdicts import A_BETTER, B_BETTER, classify
 
 
@@ -81,7 +81,7 @@ def null_se(rng: np.random.Generator, sc: Scenario, sims: int = 4000) -> float:
 
 def new_method(a: np.ndarray, b: np.ndarray, alpha: float, margin: float) -> np.ndarray:
     """The report's verdicts: paired over seeds and examples, one comparison at a time."""
-    spread = crossed(a.astype(float) - b.astype(float))
+    spread = outcome_spread(a.astype(float) - b.astype(float), binary=True)
     low, high = spread.interval(alpha)
     return np.asarray(classify(spread.mean, low, high, margin))
 

@@ -17,7 +17,14 @@ import pandas as pd
 
 from prunebench.outcomes import Outcomes, unpack
 from prunebench.report.prepare import Metric
-from prunebench.report.uncertainty import NONE, Spread, crossed, nested, seeds_only
+from prunebench.report.uncertainty import (
+    NONE,
+    Spread,
+    crossed,
+    nested,
+    one_example_floor,
+    seeds_only,
+)
 
 OUTCOME_KIND = {"top1": "correct", "ppl": "nll"}  # metrics that per-example outcomes measure
 NO_COMMON_SEED = "no seed in common: cannot pair"
@@ -63,10 +70,13 @@ def _usable(outcomes: dict[int, Outcomes], seeds: list[int], metric: Metric) -> 
     return bool(seeds) and all(s in outcomes and outcomes[s].kind == kind for s in seeds)
 
 
-def _spread(rows: list[np.ndarray]) -> Spread:
-    if len({r.size for r in rows}) == 1:
-        return crossed(np.stack(rows))
-    return nested(rows)
+def outcome_spread(rows: list[np.ndarray] | np.ndarray, binary: bool) -> Spread:
+    """The spread of per-seed rows of per-example values (a list, or an array (..., S, n));
+    right/wrong outcomes (`binary`) get the one-example floor."""
+    if isinstance(rows, np.ndarray) or len({r.size for r in rows}) == 1:
+        y = rows if isinstance(rows, np.ndarray) else np.stack(rows)
+        return crossed(y, one_example_floor(y.shape[-2] * y.shape[-1]) if binary else 0.0)
+    return nested(rows, one_example_floor(sum(r.size for r in rows)) if binary else 0.0)
 
 
 def advantage(a: Candidate, b: Candidate, metric: Metric) -> Spread:
@@ -78,7 +88,7 @@ def advantage(a: Candidate, b: Candidate, metric: Metric) -> Spread:
     if _usable(a.outcomes, seeds, metric) and _usable(b.outcomes, seeds, metric):
         pairs = [(a.outcomes[s].values, b.outcomes[s].values) for s in seeds]
         if all(x.size == y.size for x, y in pairs):
-            return _spread([sign * (x - y) for x, y in pairs])
+            return outcome_spread([sign * (x - y) for x, y in pairs], metric.name == "top1")
     if metric.higher_is_better:
         diffs = [a.values[s] - b.values[s] for s in seeds]
     else:
@@ -91,7 +101,7 @@ def point_spread(c: Candidate, metric: Metric) -> Spread:
     if not c.values:
         return Spread(math.nan, math.nan, 0.0, 0, 0, NONE)
     if _usable(c.outcomes, c.seeds, metric):
-        return _spread([c.outcomes[s].values for s in c.seeds])
+        return outcome_spread([c.outcomes[s].values for s in c.seeds], metric.name == "top1")
     values = np.array([c.values[s] for s in c.seeds])
     return seeds_only(values if metric.higher_is_better else np.log(values))
 

@@ -113,15 +113,24 @@ def _scalar(x):
     return float(x) if x.ndim == 0 else x
 
 
-def crossed(y: np.ndarray) -> Spread:
-    """The spread of the grand mean of y (..., S seeds, n examples) as described above."""
+def one_example_floor(cells: int) -> float:
+    """The least variance a mean of N right/wrong outcomes (or their paired differences) can
+    be given: Agresti & Min's half a count in each discordant cell, (1 / (N + 2))^2. Without
+    it, two models that agree on every test image would be 'exactly equal'."""
+    return 1.0 / (cells + 2) ** 2
+
+
+def crossed(y: np.ndarray, floor: float = 0.0) -> Spread:
+    """The spread of the grand mean of y (..., S seeds, n examples) as described above;
+    `floor`: the least variance of that mean (added to the seed part)."""
     y = np.asarray(y, dtype=float)
     seeds, n = y.shape[-2:]
     rows, cols = y.mean(axis=-1), y.mean(axis=-2)
     grand = rows.mean(axis=-1)
     if seeds == 1:
         var = y[..., 0, :].var(axis=-1, ddof=1) if n > 1 else np.full_like(grand, np.nan)
-        return Spread(_scalar(grand), _scalar(var / n), 0.0, 1, n, TEST_ONLY)
+        var = np.maximum(var / n, floor)
+        return Spread(_scalar(grand), _scalar(var), 0.0, 1, n, TEST_ONLY)
     if n == 1:
         return seeds_only(y[..., 0])
     ss_seeds = n * ((rows - grand[..., None]) ** 2).sum(axis=-1)
@@ -131,7 +140,7 @@ def crossed(y: np.ndarray) -> Spread:
     ms_seeds = ss_seeds / (seeds - 1)
     ms_examples = ss_examples / (n - 1)
     ms_resid = ss_resid / ((seeds - 1) * (n - 1))
-    seed_var = np.maximum(ms_seeds, ms_resid) / n
+    seed_var = np.maximum(np.maximum(ms_seeds, ms_resid) / n, floor * seeds)
     example_var = np.maximum(ms_examples - ms_resid, 0.0) / (n * seeds)
     return Spread(_scalar(grand), _scalar(seed_var), _scalar(example_var), seeds, n, CROSSED)
 
@@ -150,13 +159,13 @@ def seeds_only(values: np.ndarray) -> Spread:
                   SEEDS_ONLY)  # fmt: skip
 
 
-def nested(per_seed: list[np.ndarray]) -> Spread:
+def nested(per_seed: list[np.ndarray], floor: float = 0.0) -> Spread:
     """Seeds whose test sets differ in size (a varied split): seeds-level t interval with the
-    seed variance floored at the mean within-seed sampling variance."""
+    seed variance floored at the mean within-seed sampling variance (and at `floor` x S)."""
     means = np.array([v.mean() for v in per_seed])
     if len(per_seed) == 1:
-        return crossed(per_seed[0][None, :])
-    floor = np.mean([v.var(ddof=1) / v.size for v in per_seed])
-    seed_var = max(float(means.var(ddof=1)), float(floor))
+        return crossed(per_seed[0][None, :], floor)
+    within = np.mean([v.var(ddof=1) / v.size for v in per_seed])
+    seed_var = max(float(means.var(ddof=1)), float(within), floor * len(per_seed))
     n = min(v.size for v in per_seed)
     return Spread(float(means.mean()), seed_var, 0.0, len(per_seed), n, NESTED)
