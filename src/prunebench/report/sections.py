@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy import stats
 
 from prunebench.report.advice import describe, fmt_margin, seeds_text
 from prunebench.report.analysis import best_by_ratio
@@ -17,7 +18,7 @@ from prunebench.report.decisions import Decision, Verdicts
 from prunebench.report.document import Bullets, FigureBlock, Paragraph, Section, Table
 from prunebench.report.figures import regime_lines
 from prunebench.report.prepare import Metric, pct
-from prunebench.report.uncertainty import TEST_ONLY
+from prunebench.report.uncertainty import CROSSED, TEST_ONLY
 from prunebench.report.verdicts import UNDECIDED
 
 
@@ -231,7 +232,7 @@ def recommendation(ctx: Context) -> Section:
             "Per ratio, the variant with the best mean is recommended and compared with the "
             "best variant of every other regime, paired by seed and by test example "
             f"({verdict_words(ctx)}). 'versus' and 'difference' show the comparison the "
-            "verdict rests on."
+            "verdict rests on." + few_seeds_words(ctx)
         ),
         Table("Recommended regime per ratio", columns, rows),
         Bullets(texts),
@@ -270,6 +271,20 @@ def verdict_words(ctx: Context) -> str:
         f"'better' needs the interval to exclude 0 and the difference to exceed the margin "
         f"{fmt_margin(ctx.metric, ctx.margin)}; 'equivalent' needs the whole interval inside "
         "it; anything else is 'inconclusive'"
+    )
+
+
+def few_seeds_words(ctx: Context) -> str:
+    """Why intervals are wide with two or three seeds, when they are."""
+    seeds = [c.seeds for v in ctx.verdicts.values() for c in v.comparisons.values()
+             if c.method == CROSSED]  # fmt: skip
+    if not seeds or min(seeds) > 3:
+        return ""
+    s = min(seeds)
+    return (
+        f" With {s} seeds the training-noise part of an interval rests on {s - 1} degree"
+        f"{'s' if s > 2 else ''} of freedom (t = {stats.t.ppf(0.975, s - 1):.1f} at 95 %, more "
+        "after Holm's correction), so intervals are wide until more seeds are run."
     )
 
 
