@@ -410,7 +410,8 @@ def sweep(
     out.print(
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
         f"{len(outcome.failed)} failed; {outcome.computed} steps computed, "
-        f"{outcome.copied} rows copied from stored steps ({outcome.seconds:.1f}s)"
+        f"{outcome.shared + outcome.copied} rows reused ({outcome.shared} shared with a step "
+        f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:
@@ -508,6 +509,13 @@ def results(
         sys.stdout.flush()
 
 
+MarginOpt = Annotated[
+    float | None,
+    typer.Option(help="practical margin: pp of accuracy / % of perplexity (default 0.1 / 1)"),
+]
+AlphaOpt = Annotated[float, typer.Option(help="family-wise error rate (Holm-corrected)")]
+
+
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="results directory")],
@@ -521,6 +529,8 @@ def report(
         list[str] | None,
         typer.Option("--log", help="attach the report to MLflow: mlflow[=URI]; repeatable"),
     ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.results import load_results, require_runs
@@ -535,7 +545,7 @@ def report(
     log = _check_log(log, directory)
     if any(not v.strip().lower().startswith("mlflow") for v in log):
         raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
-    files = write_report(directory, out_dir, figure_format)
+    files = write_report(directory, out_dir, figure_format, alpha, margin)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
@@ -565,6 +575,25 @@ def _log_report(value: str, directory: Path, files: list[Path]) -> None:
         )
         return
     out.print(f"report logged to {spec}: run {mlflow_run}, artifacts report/")
+
+
+@app.command()
+def advise(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    ratio: Annotated[float | None, typer.Option(help="only this pruning ratio")] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="retraining budget: mean total fine-tuning epochs")
+    ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
+) -> None:
+    """Which regime to use: the report's decision per ratio (within a budget), with its
+    interval, a cheaper equivalent alternative, and the seeds it would take to decide."""
+    from prunebench.report.terminal import advise_lines
+
+    lines = advise_lines(directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin)
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -111,6 +111,7 @@ class SweepOutcome:
     exceptions: dict[str, Exception] = field(default_factory=dict)  # run id -> (local) error
     computed: int = 0  # steps computed now
     copied: int = 0  # rows copied from steps stored earlier
+    shared: int = 0  # rows of other runs written with a step computed now (reused=1 too)
     seconds: float = 0.0
 
 
@@ -278,6 +279,7 @@ class Driver:
         self.tracking.steps([StepRecord(row["run_id"], row, epochs) for row, epochs in rows])
         self.stored.add(key)
         self.outcome.computed += 1
+        self.outcome.shared += sum(rid != owner for rid in targets)
         self.progress.step_done(outcome.row)
         for rid in targets:
             self.remaining[rid] -= 1

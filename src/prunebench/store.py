@@ -90,6 +90,7 @@ STEP_COLUMNS: dict[str, str] = {
     "test_top1": "REAL",
     "test_top5": "REAL",
     "test_ppl": "REAL",
+    "test_outcomes": "BLOB",  # per-example test results (prunebench.outcomes), for paired tests
     "epochs": "INTEGER",  # fine-tuning epochs of this step
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",
@@ -348,16 +349,28 @@ class Store:
 
     def steps_with_runs(self):
         """One row per pruning step, with the run's fields (regime, seed, ...) beside it; read
-        through `results.load_results`, which adds the runs without steps."""
+        through `results.load_results`, which adds the runs without steps. Blobs (per-example
+        outcomes) are left out: see `outcomes`."""
         import pandas as pd
 
+        steps = ", ".join(f"s.{c}" for c, kind in STEP_COLUMNS.items() if kind != "BLOB")
         with self._connect() as con:
             return pd.read_sql_query(
                 "SELECT r.name, r.status, r.regime, r.target AS run_target, r.structure, "
                 "r.criterion, r.scope, r.seed, r.model, r.dataset, r.task, r.metric, r.base_id, "
                 "r.n_steps, r.dense_test_top1, r.dense_test_top5, r.dense_test_ppl, "
-                "r.dense_params, s.* FROM steps s JOIN runs r USING (run_id) "
+                f"r.dense_params, {steps} FROM steps s JOIN runs r USING (run_id) "
                 "ORDER BY r.started_at, s.run_id, s.step",
+                con,
+            )
+
+    def outcomes(self):
+        """run_id, step, test_outcomes of every step that stored per-example outcomes."""
+        import pandas as pd
+
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT run_id, step, test_outcomes FROM steps WHERE test_outcomes IS NOT NULL",
                 con,
             )
 
