@@ -4,12 +4,19 @@ and the stored tables without their timing columns."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
+
+from prunebench.driver import SweepOutcome, execute_plan
+from prunebench.plan import Plan, build_plan
+from prunebench.store import Store
+from prunebench.sweep import load_sweep
 
 SRC = str(Path(__file__).parents[1] / "src")
 TINY_SET = {
@@ -61,3 +68,25 @@ def count_rows(results: Path, name: str) -> int:
         return 0
     finally:
         con.close()
+
+
+def compute_locally(sweep: Path, computed: Path, results: Path) -> tuple[Plan, SweepOutcome]:
+    """`sweep` computed again in this process on one torch thread, from the dense model that
+    the sweep in `computed` trained."""
+    plan = build_plan(load_sweep(sweep)[1])
+    shutil.copytree(computed / "dense", results / "dense")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return plan, execute_plan(plan, Store(results))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    """Equal runs, steps and epochs tables, but for times and the device."""
+    drop = {"seconds", "created_at"}
+    assert table(a, "steps", drop) == table(b, "steps", drop)
+    assert table(a, "epochs", {"seconds"}) == table(b, "epochs", {"seconds"})
+    run_drop = {"started_at", "finished_at", "device"}
+    assert table(a, "runs", run_drop) == table(b, "runs", run_drop)

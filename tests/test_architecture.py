@@ -131,6 +131,15 @@ def test_arrows_point_one_way():
         "prunebench.verify",
         "prunebench.cli",
     }, store_users
+    # trackers get rows from the driver and never reach back into it, the store or torch code
+    tracking = {m for m in graph if m.startswith("prunebench.tracking")}
+    assert tracking
+    for module in tracking:
+        outside = {d for d in graph[module] if not d.startswith("prunebench.tracking")}
+        assert outside <= {"prunebench.errors"}, f"{module} imports {outside}"
+    assert {d for d in graph["prunebench.config"] if d.startswith("prunebench.tracking")} == {
+        "prunebench.tracking.spec"
+    }
     report = {m for m in graph if m.startswith("prunebench.report")}
     for module in report:
         assert "prunebench.store" not in graph[module], f"{module} reads the store directly"

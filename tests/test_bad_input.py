@@ -303,7 +303,14 @@ def test_empty_database_is_an_error_not_an_empty_page(invoke, tmp_path):
         (["run", "configs/digits.yaml", "--bogus"], "No such option: --bogus"),
         (["sweep", "configs/sweeps/demo.yaml", "--workers", "0", "-x", "ray"], "--workers must be"),
         (["sweep", "configs/sweeps/demo.yaml", "--threads", "-2"], "--threads must be >= 1"),
-        (["sweep", "configs/sweeps/demo.yaml", "-x", "dask"], "--executor must be local or ray"),
+        (
+            ["sweep", "configs/sweeps/demo.yaml", "-x", "dask"],
+            "--executor must be local, processes or",
+        ),
+        (
+            ["sweep", "configs/sweeps/demo.yaml", "--workers", "2"],
+            "--workers needs --executor processes",
+        ),
         (["results", "{stored}", "-f", "xml"], "--format must be table, csv, json or parquet"),
         (["results", "{stored}", "--run", "nope"], "no run 'nope' in"),
         (["report", "{stored}", "--figures", "gif"], "--figures must be png or svg"),

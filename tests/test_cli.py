@@ -8,9 +8,6 @@ import json
 import pandas as pd
 import pytest
 import torch
-from rich.console import Console
-
-from prunebench.progress import RichProgress
 
 
 def test_schedule_json_has_cumulative_and_increments(invoke):
@@ -28,6 +25,43 @@ def test_schedule_table_lists_every_step(invoke):
     assert code == 0
     assert "hybrid: 13 steps" in out
     assert "0.700000" in out and "0.518420" in out
+
+
+def test_schedule_json_is_rounded_to_12_significant_digits(invoke):
+    code, out, _ = invoke("schedule", "geometric", "--target", "0.9", "--rate", "0.2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["cumulative"][:3] == [0.2, 0.36, 0.488] and data["cumulative"][-1] == 0.9
+    assert data["increments"][:2] == [0.2, 0.16]
+    assert all(v == float(f"{v:.12g}") for v in data["cumulative"] + data["increments"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["geometric", "--target", "0.9"],
+            "schedule: geometric needs exactly one of steps or rate",
+        ),
+        (["nope", "--target", "0.5"], "schedule: REGIME: unknown regime 'nope' (known: agp, "),
+        (["geometric", "--target", "1.5", "--rate", "0.1"], "schedule: target must be in (0, 1)"),
+    ],
+)
+def test_schedule_errors_name_its_own_options_not_set(invoke, args, expected):
+    code, out, err = invoke("schedule", *args)
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: {expected}")
+    assert "--set" not in line and "(top level)" not in line and "in the file" not in line
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["schedule"], ["run"], ["sweep"], ["results"], ["report"], ["export"]]
+)
+def test_help_shows_no_type_for_boolean_flags(invoke, command):
+    code, out, _ = invoke(*command, "--help")
+    assert code == 0 and "--help" in out
+    assert "<bool>" not in out
 
 
 def test_schedule_manual_targets(invoke):
@@ -73,28 +107,6 @@ def test_pretrain_then_run_then_results(invoke, tmp_path):
 
     code, _, err = invoke("results", str(results), "--format", "xml")
     assert code == 2 and "--format must be" in err
-
-
-def test_rich_progress_shows_step_epoch_and_metric():
-    from prunebench.finetune import EpochRecord
-
-    buffer = io.StringIO()
-    progress = RichProgress(Console(file=buffer, force_terminal=True, width=200))
-    progress.run_started("abc", "geometric -> 0.9", 3)
-    progress.step_started(2, 0.51)
-    progress.epoch_done(2, EpochRecord(4, 0.3, 0.25, 0.97, 0.01, 0.1, True))
-    progress.step_done({"test_top1": 0.9612})
-    progress.run_finished("abc", "done")
-    text = buffer.getvalue()
-    for fragment in (
-        "geometric -> 0.9",
-        "step 2/3",
-        "target 0.5100",
-        "epoch 4",
-        "0.9700",
-        "0.9612",
-    ):
-        assert fragment in text
 
 
 def test_library_exports_each_do_their_job(tmp_path, tiny):

@@ -100,9 +100,9 @@ def test_the_live_display_gets_an_estimate_until_steps_are_timed(tmp_path, tiny)
 
     rich = RichProgress()
     rich.sweep_started(4, 1, (100.0, 200.0))
-    cells = rich._sweep_cells()
+    counts = rich.state.counts()
     rich.close()
-    assert "ETA ~1m" in cells[3] and "-3m" in cells[3]  # the estimate, less the time elapsed
+    assert "ETA ~1m" in counts and "-3m" in counts  # the estimate, less the time elapsed
     assert Progress.wants_estimate is False  # quiet sweeps time nothing
 
 

@@ -83,6 +83,8 @@ def test_runs_in_a_shared_tree_equal_runs_computed_alone(tmp_path, tiny):
     all_rows = shared.frame("steps")
     assert len(all_rows) == plan.naive_steps
     assert int((all_rows["reused"] == 0).sum()) == plan.planned_steps
+    # every reused row is counted: shared with a step computed now, or copied (none here)
+    assert (outcome.shared, outcome.copied) == (plan.naive_steps - plan.planned_steps, 0)
 
     for i, (cfg, planned) in enumerate(zip(configs, plan.runs, strict=True)):
         alone = copy_dense(shared, tmp_path / f"alone{i}")

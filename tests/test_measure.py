@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -18,6 +21,7 @@ from prunebench.measure import (
 )
 from prunebench.models import MODELS
 from prunebench.pruning.factory import make_pruner
+from sweep_helpers import env
 
 DIGITS = DataInfo("classification", num_classes=10, in_channels=1, image_size=8)
 
@@ -138,8 +142,18 @@ def test_latency_helpers():
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
 
 
-def test_lean_inference_module_matches_the_model():
+@pytest.mark.parametrize(
+    ("backend", "steps"),
+    [
+        ("torch", ["fold-batchnorm", "channels-last"]),
+        ("onnxruntime", ["onnx-export", "onnxruntime-all-opts"]),
+    ],
+)
+def test_lean_inference_module_matches_the_model(backend, steps):
     from prunebench.inference import lean
+
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
     torch.manual_seed(0)
     model = MODELS.get("resnet18_cifar").build(DIGITS, width=8).eval()
@@ -149,8 +163,29 @@ def test_lean_inference_module_matches_the_model():
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(4, 1, 8, 8)
-    slim = lean(model, x)
-    assert slim.steps == ["fold-batchnorm", "channels-last", "jit-freeze"]
+    slim = lean(model, x, backend)
+    assert slim.steps == steps
     with torch.inference_mode():
         torch.testing.assert_close(slim(slim.inputs), model(x), rtol=1e-4, atol=1e-5)
     assert isinstance(model.bn1, nn.BatchNorm2d)  # the original is untouched
+
+
+def test_latency_on_a_cpu_prints_no_cuda_warning(tmp_path):
+    """torch warns "No CUDA runtime is found" when timing imports torch.utils.benchmark on a CUDA
+    build with a CUDA toolkit (CUDA_HOME) but no GPU; a structured CPU step must not show it."""
+    script = (
+        "import torch; from torch import nn\n"
+        "from prunebench.measure import latency_pair\n"
+        "m = nn.Linear(4, 2)\n"
+        "print(sorted(latency_pair(m, nn.Linear(4, 2), torch.zeros(1, 4), 2)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**env(), "CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "latency_ms" in done.stdout
+    assert done.stderr == ""

@@ -20,8 +20,7 @@ from prunebench.executors import RayExecutor
 from prunebench.plan import build_plan
 from prunebench.ray_auth import cluster_requires_token, existing_cluster
 from prunebench.store import Store
-from prunebench.sweep import load_sweep
-from sweep_helpers import run_sweep, table, write_sweep
+from sweep_helpers import assert_same_tables, compute_locally, run_sweep, table, write_sweep
 
 pytest.importorskip("ray")
 grpc = pytest.importorskip("grpc")
@@ -48,21 +47,10 @@ def test_ray_with_two_workers_writes_the_rows_of_the_local_executor(tmp_path):
     assert proc.returncode == 1, proc.stderr  # the diverging runs fail; the others finish
     assert "6 done now, 2 failed" in proc.stdout
 
-    plan = build_plan(load_sweep(sweep)[1])
-    shutil.copytree(ray_dir / "dense", local_dir / "dense")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        outcome = execute_plan(plan, Store(local_dir))
-    finally:
-        torch.set_num_threads(threads)
+    plan, outcome = compute_locally(sweep, ray_dir, local_dir)
     assert len(outcome.done) == 6 and len(outcome.failed) == 2
-
+    assert_same_tables(ray_dir, local_dir)
     drop = {"seconds", "created_at"}
-    assert table(ray_dir, "steps", drop) == table(local_dir, "steps", drop)
-    assert table(ray_dir, "epochs", {"seconds"}) == table(local_dir, "epochs", {"seconds"})
-    run_drop = {"started_at", "finished_at", "device"}
-    assert table(ray_dir, "runs", run_drop) == table(local_dir, "runs", run_drop)
     steps = table(ray_dir, "steps", drop)
     good = [r for r in plan.runs if r.label != "diverges"]
     assert len(steps) == sum(len(r.steps) for r in good)  # no row lost or duplicated

@@ -1,13 +1,22 @@
-"""The paper's claims checked on constructed results: each holds, fails, or lacks data."""
+"""The paper's claims: their logic on given comparisons, and on databases through the report."""
 
 from __future__ import annotations
 
-import pytest
-from scipy import stats
+import math
 
-from prunebench.report.analysis import representatives, summarize
-from prunebench.report.claims import FAILS, HOLDS, NO_DATA, check_claims
-from prunebench.report.prepare import final_runs, metric_for
+import pytest
+
+from prunebench.report.build import contexts
+from prunebench.report.candidates import Candidate
+from prunebench.report.claims import FAILS, HOLDS, NO_DATA, UNDECIDED, check_claims
+from prunebench.report.prepare import METRICS
+from prunebench.report.verdicts import (
+    A_BETTER,
+    B_BETTER,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    Comparison,
+)
 from prunebench.results import load_results
 from prunebench.store import Store
 from report_db import add_run
@@ -16,119 +25,108 @@ C1 = "One-shot >= iterative at ratios up to 80 %"
 C2 = "Iterative better than one-shot above 90 %"
 C3 = "Geometric >= constant"
 C4 = "Hybrid best or tied"
+TOP1 = METRICS["top1"]
 
 
-def claims(tmp_path, spec, metric="top1"):
+def cand(regime: str, ratio: float, mean: float) -> Candidate:
+    return Candidate(regime, regime, "magnitude", ratio, mean, 10.0, {0: mean})
+
+
+def checks(means: dict[str, dict[float, float]], outcomes: dict[tuple[float, str, str], str]):
+    """Claims over candidates with these means, given the verdict of each comparison."""
+    best: dict[float, dict[str, Candidate]] = {}
+    for regime, by_ratio in means.items():
+        for ratio, mean in by_ratio.items():
+            best.setdefault(ratio, {})[regime] = cand(regime, ratio, mean)
+    asked = []
+
+    def lookup(ratio: float, a: str, b: str) -> Comparison:
+        asked.append((ratio, a, b))
+        outcome = outcomes.get((ratio, a, b), INCONCLUSIVE)
+        return Comparison(a, b, ratio, 0.0, -1.0, 1.0, 0.05, 0.5, outcome, "m", 3, 100, 7)
+
+    return {c.claim: c for c in check_claims(best, lookup, TOP1)}, asked
+
+
+def test_sides_are_the_best_regime_of_each_side_and_verdicts_map_to_holds():
+    got, asked = checks(
+        {"one_shot": {0.5: 0.95, 0.95: 0.70}, "constant": {0.5: 0.90, 0.95: 0.80},
+         "geometric": {0.5: 0.91, 0.95: 0.85}, "hybrid": {0.5: 0.96, 0.95: 0.86}},
+        {(0.5, "one_shot", "geometric"): A_BETTER,  # >= holds
+         (0.95, "geometric", "one_shot"): A_BETTER,  # > holds
+         (0.5, "geometric", "constant"): EQUIVALENT,  # >= holds on equivalence
+         (0.95, "geometric", "constant"): A_BETTER,
+         (0.5, "hybrid", "constant"): A_BETTER, (0.5, "hybrid", "geometric"): A_BETTER,
+         (0.5, "hybrid", "one_shot"): EQUIVALENT, (0.95, "hybrid", "constant"): A_BETTER,
+         (0.95, "hybrid", "geometric"): EQUIVALENT, (0.95, "hybrid", "one_shot"): A_BETTER},
+    )  # fmt: skip
+    assert {k: c.status for k, c in got.items()} == {C1: HOLDS, C2: HOLDS, C3: HOLDS, C4: HOLDS}
+    # one-shot vs the better iterative regime (geometric) at 50 % only; 95 % is out of range
+    assert [(r.ratio, r.a, r.b) for r in got[C1].rows.itertuples()] == [
+        (0.5, "one_shot", "geometric")
+    ]
+    assert got[C3].reason == "holds at 2 of 2 ratios"
+    assert len(got[C4].rows) == 6  # hybrid against each other regime at both ratios
+    assert (0.95, "geometric", "one_shot") in asked
+
+
+@pytest.mark.parametrize(
+    ("outcome", "at_least", "strictly"),
+    [(A_BETTER, HOLDS, HOLDS), (EQUIVALENT, HOLDS, FAILS), (B_BETTER, FAILS, FAILS),
+     (INCONCLUSIVE, UNDECIDED, UNDECIDED)],
+)  # fmt: skip
+def test_three_outcomes_for_at_least_and_better(outcome, at_least, strictly):
+    got, _ = checks(
+        {"one_shot": {0.5: 0.9, 0.95: 0.8}, "geometric": {0.5: 0.9, 0.95: 0.8}},
+        {(0.5, "one_shot", "geometric"): outcome, (0.95, "geometric", "one_shot"): outcome},
+    )
+    assert got[C1].status == at_least
+    assert got[C2].status == strictly
+    assert got[C4].status == NO_DATA
+    assert got[C4].reason == "no ratio in range where both hybrid and any other regime finished"
+
+
+def test_one_failing_ratio_fails_the_claim_and_the_reason_counts_ratios():
+    got, _ = checks(
+        {"geometric": {0.5: 0.9, 0.8: 0.8, 0.9: 0.7}, "constant": {0.5: 0.9, 0.8: 0.8, 0.9: 0.7}},
+        {(0.5, "geometric", "constant"): A_BETTER, (0.8, "geometric", "constant"): B_BETTER},
+    )
+    assert got[C3].status == FAILS
+    assert got[C3].reason == "holds at 1 of 3 ratios, fails at 1, inconclusive at 1"
+
+
+def test_claims_read_the_reports_comparisons(tmp_path):
+    """Through a database: each claim row IS the decision's comparison object."""
     store = Store(tmp_path)
-    for regime, by_ratio in spec.items():
-        for ratio, values in by_ratio.items():
-            for seed, value in enumerate(values):
-                add_run(store, regime, ratio, seed, value, metric=metric)
-    summary = summarize(final_runs(load_results(tmp_path)))
-    reps = representatives(summary, metric_for(metric))
-    return {c.claim: c for c in check_claims(reps, metric_for(metric))}
-
-
-def status(checks):
-    return {name: c.status for name, c in checks.items()}
-
-
-def test_all_claims_hold(tmp_path):
-    checks = claims(
-        tmp_path,
-        {
-            "one_shot": {0.5: [0.95, 0.96, 0.97], 0.95: [0.70, 0.71, 0.72]},
-            "constant": {0.5: [0.90, 0.91, 0.92], 0.95: [0.80, 0.81, 0.82]},
-            "geometric": {0.5: [0.91, 0.92, 0.93], 0.95: [0.85, 0.86, 0.87]},
-            "hybrid": {0.5: [0.96, 0.97, 0.98], 0.95: [0.86, 0.87, 0.88]},
-        },
-    )
-    assert status(checks) == {C1: HOLDS, C2: HOLDS, C3: HOLDS, C4: HOLDS}
-    c2 = checks[C2].rows.iloc[0]
-    assert (c2["ratio"], c2["a"], c2["b"], c2["outcome"]) == (
-        0.95,
-        "geometric",
-        "one_shot",
-        "A better",
-    )
-    p = stats.ttest_ind([0.85, 0.86, 0.87], [0.70, 0.71, 0.72], equal_var=False).pvalue
-    assert c2["p"] == pytest.approx(p, rel=1e-9)
-    assert c2["diff"] == pytest.approx(0.15)
-    # hybrid vs the best other regime: tied with one-shot at 50 % (p > 0.05), so it holds
-    c4 = checks[C4].rows.set_index("ratio")
-    assert c4.loc[0.5, "b"] == "one_shot" and c4.loc[0.5, "outcome"] == "tied"
-    assert checks[C1].basis == "Welch's t-test over seeds, α = 0.05"
-    assert checks[C3].reason == "holds at 2 of 2 ratios"
-
-
-def test_no_claim_holds(tmp_path):
-    checks = claims(
-        tmp_path,
-        {
-            "one_shot": {0.5: [0.85, 0.86, 0.87], 0.95: [0.90, 0.91, 0.92]},
-            "constant": {0.5: [0.95, 0.96, 0.97], 0.95: [0.80, 0.81, 0.82]},
-            "geometric": {0.5: [0.90, 0.91, 0.92], 0.95: [0.70, 0.71, 0.72]},
-            "hybrid": {0.5: [0.80, 0.81, 0.82], 0.95: [0.60, 0.61, 0.62]},
-        },
-    )
-    assert status(checks) == {C1: FAILS, C2: FAILS, C3: FAILS, C4: FAILS}
-    c1 = checks[C1].rows.iloc[0]
-    assert (c1["a"], c1["b"], c1["outcome"], c1["holds"]) == (
-        "one_shot",
-        "constant",
-        "B better",
-        False,
-    )
-    assert checks[C3].reason == "holds at 0 of 2 ratios"
-
-
-def test_a_tie_satisfies_at_least_but_not_better(tmp_path):
-    checks = claims(
-        tmp_path,
-        {
-            "one_shot": {0.5: [0.90, 0.95, 0.85], 0.95: [0.70, 0.80, 0.75]},
-            "geometric": {0.5: [0.92, 0.86, 0.95], 0.95: [0.78, 0.72, 0.80]},
-        },
-    )
-    assert checks[C1].status == HOLDS and checks[C1].rows.iloc[0]["outcome"] == "tied"
-    assert checks[C2].status == FAILS and checks[C2].rows.iloc[0]["outcome"] == "tied"
-    assert checks[C3].status == NO_DATA and checks[C4].status == NO_DATA
-    assert checks[C4].reason == "no ratio in range where both hybrid and any other regime finished"
-
-
-def test_one_seed_compares_means_and_says_so(tmp_path):
-    checks = claims(
-        tmp_path,
-        {
-            "one_shot": {0.8: [0.9], 0.9: [0.5]},
-            "constant": {0.8: [0.9], 0.9: [0.8]},
-            "geometric": {0.8: [0.85], 0.9: [0.9]},
-        },
-    )
-    # 80 % is "up to 80 %"; 90 % is not "above 90 %"
-    assert checks[C1].status == HOLDS and list(checks[C1].rows["ratio"]) == [0.8]
-    assert checks[C1].rows.iloc[0]["outcome"] == "tied"  # equal means, one seed
-    assert checks[C2].status == NO_DATA
-    assert checks[C3].status == FAILS  # 85 < 90 at 80 %
-    assert checks[C1].basis.startswith("means only")
-
-
-def test_only_one_regime_is_not_enough_data(tmp_path):
-    checks = claims(tmp_path, {"one_shot": {0.5: [0.9, 0.91], 0.95: [0.8, 0.7]}})
-    assert set(status(checks).values()) == {NO_DATA}
+    for seed in range(6):
+        add_run(store, "one_shot", 0.5, seed, 0.95, examples=400)
+        add_run(store, "geometric", 0.5, seed, 0.85, examples=400)
+        add_run(store, "hybrid", 0.5, seed, 0.90, examples=400)
+    (ctx,) = contexts(load_results(tmp_path, outcomes=True), 0.05, None)
+    v = ctx.verdicts["magnitude"]
+    c1 = next(c for c in v.claims if c.claim == C1)
+    row = c1.rows.iloc[0]
+    assert row["comparison"] is v.comparisons[(0.5, "one-shot", "geometric q=0.3")]
+    assert row["comparison"].estimate == pytest.approx(0.10)
+    assert (c1.status, row["outcome"]) == (HOLDS, A_BETTER)
+    c4 = next(c for c in v.claims if c.claim == C4)
+    assert c4.status == FAILS  # one-shot is better than hybrid
+    decision = v.decision(0.5)
+    assert decision.recommended.label == "one-shot" and decision.status == "better"
 
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_perplexity_lower_is_better(tmp_path, flip):
-    low, high = [10.0, 10.1, 10.2], [12.0, 12.1, 12.2]
+    low, high = 10.0, 12.0
     one, geo = (high, low) if flip else (low, high)
-    checks = claims(
-        tmp_path,
-        {
-            "one_shot": {0.5: one, 0.95: [30.0, 31.0, 32.0]},
-            "geometric": {0.5: geo, 0.95: [20.0, 21.0, 22.0]},
-        },
-        metric="ppl",
-    )
-    assert checks[C1].status == (FAILS if flip else HOLDS)
-    assert checks[C2].status == HOLDS
+    store = Store(tmp_path)
+    for seed in range(4):
+        add_run(store, "one_shot", 0.5, seed, one, metric="ppl", examples=400)
+        add_run(store, "geometric", 0.5, seed, geo, metric="ppl", examples=400)
+    (ctx,) = contexts(load_results(tmp_path, outcomes=True), 0.05, None)
+    v = ctx.verdicts["magnitude"]
+    c = v.comparison(0.5, "one-shot", "geometric q=0.3")
+    assert c.estimate == pytest.approx(math.log(geo / one), rel=1e-5)  # log ppl_B / ppl_A
+    assert c.outcome == (B_BETTER if flip else A_BETTER)
+    status = {x.claim: x.status for x in v.claims}
+    assert status[C1] == (FAILS if flip else HOLDS)

@@ -110,7 +110,7 @@ def test_bad_sweep_input_fails_with_exit_2_and_writes_nothing(tmp_path, cli):
     assert not results.exists()
     good = write(tmp_path, {"grid": {"seed": [0]}})
     proc = cli("sweep", str(good), "--results", str(results), "--executor", "dask")
-    assert proc.returncode == 2 and "--executor must be local or ray" in proc.stderr
+    assert proc.returncode == 2 and "--executor must be local, processes or ray" in proc.stderr
     assert not results.exists()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 import pytest
 
 from prunebench.results import load_results
@@ -46,3 +49,63 @@ def test_comparison_uses_final_steps_and_seed_means(tmp_path):
     assert frame.loc[0.9, ("epochs", "geometric")] == 32
     assert frame.loc[0.9, ("seeds", "geometric")] == 2
     assert "constant" not in frame.columns.get_level_values("label")
+
+
+def add_described_run(store, run_id, seed, structure, criterion, target=0.9, name="geometric"):
+    fields = {"name": name, "regime": "geometric", "target": target, "seed": seed, "n_steps": 1}
+    store.start_run(
+        run_id, {**fields, "structure": structure, "criterion": criterion, "metric": "top1"}
+    )
+    row = {"run_id": run_id, "step": 1, "step_key": f"k-{run_id}", "target": target}
+    store.write_step({**row, "test_top1": 0.9, "cumulative_epochs": 3}, [])
+    store.finish_run(run_id, "done")
+
+
+def listed(out: str) -> list[list[str]]:
+    """The body rows of a printed rich table, as cells."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in out.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def test_results_table_identifies_runs_and_sorts_them(tmp_path, invoke):
+    store = Store(tmp_path)
+    add_described_run(store, "ffff0000aaaa", 1, "unstructured", "magnitude")
+    add_described_run(store, "ffff0000bbbb", 0, "unstructured", "magnitude")  # shares 8 chars
+    add_described_run(store, "1234abcd9999", 0, "structured", "taylor")
+    add_described_run(store, "9999abcd1234", 0, "unstructured", "magnitude", target=0.5)
+    code, out, _ = invoke("results", str(tmp_path))
+    assert code == 0
+    header = [line.strip("┃").split("┃") for line in out.splitlines() if line.startswith("┃")]
+    titles = [
+        " ".join(c.strip() for c in cells if c.strip()) for cells in zip(*header, strict=True)
+    ]
+    assert titles[:9] == [
+        "run", "id", "seed", "structure", "criterion", "target", "status", "step", "step target",
+    ]  # fmt: skip
+    rows = listed(out)
+    assert [(r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+        ("1234abcd", "0", "structured", "taylor", "0.9"),
+        ("9999abcd", "0", "unstructured", "magnitude", "0.5"),
+        ("ffff0000b", "0", "unstructured", "magnitude", "0.9"),
+        ("ffff0000a", "1", "unstructured", "magnitude", "0.9"),
+    ]
+
+
+def test_results_run_takes_an_id_prefix_and_refuses_unknown_ones(tmp_path, invoke):
+    store = Store(tmp_path)
+    add_described_run(store, "ffff0000aaaa", 1, "unstructured", "magnitude")
+    add_described_run(store, "ffff0000bbbb", 0, "unstructured", "magnitude")
+    code, out, _ = invoke("results", str(tmp_path), "--run", "ffff0000b", "--format", "csv")
+    assert code == 0 and list(pd.read_csv(io.StringIO(out))["run_id"]) == ["ffff0000bbbb"]
+    code, out, _ = invoke("results", str(tmp_path), "--run", "ffff0000aaaa")
+    assert code == 0 and [r[1] for r in listed(out)] == ["ffff0000a"]
+    code, out, err = invoke("results", str(tmp_path), "--run", "abc")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "error: no run 'abc' in these results; list them with `prunebench results`"
+    ]
+    code, _, err = invoke("results", str(tmp_path), "--run", "ffff")
+    assert code == 2 and "ambiguous (2 runs)" in err

@@ -92,3 +92,25 @@ def test_vit_checkpoint_is_resampled_to_another_image_size(tmp_path):
         if key != "pos_embed":
             assert torch.equal(big.state_dict()[key], value), key
     assert big(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_torchvision_source_takes_imagenet_weights_with_its_conv_classifier_reset(tmp_path):
+    """torchvision:squeezenet1_1 with a 1000-class state dict on 10 classes: the classifier
+    (a Conv2d, found from the output) keeps its fresh weights, everything else is loaded."""
+    from prunebench.models.build import build_model
+
+    torch.manual_seed(0)
+    imagenet = build_model(ModelConfig(name="torchvision:squeezenet1_1"), IMAGENET_LIKE)
+    torch.save(imagenet.state_dict(), tmp_path / "squeezenet1_1.pth")
+    cfg = ModelConfig(
+        name="torchvision:squeezenet1_1",
+        weights=tmp_path / "squeezenet1_1.pth",
+        reset_classifier=True,
+    )
+    model = build_model(cfg, CIFAR)
+    fresh = model.classifier[1].weight.detach().clone()
+    load_pretrained(model, cfg, CIFAR)
+    assert torch.equal(model.classifier[1].weight, fresh)
+    for key, value in imagenet.state_dict().items():
+        if not key.startswith("classifier.1."):
+            assert torch.equal(model.state_dict()[key], value), key

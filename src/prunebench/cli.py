@@ -14,14 +14,43 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from prunebench.errors import PrunebenchError, StorageError, TrainingDiverged, one_line
 from prunebench.outputs import check_output_dir, check_output_file
 
-app = typer.Typer(
+
+def _flags_without_type(params: list) -> list:
+    """Boolean flags take no value: --help shows none for them (typer would print <bool>)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Commands whose --help lists flags without a value type."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow: a single newline is a space
     help="Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid.",
 )
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -29,12 +58,51 @@ DEFAULT_RESULTS = Path("results")
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="override a config key: a.b=value")
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="override a config key: a.b=value"),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")]
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="auto, cpu or cuda (overrides the config)")
 ]
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log",
+        help="also log to mlflow[=URI] or tensorboard[=DIR] (default: beside the results); "
+        "repeatable; needs pip install 'prunebench[track]'",
+    ),
+]
+
+
+def _check_log(values: list[str] | None, results: Path) -> list[str]:
+    """Bad --log values fail before any compute (one line, exit 2)."""
+    from prunebench.store import Store
+    from prunebench.tracking.hub import check
+    from prunebench.tracking.spec import parse_log
+
+    values = list(values or [])
+    if values:
+        check([parse_log(v) for v in values], Store(results).log_dir)
+    return values
+
+
+def _version(value: bool) -> None:
+    if value:
+        from prunebench import __version__
+
+        out.print(f"prunebench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Benchmark pruning regimes: one-shot, iterative constant/geometric and hybrid."""
 
 
 def _targets(text: str) -> list[float]:
@@ -86,20 +154,34 @@ def schedule(
         "tolerance": tolerance,
         "targets": _targets(targets) if targets is not None else None,
     }
-    cfg = validate(RegimeConfig, {k: v for k, v in given.items() if v is not None}, "schedule")
+    values = {k: v for k, v in given.items() if v is not None}
+    cfg = validate(RegimeConfig, values, "schedule", option=_schedule_option)
     cumulative = cfg.schedule()
     inc = increments(cumulative)
     if as_json:
-        out.print_json(json.dumps({"cumulative": cumulative, "increments": inc}))
+        data = {"cumulative": _rounded(cumulative), "increments": _rounded(inc)}
+        out.print_json(json.dumps(data))
         return
     from rich.table import Table
 
-    table = Table(title=f"{regime}: {len(cumulative)} steps")
+    noun = "step" if len(cumulative) == 1 else "steps"
+    table = Table(title=f"{regime}: {len(cumulative)} {noun}")
     for col in ("step", "cumulative", "increment", "remaining"):
         table.add_column(col, justify="right")
     for i, (c, d) in enumerate(zip(cumulative, inc, strict=True), 1):
         table.add_row(str(i), f"{c:.6f}", f"{d:.6f}", f"{1 - c:.6f}")
     out.print(table)
+
+
+def _schedule_option(key: str) -> str:
+    """The `schedule` argument or option that sets a regime field."""
+    return "REGIME" if key == "name" else f"--{key}"
+
+
+def _rounded(values: list[float]) -> list[float]:
+    """12 significant digits: what float arithmetic got right, without its noise
+    (0.19999999999999996 -> 0.2)."""
+    return [float(f"{v:.12g}") for v in values]
 
 
 @app.command()
@@ -142,6 +224,7 @@ def run(
             "on the CPU); only the first writes results",
         ),
     ] = 1,
+    log: LogOpt = None,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
     from prunebench.config import load_run_config
@@ -149,6 +232,9 @@ def run(
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
     check_output_dir(results, "--results")
     from prunebench.ddp import check_devices, launch, without_option, world_size
+
+    if world_size() <= 1:  # the leader of a data-parallel run checks its own copy
+        log = _check_log(log, results)
 
     if nproc < 1:
         raise PrunebenchError(f"--nproc must be >= 1, got {nproc}")
@@ -165,12 +251,12 @@ def run(
     from prunebench.store import Store
 
     if world_size() > 1:  # one copy of a data-parallel launch
-        _run_data_parallel(cfg, results, quiet)
+        _run_data_parallel(cfg, results, quiet, log)
         return
-    _print_run(run_one(cfg, Store(results), make_progress(quiet)), results)
+    _print_run(run_one(cfg, Store(results), make_progress(quiet), log=log), results)
 
 
-def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
+def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
     """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
     from prunebench.ddp import DataParallelExecutor, follow, start, stop
     from prunebench.driver import run as run_one
@@ -182,9 +268,10 @@ def _run_data_parallel(cfg, results: Path, quiet: bool) -> None:
         if parallel.rank != 0:
             follow(parallel)
             return
+        log = _check_log(log, results)
         executor = DataParallelExecutor(parallel)
         try:
-            result = run_one(cfg, Store(results), make_progress(quiet), executor)
+            result = run_one(cfg, Store(results), make_progress(quiet), executor, log)
         finally:
             executor.close()  # the followers stop however the leader ends
         _print_run(result, results)
@@ -199,11 +286,14 @@ def _print_run(result, results: Path) -> None:
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
-    out.print(steps_table(df[df["run_id"] == result.run_id]))
+    out.print(steps_table(df[df["run_id"] == result.run_id], df["run_id"]))
 
 
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", "-x", help="local (in this process) or ray")
+    str,
+    typer.Option(
+        "--executor", "-x", help="local (in this process), processes (on this machine) or ray"
+    ),
 ]
 
 
@@ -233,7 +323,8 @@ def sweep(
         str | None, typer.Option(help="ray: address of a running cluster (default: start one)")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="ray: number of workers (default: the cluster's CPUs)")
+        int | None,
+        typer.Option(help="processes / ray: number of workers (default: the CPUs)"),
     ] = None,
     threads: Annotated[
         int | None,
@@ -248,6 +339,7 @@ def sweep(
             "the cluster has GPUs and the runs may use them, else 0)",
         ),
     ] = None,
+    log: LogOpt = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -257,10 +349,12 @@ def sweep(
     from prunebench.sweep import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
-    if executor not in ("local", "ray"):
-        raise PrunebenchError(f"--executor must be local or ray, not '{executor}'")
-    if executor == "local" and (address or workers or gpus_per_step is not None):
-        raise PrunebenchError("--address, --workers and --gpus-per-step need --executor ray")
+    if executor not in ("local", "processes", "ray"):
+        raise PrunebenchError(f"--executor must be local, processes or ray, not '{executor}'")
+    if executor == "local" and workers:
+        raise PrunebenchError("--workers needs --executor processes or ray")
+    if executor != "ray" and (address or gpus_per_step is not None):
+        raise PrunebenchError("--address and --gpus-per-step need --executor ray")
     for value, option in ((workers, "--workers"), (threads, "--threads")):
         if value is not None and value < 1:
             raise PrunebenchError(f"{option} must be >= 1, got {value}")
@@ -270,6 +364,7 @@ def sweep(
         gpus_per_step = 0.0
     if not dry_run:
         check_output_dir(results, "--results")
+    log = _check_log(log, results)
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
     from prunebench.plan import build_plan, count, render_counts, render_tree
@@ -290,7 +385,7 @@ def sweep(
     import torch
 
     from prunebench.driver import execute_plan
-    from prunebench.executors import LocalExecutor, RayExecutor
+    from prunebench.executors import LocalExecutor, ProcessExecutor, RayExecutor
     from prunebench.progress import make_progress
     from prunebench.results import load_results
     from prunebench.store import Store
@@ -298,12 +393,12 @@ def sweep(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    chosen = (
-        RayExecutor(address, workers, threads, gpus_per_step)
-        if executor == "ray"
-        else LocalExecutor()
-    )
-    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet))
+    chosen = {
+        "local": LocalExecutor,
+        "processes": lambda: ProcessExecutor(workers, threads),
+        "ray": lambda: RayExecutor(address, workers, threads, gpus_per_step),
+    }[executor]()
+    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)
     df = df[df["run_id"].isin(order)]
@@ -316,7 +411,8 @@ def sweep(
     out.print(
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
         f"{len(outcome.failed)} failed; {outcome.computed} steps computed{others}, "
-        f"{outcome.copied} rows copied from stored steps ({outcome.seconds:.1f}s)"
+        f"{outcome.shared + outcome.copied} rows reused ({outcome.shared} shared with a step "
+        f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
     if outcome.failed:
@@ -370,7 +466,9 @@ def results(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or parquet")
     ] = "table",
-    run_id: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="only this run (its id or a unique prefix)")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write to this file, not stdout")
     ] = None,
@@ -389,12 +487,13 @@ def results(
         check_output_file(output, "--output")
     df = require_runs(load_results(directory), directory)
     _warn_integrity(directory)
+    every_id = list(df["run_id"])  # short ids in the table stay unique among all runs
     if run_id is not None:
         df = df[df["run_id"] == find_run(df, run_id)]
     if fmt == "table":
         from prunebench.tables import failures_table
 
-        out.print(steps_table(df))
+        out.print(steps_table(df, every_id))
         unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))
@@ -412,6 +511,13 @@ def results(
         sys.stdout.flush()
 
 
+MarginOpt = Annotated[
+    float | None,
+    typer.Option(help="practical margin: pp of accuracy / % of perplexity (default 0.1 / 1)"),
+]
+AlphaOpt = Annotated[float, typer.Option(help="family-wise error rate (Holm-corrected)")]
+
+
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="results directory")],
@@ -421,6 +527,12 @@ def report(
     figure_format: Annotated[
         str | None, typer.Option("--figures", help="also write each figure: png or svg")
     ] = None,
+    log: Annotated[
+        list[str] | None,
+        typer.Option("--log", help="attach the report to MLflow: mlflow[=URI]; repeatable"),
+    ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.results import load_results, require_runs
@@ -432,12 +544,59 @@ def report(
         check_output_dir(directory / "report", "report directory")
     from prunebench.report import write_report
 
-    files = write_report(directory, out_dir, figure_format)
+    log = _check_log(log, directory)
+    if any(not v.strip().lower().startswith("mlflow") for v in log):
+        raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
+    files = write_report(directory, out_dir, figure_format, alpha, margin)
     _warn_integrity(directory)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
         out.print(f"figures: {files.figures[0].parent} ({len(files.figures)} files)")
     out.print(f"report: {files.html}")
+    for value in log:
+        _log_report(value, directory, [files.html, files.markdown, *files.figures])
+
+
+def _log_report(value: str, directory: Path, files: list[Path]) -> None:
+    """A failure to log is a warning: the report is written either way."""
+    from rich.markup import escape
+
+    from prunebench.store import Store
+    from prunebench.tracking.mlflow_tracker import log_report
+    from prunebench.tracking.spec import parse_log
+
+    spec = parse_log(value)
+    location = spec.location or str(Store(directory).log_dir("mlflow"))
+    try:
+        mlflow_run = log_report(location, directory.resolve(), files)
+    except Exception as exc:
+        message = (str(exc).strip().splitlines() or [""])[0][:300]
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] the report was not logged to {escape(str(spec))} "
+            f"({type(exc).__name__}: {escape(message)})",
+            highlight=False,
+        )
+        return
+    out.print(f"report logged to {spec}: run {mlflow_run}, artifacts report/")
+
+
+@app.command()
+def advise(
+    directory: Annotated[Path, typer.Argument(help="results directory")],
+    ratio: Annotated[float | None, typer.Option(help="only this pruning ratio")] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="retraining budget: mean total fine-tuning epochs")
+    ] = None,
+    margin: MarginOpt = None,
+    alpha: AlphaOpt = 0.05,
+) -> None:
+    """Which regime to use: the report's decision per ratio (within a budget), with its
+    interval, a cheaper equivalent alternative, and the seeds it would take to decide."""
+    from prunebench.report.terminal import advise_lines
+
+    lines = advise_lines(directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin)
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -446,14 +605,71 @@ def export(
     out_dir: Annotated[Path, typer.Argument(help="directory to write the pruned model to")],
     run_id: Annotated[str, typer.Option("--run", help="run id (or a unique prefix)")],
     step: Annotated[int | None, typer.Option(help="pruning step (default: the last)")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="safetensors (+ structure.json), or onnx: model.onnx beside them"
+        ),
+    ] = "safetensors",
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
-    prunebench.load_pruned (no pickle)."""
+    prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
+    onnxruntime."""
+    if fmt not in ("safetensors", "onnx"):
+        raise PrunebenchError(f"--format must be safetensors or onnx, not '{fmt}'")
+    if fmt == "onnx":
+        from prunebench.onnx_export import check_installed
+
+        check_installed()
     check_output_dir(out_dir, "export directory")
     from prunebench.export import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
+    if fmt == "onnx":
+        from prunebench.onnx_export import describe, write_onnx
+
+        result = write_onnx(path.parent)
+        out.print(describe(result), markup=False, highlight=False)
+        if result.note:
+            out.print(f"note: {result.note}", markup=False, highlight=False)
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str, typer.Argument(help="models, datasets, criteria, presets or regimes")],
+    term: Annotated[str | None, typer.Argument(help="only names containing this")] = None,
+) -> None:
+    """List the names a config can hold (torchvision and timm models included), or search them."""
+    from prunebench.listing import listing
+
+    rows = listing(kind, term)
+    if not rows:
+        raise PrunebenchError(f"no {kind} match '{term}'")
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        out.print(f"{name:<{width}}  {description}".rstrip(), markup=False, highlight=False)
+
+
+config_app = typer.Typer(no_args_is_help=True, help="Inspect run configs.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[
+        Path | None, typer.Argument(help="run config YAML (default: defaults)")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Print the fully resolved config (every default filled in) and its run id."""
+    import yaml
+
+    from prunebench.config import load_run_config, run_id
+
+    cfg = load_run_config(config, list(set_ or []))
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+    out.print(f"# run id: {run_id(cfg)}\n{text}", markup=False, highlight=False, end="")
 
 
 @app.command()

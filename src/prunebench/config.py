@@ -11,6 +11,7 @@ import copy
 import hashlib
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,14 +25,16 @@ from pydantic import (
     model_validator,
 )
 
+from prunebench import sources
 from prunebench.criteria.catalog import CRITERIA
-from prunebench.data.catalog import DATASETS
+from prunebench.data import catalog as data_catalog
 from prunebench.data.options import check_dataset_options
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.models.catalog import MODELS
+from prunebench.models import catalog as model_catalog
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
 from prunebench.schedules import SCHEDULES
+from prunebench.tracking.spec import parse_log
 from prunebench.yaml_input import check_plain, parse, parse_value, read_text
 
 # Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
@@ -66,6 +69,23 @@ def _registered(registry: Registry, name: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _source_or_registered(
+    registry: Registry, name: str, kinds: tuple[str, ...], examples: str
+) -> str:
+    """A registered name, or a source (`torchvision:NAME`, `python:FILE:FN`, ...) that parses;
+    whether the source's name exists is checked when it is built (before any compute)."""
+    try:
+        source = sources.parse(name, kinds)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if not source.registered:
+        return name
+    try:
+        return registry.check(name)
+    except UnknownNameError as exc:
+        raise ValueError(f"{exc}; or a source: {examples}") from None
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors (typos must not silently fall back to defaults)."""
 
@@ -92,7 +112,9 @@ class DataConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        return _registered(DATASETS, name)
+        return _source_or_registered(
+            data_catalog.DATASETS, name, sources.DATA_KINDS, "python:FILE.py:FUNCTION"
+        )
 
     @field_validator("root", "tokenizer")
     @classmethod
@@ -108,7 +130,7 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _root_when_needed(self) -> DataConfig:
-        if DATASETS.fact(self.name, "needs_root") and self.root is None and not self.download:
+        if data_catalog.needs_root(self.name) and self.root is None and not self.download:
             raise ValueError(
                 f"dataset '{self.name}' needs data.root (a local directory), "
                 "or data.download=true on a machine with network"
@@ -125,7 +147,12 @@ class ModelConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        return _registered(MODELS, name)
+        return _source_or_registered(
+            model_catalog.MODELS,
+            name,
+            sources.MODEL_KINDS,
+            "torchvision:NAME, timm:NAME, hf, python:FILE.py:FUNCTION",
+        )
 
     @field_validator("weights")
     @classmethod
@@ -133,6 +160,25 @@ class ModelConfig(StrictModel):
         if path is not None and not _usable_path(path):
             raise ValueError(f"weights file '{path}' does not exist")
         return path
+
+    @model_validator(mode="after")
+    def _hf_has_an_architecture(self) -> ModelConfig:
+        if self.name != "hf":
+            return self
+        config = self.options.get("config")
+        if isinstance(config, str) and not Path(config).is_file():
+            raise ValueError(f"model.options.config: file '{config}' does not exist")
+        if config is None and (self.weights is None or not self.weights.is_dir()):
+            raise ValueError(
+                "model.name=hf needs model.weights (a local Hugging Face folder) or "
+                "model.options.config (a config.json, for a randomly initialised model)"
+            )
+        return self
+
+    @property
+    def task(self) -> str | None:
+        """The model's task when known before building it (None: the data decides)."""
+        return model_catalog.declared_task(self.name, self.weights, self.options)
 
 
 class OptimizerConfig(StrictModel):
@@ -312,12 +358,24 @@ class RunConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     prune: PruneConfig = PruneConfig()
     regime: RegimeConfig = RegimeConfig(target=0.5)
+    # where results are also logged: mlflow[=URI], tensorboard[=DIR]; not part of the run id
+    log: list[str] = Field(default_factory=list)
+
+    @field_validator("log")
+    @classmethod
+    def _known_log_backends(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                parse_log(value)
+            except PrunebenchError as exc:
+                raise ValueError(str(exc).removeprefix("--log: ")) from None
+        return values
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> RunConfig:
-        model_task = MODELS.fact(self.model.name, "task")
-        data_task = DATASETS.fact(self.data.name, "task")
-        if model_task != data_task:
+        model_task = self.model.task
+        data_task = data_catalog.declared_task(self.data.name, self.data.options)
+        if model_task and data_task and model_task != data_task:
             raise ValueError(
                 f"model '{self.model.name}' is a {model_task} model but dataset "
                 f"'{self.data.name}' is a {data_task} dataset; pick a matching pair"
@@ -325,11 +383,12 @@ class RunConfig(StrictModel):
         return self
 
 
-# Fields that change how a run is executed or labelled, not the experiment: the label, where it
-# runs and how the arithmetic is executed (compile). A GPU's rounding differs from the CPU's and a
-# compiled graph's from an eager one's, but the same experiment keeps one id, so a step computed
-# one way is resumed and reused the other way, exactly like a step computed on another device.
-NON_IDENTITY_FIELDS = {"name", "device", "train"}
+# Fields that change how a run is executed, labelled or logged, not the experiment: the label,
+# where it runs, how the arithmetic is executed (compile) and where it is logged. A GPU's rounding
+# differs from the CPU's and a compiled graph's from an eager one's, but the same experiment keeps
+# one id, so a step computed one way is resumed and reused the other way, exactly like a step
+# computed on another device.
+NON_IDENTITY_FIELDS = {"name", "device", "train", "log"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
@@ -441,8 +500,17 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`."""
+def describe_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> str:
+    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`.
+
+    Config files and --set get the advice to fix the key there; a command whose values come
+    from its own options (`schedule`) passes `option`, which names the option for a key.
+    """
     errors = exc.errors()
     first = errors[0]
     loc = tuple(p for p in first["loc"] if not isinstance(p, int))
@@ -455,9 +523,14 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
     if not first["loc"]:  # a check of the whole model (e.g. a schedule): its message says it all
         return f"{source}: {message}{more}"
     got = first.get("input")
-    got_text = "" if isinstance(got, dict) else f" (got {_shorten(repr(got))})"
+    got_text = (
+        "" if isinstance(got, dict) or repr(got) in message else f" (got {_shorten(repr(got))})"
+    )
     if first["type"] in NUMBER_ERRORS and isinstance(got, str):
         got_text += ", a string: write the number without quotes"
+    if option is not None:
+        where = f"{option(key)}: " if first["loc"] else ""
+        return f"{source}: {where}{message}{got_text}{more}"
     return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
 
 
@@ -469,11 +542,17 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def validate(model: type[StrictModel], raw: dict[str, Any], source: str) -> Any:
+def validate(
+    model: type[StrictModel],
+    raw: dict[str, Any],
+    source: str,
+    option: Callable[[str], str] | None = None,
+) -> Any:
+    """`model` from `raw`, or one ConfigError line (see `describe_validation_error`)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, model, source)) from None
+        raise ConfigError(describe_validation_error(exc, model, source, option)) from None
     except PrunebenchError as exc:  # raised by registries or schedules inside validators
         raise ConfigError(f"{source}: {exc}") from None
 

@@ -28,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 
 from prunebench.checkpoints import load_weights
-from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, run_id
+from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, digest, run_id
 from prunebench.data.base import DataBundle
 from prunebench.errors import (
     CheckpointError,
@@ -53,6 +54,9 @@ from prunebench.progress import Progress
 from prunebench.runner import RunContext
 from prunebench.store import RUN_COLUMNS, Store, dumps
 from prunebench.tasks import Task
+from prunebench.tracking.base import RunInfo, Session, StepRecord
+from prunebench.tracking.hub import Tracking, check, make_tracking
+from prunebench.tracking.spec import LogSpec, parse_log
 from prunebench.workspace import Workspace
 
 CLAIM_STALE_S = 60.0  # a claim whose heartbeat is older than this is taken over
@@ -142,7 +146,7 @@ def stored_dense(store: Store, progress: Progress | None = None, claims: Claims 
             except (CheckpointError, KeyError) as exc:
                 if bid not in warned:
                     warned.add(bid)
-                    progress.warn(f"{exc}; training the dense model again")
+                    progress.warning(f"{exc}; training the dense model again")
             if claims is None:
                 break
             state = claims.take("dense", bid, seen)
@@ -226,6 +230,7 @@ class SweepOutcome:
     copied: int = 0  # rows copied from steps stored earlier
     by_others: int = 0  # steps another process computed while this one ran
     waited: float = 0.0  # seconds idle, waiting for steps another process had claimed
+    shared: int = 0  # rows of other runs written with a step computed now (reused=1 too)
     seconds: float = 0.0
 
 
@@ -255,9 +260,14 @@ class Driver:
         store: Store,
         executor: Executor,
         progress: Progress,
+        log: Sequence[str] = (),
+        sweep: str | None = None,
         stale_after: float = CLAIM_STALE_S,
     ):
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
+        self.sweep = sweep
+        self.log_specs = log_specs(plan, log)
+        self.tracking = Tracking([])
         upgrade(store)
         adopted, damaged = store.adopt_files()
         if adopted:
@@ -277,7 +287,7 @@ class Driver:
         if bad_rows:
             shown = ", ".join(f"run {r} step {s}" for r, s in bad_rows[:3])
             more = f" and {len(bad_rows) - 3} more" if len(bad_rows) > 3 else ""
-            progress.warn(
+            progress.warning(
                 f"{len(bad_rows)} step rows do not match their digest ({shown}{more}): "
                 "changed after they were written; rewriting them"
             )
@@ -285,7 +295,7 @@ class Driver:
         status = {r["run_id"]: r["status"] for r in store.runs()}
         damaged = {k: v for k, v in damaged.items() if k in plan.nodes}
         for reason in damaged.values():
-            progress.warn(f"{reason}; computing that step again")
+            progress.warning(f"{reason}; computing that step again")
         self.stored = set(self.sources)
         self.cumulative = {k: self.sources[k]["cumulative_epochs"] for k in self.stored}
         self.seen = store.written_at("checkpoint")  # to tell a step another process stores
@@ -383,7 +393,7 @@ class Driver:
         parent = None
         if node.depth > 1:
             parent = self.store.load_checkpoint(node.step.parent_key)
-        label = owner.label if len(node.runs) == 1 else f"{owner.label} (+{len(node.runs) - 1})"
+        label = owner.title if len(node.runs) == 1 else f"{owner.title} (+{len(node.runs) - 1})"
         return NodeJob(key, node.step, owner.run_id, owner.cfg, label, len(owner.steps), parent)
 
     def _next(self, key: str) -> NodeJob | None:
@@ -410,7 +420,7 @@ class Driver:
         parent = self.plan.nodes[key].step.parent_key
         if parent not in self.stored:  # already being recomputed; `key` follows when it lands
             return
-        self.progress.warn(f"{exc}; computing that step again")
+        self.progress.warning(f"{exc}; computing that step again")
         self.stored.discard(parent)
         self.needed.add(parent)
         self.seen[parent] = self.store.written_at("checkpoint").get(parent)
@@ -424,9 +434,9 @@ class Driver:
 
     def _finish(self, rid: str, status: str, error: str | None = None) -> None:
         self.store.finish_run(rid, status, error)
-        run = self.plan.run(rid)
-        where = f"{run.label} @{run.cfg.regime.final_target:g} seed {run.cfg.seed}"
-        self.progress.message(f"{where}: {status}" + (f" ({error})" if error else ""))
+        self.tracking.run_finished(rid, status, error)
+        title = self.plan.run(rid).title
+        self.progress.message(f"{title}: {status}" + (f" ({error})" if error else ""))
         if status == "done":
             if rid not in self.outcome.done:  # again after a step below it was recomputed
                 self.outcome.done.append(rid)
@@ -468,8 +478,10 @@ class Driver:
             for rid in targets
         ]
         self.store.commit_step(key, outcome.state, rows, owner=self.claims.owner)
+        self.tracking.steps([StepRecord(row["run_id"], row, epochs) for row, epochs in rows])
         self.cumulative[key] = cumulative
         self.outcome.computed += 1
+        self.outcome.shared += sum(rid != owner for rid in targets)
         self.progress.step_done(outcome.row)
         self._landed(key, targets)
 
@@ -513,7 +525,31 @@ class Driver:
             return None
         return est.side_by_side(getattr(self.executor, "slots", 1), with_pretraining=False)
 
+    def _start_tracking(self) -> None:
+        """Trackers get every run of the plan (finished ones too: what a destination lacks is
+        caught up on), after the stored rows were copied."""
+        stored = {r["run_id"]: r for r in self.store.runs()}
+        runs = [
+            RunInfo(
+                r.run_id,
+                r.title,
+                r.cfg.model_dump(mode="json"),
+                stored[r.run_id],
+                "running" if r.run_id in self.active else stored[r.run_id]["status"],
+            )
+            for r in self.plan.runs
+            if r.run_id in stored
+        ]
+        key = digest(sorted(r.run_id for r in self.plan.runs))
+        session = Session(str(self.store.root.resolve()), self.sweep, key)
+        self.tracking.start(session, runs, self.store)
+
+    def _warn(self, messages: list[str]) -> None:
+        for text in messages:
+            self.progress.warning(text)
+
     def _update(self) -> None:
+        self._warn(self.tracking.warnings())
         current = [job.label for job in self.executor.in_flight()]
         self.progress.sweep_update(
             self._steps_done, len(self.outcome.done), len(self.outcome.failed), current
@@ -535,11 +571,13 @@ class Driver:
 
     def _loop(self) -> None:
         self.copy_stored()
+        self._start_tracking()
         for run in self.plan.runs:
             rid = run.run_id
             if rid in self.active and rid not in self.failed and self.remaining[rid] == 0:
                 self._finish(rid, "done")
         self._ready_at_start()
+        self.progress.runs_planned({r.run_id: (r.title, len(r.steps)) for r in self.plan.runs})
         self.progress.sweep_started(len(self.needed), len(self.active), self._estimate())
         while self._heap or self.executor.busy or self._waiting:
             while self._heap and self.executor.has_room():
@@ -571,11 +609,15 @@ class Driver:
         for run in self.plan.runs:  # bad input fails here, before anything is written
             if run.run_id in self.active:
                 self.workspace.check(run.cfg)
+        check(self.log_specs, self.store.log_dir)
         self.executor.start()  # a Ray address that does not answer, too
+        self.tracking = make_tracking(self.log_specs, self.store.log_dir)
+        interrupted = True
         try:
             self.start_runs()
             with self.store.held_open():
                 self._loop()
+            interrupted = False
         except KeyboardInterrupt:
             self._stop("interrupted", "interrupted; run the same command again to resume")
             raise
@@ -589,8 +631,16 @@ class Driver:
             self.executor.close()
             self.claims.close()
             self.progress.sweep_finished()
+            # Ctrl-C or a crash: do not hold the user for a slow server (a rerun catches up)
+            self._warn(self.tracking.close(5.0 if interrupted else None))
         self.outcome.seconds = time.perf_counter() - started
         return self.outcome
+
+
+def log_specs(plan: Plan, log: Sequence[str] = ()) -> list[LogSpec]:
+    """The destinations to log to: `log` (the --log values) and every run's `log:` key."""
+    texts = [*log, *(text for run in plan.runs for text in run.cfg.log)]
+    return [parse_log(text) for text in dict.fromkeys(texts)]
 
 
 def execute_plan(
@@ -598,12 +648,17 @@ def execute_plan(
     store: Store,
     executor: Executor | None = None,
     progress: Progress | None = None,
+    log: Sequence[str] = (),
+    sweep: str | None = None,
     stale_after: float = CLAIM_STALE_S,
 ) -> SweepOutcome:
     """Compute every run of `plan` into `store` (resuming, reusing stored steps, sharing the
-    work with other processes on the same directory)."""
+    work with other processes on the same directory); log to the `log` destinations
+    (mlflow[=URI], tensorboard[=DIR]) and those in the runs' configs, with one parent run named
+    `sweep` when given."""
     executor = executor or LocalExecutor()
-    return Driver(plan, store, executor, progress or Progress(), stale_after).run()
+    driver = Driver(plan, store, executor, progress or Progress(), log, sweep, stale_after)
+    return driver.run()
 
 
 @dataclass
@@ -630,21 +685,25 @@ def run(
     store: Store,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    log: Sequence[str] = (),
 ) -> RunResult:
     """Run (or resume, or skip if finished) one pruning regime; every step lands in `store`.
 
     A plan of one run through the same driver as a sweep, so both follow the same rules:
     resume from stored steps, reuse of identical steps stored by other runs, failure records.
-    A failed step re-raises its exception here, after the run is recorded as failed.
+    A failed step re-raises its exception here, after the run is recorded as failed. With
+    `log` (or the config's `log:`), a finished run is still logged where it is missing.
     """
     rid = run_id(cfg)
     plan = build_plan([cfg])
     existing = store.run(rid)
-    if existing and existing["status"] == "done" and _sound(store, plan):
+    done = bool(existing and existing["status"] == "done")
+    if done and not (log or cfg.log) and _sound(store, plan):
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
-    outcome = execute_plan(plan, store, executor or LocalExecutor(), progress)
+    outcome = execute_plan(plan, store, executor or LocalExecutor(), progress, log)
     if rid in outcome.failed:
         raise outcome.exceptions.get(rid) or PrunebenchError(outcome.failed[rid])
     rows = store.steps(rid)
-    return RunResult(rid, "done", rows, outcome.computed, outcome.copied, before)
+    again = done and not (outcome.computed or outcome.copied)  # finished, sound, untouched
+    return RunResult(rid, "done", rows, outcome.computed, outcome.copied, before, again)

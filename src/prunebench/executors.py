@@ -1,22 +1,26 @@
-"""Where a planned step is computed: in this process (local) or on Ray actors (one machine or a
-cluster).
+"""Where a planned step is computed: in this process (local), in worker processes on this machine
+(processes) or on Ray actors (one machine or a cluster).
 
 Workers only compute. A job carries the step, any config of a run through it and the state it
 starts from (None: the dense model); the outcome carries the row, the epoch records and the new
 state, or the error. The driver (`driver.py`) is the only process that opens the results
 directory, so rows reach SQLite exactly once whichever executor computed them, and a Ray worker
-needs no access to the driver's disk. Both executors restore the starting state from the same
-tensors, so their rows are bit-identical at equal torch thread counts (Ray workers are given the
-driver's count; intra-op reductions round differently with a different number of threads).
+needs no access to the driver's disk. Every executor restores the starting state from the same
+tensors, so their rows are bit-identical at equal torch thread counts (intra-op reductions round
+differently with a different number of threads).
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import multiprocessing.connection
 import os
 import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import torch
@@ -137,29 +141,32 @@ class LocalExecutor:
     def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
         job = self._queue.popleft()
         ctx = self.context(job)
-        ctx.progress.run_started(job.owner, job.label, job.n_steps)
-        ctx.progress.step_started(job.step.index, job.step.target)
+        ctx.progress.run_started(job.owner, job.label, job.n_steps, ctx.task.metric)
+        ctx.progress.step_started(job.step.index, job.step.target, job.step.settings.max_epochs)
         return [(job, compute_node(ctx, job))]
 
     def close(self) -> None:
         self._queue.clear()
 
 
-# ---------------------------------------------------------------- Ray
+# ---------------------------------------------------------------- workers
 
 
 class NodeWorker:
-    """A Ray actor: keeps data and dense models between jobs (loading CIFAR once per worker)."""
+    """A worker (a Ray actor or a local worker process): keeps data and dense models between
+    jobs (loading CIFAR once per worker)."""
 
     def __init__(self, threads: int | None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self._shipped: dict[str, Any] = {}  # base id -> object ref of the driver's dense model
+        self._shipped: dict[str, Any] = {}  # base id -> the dense payload (Ray: an object ref)
         self._workspace = Workspace(self._dense_from_driver)
 
     def compute(self, job: NodeJob, dense_ref: list[Any]) -> NodeOutcome:
+        """`dense_ref[0]`: the dense model of the job's base id (None: sent before)."""
         try:
-            self._shipped[base_id(job.cfg)] = dense_ref[0]
+            if dense_ref[0] is not None:
+                self._shipped[base_id(job.cfg)] = dense_ref[0]
             ctx = self._workspace.context(job.cfg)
         except Exception as exc:
             return NodeOutcome(job.key, error=f"{type(exc).__name__}: {exc}")
@@ -170,9 +177,137 @@ class NodeWorker:
     def _dense_from_driver(
         self, cfg: RunConfig, data: DataBundle, task: Task, device: torch.device
     ) -> Dense:
-        import ray
+        shipped = self._shipped[base_id(cfg)]
+        if not isinstance(shipped, dict):  # a Ray object ref
+            import ray
 
-        return dense_from_payload(cfg, ray.get(self._shipped[base_id(cfg)]), data)
+            shipped = ray.get(shipped)
+        return dense_from_payload(cfg, shipped, data)
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def serve(conn: Connection, threads: int | None) -> None:
+    """A worker process's loop: compute each (job, dense payload) received, send the outcome
+    back; stop on None or when the driver is gone."""
+    worker = NodeWorker(threads)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        job, dense = message
+        conn.send(worker.compute(job, [dense]))
+
+
+class WorkerPool:
+    """What the executors with workers share: idle workers, and the jobs in flight keyed by
+    what `wait` waits on (a pipe, a Ray object ref) with the worker computing each."""
+
+    _idle: list[Any]
+    _inflight: dict[Any, tuple[NodeJob, Any]]
+
+    def has_room(self) -> bool:
+        return bool(self._idle)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def in_flight(self) -> list[NodeJob]:
+        return [job for job, _ in self._inflight.values()]
+
+
+@dataclass
+class _Process:
+    process: Any  # multiprocessing's SpawnProcess
+    conn: Connection
+    dense: set[str] = field(default_factory=set)  # base ids this worker holds
+
+
+class ProcessExecutor(WorkerPool):
+    """Steps computed by `workers` processes on this machine, side by side: a sweep's
+    independent steps use every core of a CPU without Ray.
+
+    Workers are spawned (a forked process would inherit torch's thread pools) and use `threads`
+    torch threads each (default: the CPUs shared out, at least one), so several small models
+    train at once instead of one model splitting tiny operations across cores. Each worker
+    gets a dense model once and keeps it; jobs and outcomes travel through pipes. A worker that
+    dies fails its step and is replaced.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
+        self._idle: list[_Process] = []
+        self._inflight: dict[Connection, tuple[NodeJob, _Process]] = {}
+        self._payloads: dict[str, dict[str, Any]] = {}
+
+    def _spawn(self) -> _Process:
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        process = context.Process(target=serve, args=(theirs, self.threads), daemon=True)
+        process.start()
+        theirs.close()
+        return _Process(process, mine)
+
+    def start(self) -> None:
+        if not self._idle and not self._inflight:
+            self._idle = [self._spawn() for _ in range(self.workers)]
+
+    @property
+    def slots(self) -> int:
+        """Steps computed side by side."""
+        return self.workers
+
+    def submit(self, job: NodeJob, workspace: Workspace) -> None:
+        bid = base_id(job.cfg)
+        worker = self._idle.pop()
+        dense = None
+        if bid not in worker.dense:
+            if bid not in self._payloads:
+                self._payloads[bid] = dense_payload(workspace.dense(job.cfg))
+            dense = self._payloads[bid]
+            worker.dense.add(bid)
+        worker.conn.send((job, dense))
+        self._inflight[worker.conn] = (job, worker)
+
+    def wait(self) -> list[tuple[NodeJob, NodeOutcome]]:
+        done = []
+        for conn in multiprocessing.connection.wait(list(self._inflight)):
+            job, worker = self._inflight.pop(conn)
+            try:
+                outcome = conn.recv()
+            except (EOFError, OSError):  # the worker died (killed for memory, a crash)
+                worker.process.join(timeout=5)
+                code = worker.process.exitcode
+                outcome = NodeOutcome(job.key, error=f"worker process died (exit code {code})")
+                conn.close()
+                worker = self._spawn()
+            self._idle.append(worker)
+            done.append((job, outcome))
+        return done
+
+    def close(self) -> None:
+        workers = self._idle + [worker for _, worker in self._inflight.values()]
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=5)
+            worker.conn.close()
+        self._idle, self._inflight, self._payloads = [], {}, {}
+
+
+# ---------------------------------------------------------------- Ray
 
 
 def print_warning(message: str) -> None:
@@ -199,7 +334,7 @@ def actor_options(resources: dict[str, float], gpus_per_step: float, workers: in
     return {"num_cpus": cpus, "num_gpus": gpus_per_step}
 
 
-class RayExecutor:
+class RayExecutor(WorkerPool):
     """Sends ready steps to Ray actors; independent subtrees run side by side.
 
     `gpus_per_step` is each worker's share of a GPU (Ray's fractional `num_gpus`: 0.25 runs four
@@ -279,16 +414,6 @@ class RayExecutor:
                 f"cannot start or reach Ray (--address {self.address}): {first}"
             ) from None
         self._started_ray = True
-
-    def has_room(self) -> bool:
-        return bool(self._idle)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._inflight)
-
-    def in_flight(self) -> list[NodeJob]:
-        return [job for job, _ in self._inflight.values()]
 
     def submit(self, job: NodeJob, workspace: Workspace) -> None:
         import ray

@@ -31,7 +31,9 @@ from prunebench.config import ModelConfig, PruneConfig, validate
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ChecksumMismatch, PrunebenchError
 from prunebench.models.build import build_model
+from prunebench.models.catalog import MODELS
 from prunebench.results import find_run, load_results, require_runs
+from prunebench.sources import hf_config_file, parse
 from prunebench.state import rebuild, restore, stored_masks
 from prunebench.store import digest_ok, open_existing
 
@@ -39,6 +41,7 @@ FORMAT = "prunebench-pruned/1"
 STRUCTURE_FILE = "structure.json"
 WEIGHTS_FILE = "weights.safetensors"
 VALUES, BITS = "::values", "::keepbits"
+PRUNING_KEYS = ("history", "num_heads", "head_cuts")  # what rebuilds a structured model
 
 
 def _canonical(obj: Any) -> bytes:
@@ -63,8 +66,6 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
             raise PrunebenchError(f"run {rid} has steps {have}, not {step}")
         chosen = chosen.iloc[0]
     config = json.loads(chosen["config_json"])
-    model_raw = {k: v for k, v in config["model"].items() if k != "weights"}
-    model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
     store = open_existing(results)
     stored = next(r for r in store.steps(rid) if r["step"] == int(chosen["step"]))
@@ -81,6 +82,8 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
         raise ChecksumMismatch(
             f"{exc}; run the same `prunebench run` / `sweep` again to recompute it, then export"
         ) from None
+    model_raw = rebuildable(config["model"], meta.get("model_source"))
+    model_cfg = validate(ModelConfig, model_raw, "stored run config (model)")
     pruner_meta = meta.get("pruner", {})
     if "data_info" not in pruner_meta:
         raise CheckpointError("the checkpoint predates exports (no data info); rerun the step")
@@ -101,6 +104,30 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
     return export_model(
         model.eval(), out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
     )
+
+
+def rebuildable(model: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """The stored model config as one that rebuilds the architecture in any process, without
+    the weights (the export carries its own): a model registered from Python becomes the
+    `python:` source recorded with its checkpoints, an `hf` model carries its config inline."""
+    name = model["name"]
+    out = {k: v for k, v in model.items() if k != "weights"}
+    out["options"] = dict(model.get("options") or {})
+    if parse(name).registered and not MODELS.is_declared(name):
+        if source is not None:
+            out["name"] = source
+        elif name not in MODELS:
+            raise PrunebenchError(
+                f"model '{name}' was registered from Python where no other process can import "
+                "it (__main__ or a function); define it in a module or file and name it "
+                "model.name=python:FILE.py:ATTR"
+            )
+    if name == "hf" and not isinstance(out["options"].get("config"), dict):
+        path = hf_config_file(model.get("weights") and Path(model["weights"]), out["options"])
+        if path is None or not path.is_file():
+            raise CheckpointError(f"the hf model's config.json ('{path}') is gone")
+        out["options"]["config"] = json.loads(path.read_text())
+    return out
 
 
 def _plain(value: Any) -> float | None:
@@ -161,7 +188,7 @@ def export_model(
         "data_info": asdict(info),
         "prune": prune_cfg.model_dump(mode="json"),
         "structure": prune_cfg.structure,
-        "pruning": {k: pruner_meta[k] for k in ("history", "num_heads") if k in pruner_meta}
+        "pruning": {k: pruner_meta[k] for k in PRUNING_KEYS if k in pruner_meta}
         if structured
         else {},
         "sparse": sparse,

@@ -14,6 +14,7 @@ against the run's dense model (two different modules, never a copy made by the p
 
 from __future__ import annotations
 
+import logging
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,18 @@ from torch import nn
 from prunebench.accel import prepare_model
 
 WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2): a Linear whose weight is stored (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def is_weighted(module: nn.Module) -> bool:
+    """A layer whose weight multiplies its input: Conv, Linear, transformers' Conv1D."""
+    return isinstance(module, WEIGHTED) or is_conv1d(module)
+
+
 LATENCY_ROUNDS = 3  # interleaved rounds of pruned / dense timing per step
 LATENCY_MIN_TIME = 0.2  # seconds per timed block
 
@@ -48,6 +61,8 @@ def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
     per_element = module.weight[0].numel()
     if isinstance(module, nn.Linear):
         return float(output.numel() * module.weight.shape[1])
+    if is_conv1d(module):
+        return float(output.numel() * module.weight.shape[0])
     if getattr(module, "transposed", False):  # weight (in, out/groups, *k): per input element
         return float(inputs.numel() * per_element)
     return float(output.numel() * per_element)  # weight (out, in/groups, *k): per output element
@@ -61,7 +76,7 @@ def count_macs(model: nn.Module, inputs: Any) -> MacCount:
     layers: dict[str, float] = {}
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, WEIGHTED):
+        if is_weighted(module):
 
             def hook(mod, args, output, name=name):
                 layers[name] = layers.get(name, 0.0) + _layer_macs(mod, args[0], output)
@@ -101,10 +116,22 @@ def repeat_batch(inputs: Any, batch_size: int) -> Any:
     return inputs
 
 
-def _timer(model: nn.Module, inputs: Any):
-    from torch.utils import benchmark
+def torch_benchmark():
+    """torch.utils.benchmark. Importing it imports torch.utils.cpp_extension (for C++ timers we
+    do not use), which on a CUDA build without a GPU logs "No CUDA runtime is found" when it finds
+    a CUDA toolkit: not the user's business, so that logger is quiet during the import."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
-    return benchmark.Timer(
+
+def _timer(model: nn.Module, inputs: Any):
+    return torch_benchmark().Timer(
         stmt="call(model, inputs)",
         globals={"call": call, "model": model, "inputs": inputs},
         num_threads=torch.get_num_threads(),

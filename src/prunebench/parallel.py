@@ -76,6 +76,19 @@ class ReducedTask(Task):
         dist.all_reduce(sums)
         return sums
 
+    def batch_outcomes(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.inner.batch_outcomes(outputs, targets)
+
+    def pack_outcomes(self, rows):
+        return self.inner.pack_outcomes(rows)
+
+    def gather_rows(self, rows: list[torch.Tensor]) -> torch.Tensor:
+        """Every rank's part of every batch, back in the split's order (`Shard` gives rank r
+        the r-th contiguous part of each batch)."""
+        parts: list[list[torch.Tensor] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, [r.cpu() for r in rows])
+        return torch.cat([part[b] for b in range(len(rows)) for part in parts])
+
 
 def _fingerprint(model: nn.Module, pruner: Pruner) -> str:
     """What must be equal on every rank after pruning: the pruner's decisions (structured: the

@@ -98,6 +98,13 @@ class PlannedRun:
     root: str  # context key: dense model + seed + data + prune config
     steps: list[StepPlan]
 
+    @property
+    def title(self) -> str:
+        """The run's name (or regime) with its final target and seed: what tells it apart in a
+        sweep's progress ('geometric q=0.3 @0.9 seed 1')."""
+        cfg = self.cfg
+        return f"{cfg.name or cfg.regime.name} @{cfg.regime.final_target:g} seed {cfg.seed}"
+
 
 @dataclass
 class Node:

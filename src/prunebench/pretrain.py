@@ -74,7 +74,7 @@ def initial_model(cfg: RunConfig, data: DataBundle) -> nn.Module:
     """The architecture, with the user's local pretrained weights loaded when given."""
     model = build_model(cfg.model, data.info)
     if cfg.model.weights is not None:
-        load_pretrained(model, cfg.model)
+        load_pretrained(model, cfg.model, data.info)
     return model
 
 
@@ -103,7 +103,8 @@ def train_dense(
     model = initial_model(cfg, data).to(device)
     history: list[dict[str, Any]] = []
     if cfg.pretrain.epochs > 0:
-        progress.run_started(bid, f"pretrain {cfg.model.name} on {cfg.data.name}", 0)
+        progress.run_started(bid, f"pretrain {cfg.model.name} on {cfg.data.name}", 0, task.metric)
+        progress.step_started(0, 0.0, cfg.pretrain.epochs)
         settings = pretrain_settings(cfg.pretrain)
         compile_ = should_compile(cfg.train.compile, device, epoch_bounds(settings)[0])
         result = fit(

@@ -94,6 +94,10 @@ class Registry(Generic[T]):
         item = self._items.get(name)
         return dict(item.facts) if isinstance(item, Declared) else {}
 
+    def is_declared(self, name: str) -> bool:
+        """Declared by reference (importable in any process), not registered as an object."""
+        return isinstance(self._items.get(name), Declared)
+
     def name_of(self, obj: object) -> str | None:
         """The name `obj` was registered (or, once loaded, declared) under; loads nothing."""
         for name, item in self._items.items():

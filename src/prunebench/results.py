@@ -2,9 +2,10 @@
 
 `load_results` is the single way to read results: one row per pruning step with every field of
 its run beside it (status, error, config_json, ...). A run that failed before its first step
-still gets one row (step fields empty), so that failures are never invisible. `integrity_warning`
-says in one line when rows no longer match their digest (the CLI prints it beside tables and
-reports).
+still gets one row (step fields empty), so that failures are never invisible. Per-example test
+outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables.
+`integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
+beside tables and reports).
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ def integrity_warning(directory: Path | str) -> str | None:
     )
 
 
-def load_results(directory: Path | str) -> pd.DataFrame:
-    """One pandas row per pruning step of every run in `directory`, with the run's fields."""
+def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
+    """One pandas row per pruning step of every run in `directory`, with the run's fields;
+    with `outcomes`, a `test_outcomes` column too (bytes, or None for older rows)."""
     store = open_existing(directory)
     steps = store.steps_with_runs()
+    if outcomes:
+        steps = steps.merge(store.outcomes(), on=["run_id", "step"], how="left")
+        steps["test_outcomes"] = steps["test_outcomes"].astype(object)
     runs = store.frame("runs").rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
     df = steps.merge(runs[extra], on="run_id", how="left")

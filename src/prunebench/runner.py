@@ -22,7 +22,7 @@ from prunebench.data.base import DataBundle, take_samples
 from prunebench.devices import resolve_device
 from prunebench.finetune import fit
 from prunebench.measure import latency_pair
-from prunebench.models.build import build_model, model_spec
+from prunebench.models.build import build_model, model_source, model_spec
 from prunebench.models.spec import ModelSpec
 from prunebench.plan import StepPlan
 from prunebench.pretrain import Dense
@@ -63,6 +63,7 @@ class RunContext:
         task = make_task(data.info.task)
         self.task: Task = parallel.task(task) if parallel else task
         self.spec: ModelSpec = model_spec(cfg.model)
+        self.model_source = model_source(cfg.model)
         self.criterion = make_criterion(cfg.prune.criterion)
         self.dense = dense
         self.dense_params = sum(p.numel() for p in dense.model.parameters())
@@ -95,12 +96,13 @@ class RunContext:
             cfg.model, cfg.prune, self.data.info, tensors, meta, self.device, source=source
         )
 
-    @staticmethod
     def pack(
-        model: nn.Module, pruner: Pruner, plan: StepPlan
+        self, model: nn.Module, pruner: Pruner, plan: StepPlan
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The state after `plan`'s step, as a checkpoint holds it."""
-        return pack(model, pruner, {"key": plan.key, "parent": plan.parent_key})
+        """The state after `plan`'s step, as a checkpoint holds it; `model_source` names the
+        model so that an export rebuilds it in a process where its registration never ran."""
+        meta = {"key": plan.key, "parent": plan.parent_key, "model_source": self.model_source}
+        return pack(model, pruner, meta)
 
 
 def compute_step(
@@ -127,7 +129,7 @@ def compute_step(
         execution=ctx.execution(plan.settings),
     )
     best_val = result.best_val or task.evaluate(model, data.val, device)
-    test = task.evaluate(model, data.test, device)
+    test = task.evaluate(model, data.test, device, outcomes=True)  # -> row["test_outcomes"]
     measured = pruner.measure(model)
     if cfg.prune.structure == "structured" and cfg.prune.latency:
         measured |= latency_pair(

@@ -1,7 +1,7 @@
 """Pruning schedules: pure functions returning cumulative targets of the ORIGINAL prunable weights.
 
 Every schedule returns a strictly increasing list `s_1 < ... < s_n` whose last value equals the
-target exactly. Definitions follow DESIGN.md §2 (and the paper's tables 3-4 for the hybrid).
+target exactly. Definitions follow docs/concepts.md (and the paper's tables 3-4 for the hybrid).
 Schedules given by a per-step `rate`/`step` generate steps until the target is reached; a last
 step that would overshoot is clipped to the target, and a gap smaller than `tolerance` is closed
 by stretching the last step instead of adding a sliver step.

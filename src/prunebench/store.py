@@ -26,6 +26,7 @@ Layout of a results directory:
     results.sqlite                     runs, steps, epochs, files (sha256 of each file), claims
     dense/<base_id>.safetensors        pretrained dense models
     checkpoints/<step_key>.safetensors the state after each computed pruning step
+    mlruns/, tensorboard/              default destinations of --log mlflow / tensorboard
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from prunebench.checkpoints import Staged, load_tensors, sha256_file, stage_tens
 from prunebench.errors import CheckpointError, DamagedDatabase, PrunebenchError, StorageError
 
 DB_NAME = "results.sqlite"
+LOG_DIRS = {"mlflow": "mlruns", "tensorboard": "tensorboard"}  # --log defaults, per backend
 
 RUN_COLUMNS: dict[str, str] = {
     "run_id": "TEXT PRIMARY KEY",
@@ -110,6 +112,7 @@ STEP_COLUMNS: dict[str, str] = {
     "test_top1": "REAL",
     "test_top5": "REAL",
     "test_ppl": "REAL",
+    "test_outcomes": "BLOB",  # per-example test results (prunebench.outcomes), for paired tests
     "epochs": "INTEGER",  # fine-tuning epochs of this step
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",
@@ -704,6 +707,10 @@ class Store:
         with self._connect() as con:
             return [row[0] for row in con.execute("PRAGMA integrity_check")]
 
+    def log_dir(self, backend: str) -> Path:
+        """Where `--log BACKEND` writes when given no location (the driver's tracking thread)."""
+        return self.root / LOG_DIRS[backend]
+
     def rekey(self, steps: dict[str, str], dense: dict[str, str]) -> None:
         """Rename stored steps and dense models (old key -> new key): files first, then the rows
         in one transaction; a rerun after a kill finishes the job (see `migrate.py`). Rows that
@@ -795,16 +802,28 @@ class Store:
 
     def steps_with_runs(self):
         """One row per pruning step, with the run's fields (regime, seed, ...) beside it; read
-        through `results.load_results`, which adds the runs without steps."""
+        through `results.load_results`, which adds the runs without steps. Blobs (per-example
+        outcomes) are left out: see `outcomes`."""
         import pandas as pd
 
+        steps = ", ".join(f"s.{c}" for c, kind in STEP_COLUMNS.items() if kind != "BLOB")
         with self._connect() as con:
             return pd.read_sql_query(
                 "SELECT r.name, r.status, r.regime, r.target AS run_target, r.structure, "
                 "r.criterion, r.scope, r.seed, r.model, r.dataset, r.task, r.metric, r.base_id, "
                 "r.n_steps, r.dense_test_top1, r.dense_test_top5, r.dense_test_ppl, "
-                "r.dense_params, s.* FROM steps s JOIN runs r USING (run_id) "
+                f"r.dense_params, {steps} FROM steps s JOIN runs r USING (run_id) "
                 "ORDER BY r.started_at, s.run_id, s.step",
+                con,
+            )
+
+    def outcomes(self):
+        """run_id, step, test_outcomes of every step that stored per-example outcomes."""
+        import pandas as pd
+
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT run_id, step, test_outcomes FROM steps WHERE test_outcomes IS NOT NULL",
                 con,
             )
 

@@ -53,7 +53,7 @@ class SweepConfig(StrictModel):
 # Paper notation for the schedule arguments in run names.
 ARG_LABELS = {"first": "p_k", "rate": "q", "step": "step", "steps": "steps", "targets": "targets"}
 # Axes that are table dimensions of their own, never part of a run's name.
-UNNAMED_AXES = ("seed", "name", "device")
+UNNAMED_AXES = ("seed", "name", "device", "log")
 
 
 def _assign(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-STEP_VIEW = [
+STEP_VIEW = [  # (title, column); everything else is in --format csv / json / parquet
     ("run", "label"),
+    ("id", "short_id"),  # a prefix that `--run` accepts
+    ("seed", "seed"),
+    ("structure", "structure"),
+    ("criterion", "criterion"),
+    ("target", "run_target"),  # the run's final target
     ("status", "status"),  # failed runs show, with a row even when no step finished
     ("step", "step"),
-    ("target", "target"),
+    ("step\ntarget", "target"),  # the step's cumulative target
     ("achieved", "achieved_sparsity"),
-    ("after prune", "pruned_test_metric"),
+    ("after\nprune", "pruned_test_metric"),
     ("test", "test_metric"),
     ("top-5", "test_top5"),
     ("epochs", "epochs"),
-    ("cum. epochs", "cumulative_epochs"),
-    ("reused", "reused"),
+    ("cum.\nepochs", "cumulative_epochs"),
 ]
+# The listing's order: what was pruned how, then the run, then its steps.
+STEP_ORDER = ["structure", "criterion", "label", "run_target", "seed", "run_id", "step"]
+SHORT_ID = 8
+
+
+def short_ids(run_ids: list[str], length: int = SHORT_ID) -> dict[str, str]:
+    """Each id's shortest prefix of at least `length` characters that no other id shares."""
+    unique = sorted(set(run_ids))
+    short = {}
+    for i, rid in enumerate(unique):
+        neighbours = unique[max(i - 1, 0) : i] + unique[i + 1 : i + 2]
+        shared = max((_common(rid, other) for other in neighbours), default=0)
+        short[rid] = rid[: max(length, shared + 1)]
+    return short
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def with_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -49,13 +76,26 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
-def steps_table(df: pd.DataFrame) -> Table:
+def _fmt_target(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:g}"
+
+
+def steps_table(df: pd.DataFrame, among: Iterable[str] | None = None) -> Table:
+    """One line per step (and per run without one), sorted by structure, criterion, run
+    label, final target, seed and step; run ids shortened to prefixes that `--run` takes
+    (unique among the ids in `among`, by default those of `df`)."""
     df = with_labels(df)
+    ids = list(df["run_id"]) if among is None else list(among)
+    df["short_id"] = df["run_id"].map(short_ids(ids))
+    df = df.sort_values(STEP_ORDER, na_position="last", kind="stable")
     table = Table(title="pruning steps")
     for title, _ in STEP_VIEW:
-        table.add_column(title, justify="right" if title != "run" else "left")
+        left = title in ("run", "id", "structure", "criterion", "status")
+        table.add_column(title, justify="left" if left else "right", no_wrap=title != "run")
     for _, row in df.iterrows():
-        table.add_row(*(_fmt(row[col]) for _, col in STEP_VIEW))
+        cells = {col: _fmt(row[col]) for _, col in STEP_VIEW}
+        cells["run_target"] = _fmt_target(row["run_target"])
+        table.add_row(*(escape(cells[col]) for _, col in STEP_VIEW))
     return table
 
 

@@ -5,22 +5,32 @@ Causal language modelling reports perplexity = exp(total token NLL / total token
 Metrics are sums over the whole split divided by its size, never means of batch means; the sums
 stay on the device until one transfer at the end of an evaluation (no per-batch sync). Forward
 passes run under the device's autocast (bf16 on CUDA, nothing on the CPU).
+`evaluate(..., outcomes=True)` also returns the per-example results (prunebench.outcomes), in
+the split's order, so that reports can pair regimes example by example.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from prunebench.accel import autocast, prepare_inputs, prepare_model
 from prunebench.data.base import Batch, to_device
+from prunebench.outcomes import pack_correct, pack_nll
 from prunebench.registry import Registry
 
 TASKS: Registry[type[Task]] = Registry("task")
+
+
+def logits_of(output) -> torch.Tensor:
+    """Logits from a plain module's tensor or a Hugging Face model's output object."""
+    return output.logits if hasattr(output, "logits") else output
 
 
 class Task:
@@ -32,7 +42,7 @@ class Task:
     higher_is_better = True
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        return model(prepare_inputs(inputs))
+        return logits_of(model(prepare_inputs(inputs)))
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss over the batch, for backward."""
@@ -50,21 +60,43 @@ class Task:
         it; data-parallel ranks (parallel.ReducedTask) add theirs together."""
         return sums
 
-    @torch.inference_mode()
+    def gather_rows(self, rows: list[torch.Tensor]) -> torch.Tensor:
+        """Per-example rows of the whole split, in its order, on the CPU (one process saw all of
+        it; data-parallel ranks, parallel.ReducedTask, put their parts together)."""
+        return torch.cat(rows).cpu()
+
+    def batch_outcomes(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One row per example of the batch (what `pack_outcomes` stores)."""
+        raise NotImplementedError
+
+    def pack_outcomes(self, rows: np.ndarray) -> bytes:
+        raise NotImplementedError
+
     def evaluate(
-        self, model: nn.Module, batches: Iterable[Batch], device: torch.device
-    ) -> dict[str, float]:
+        self,
+        model: nn.Module,
+        batches: Iterable[Batch],
+        device: torch.device,
+        outcomes: bool = False,
+    ) -> dict[str, Any]:
+        """Whole-split metrics; with `outcomes`, also 'outcomes': the per-example blob."""
         was_training = model.training
         model.eval()
+        # Outside inference mode: a conversion inside it would turn the weights into inference
+        # tensors, which training cannot use afterwards.
         prepare_model(model, device)
         totals: dict[str, torch.Tensor] = {}
+        rows: list[torch.Tensor] = []
         try:
-            for batch in batches:
-                inputs, targets = to_device(batch, device)
-                with autocast(device):
-                    outputs = self.forward(model, inputs)
-                for key, value in self.batch_sums(outputs.float(), targets).items():
-                    totals[key] = totals[key] + value if key in totals else value
+            with torch.inference_mode():
+                for batch in batches:
+                    inputs, targets = to_device(batch, device)
+                    with autocast(device):
+                        outputs = self.forward(model, inputs).float()
+                    for key, value in self.batch_sums(outputs, targets).items():
+                        totals[key] = totals[key] + value if key in totals else value
+                    if outcomes:
+                        rows.append(self.batch_outcomes(outputs, targets))
         finally:
             model.train(was_training)
         if not totals:
@@ -76,7 +108,10 @@ class Task:
         sums = dict(zip(keys, self.reduce_sums(vector).tolist(), strict=True))
         if sums["count"] == 0:
             raise ValueError("cannot evaluate on an empty split")
-        return self.metrics(sums)
+        result: dict[str, Any] = self.metrics(sums)
+        if outcomes:
+            result["outcomes"] = self.pack_outcomes(self.gather_rows(rows).numpy())
+        return result
 
 
 class Classification(Task):
@@ -88,9 +123,14 @@ class Classification(Task):
         inputs, targets = batch
         return F.cross_entropy(self.forward(model, inputs), targets)
 
-    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _hits(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B, k): whether the i-th best class is the target, k = min(5, classes)."""
         top = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
-        hits = top.eq(targets.unsqueeze(1))
+        return top.eq(targets.unsqueeze(1))
+
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        hits = self._hits(outputs, targets)
         return {
             "loss": F.cross_entropy(outputs, targets, reduction="sum").double(),
             "top1": hits[:, 0].sum(),
@@ -106,13 +146,14 @@ class Classification(Task):
             "top5": sums["top5"] / count,
         }
 
+    def batch_outcomes(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._hits(outputs, targets)[:, 0]  # the very bits that top-1 counts
+
+    def pack_outcomes(self, rows: np.ndarray) -> bytes:
+        return pack_correct(rows)
+
 
 TASKS.register("classification", Classification)
-
-
-def lm_logits(output) -> torch.Tensor:
-    """Logits from a plain module's tensor or a Hugging Face model's output object."""
-    return output.logits if hasattr(output, "logits") else output
 
 
 class CausalLM(Task):
@@ -123,9 +164,6 @@ class CausalLM(Task):
     metric = "ppl"
     higher_is_better = False
     ignore_index = -100
-
-    def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        return lm_logits(model(inputs))
 
     def _nll(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         return F.cross_entropy(
@@ -148,6 +186,15 @@ class CausalLM(Task):
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         loss = sums["loss"] / sums["count"]
         return {"loss": loss, "ppl": math.exp(loss)}
+
+    def batch_outcomes(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B, 2): each sequence's NLL sum and its number of scored tokens."""
+        nll = self._nll(outputs, targets, "none").view(targets.shape).double().sum(dim=1)
+        tokens = (targets != self.ignore_index).sum(dim=1)
+        return torch.stack([nll, tokens.double()], dim=1)
+
+    def pack_outcomes(self, rows: np.ndarray) -> bytes:
+        return pack_nll(rows[:, 0], rows[:, 1])
 
 
 TASKS.register("causal_lm", CausalLM)

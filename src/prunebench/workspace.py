@@ -15,7 +15,7 @@ import torch
 
 from prunebench.config import RunConfig, base_id, canonical_json, data_identity, run_id
 from prunebench.data.base import DataBundle
-from prunebench.data.catalog import DATASETS
+from prunebench.data.build import build_data
 from prunebench.devices import resolve_device
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.build import model_spec
@@ -41,7 +41,7 @@ class Workspace:
         device = resolve_device(cfg.device)
         key = f"{canonical_json(data_identity(cfg))}|{device}"
         if key not in self._data:
-            self._data[key] = DATASETS.get(cfg.data.name).build(cfg.data, device)
+            self._data[key] = build_data(cfg.data, device)
         return self._data[key]
 
     def dense(self, cfg: RunConfig) -> Dense:

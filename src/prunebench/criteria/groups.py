@@ -13,6 +13,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunebench.measure import is_conv1d
+
 _fn = tp.pruner.function
 OUT_FNS = (
     _fn.prune_conv_out_channels,
@@ -27,16 +29,24 @@ def _local_scores(
     layer: nn.Module, fn, score: torch.Tensor, idxs: list[int]
 ) -> torch.Tensor | None:
     """Per-index sums of `score` (shaped like layer.weight) over the slice `fn` removes."""
-    transposed = getattr(layer, "transposed", False)
+    transposed = getattr(layer, "transposed", False) or is_conv1d(layer)  # weight (in, out)
+    if is_conv1d(layer):  # a customized pruner (models/hf.py): its bound methods, by name
+        fn = {"prune_out_channels": OUT_FNS[1], "prune_in_channels": IN_FNS[1]}.get(
+            getattr(fn, "__name__", ""), fn
+        )
     if fn in OUT_FNS:
         s = score.transpose(0, 1) if transposed else score
         return s[idxs].flatten(1).sum(1)
     if fn in IN_FNS:
-        s = score if transposed else score.transpose(0, 1)
-        local = s.flatten(1).sum(1)
         groups = getattr(layer, "groups", 1)
-        if fn is _fn.prune_conv_in_channels and groups not in (1, layer.in_channels):
-            local = local.repeat(groups)
+        if transposed:  # weight (in, out / groups, ...): input channel c is row c
+            local = score.flatten(1).sum(1)
+        elif fn == _fn.prune_conv_in_channels and groups > 1:
+            # weight (out, in / groups, ...): input c = group j, slot r meets group j's outputs
+            per_slot = score.flatten(2).sum(2)
+            local = per_slot.view(groups, -1, per_slot.shape[1]).sum(1).flatten()
+        else:
+            local = score.transpose(0, 1).flatten(1).sum(1)
         return local[idxs]
     if fn in NORM_FNS:
         return score[idxs]

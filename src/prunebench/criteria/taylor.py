@@ -2,7 +2,7 @@
 
 g is the gradient of the mean loss over the calibration samples (train split, eval mode), so the
 scores do not depend on how the samples were batched. For a channel group the per-weight
-scores are summed over every weight the group removes (DESIGN §2). Molchanov et al. also use the
+scores are summed over every weight the group removes (docs/concepts.md). Molchanov et al. also use the
 squared group sum (sum g*w)^2; that form lets opposite-signed terms of one group cancel.
 """
 

@@ -20,6 +20,13 @@ class DataInfo:
     image_size: int | None = None
     vocab_size: int | None = None
     seq_len: int | None = None  # language modelling: tokens per training sequence
+    # the shape of one input (e.g. (C, H, W), or (F,) for feature vectors); example inputs are
+    # a zero batch of it when the model gives none
+    input_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_shape is not None:  # JSON gives a list back
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,35 @@ from typing import Any
 from prunebench.errors import ConfigError
 from prunebench.registry import suggest
 
+# What every image source of the user's own data takes (data/images.py).
+IMAGE_OPTIONS: dict[str, Any] = {
+    "mean": None,  # per channel, in [0, 1] units; None: the training split's
+    "std": None,
+    "padding": None,  # random-crop padding in pixels; None: image size / 8
+    "channels": 3,  # 3: RGB, 1: grayscale
+    "max_memory_mb": 2048,  # decoded pools up to this size are kept in memory
+}
+
 # Every registered dataset has an entry; a dataset without options has an empty one.
 OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "image_folder": {**IMAGE_OPTIONS, "test_fraction": 0.2},
+    "arrays": {
+        **IMAGE_OPTIONS,
+        "inputs": "x",
+        "labels": "y",
+        "layout": "auto",  # images: auto, nchw or nhwc
+        "test_fraction": 0.2,
+    },
+    "hf_dataset": {
+        **IMAGE_OPTIONS,
+        "image_column": "image",
+        "label_column": "label",
+        "text_column": None,  # set: a causal-LM corpus
+        "train_files": None,
+        "test_files": None,
+        "test_fraction": 0.2,
+        "cache_dir": None,
+    },
     "digits": {},
     "cifar10": {},
     "cifar100": {},

@@ -111,14 +111,20 @@ def load_splits(root: Path, opts: dict[str, Any]) -> tuple[list[str], list[str] 
         return read_files([root], field, cache), None
     if (root / "dataset_dict.json").exists() or (root / "state.json").exists():
         return load_saved(root, field)
+    train, test = split_files(root, opts)
+    return read_files(train, field, cache), (read_files(test, field, cache) if test else None)
+
+
+def split_files(root: Path, opts: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """(training files, test files) of a folder: `options.train_files` / `test_files` patterns,
+    else names with 'train' and with 'valid'/'validation'/'test'; no training file is an error."""
     train = pick_files(root, opts["train_files"], want_test=False)
     if not train:
         raise ConfigError(
             f"data.root: no training file (name containing 'train', one of "
             f"{', '.join(BUILDERS)}) under '{root}'"
         )
-    test = pick_files(root, opts["test_files"], want_test=True)
-    return read_files(train, field, cache), (read_files(test, field, cache) if test else None)
+    return train, pick_files(root, opts["test_files"], want_test=True)
 
 
 def load_saved(root: Path, field: str) -> tuple[list[str], list[str] | None]:
@@ -159,7 +165,7 @@ def split(
 def load_tokenizer(path: Path | None):
     if path is None:
         raise ConfigError(
-            "data.tokenizer: TinyStories needs a local GPT-Neo tokenizer directory "
+            "data.tokenizer: a text dataset needs a local tokenizer directory "
             "(e.g. the TinyStories-33M model folder with tokenizer.json / vocab.json)"
         )
     from transformers import AutoTokenizer

@@ -70,10 +70,12 @@ class ImageBatchTransform:
         augment: bool = False,
         padding: int = 4,
         size: int | None = None,
+        max_value: float = 255.0,
     ) -> None:
+        """`max_value`: the pixel value that means 1.0 (255 for uint8, 1 for float images)."""
         mean_t = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
         std_t = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
-        self.scale = (1.0 / (255.0 * std_t)).float()
+        self.scale = (1.0 / (max_value * std_t)).float()
         self.shift = (-mean_t / std_t).float()
         self.augment = augment
         self.padding = padding
@@ -82,9 +84,9 @@ class ImageBatchTransform:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.augment:
             images = random_crop_flip(images, self.padding)
-        x = images.float()
+        x = images.to(torch.float32, copy=True)  # never in place on a float dataset
         if self.size is not None:
             x = resize(x, self.size)  # linear in the pixel values: scaling after is the same
         if self.scale.device != x.device:
             self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
-        return x.mul_(self.scale).add_(self.shift)  # ((x / 255) - mean) / std in two passes
+        return x.mul_(self.scale).add_(self.shift)  # ((x / max) - mean) / std in two passes

@@ -1,14 +1,18 @@
 """The registered models, declared without importing them (config validation stays light).
 
 Each entry names the module attribute holding its `ModelSpec` and the facts a config check
-needs (its task). A user's own model is registered with `MODELS.register(name, ModelSpec(...))`.
+needs (its task). A user's own model is registered with `MODELS.register(name, ModelSpec(...))`,
+or named by its source (`torchvision:NAME`, `timm:NAME`, `hf`, `python:FILE:FUNCTION`, see
+prunebench.sources) without registering anything.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prunebench.registry import Registry
+from prunebench.sources import hf_config_file, hf_task, parse
 
 if TYPE_CHECKING:
     from prunebench.models.spec import ModelSpec
@@ -21,3 +25,16 @@ MODELS.declare("gpt_neo", "prunebench.models.gpt_neo:SPEC", task="causal_lm")
 MODELS.declare("resnet18", "prunebench.models.resnet:SPEC", task="classification")
 MODELS.declare("resnet18_cifar", "prunebench.models.resnet_cifar:SPEC", task="classification")
 MODELS.declare("vit_small_patch16_224", "prunebench.models.vit:SPEC", task="classification")
+
+SOURCE_TASKS = {"torchvision": "classification", "timm": "classification"}
+
+
+def declared_task(name: str, weights: Path | None, options: dict[str, Any]) -> str | None:
+    """The task `model.name` is known for without building it; None: the data decides (a
+    python builder, or an `hf` config that names no architecture)."""
+    source = parse(name)
+    if source.registered:
+        return MODELS.fact(MODELS.check(name), "task")
+    if source.kind == "hf":
+        return hf_task(hf_config_file(weights, options))
+    return SOURCE_TASKS.get(source.kind)

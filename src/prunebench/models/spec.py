@@ -32,6 +32,28 @@ class StructuredHooks:
 
     pruner_kwargs: Callable[..., dict[str, Any]] | None = None
     after_step: Callable[[nn.Module, Any], None] | None = None
+    # Attention whose heads prunebench removes itself (pruning/heads.py), for layouts that
+    # Torch-Pruning's graph cannot follow (grouped-query attention, fused per-head qkv); the
+    # hooks must keep these projections out of Torch-Pruning's groups (`ignored_layers`).
+    heads: Callable[[nn.Module], list[HeadLayout]] | None = None
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """Where the heads of one attention layer live, so whole heads can be cut out.
+
+    `layout`: 'separate' (q, k, v projections; grouped-query attention when k/v have fewer
+    heads: query head j uses key/value head j // (q_heads / kv_heads)), 'qkv' (one fused
+    projection laid out (3, heads, head_dim), GPT-2) or 'per_head' (one fused projection laid
+    out (heads, 3, head_dim), GPT-NeoX). `output` is the projection back to the residual
+    stream. Projections are nn.Linear or transformers' Conv1D (weight stored transposed).
+    """
+
+    name: str
+    layout: str
+    projections: tuple[nn.Module, ...]
+    output: nn.Module
+    head_dim: int
 
 
 @dataclass(frozen=True)
@@ -40,11 +62,13 @@ class ModelSpec:
     `weights` argument receives `model.weights` too (to read the architecture from it).
 
     `classifier` names the output layer (its rows are classes or vocabulary entries); None means
-    the last Linear module. `task` must match the dataset's task.
+    the layer whose output becomes the model's output (models/roles.py finds it by tracing).
+    `task` must match the dataset's task; None: the model follows the data (the `hf` source
+    builds a causal LM or an image classifier, a python builder may serve both).
     """
 
     build: Callable[..., nn.Module]
-    task: str = "classification"
+    task: str | None = "classification"
     classifier: str | None = None
     description: str = ""
     # Reads the user's local pretrained weights (e.g. a Hugging Face directory) into a state dict

@@ -93,8 +93,10 @@ def vit_after_step(model: nn.Module, pruner: Any = None) -> None:
             )
         attn.num_heads = heads
         attn.attn_dim = heads * attn.head_dim
-    width = model.patch_embed.proj.out_channels  # the residual width after pruning
-    model.embed_dim = model.num_features = model.head_hidden_size = width
+    proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+    if isinstance(proj, nn.Conv2d):  # timm ViTs: the residual width after pruning
+        width = proj.out_channels
+        model.embed_dim = model.num_features = model.head_hidden_size = width
 
 
 def vit_example_inputs(info: DataInfo) -> torch.Tensor:

@@ -15,26 +15,27 @@ from torch import nn
 
 from prunebench.checkpoints import load_weights, read_state_dict
 from prunebench.errors import ConfigError
-from prunebench.models.catalog import MODELS
-from prunebench.models.roles import last_linear_name
+from prunebench.models.build import example_inputs, model_spec
+from prunebench.models.roles import find_classifier
 
 if TYPE_CHECKING:
     from prunebench.config import ModelConfig
+    from prunebench.data.info import DataInfo
 
 
-def classifier_name(model: nn.Module, declared: str | None) -> str:
-    name = declared or last_linear_name(model)
-    if name is None:
-        raise ConfigError("model.reset_classifier: the model has no Linear classifier")
-    return name
-
-
-def load_pretrained(model: nn.Module, cfg: ModelConfig) -> None:
+def load_pretrained(model: nn.Module, cfg: ModelConfig, info: DataInfo | None = None) -> None:
+    """`info` gives the example inputs that find the classifier (`model.reset_classifier`)."""
     if cfg.weights is None:
         return
-    spec = MODELS.get(cfg.name)
+    spec = model_spec(cfg)
     state = spec.read_weights(model, cfg.weights) if spec.read_weights else None
     if state is None:
         state = read_state_dict(cfg.weights)
-    skip = (classifier_name(model, spec.classifier),) if cfg.reset_classifier else ()
+    skip: tuple[str, ...] = ()
+    if cfg.reset_classifier:
+        inputs = example_inputs(spec, info) if info is not None else None
+        name = find_classifier(model, inputs, spec.classifier)
+        if name is None:
+            raise ConfigError("model.reset_classifier: no layer produces the model's output")
+        skip = (name,)
     load_weights(model, state, str(cfg.weights), skip)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.models.roles import first_conv_name, last_linear_name
+from prunebench.measure import is_weighted
+from prunebench.models.roles import find_classifier, first_conv_name
 
 if TYPE_CHECKING:
     from prunebench.config import PruneConfig
-
-WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 @dataclass(frozen=True)
@@ -54,19 +53,19 @@ def structured_exclusions(
     model: nn.Module,
     cfg: PruneConfig,
     classifier: str | None,
-    hooked: Iterable[nn.Module | nn.Parameter] = (),
+    hooked: Iterable[nn.Module | nn.Parameter | tuple[nn.Module | nn.Parameter, str]] = (),
     model_name: str = "model",
+    example_inputs: Any = None,
 ) -> dict[str, str]:
     """Layers whose OUTPUT channels structured pruning never removes, each with its reason (it
     is recorded with the run): the classifier (its outputs are the classes), the first conv if
     asked, `prune.exclude`, and what the model's StructuredHooks ignore (modules, or
-    parameters such as a ViT's positional embedding)."""
+    parameters such as a ViT's positional embedding). The classifier is `classifier`, else the
+    layer whose output becomes the model's output (traced on `example_inputs`)."""
     modules = dict(model.named_modules())
     out: dict[str, str] = {}
-    classifier = classifier or last_linear_name(model)
+    classifier = find_classifier(model, example_inputs, classifier)
     if classifier is not None:
-        if classifier not in modules:
-            raise ConfigError(f"the model has no classifier layer named '{classifier}'")
         out[classifier] = "classifier outputs (classes) are never pruned"
     first = first_conv_name(model)
     if cfg.exclude_first_conv and first is not None:
@@ -76,22 +75,30 @@ def structured_exclusions(
         out.setdefault(prefix, "prune.exclude")
     names = {m: n for n, m in modules.items()}
     params = {p: n for n, p in model.named_parameters()}
-    for item in hooked:
+    for item in hooked:  # a module or parameter, or (it, reason)
+        reason = "model hooks (StructuredHooks)"
+        if isinstance(item, tuple):
+            item, reason = item
         name = names.get(item) if isinstance(item, nn.Module) else params.get(item)
         if name is None:
             raise ConfigError(
                 f"model '{model_name}': its StructuredHooks ignore a layer that is not part of "
                 "the model"
             )
-        out.setdefault(name, "model hooks (StructuredHooks)")
+        out.setdefault(name, reason)
     return out
 
 
 def select_prunable(
-    model: nn.Module, cfg: PruneConfig, classifier: str | None = None
+    model: nn.Module,
+    cfg: PruneConfig,
+    classifier: str | None = None,
+    example_inputs: Any = None,
 ) -> PrunableSet:
-    """Weights of Conv and Linear layers (and their biases if asked), minus the exclusions."""
-    classifier = classifier or last_linear_name(model)
+    """Weights of Conv and Linear layers (and their biases if asked), minus the exclusions.
+    The classifier (needed only to exclude it) is `classifier`, else found from the output."""
+    if cfg.exclude_classifier:
+        classifier = find_classifier(model, example_inputs, classifier)
     first_conv = first_conv_name(model)
     check_prefixes(model, cfg.exclude, "prune.exclude")
 
@@ -132,7 +139,7 @@ def _exclusion_reason(
 ) -> str | None:
     if any(_matches(module_name, prefix) for prefix in cfg.exclude):
         return "prune.exclude"
-    if not isinstance(module, WEIGHTED):
+    if not is_weighted(module):
         return f"{type(module).__name__} parameters are not pruned"
     if pname == "bias" and not cfg.include_biases:
         return "bias (prune.include_biases=false)"

@@ -24,10 +24,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from prunebench.config import PruneConfig, validate
 from prunebench.criteria.base import Criterion
+from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
-from prunebench.measure import count_macs
+from prunebench.measure import call, count_macs, is_conv1d
+from prunebench.models.auto import AUTO_HOOKS
+from prunebench.models.roles import output_tensor
+from prunebench.models.spec import StructuredHooks
 from prunebench.pruning.base import Pruner
+from prunebench.pruning.guard import GraphBudgetExceeded, culprit, graph_budget
+from prunebench.pruning.heads import counts as head_counts
+from prunebench.pruning.heads import head_scores, lowest
+from prunebench.pruning.heads import remove as remove_heads
 from prunebench.pruning.params import check_prefixes, count_nonzero, structured_exclusions
 from prunebench.pruning.presets import PRESETS, match_ratio
 from prunebench.pruning.targets import (
@@ -40,9 +49,7 @@ from prunebench.pruning.targets import (
 )
 
 if TYPE_CHECKING:
-    from prunebench.config import PruneConfig
     from prunebench.data.base import Batch
-    from prunebench.models.spec import StructuredHooks
     from prunebench.tasks import Task
 
 # MetaPruner arguments that this pruner sets itself (targets come from the schedule).
@@ -68,11 +75,18 @@ def _module_names(model: nn.Module) -> dict[nn.Module, str]:
     return {m: n for n, m in model.named_modules()}
 
 
-def _fail_at(model_name: str, where: str | None, exc: Exception) -> PrunebenchError:
-    at = f" at layer '{where}'" if where else ""
+def graph_error(
+    model: nn.Module, model_name: str, exc: BaseException, traced_last: str | None
+) -> PrunebenchError:
+    """One line: what went wrong in Torch-Pruning's graph building, the module that holds the
+    operation it was processing, and the way out."""
+    where = culprit(model, exc.__traceback__)
+    if where is None and traced_last:
+        where = f"the graph (its trace ended at layer '{traced_last}')"
+    cause = str(exc) if isinstance(exc, GraphBudgetExceeded) else f"{type(exc).__name__}: {exc}"
     return PrunebenchError(
-        f"model '{model_name}': Torch-Pruning could not build its dependency graph{at}: "
-        f"{type(exc).__name__}: {exc}"
+        f"model '{model_name}': Torch-Pruning cannot build its dependency graph ({cause}) in "
+        f"{where or 'the graph'}; prune it with prune.structure=unstructured"
     )
 
 
@@ -83,7 +97,8 @@ def build_meta_pruner(
     ignored: list[nn.Module],
     model_name: str,
 ):
-    """A MetaPruner for the graph and attention heads; errors name the model and the layer."""
+    """A MetaPruner for the graph and attention heads, built under the time and memory guard;
+    errors name the model and the module Torch-Pruning was processing."""
     import torch_pruning as tp
 
     last: list[str] = []
@@ -96,27 +111,38 @@ def build_meta_pruner(
     kwargs = {k: v for k, v in extra.items() if k not in OWN_KWARGS}
     num_heads = dict(kwargs.pop("num_heads", {}) or {})
     try:
-        meta = tp.pruner.MetaPruner(
-            model,
-            example_inputs,
-            importance=tp.importance.RandomImportance(),  # replaced at every step
-            pruning_ratio=0.0,
-            ignored_layers=ignored,
-            num_heads=num_heads,
-            # fresh dicts: Torch-Pruning's defaults are shared mutable arguments
-            in_channel_groups=dict(kwargs.pop("in_channel_groups", {}) or {}),
-            out_channel_groups=dict(kwargs.pop("out_channel_groups", {}) or {}),
-            **kwargs,
-        )
+        with graph_budget():
+            meta = tp.pruner.MetaPruner(
+                model,
+                example_inputs,
+                importance=tp.importance.RandomImportance(),  # replaced at every step
+                pruning_ratio=0.0,
+                ignored_layers=ignored,
+                num_heads=num_heads,
+                # fresh dicts: Torch-Pruning's defaults are shared mutable arguments
+                in_channel_groups=dict(kwargs.pop("in_channel_groups", {}) or {}),
+                out_channel_groups=dict(kwargs.pop("out_channel_groups", {}) or {}),
+                **kwargs,
+            )
     except PrunebenchError:
         raise
-    except Exception as exc:
-        raise _fail_at(model_name, last[-1] if last else None, exc) from None
+    except (Exception, GraphBudgetExceeded) as exc:
+        raise graph_error(model, model_name, exc, last[-1] if last else None) from None
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
     return meta
+
+
+@torch.no_grad()
+def output_shape(model: nn.Module, example_inputs: Any) -> torch.Size:
+    was_training = model.training
+    model.eval()
+    try:
+        return output_tensor(call(model, example_inputs)).shape
+    finally:
+        model.train(was_training)
 
 
 class StructuredPruner(Pruner):
@@ -141,7 +167,7 @@ class StructuredPruner(Pruner):
         self.extra_meta = dict(meta or {})
         extra = hooks.pruner_kwargs(model) if hooks and hooks.pruner_kwargs else {}
         self.ignored = structured_exclusions(
-            model, cfg, classifier, extra.get("ignored_layers") or [], model_name
+            model, cfg, classifier, extra.get("ignored_layers") or [], model_name, example_inputs
         )
         named = {**dict(model.named_parameters()), **dict(model.named_modules())}
         self.tp = build_meta_pruner(
@@ -149,11 +175,41 @@ class StructuredPruner(Pruner):
         )
         self.round_to = cfg.round_to or extra.get("round_to")
         self.heads0 = {_module_names(model)[m]: n for m, n in self.tp.num_heads.items()}
-        self.groups = self._discover_groups(model)
+        self.head_layouts = hooks.heads(model) if hooks is not None and hooks.heads else []
+        self.kv0 = {h.name: head_counts(h)[1] for h in self.head_layouts}
+        self.heads0.update({h.name: head_counts(h)[0] for h in self.head_layouts})
+        self.head_cuts: list[list[Any]] = []  # [attention name, removed key/value heads]
+        self.output_shape = output_shape(model, example_inputs)
+        try:
+            with graph_budget():
+                self.groups = self._discover_groups(model)
+        except GraphBudgetExceeded as exc:
+            raise graph_error(model, model_name, exc, None) from None
         self.original = sum(g.original for g in self.groups)
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
+
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        example_inputs: Any,
+        criterion: str = "magnitude",
+        scope: str = "global",
+        classifier: str | None = None,
+        hooks: StructuredHooks | None = AUTO_HOOKS,
+        **options: Any,
+    ) -> StructuredPruner:
+        """Library entry point for your own model and training loop (mirrors
+        `UnstructuredPruner.for_model`): `example_inputs` is one batch as the model takes it
+        (a tensor, tuple or dict); `options` are PruneConfig fields (exclude, exclude_first_conv,
+        round_to, preset, layer_ratios, group_normalizer). The classifier is traced from the
+        output unless named; `hooks` default to the ones chosen from the model (attention heads
+        of Hugging Face decoders and timm ViTs)."""
+        raw = {"structure": "structured", "criterion": criterion, "scope": scope, **options}
+        cfg = validate(PruneConfig, raw, "pruner")
+        return cls(model, cfg, make_criterion(cfg.criterion), example_inputs, hooks, classifier)
 
     # ------------------------------------------------------------------ set-up
     def _ratios(self) -> dict[str, float] | None:
@@ -228,7 +284,8 @@ class StructuredPruner(Pruner):
         out = {}
         for name, module in model.named_modules():
             weight = getattr(module, "weight", None)
-            if isinstance(module, SCORED) and isinstance(weight, nn.Parameter):
+            scored = isinstance(module, SCORED) or is_conv1d(module)
+            if scored and isinstance(weight, nn.Parameter):
                 out[f"{name}.weight" if name else "weight"] = weight
         return out
 
@@ -239,12 +296,24 @@ class StructuredPruner(Pruner):
             group.module, fn, list(range(dg.get_out_channels(group.module)))
         )
 
+    def _scores_of(self, group: ChannelGroup, full, importance) -> torch.Tensor:
+        try:
+            return self._channel_scores(full, importance)
+        except Exception as exc:  # Torch-Pruning mapped indices past a layer it cannot follow
+            raise PrunebenchError(
+                f"model '{self.model_name}': cannot score the channels of '{group.root}' "
+                f"({type(exc).__name__}: {exc}): Torch-Pruning maps them through a layer it "
+                f"cannot follow; keep them with prune.exclude=[{group.root}] or use "
+                "prune.structure=unstructured"
+            ) from None
+
     def _channel_scores(self, full, importance) -> torch.Tensor:
         imp = importance(full)
         if imp is None:  # a group without scored weights: keep its order, lowest index first
             imp = torch.arange(len(full[0].idxs), dtype=torch.float32)
         ch_groups = self.tp._get_channel_groups(full)
-        return imp.detach().float().cpu().view(ch_groups, -1).mean(0)
+        # a unit of a grouped layer is one channel in EACH channel group: its score is the sum
+        return imp.detach().float().cpu().view(ch_groups, -1).sum(0)
 
     def prune_to(
         self,
@@ -258,18 +327,51 @@ class StructuredPruner(Pruner):
             model, self.scored_params(model), batches, task
         )
         fulls = [self._full_group(g) for g in self.groups]
-        scores = [self._channel_scores(f, importance) for f in fulls]
+        scores = [
+            self._scores_of(g, f, importance) for g, f in zip(self.groups, fulls, strict=True)
+        ]
         current = [len(s) for s in scores]
         keep = self.keep_counts(target, current, scores)
         if self.tp.num_heads and self.tp.prune_num_heads:
             self._prune_heads(model, target, importance)
+        self._cut_heads(target, importance)
         for group, full, score, n_keep in zip(self.groups, fulls, scores, keep, strict=True):
             if n_keep < len(score):
                 self._prune_group(group, full, score, len(score) - n_keep)
         if self.hooks is not None and self.hooks.after_step is not None:
             self.hooks.after_step(model, self.tp)
+        self._check_output(model)
         model.train(was_training)
         return model
+
+    def _cut_heads(self, target: float, importance) -> None:
+        """Heads of the hooks' `heads` layouts, down to `head_keep(t, ORIGINAL kv heads)`."""
+        scores = getattr(importance, "scores", None)  # None: random scores per head
+        for layout in self.head_layouts:
+            _, kv = head_counts(layout)
+            n_cut = kv - head_keep(target, self.kv0[layout.name])
+            if n_cut > 0:
+                cut = lowest(head_scores(layout, scores), n_cut)
+                remove_heads(layout, cut)
+                self.head_cuts.append([layout.name, cut])
+
+    def _check_output(self, model: nn.Module) -> None:
+        """No model changes its output shape through pruning (classes, vocabulary)."""
+        try:
+            shape = output_shape(model, self.example_inputs)
+        except Exception as exc:
+            raise PrunebenchError(
+                f"model '{self.model_name}' no longer runs after pruning ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}): Torch-Pruning cut a layer whose shape the "
+                "forward relies on (e.g. attention without a hook); keep it with prune.exclude "
+                "or use prune.structure=unstructured"
+            ) from None
+        if shape != self.output_shape:
+            raise PrunebenchError(
+                f"model '{self.model_name}': pruning changed its output shape from "
+                f"{tuple(self.output_shape)} to {tuple(shape)}; the layer that produces the "
+                "output must be kept: name it in prune.exclude or the ModelSpec's classifier"
+            )
 
     def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
         dg = self.tp.DG
@@ -349,6 +451,8 @@ class StructuredPruner(Pruner):
         names = _module_names(self.tp.model)
         heads = {names[m]: int(n) for m, n in self.tp.num_heads.items()}
         meta = {"structure": "structured", "history": history, "num_heads": heads}
+        if self.head_cuts:
+            meta["head_cuts"] = [[name, list(cut)] for name, cut in self.head_cuts]
         return {}, {**self.extra_meta, **meta}
 
     def restore(self, model, tensors, meta):
@@ -376,8 +480,15 @@ class StructuredPruner(Pruner):
                 raise CheckpointError(f"the checkpoint has heads for unknown layer '{name}'")
             self.tp.num_heads[module] = int(count)
             self.tp.out_channel_groups[module] = int(count)
+        layouts = {layout.name: layout for layout in self.head_layouts}
+        for name, cut in meta.get("head_cuts", []):
+            if name not in layouts:
+                raise CheckpointError(f"the checkpoint cuts heads of unknown attention '{name}'")
+            remove_heads(layouts[name], [int(i) for i in cut])
+            self.head_cuts.append([name, [int(i) for i in cut]])
         if self.hooks is not None and self.hooks.after_step is not None:
             self.hooks.after_step(model, self.tp)
+        self._check_output(model)
         return model
 
     def describe(self, model: nn.Module) -> dict[str, Any]:

@@ -49,12 +49,15 @@ class UnstructuredPruner(Pruner):
         criterion: str = "magnitude",
         scope: str = "global",
         classifier: str | None = None,
+        example_inputs: Any = None,
         **options: Any,
     ) -> UnstructuredPruner:
         """Library entry point for your own training loop; `options` are PruneConfig fields
-        (exclude_first_conv, exclude_classifier, include_biases, exclude)."""
+        (exclude_first_conv, exclude_classifier, include_biases, exclude). With
+        exclude_classifier, the classifier is `classifier`, else the layer whose output becomes
+        the model's output (traced on `example_inputs`, or by torch.fx without them)."""
         cfg = validate(PruneConfig, {"criterion": criterion, "scope": scope, **options}, "pruner")
-        prunable = select_prunable(model, cfg, classifier=classifier)
+        prunable = select_prunable(model, cfg, classifier, example_inputs)
         return cls(model, prunable, make_criterion(cfg.criterion), scope=cfg.scope)
 
     def prune_to(self, model, target, batches=None, task=None):

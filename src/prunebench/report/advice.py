@@ -1,108 +1,111 @@
-"""The recommendation: which regime wins at each ratio, and whether seeds back the difference.
+"""Words and numbers for decisions and comparisons: the one way every page and command says them.
 
-The winner is the best variant by mean; it is tested against the best variant of ANOTHER regime
-(Welch's t-test over seeds). With one seed on either side the report says that no claim can be
-made rather than pretending a difference in means is a finding.
+Differences are A's advantage over B: percentage points of accuracy, or A's perplexity
+relative to B's (negative = lower = better), each with its (Holm-adjusted) interval.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
-import pandas as pd
-
-from prunebench.report.analysis import best_by_ratio
+from prunebench.report.candidates import Candidate
 from prunebench.report.prepare import Metric, pct
-from prunebench.report.stats import ALPHA, Comparison, welch
-
-TEST_NAME = "Welch's two-sided t-test over seeds"
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    ratio: float
-    criterion: str
-    winner: str
-    runner_up: str | None
-    comparison: Comparison | None
-    verdict: str  # significant | not significant | tie | no claim (...) | only one regime
-    text: str
-
-
-def fmt_p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def fmt_diff(metric: Metric, diff: float) -> str:
-    unit = " pp" if metric.unit == "%" else ""
-    return f"{diff * metric.scale:+.2f}{unit}"
+from prunebench.report.uncertainty import CAVEATS, CROSSED
+from prunebench.report.verdicts import BETTER, TIED, Comparison
 
 
 def fmt_value(metric: Metric, value: float) -> str:
     return f"{metric.fmt(value)}{metric.unit}"
 
 
+def fmt_advantage(metric: Metric, advantage: float) -> str:
+    """'+0.28 pp' of accuracy, or '-1.20 % perplexity' (A's relative to B's)."""
+    if metric.higher_is_better:
+        return f"{advantage * metric.scale:+.2f}{' pp' if metric.unit == '%' else ''}"
+    return f"{100 * (math.exp(-advantage) - 1):+.2f} % perplexity"
+
+
+def fmt_margin(metric: Metric, margin: float) -> str:
+    if metric.higher_is_better:
+        return f"±{margin * metric.scale:g}{' pp' if metric.unit == '%' else ''}"
+    return f"±{100 * (math.exp(margin) - 1):.3g} % perplexity"
+
+
+def fmt_interval(metric: Metric, c: Comparison) -> str:
+    """'99.83 % CI [-0.90, 1.46]' in the units of fmt_advantage."""
+    if math.isnan(c.low):
+        return "no interval"
+    if metric.higher_is_better:
+        lo, hi = c.low * metric.scale, c.high * metric.scale
+    else:
+        lo, hi = 100 * (math.exp(-c.high) - 1), 100 * (math.exp(-c.low) - 1)
+    return f"{100 * (1 - c.alpha):.4g} % CI [{lo:.2f}, {hi:.2f}]"
+
+
 def describe(metric: Metric, c: Comparison) -> str:
-    """'+0.93 pp, 95 % CI [0.31, 1.55] pp, t = 4.10, df = 3.9, p = 0.016'."""
-    if not c.testable:
-        return fmt_diff(metric, c.diff)
-    unit = " pp" if metric.unit == "%" else ""
-    lo, hi = c.ci_low * metric.scale, c.ci_high * metric.scale
-    return (
-        f"{fmt_diff(metric, c.diff)}, {c.confidence:.0%} CI [{lo:.2f}, {hi:.2f}]{unit}, "
-        f"t = {c.t:.2f}, df = {c.df:.1f}, {fmt_p(c.p)}"
-    )
+    """'+0.28 pp, 99.83 % CI [-0.90, 1.46]'."""
+    return f"{fmt_advantage(metric, c.estimate)}, {fmt_interval(metric, c)}"
 
 
-def _sentence(
-    ratio: float, metric: Metric, win: pd.Series, other: pd.Series, c: Comparison, alpha: float
-) -> tuple[str, str]:
-    """(verdict, sentence) for the winner against the best of another regime."""
-    cheaper = min((win, other), key=lambda row: row["epochs_mean"])
-    prefer = f"prefer the cheaper {cheaper['label']} ({cheaper['epochs_mean']:.0f} epochs)"
-    if c.diff == 0:
-        head = (
-            f"At {pct(ratio)}: {win['label']} and {other['label']} tie at "
-            f"{fmt_value(metric, win['mean'])} (n = {c.n_a} and {c.n_b})"
+def basis(c: Comparison) -> str:
+    """'2 seeds x 360 test examples' or '3 seeds (no per-example outcomes)'."""
+    if c.method == CROSSED:
+        return f"{c.seeds} seeds x {c.examples} test examples"
+    return c.method if c.seeds <= 1 else f"{c.seeds} seeds; {c.method}"
+
+
+def seeds_text(more: int | None, note: str) -> str:
+    if more is None:
+        return note
+    text = f"run about {more} more seed{'s' if more != 1 else ''} to decide"
+    return f"{text} ({note})" if note else text
+
+
+def _caveat(c: Comparison | None) -> str:
+    text = CAVEATS.get(c.method, "") if c is not None else ""
+    return f" Caveat: {text}." if text else ""
+
+
+def decision_text(
+    ratio: float,
+    budget: float | None,
+    rec: Candidate,
+    status: str,
+    deciding: Comparison | None,
+    alternative: Candidate | None,
+    more: int | None,
+    note: str,
+    metric: Metric,
+    margin: float,
+    others: dict[str, Candidate],
+) -> str:
+    """The decision's one sentence (see decisions.py for the statuses)."""
+    where = f"At {pct(ratio)}" + (f" within {budget:g} epochs" if budget is not None else "")
+    own = f"{rec.label} ({fmt_value(metric, rec.mean)}, {rec.epochs:.0f} epochs)"
+    if deciding is None:
+        return f"{where}: only {rec.regime} was run: {own}; nothing to compare."
+    other = others[deciding.b]
+    vs = f"{other.label} ({fmt_value(metric, other.mean)}, {other.epochs:.0f} epochs)"
+    diff = describe(metric, deciding)
+    if status == BETTER:
+        text = f"{where}: use {own}; it is better than every other regime (closest: {vs}, {diff})."
+    elif status == TIED:
+        text = (
+            f"{where}: use {own}; {vs} is equivalent within {fmt_margin(metric, margin)} ({diff})"
         )
-        if c.n_a < 2 or c.n_b < 2:
-            return "tie (one seed)", f"{head}; {prefer}. With one seed this is no claim either."
-        return "tie", f"{head}; {prefer}."
-    head = (
-        f"At {pct(ratio)}: {win['label']} ({fmt_value(metric, win['mean'])}, n = {c.n_a}) "
-        f"beats {other['label']} ({fmt_value(metric, other['mean'])}, n = {c.n_b}) "
-        f"by {describe(metric, c)}"
-    )
-    if c.n_a < 2 or c.n_b < 2:
-        return "no claim (one seed)", head + (
-            ". With one seed on a side no claim can be made; run more seeds "
-            "(e.g. grid: {seed: [0, 1, 2]})."
-        )
-    if not c.testable:
-        return "no claim (no spread)", head + ". Every seed gave the same value: no test."
-    if c.significant(alpha):
-        return "significant", head + f" ({TEST_NAME}): significant at α = {alpha:g}."
-    return "not significant", head + (
-        f" ({TEST_NAME}): not significant at α = {alpha:g}; treat them as tied and {prefer}."
-    )
-
-
-def recommend(summary: pd.DataFrame, metric: Metric, alpha: float = ALPHA) -> list[Recommendation]:
-    """One recommendation per (criterion, ratio) among the non-random variants of `summary`."""
-    out = []
-    candidates = summary[~summary["is_random"] & summary["mean"].notna()]
-    for (criterion, ratio), group in candidates.groupby(["criterion", "ratio"], sort=True):
-        ordered = best_by_ratio(group, metric)
-        win = ordered.iloc[0]
-        others = ordered[ordered["regime"] != win["regime"]]
-        if others.empty:
-            text = f"At {pct(ratio)}: only {win['regime']} was run; nothing to compare."
-            out.append(
-                Recommendation(ratio, criterion, win["label"], None, None, "only one regime", text)
+        if alternative is not None:
+            text += (
+                f"; the cheaper equivalent is {alternative.label} ({alternative.epochs:.0f} epochs)"
             )
-            continue
-        other = others.iloc[0]
-        c = welch(win["values"], other["values"])
-        verdict, text = _sentence(ratio, metric, win, other, c, alpha)
-        out.append(Recommendation(ratio, criterion, win["label"], other["label"], c, verdict, text))
-    return out
+        text += "."
+    else:
+        text = (
+            f"{where}: {own} has the best mean, but against {vs} the data cannot decide "
+            f"({diff}); {seeds_text(more, note)}."
+        )
+    return text + _caveat(deciding)
+
+
+def nothing_fits_text(ratio: float, budget: float, cheapest: float | None) -> str:
+    text = f"At {pct(ratio)} within {budget:g} epochs: no variant fits"
+    return text + (f" (the cheapest needs {cheapest:.0f} epochs)." if cheapest else ".")

@@ -1,14 +1,16 @@
 """Aggregation over seeds: one summary row per (setup, criterion, variant, ratio).
 
-Means and sample standard deviations (ddof=1) of every number the report prints, plus the raw
-per-seed values so that the significance tests and the claims check use the very same samples.
+Means and sample standard deviations (ddof=1) of every number the report prints, the raw
+per-seed values and per-example outcomes (so that every comparison uses the very same
+samples), and the confidence interval of the headline metric over seeds and test examples.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from prunebench.report.prepare import Metric, pct, variant_labels
+from prunebench.report.candidates import decode, from_summary, point_interval
+from prunebench.report.prepare import Metric, metric_for, pct, variant_labels
 
 KEYS = ["setup", "criterion", "label", "ratio"]
 MAIN_CRITERION = "magnitude"  # the paper's default, also the baseline of Blalock et al.
@@ -18,8 +20,9 @@ def _std(values: pd.Series) -> float:
     return float(values.std(ddof=1)) if values.count() > 1 else float("nan")
 
 
-def summarize(finals: pd.DataFrame) -> pd.DataFrame:
-    """Mean, spread and per-seed values of every (setup, criterion, variant, ratio)."""
+def summarize(finals: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Mean, spread, per-seed values and the (1 - alpha) interval of every (setup, criterion,
+    variant, ratio)."""
     if finals.empty:
         return pd.DataFrame(columns=[*KEYS, "regime", "n", "mean", "std", "values"])
     rows = []
@@ -35,6 +38,7 @@ def summarize(finals: pd.DataFrame) -> pd.DataFrame:
                 "std": _std(valid["value"]),
                 "values": tuple(float(v) for v in valid["value"]),
                 "seeds": tuple(int(s) for s in valid["seed"]),
+                "outcomes": decode(zip(valid["seed"], valid["outcomes"], strict=True)),
                 "top1_mean": group["top1"].mean(),
                 "top1_std": _std(group["top1"]),
                 "top5_mean": group["top5"].mean(),
@@ -50,6 +54,9 @@ def summarize(finals: pd.DataFrame) -> pd.DataFrame:
                 "step_size": group["step_size"].mean(),
             }
         )
+        metric = metric_for(group["metric"].iloc[0])
+        interval = point_interval(from_summary(pd.Series(rows[-1])), metric, alpha)
+        rows[-1].update(zip(("ci_low", "ci_high", "ci_method"), interval, strict=True))
     return pd.DataFrame(rows)
 
 
@@ -145,13 +152,13 @@ ABLATED_FIELDS = {
 }
 
 
-def ablation_rows(finals: pd.DataFrame, param: str) -> pd.DataFrame:
+def ablation_rows(finals: pd.DataFrame, param: str, alpha: float = 0.05) -> pd.DataFrame:
     """Mean/std of the metric per value of `param`, for lines where only `param` varies.
 
     A line is a regime with all other variant fields fixed; lines with fewer than two values
     of `param` at a ratio are dropped (nothing to ablate there).
     """
-    columns = ["ratio", "line", "regime", "x", "mean", "std", "n"]
+    columns = ["ratio", "line", "regime", "x", "mean", "std", "n", "ci_low", "ci_high"]
     finals = finals[finals[param].notna() & finals["value"].notna()]
     if finals.empty:
         return pd.DataFrame(columns=columns)
@@ -166,15 +173,9 @@ def ablation_rows(finals: pd.DataFrame, param: str) -> pd.DataFrame:
         if group[param].nunique() < 2:
             continue
         for x, points in group.groupby(param, sort=True):
+            point = summarize(points, alpha).iloc[0]
             rows.append(
-                {
-                    "ratio": ratio,
-                    "line": line,
-                    "regime": points["regime"].iloc[0],
-                    "x": float(x),
-                    "mean": points["value"].mean(),
-                    "std": _std(points["value"]),
-                    "n": int(points["value"].count()),
-                }
-            )
+                {"ratio": ratio, "line": line, "regime": point["regime"], "x": float(x),
+                 **{k: point[k] for k in ("mean", "std", "n", "ci_low", "ci_high")}}
+            )  # fmt: skip
     return pd.DataFrame(rows, columns=columns)

@@ -16,15 +16,25 @@ import prunebench.report.overview as ov
 import prunebench.report.sections as sc
 import prunebench.report.studies as st
 from prunebench.errors import PrunebenchError
+from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
+from prunebench.report.decisions import decide
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
-from prunebench.report.stats import ALPHA
+from prunebench.report.verdicts import ALPHA, margin_for
 from prunebench.results import database_path, load_results
 
 FIGURE_FORMATS = ("png", "svg")
+
+
+def check_settings(alpha: float, margin: float | None) -> None:
+    """One-line errors for settings out of range (the CLI exits with 2)."""
+    if not 0 < alpha < 1:
+        raise PrunebenchError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if margin is not None and margin < 0:
+        raise PrunebenchError(f"--margin must be >= 0, got {margin:g}")
 
 
 @dataclass
@@ -35,11 +45,15 @@ class ReportFiles:
     document: Document | None = None
 
 
-def _context(setup: str, prefix: str, finals: pd.DataFrame, alpha: float) -> sc.Context:
-    summary = summarize(finals)
+def context(
+    setup: str, prefix: str, finals: pd.DataFrame, alpha: float, margin: float | None
+) -> sc.Context:
+    """Everything the sections of one setup need, the decisions included (made once here)."""
+    summary = summarize(finals, alpha)
     metric = metric_for(finals["metric"].iloc[0])
     criterion = main_criterion(finals)
     main = summary[(summary["criterion"] == criterion) & ~summary["is_random"]]
+    margin_value = margin_for(metric, margin)
     return sc.Context(
         setup=setup,
         prefix=prefix,
@@ -50,7 +64,20 @@ def _context(setup: str, prefix: str, finals: pd.DataFrame, alpha: float) -> sc.
         main=main,
         reps=representatives(main, metric),
         alpha=alpha,
+        margin=margin_value,
+        verdicts=decide(summary, metric, alpha, margin_value),
     )
+
+
+def contexts(results: pd.DataFrame, alpha: float, margin: float | None) -> list[sc.Context]:
+    """One context per setup (model, dataset, structure) of `load_results(..., outcomes=True)`."""
+    finals = final_runs(results)
+    setups = sorted(finals["setup"].unique())
+    return [
+        context(setup, f"s{i + 1}-" if len(setups) > 1 else "",
+                finals[finals["setup"] == setup], alpha, margin)
+        for i, setup in enumerate(setups)
+    ]  # fmt: skip
 
 
 def setup_sections(ctx: sc.Context) -> list[Section]:
@@ -68,24 +95,26 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
     ]
 
 
-def build_document(results: pd.DataFrame, source: str, alpha: float = ALPHA) -> Document:
-    """The whole report as data, from `load_results` rows."""
-    finals = final_runs(results)
+def build_document(
+    results: pd.DataFrame, source: str, alpha: float = ALPHA, margin: float | None = None
+) -> Document:
+    """The whole report as data, from `load_results(..., outcomes=True)` rows. `margin`: in
+    percentage points of accuracy or percent of perplexity (default 0.1 / 1)."""
     runs = results.drop_duplicates("run_id")
     status = runs["status"].fillna("unknown").value_counts()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
     intro = [f"Built from {source}: {len(runs)} runs ({counts or 'none'})."]
-    setups = sorted(finals["setup"].unique())
     sections: list[Section] = []
-    for i, setup in enumerate(setups):
-        prefix = f"s{i + 1}-" if len(setups) > 1 else ""
-        ctx = _context(setup, prefix, finals[finals["setup"] == setup], alpha)
+    margins = []
+    for ctx in contexts(results, alpha, margin):
         sections += setup_sections(ctx)
-    if not setups:
+        margins.append(fmt_margin(ctx.metric, ctx.margin))
+    if not sections:
         sections.append(
             Section("results", "Results", unavailable="no finished runs in the database")
         )
-    sections += [ov.unfinished(unfinished_runs(results)), ov.method(alpha)]
+    margins = list(dict.fromkeys(margins))
+    sections += [ov.unfinished(unfinished_runs(results)), ov.method(alpha, margins)]
     return Document("prunebench report: which pruning regime?", intro, sections)
 
 
@@ -94,12 +123,14 @@ def write_report(
     out: Path | str | None = None,
     figure_format: str | None = None,
     alpha: float = ALPHA,
+    margin: float | None = None,
 ) -> ReportFiles:
     """Write report.html (self-contained) and report.md to `out` (default DIRECTORY/report)."""
     if figure_format is not None and figure_format not in FIGURE_FORMATS:
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
-    results = load_results(directory)
-    doc = build_document(results, str(database_path(directory)), alpha)
+    check_settings(alpha, margin)
+    results = load_results(directory, outcomes=True)
+    doc = build_document(results, str(database_path(directory)), alpha, margin)
     out = Path(out) if out is not None else Path(directory) / "report"
     out.mkdir(parents=True, exist_ok=True)
     images, written, links = {}, [], {}

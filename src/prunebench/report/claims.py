@@ -1,13 +1,15 @@
-"""The paper's claims, checked on these results (each regime = its main configuration).
+"""The paper's claims, checked with the report's own comparisons (decisions.py makes them).
 
 1. one-shot >= iterative (constant, geometric) at ratios up to 80 %   (§5.2, §5.4, App. B)
 2. iterative > one-shot above 90 %                                     (§5.3, §6)
 3. geometric >= constant                                               (fig. 2)
-4. hybrid is best or tied with the best other regime                   (§5.5)
+4. hybrid is best or tied: >= every other regime                       (§5.5)
 
-">=" holds at a ratio unless the other side is better (significantly, when there are seeds to
-test with; by mean with one seed). ">" needs the claimed side to be better in the same sense.
-A claim holds when it holds at every ratio where both sides were run.
+Each regime is its best variant at the ratio (as in the recommendation); a side of several
+regimes is its best regime there. At a ratio, ">=" holds when A is better or equivalent
+(within the margin), fails when B is better, and is inconclusive otherwise; ">" holds only when
+A is better and fails when B is better or they are equivalent. A claim holds when it holds at
+every ratio where both sides were run, fails when it fails at one, and is inconclusive else.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from prunebench.report.candidates import Candidate
 from prunebench.report.prepare import Metric
-from prunebench.report.stats import ALPHA, welch
+from prunebench.report.verdicts import A_BETTER, B_BETTER, EQUIVALENT, Comparison
 
 ITERATIVE = ("constant", "geometric")
-HOLDS, FAILS, NO_DATA = "holds", "does not hold", "not enough data"
+HOLDS, FAILS, UNDECIDED, NO_DATA = "holds", "does not hold", "inconclusive", "not enough data"
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,8 @@ class ClaimCheck:
 @dataclass(frozen=True)
 class _Claim:
     text: str
-    side_a: tuple[str, ...]  # regimes whose best (by mean) is side A at a ratio
-    side_b: tuple[str, ...] | None  # None: every other regime
+    side_a: tuple[str, ...]  # regimes whose best is side A at a ratio
+    side_b: tuple[str, ...] | None  # None: each other regime, one comparison each
     strict: bool
     in_range: Callable[[float], bool]
 
@@ -62,66 +65,79 @@ CLAIMS = [
 ]
 
 
-def _best(rows: pd.DataFrame, metric: Metric) -> pd.Series | None:
-    rows = rows[rows["mean"].notna()]
-    if rows.empty:
-        return None
-    return rows.loc[rows["mean"].map(metric.score).idxmax()]
+def _side(best: dict[str, Candidate], regimes: tuple[str, ...], metric: Metric):
+    here = [best[r] for r in regimes if r in best]
+    return max(here, key=lambda c: (metric.score(c.mean), -c.epochs)) if here else None
 
 
-def _outcome(a: pd.Series, b: pd.Series, metric: Metric, alpha: float) -> tuple[dict, str]:
-    c = welch(a["values"], b["values"])
-    a_better = metric.score(c.mean_a) > metric.score(c.mean_b)
-    # With seeds, "better" means significantly better; with one seed, a better mean.
-    decided = c.significant(alpha) if c.testable else c.mean_a != c.mean_b
-    outcome = ("A better" if a_better else "B better") if decided else "tied"
-    row = {
-        "a": a["label"],
-        "b": b["label"],
-        "mean_a": c.mean_a,
-        "mean_b": c.mean_b,
-        "n_a": c.n_a,
-        "n_b": c.n_b,
-        "diff": c.diff,
-        "p": c.p,
-    }
-    return row, outcome
+def _pairs(claim: _Claim, best: dict[str, Candidate], metric: Metric):
+    a = _side(best, claim.side_a, metric)
+    if a is None:
+        return []
+    if claim.side_b is None:
+        return [(a, c) for regime, c in sorted(best.items()) if regime not in claim.side_a]
+    b = _side(best, claim.side_b, metric)
+    return [] if b is None else [(a, b)]
 
 
-def check_claim(claim: _Claim, reps: pd.DataFrame, metric: Metric, alpha: float) -> ClaimCheck:
-    """`reps`: per regime and ratio its main configuration (one criterion, no random)."""
+def claim_pairs(
+    best: dict[str, Candidate], ratio: float, metric: Metric
+) -> list[tuple[Candidate, Candidate]]:
+    """The comparisons the claims need at one ratio (regime -> its best candidate there)."""
+    return [p for claim in CLAIMS if claim.in_range(ratio) for p in _pairs(claim, best, metric)]
+
+
+def _holds(claim: _Claim, outcome: str) -> str:
+    if outcome == A_BETTER or (outcome == EQUIVALENT and not claim.strict):
+        return HOLDS
+    if outcome == B_BETTER or (outcome == EQUIVALENT and claim.strict):
+        return FAILS
+    return UNDECIDED
+
+
+def check_claim(
+    claim: _Claim,
+    best: dict[float, dict[str, Candidate]],
+    lookup: Callable[[float, str, str], Comparison],
+    metric: Metric,
+) -> ClaimCheck:
     rows = []
-    for ratio, group in reps.groupby("ratio", sort=True):
-        if not claim.in_range(float(ratio)):
+    for ratio in sorted(best):
+        if not claim.in_range(ratio):
             continue
-        a = _best(group[group["regime"].isin(claim.side_a)], metric)
-        others = ~group["regime"].isin(claim.side_a)
-        b_rows = (
-            group[others] if claim.side_b is None else group[group["regime"].isin(claim.side_b)]
-        )
-        b = _best(b_rows, metric)
-        if a is None or b is None:
-            continue
-        row, outcome = _outcome(a, b, metric, alpha)
-        holds = outcome == "A better" if claim.strict else outcome != "B better"
-        rows.append({"ratio": float(ratio), **row, "outcome": outcome, "holds": holds})
+        for a, b in _pairs(claim, best[ratio], metric):
+            c = lookup(ratio, a.label, b.label)
+            rows.append(
+                {"ratio": ratio, "a": a.label, "b": b.label, "mean_a": a.mean, "mean_b": b.mean,
+                 "comparison": c, "outcome": c.outcome, "holds": _holds(claim, c.outcome)}
+            )  # fmt: skip
     table = pd.DataFrame(rows)
     if table.empty:
         b_names = "any other regime" if claim.side_b is None else " or ".join(claim.side_b)
         reason = f"no ratio in range where both {' or '.join(claim.side_a)} and {b_names} finished"
         return ClaimCheck(claim.text, NO_DATA, "", reason, table)
-    tested = table["p"].notna()
-    if tested.all():
-        basis = f"Welch's t-test over seeds, α = {alpha:g}"
-    elif not tested.any():
-        basis = "means only (fewer than two seeds or no spread): not a statistical claim"
-    else:
-        basis = f"Welch's t-test where there are seeds (α = {alpha:g}), means elsewhere"
-    held = int(table["holds"].sum())
-    status = HOLDS if held == len(table) else FAILS
-    reason = f"holds at {held} of {len(table)} ratios"
+    per_ratio = table.groupby("ratio")["holds"].agg(
+        lambda h: FAILS if (h == FAILS).any() else HOLDS if (h == HOLDS).all() else UNDECIDED
+    )
+    counts = per_ratio.value_counts()
+    status = (
+        FAILS if counts.get(FAILS) else HOLDS if counts.get(HOLDS) == len(per_ratio) else UNDECIDED
+    )
+    reason = f"holds at {counts.get(HOLDS, 0)} of {len(per_ratio)} ratios"
+    if counts.get(FAILS):
+        reason += f", fails at {counts[FAILS]}"
+    if counts.get(UNDECIDED):
+        reason += f", inconclusive at {counts[UNDECIDED]}"
+    methods = sorted({r.method for r in table["comparison"]})
+    family = table["comparison"].iloc[0].family
+    basis = "; ".join(methods) + (f"; Holm over {family} comparisons" if family else "")
     return ClaimCheck(claim.text, status, basis, reason, table)
 
 
-def check_claims(reps: pd.DataFrame, metric: Metric, alpha: float = ALPHA) -> list[ClaimCheck]:
-    return [check_claim(claim, reps, metric, alpha) for claim in CLAIMS]
+def check_claims(
+    best: dict[float, dict[str, Candidate]],
+    lookup: Callable[[float, str, str], Comparison],
+    metric: Metric,
+) -> list[ClaimCheck]:
+    """`best`: ratio -> regime -> its best candidate; `lookup`: the report's comparisons."""
+    return [check_claim(claim, best, lookup, metric) for claim in CLAIMS]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
-NUMERIC_START = set("0123456789+-≤<")
+NUMERIC_START = set("0123456789+-≤<[")
 
 
 def numeric(text: str) -> bool:

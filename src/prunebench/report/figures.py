@@ -2,7 +2,10 @@
 
 Every line gets its own marker AND line style, so that figures stay readable in grayscale;
 colours are the Okabe–Ito palette (safe for colour blindness). The x axis of ratio plots is a
-logit scale, because the interesting differences sit between 90 % and 99 %.
+logit scale, because the interesting differences sit between 90 % and 99 %; lines are dodged
+sideways on it and the axis is fitted to the dodged points, so no point falls off (a sweep at
+one ratio included). Error bars are confidence intervals (columns ci_low / ci_high, from
+uncertainty.py), the dense reference is a dashed black line kept inside the frame.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from prunebench.report.prepare import Metric
+from prunebench.report.verdicts import BETTER, ONLY_ONE, TIED, UNDECIDED
 
 REGIME_STYLE = {  # colour, marker, line style
     "one_shot": ("#0072B2", "o", "-"),
@@ -69,24 +73,52 @@ def ordered_labels(lines: pd.DataFrame) -> list[str]:
     return [label for _, label in sorted(key)]
 
 
+def _logit(r) -> np.ndarray:
+    r = np.asarray(r, dtype=float)
+    return np.log(r / (1 - r))
+
+
 def dodge(ratios: pd.Series, i: int, n: int, width: float = 0.035) -> np.ndarray:
     """Shift line i of n sideways on the logit axis, so that equal values do not hide a line."""
-    r = ratios.to_numpy(dtype=float)
-    shifted = np.log(r / (1 - r)) + (i - (n - 1) / 2) * width
+    shifted = _logit(ratios) + (i - (n - 1) / 2) * width
     return 1 / (1 + np.exp(-shifted))
 
 
-def _ratio_axis(ax, ratios) -> None:
+def _ratio_axis(ax, ratios, positions=None) -> None:
+    """Logit x axis with ticks at `ratios`, wide enough for every (dodged) position."""
     ratios = sorted(set(float(r) for r in ratios))
+    where = _logit(list(positions) if positions is not None else ratios)
+    where = np.concatenate([where, _logit(ratios)])
+    lo, hi = float(where.min()), float(where.max())
+    pad = 0.1 + 0.12 * max(hi - lo, 0.5)
     ax.set_xscale("logit")
-    pad = 0.15
-    lo, hi = ratios[0], ratios[-1]
-    span = max(hi - lo, 0.02)
-    ax.set_xlim(max(lo - pad * span, lo / 2), min(hi + pad * span, (1 + hi) / 2))
+    ax.set_xlim(1 / (1 + np.exp(-(lo - pad))), 1 / (1 + np.exp(-(hi + pad))))
     ax.xaxis.set_major_locator(FixedLocator(ratios))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:g}"))
     ax.set_xlabel("pruning ratio (% of prunable weights removed; logit scale)")
+
+
+def _errors(rows: pd.DataFrame, metric: Metric) -> np.ndarray:
+    """(2, n) error-bar lengths from ci_low / ci_high (zero where there is no interval)."""
+    mean = rows["mean"].to_numpy(dtype=float)
+    low = rows["ci_low"].to_numpy(dtype=float) if "ci_low" in rows else mean
+    high = rows["ci_high"].to_numpy(dtype=float) if "ci_high" in rows else mean
+    err = np.vstack([mean - np.where(np.isnan(low), mean, low),
+                     np.where(np.isnan(high), mean, high) - mean])  # fmt: skip
+    return np.maximum(err, 0) * metric.scale
+
+
+def _dense(ax, dense: float | None, metric: Metric) -> None:
+    """The dense model's value as a dashed black line, with room above and below it."""
+    if dense is None or pd.isna(dense):
+        return
+    y = dense * metric.scale
+    ax.axhline(y, color="black", linestyle="--", linewidth=1.2,
+               label=f"dense ({metric.fmt(dense)}{metric.unit})")  # fmt: skip
+    lo, hi = ax.get_ylim()
+    room = 0.06 * max(hi - lo, 1e-9)
+    ax.set_ylim(min(lo, y - room), max(hi, y + room))
 
 
 def _finish(fig: Figure, ax, title: str) -> Figure:
@@ -98,12 +130,12 @@ def _finish(fig: Figure, ax, title: str) -> Figure:
     return fig
 
 
-def _line(ax, styles: Styles, label: str, regime: str | None, x, mean, std, **kw) -> None:
+def _line(ax, styles: Styles, label: str, regime: str | None, x, mean, err, **kw) -> None:
     colour, marker, style = styles(label, regime)
     ax.errorbar(
         x,
         mean,
-        yerr=std,
+        yerr=err,
         label=label,
         color=colour,
         marker=marker,
@@ -115,46 +147,57 @@ def _line(ax, styles: Styles, label: str, regime: str | None, x, mean, std, **kw
     )
 
 
+HIGHLIGHT = {  # decision status -> (marker edge width, legend text)
+    BETTER: (2.2, "recommended: better than every other regime"),
+    TIED: (1.2, "recommended: best mean, equivalent to another"),
+    UNDECIDED: (0.8, "recommended: best mean, not decided"),
+    ONLY_ONE: (0.8, "recommended: the only regime"),
+}
+
+
+def _highlight(ax, highlights: pd.DataFrame, positions: dict[tuple[str, float], float],
+               metric: Metric) -> None:  # fmt: skip
+    """A ring around each recommended point; its weight says how firm the decision is."""
+    for status, rows in highlights.groupby("status", sort=False):
+        width, text = HIGHLIGHT.get(str(status), (0.8, f"recommended: {status}"))
+        x = [positions.get((r.label, r.ratio), r.ratio) for r in rows.itertuples()]
+        ax.plot(x, rows["value"] * metric.scale, linestyle="none", marker="o", markersize=16,
+                markerfacecolor="none", markeredgecolor="black", markeredgewidth=width,
+                label=text, zorder=5)  # fmt: skip
+
+
 def regime_lines(
     lines: pd.DataFrame,
     metric: Metric,
     title: str,
     dense: float | None = None,
     baseline: pd.DataFrame | None = None,
+    highlights: pd.DataFrame | None = None,
 ) -> Figure:
-    """Metric vs ratio, one line per label (mean ± std over seeds), dense and random references.
+    """Metric vs ratio, one line per label (mean and confidence interval), with references.
 
-    `lines`: label, regime, ratio, mean, std; `baseline`: ratio, mean, std (random criterion).
+    `lines`: label, regime, ratio, mean, ci_low, ci_high; `baseline`: ratio, mean, ci_low,
+    ci_high (random criterion); `highlights`: ratio, label, value, status (the decisions).
     """
     fig = Figure(figsize=SIZE)
     ax = fig.add_subplot()
     styles = Styles()
     labels = ordered_labels(lines)
+    positions: dict[tuple[str, float], float] = {}
     for i, label in enumerate(labels):
         group = lines[lines["label"] == label].sort_values("ratio")
         x = dodge(group["ratio"], i, len(labels))
-        _line(
-            ax,
-            styles,
-            label,
-            str(group["regime"].iloc[0]),
-            x,
-            group["mean"] * metric.scale,
-            group["std"].fillna(0) * metric.scale,
-        )
+        positions.update(zip(zip([label] * len(x), group["ratio"], strict=True), x, strict=True))
+        _line(ax, styles, label, str(group["regime"].iloc[0]), x,
+              group["mean"] * metric.scale, _errors(group, metric))  # fmt: skip
     ratios = list(lines["ratio"])
-    if dense is not None and not pd.isna(dense):
-        ax.axhline(
-            dense * metric.scale,
-            color="black",
-            linestyle=(0, (2, 2)),
-            linewidth=1,
-            label=f"dense ({metric.fmt(dense)}{metric.unit})",
-        )
+    if highlights is not None and not highlights.empty:
+        _highlight(ax, highlights, positions, metric)
+    _dense(ax, dense, metric)
     if baseline is not None and not baseline.empty:
         _baseline(ax, baseline.sort_values("ratio"), metric)
         ratios += list(baseline["ratio"])
-    _ratio_axis(ax, ratios)
+    _ratio_axis(ax, ratios, positions.values())
     ax.set_ylabel(f"test {metric.label}")
     return _finish(fig, ax, title)
 
@@ -172,8 +215,7 @@ def _baseline(ax, b: pd.DataFrame, metric: Metric) -> None:
     label = "random criterion (best regime)"
     kw = {"color": colour, "marker": marker, "linestyle": style, "linewidth": 1.2}
     if lo - span <= y.min() and y.max() <= hi + span:
-        ax.errorbar(b["ratio"], y, yerr=b["std"].fillna(0) * metric.scale, label=label,
-                    capsize=3, **kw)  # fmt: skip
+        ax.errorbar(b["ratio"], y, yerr=_errors(b, metric), label=label, capsize=3, **kw)
         return
     bottom, top = lo - 0.12 * span, hi + 0.12 * span
     pinned = y.clip(bottom + 0.04 * span, top - 0.04 * span)
@@ -200,40 +242,57 @@ def _panels(n: int, width: float = 4.0, height: float = 3.4) -> tuple[Figure, li
     return fig, axes
 
 
-def retraining_budget(points: pd.DataFrame, metric: Metric, ratios: list[float]) -> Figure:
+def _regime_names(points: pd.DataFrame) -> dict[str, str]:
+    """regime -> one legend label for all its variants: their common arguments when they
+    share them ('geometric q=0.3'), else the regime's name."""
+    out = {}
+    for regime, labels in points.groupby("regime")["label"]:
+        bases = {str(label).split(" (")[0] for label in labels}
+        out[str(regime)] = bases.pop() if len(bases) == 1 else str(regime)
+    return out
+
+
+def retraining_budget(
+    points: pd.DataFrame, metric: Metric, ratios: list[float], dense: float | None = None
+) -> Figure:
     """Metric vs total fine-tuning epochs, one panel per ratio (paper figure 4).
 
-    `points`: label, regime, ratio, epochs_mean, epochs_std, mean, std. Variants of a regime
-    are joined in order of epochs, so a patience or budget sweep shows as a curve.
+    `points`: label, regime, ratio, epochs_mean, epochs_std, mean, ci_low, ci_high. A regime's
+    variants are joined in order of epochs (one point when it has one variant). All panels
+    share one y range, so equal differences look equal, and show the dense model.
     """
     fig, axes = _panels(len(ratios))
     styles = Styles()
+    order = list(REGIME_STYLE)
+    names = _regime_names(points[points["ratio"].isin(ratios)])
     for ax, ratio in zip(axes, ratios, strict=True):
         here = points[points["ratio"] == ratio]
-        order = list(REGIME_STYLE)
         regimes = sorted(
             here["regime"].unique(), key=lambda r: (order.index(r) if r in order else len(order), r)
         )
         for regime in regimes:
             group = here[here["regime"] == regime].sort_values("epochs_mean")
-            label = str(regime)  # the same label (and style) in every panel
-            _line(
-                ax,
-                styles,
-                label,
-                str(regime),
-                group["epochs_mean"],
-                group["mean"] * metric.scale,
-                group["std"].fillna(0) * metric.scale,
-                xerr=group["epochs_std"].fillna(0),
-            )
-        _open_flat_range(ax, here["mean"] * metric.scale)
+            _line(ax, styles, names[regime], str(regime), group["epochs_mean"],
+                  group["mean"] * metric.scale, _errors(group, metric),
+                  xerr=group["epochs_std"].fillna(0))  # fmt: skip
         ax.set_title(f"pruning ratio {100 * ratio:g} %", fontsize=10)
         ax.set_xlabel("total fine-tuning epochs (all steps)")
         ax.set_ylabel(f"test {metric.label}")
         ax.grid(True, alpha=0.3)
+    shown = points[points["ratio"].isin(ratios)]
+    err = _errors(shown, metric)
+    values = np.concatenate([shown["mean"] * metric.scale - err[0],
+                             shown["mean"] * metric.scale + err[1]])  # fmt: skip
+    if dense is not None and not pd.isna(dense):
+        values = np.append(values, dense * metric.scale)
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    room = 0.08 * max(hi - lo, 0.5)
+    for ax in axes:
+        ax.set_ylim(lo - room, hi + room)
+        _dense(ax, dense, metric)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Accuracy for the retraining budget spent (mean ± std over seeds)", fontsize=11)
+    fig.suptitle(f"{metric.label.split(' (')[0].capitalize()} for the retraining budget spent "
+                 "(mean and 95 % CI)", fontsize=11)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -241,7 +300,7 @@ def retraining_budget(points: pd.DataFrame, metric: Metric, ratios: list[float])
 def criteria(best: pd.DataFrame, metric: Metric) -> Figure:
     """Best result per criterion and ratio; the marker says which regime got it (figure 5).
 
-    `best`: criterion, ratio, mean, regime.
+    `best`: criterion, ratio, mean, ci_low, ci_high, regime.
     """
     fig = Figure(figsize=SIZE)
     ax = fig.add_subplot()
@@ -256,14 +315,18 @@ def criteria(best: pd.DataFrame, metric: Metric) -> Figure:
             linewidth=1.2,
             label=f"criterion: {criterion}",
         )
-        for _, row in group.iterrows():
+        err = _errors(group, metric)
+        for j, (_, row) in enumerate(group.iterrows()):
             colour, marker, _ = styles(f"best regime: {row['regime']}", row["regime"])
-            ax.plot(
+            ax.errorbar(
                 [row["ratio"]],
                 [row["mean"] * metric.scale],
+                yerr=err[:, j : j + 1],
                 linestyle="none",
                 marker=marker,
                 color=colour,
+                ecolor="#444444",
+                capsize=3,
                 markersize=9,
                 markeredgecolor="black",
             )
@@ -285,7 +348,7 @@ def criteria(best: pd.DataFrame, metric: Metric) -> Figure:
 def ablation(rows: pd.DataFrame, metric: Metric, xlabel: str, title: str, log_x: bool) -> Figure:
     """Metric vs one setting (patience, step size), one panel per ratio (paper figure 7).
 
-    `rows`: ratio, line, regime, x, mean, std.
+    `rows`: ratio, line, regime, x, mean, ci_low, ci_high.
     """
     ratios = sorted(rows["ratio"].unique())
     fig, axes = _panels(len(ratios))
@@ -300,7 +363,7 @@ def ablation(rows: pd.DataFrame, metric: Metric, xlabel: str, title: str, log_x:
                 str(group["regime"].iloc[0]),
                 group["x"],
                 group["mean"] * metric.scale,
-                group["std"].fillna(0) * metric.scale,
+                _errors(group, metric),
             )
         _open_flat_range(ax, rows.loc[rows["ratio"] == ratio, "mean"] * metric.scale)
         if log_x:

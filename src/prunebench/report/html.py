@@ -38,9 +38,17 @@ td.text, th.text { text-align: left; }
 td { white-space: nowrap; } td.text:last-child { white-space: normal; }
 tr.best td { font-weight: bold; background: #fffbe6; }
 td.holds { background: #e3f4e1; } td.fails { background: #fbe3e1; } td.nodata { color: #666; }
+td.open { background: #fdf6dc; }
 """
 
-VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "not enough data": "nodata"}
+VERDICT_CLASS = {  # claims' and decisions' verdict cells
+    "holds": "holds",
+    "better": "holds",
+    "equivalent": "holds",
+    "does not hold": "fails",
+    "not enough data": "nodata",
+    "inconclusive": "open",
+}
 
 
 def _cell(value: str, is_numeric: bool) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prunebench.report.advice import fmt_diff, fmt_p
+from prunebench.report.advice import basis, describe
 from prunebench.report.analysis import main_configurations
-from prunebench.report.claims import check_claims
 from prunebench.report.document import Bullets, Paragraph, Section, Table
 from prunebench.report.prepare import pct
-from prunebench.report.sections import Context
+from prunebench.report.sections import Context, verdict_words
+from prunebench.report.uncertainty import CAVEATS
 
 
 def _listing(values) -> str:
@@ -39,7 +39,7 @@ def overview(ctx: Context) -> Section:
     configs = main_configurations(ctx.reps)
     if configs:
         items.append(
-            "Main configuration of each regime (used by the figures and the claims): "
+            "Main configuration of each regime (the figures' lines): "
             + "; ".join(f"{r} = {label}" for r, label in configs.items())
             + "."
         )
@@ -48,35 +48,39 @@ def overview(ctx: Context) -> Section:
 
 def claims(ctx: Context) -> Section:
     sec = ctx.section("claims", "The paper's claims on these results")
-    checks = check_claims(ctx.reps, ctx.metric, ctx.alpha)
+    v = ctx.verdicts.get(ctx.criterion)
+    if v is None:
+        sec.unavailable = "no finished run with a non-random criterion"
+        return sec
     sec.add(
         Paragraph(
-            "Each regime in its main configuration, main criterion only. '>=' holds at a ratio "
-            "unless the other side is better; 'better' needs the claimed side to be better. "
-            "With two or more seeds per side 'better' means significantly better "
-            f"(Welch's t-test, α = {ctx.alpha:g}); with one seed it means a better mean, "
-            "which is not a statistical claim."
+            f"Main criterion ({ctx.criterion}); each regime is its best variant at the ratio, "
+            "as in the recommendation, and the comparisons are the recommendation's own "
+            f"({verdict_words(ctx)}). '>=' holds at a ratio when the first side is better or "
+            "equivalent and fails when the second is better; 'better' holds only when the "
+            "first is better. A claim holds when it holds at every ratio, fails when it fails "
+            "at one, and is inconclusive otherwise."
         ),
         Table(
             "Claims",
             ["claim", "verdict", "detail", "basis"],
-            [[c.claim, c.status, c.reason, c.basis or "-"] for c in checks],
+            [[c.claim, c.status, c.reason, c.basis or "-"] for c in v.claims],
         ),
     )
-    for c in checks:
+    for c in v.claims:
         if c.rows.empty:
             continue
         rows = [
             [
                 pct(r.ratio),
                 r.a,
-                f"{ctx.metric.fmt(r.mean_a)} (n = {r.n_a})",
+                ctx.metric.fmt(r.mean_a),
                 r.b,
-                f"{ctx.metric.fmt(r.mean_b)} (n = {r.n_b})",
-                fmt_diff(ctx.metric, r.diff),
-                fmt_p(r.p) if not pd.isna(r.p) else "-",
+                ctx.metric.fmt(r.mean_b),
+                describe(ctx.metric, r.comparison),
+                basis(r.comparison),
                 r.outcome.replace("A ", "first ").replace("B ", "second "),
-                "yes" if r.holds else "no",
+                r.holds,
             ]
             for r in c.rows.itertuples()
         ]
@@ -89,8 +93,8 @@ def claims(ctx: Context) -> Section:
                     ctx.metric.short,
                     "second",
                     ctx.metric.short,
-                    "difference",
-                    "p-value",
+                    "difference (CI)",
+                    "basis",
                     "outcome",
                     "holds",
                 ],
@@ -127,7 +131,8 @@ def unfinished(unfinished_runs: pd.DataFrame) -> Section:
     )
 
 
-def method(alpha: float) -> Section:
+def method(alpha: float, margins: list[str]) -> Section:
+    margin = " / ".join(margins) if margins else "0.1 pp of accuracy / 1 % of perplexity"
     return Section("method", "How to read this report").add(
         Bullets(
             [
@@ -135,14 +140,35 @@ def method(alpha: float) -> Section:
                 "prunable weights (or channels, for structured pruning).",
                 "Every number is the run's final step, evaluated on the test split after "
                 "fine-tuning; fine-tuning epochs are summed over all steps.",
-                "Spread: sample standard deviation over seeds (ddof = 1); no spread with one seed.",
-                f"Significance: Welch's two-sided t-test over seeds (independent samples, unequal "
-                f"variances), α = {alpha:g}; 95 % confidence intervals from the same t "
-                "distribution. Seeds do not pair runs of different regimes, so no paired test.",
-                "Variants: runs of a regime whose regime, fine-tuning or pruning settings differ "
-                "are kept apart and labelled by the differing fields (e.g. 'geometric (rate=0.2)').",
+                "Spread in tables: sample standard deviation over seeds (ddof = 1).",
+                "Intervals: every run stores its per-example test outcomes (top-1 correct, or "
+                "each sequence's NLL and token count). A mean over S seeds and n test examples "
+                "(the same examples for every seed) has two noise sources: training (seeds) and "
+                "the finite test set. Both are estimated from the two-way ANOVA of the seeds x "
+                "examples matrix: the seed part (floored at the test-set sampling noise, t with "
+                "S - 1 degrees of freedom) plus the test-set part, combined with "
+                "Welch-Satterthwaite degrees of freedom (an analytic equivalent of resampling "
+                "seeds, then examples; a bootstrap cannot resample 2-5 seeds reliably).",
+                "Comparisons are paired: regimes run with the same seed share the dense model, "
+                "data split and test examples, so the interval is that of the per-seed, "
+                "per-example differences.",
+                f"Verdicts: 'better' when the interval excludes 0 and the difference exceeds the "
+                f"margin ({margin}); 'equivalent' when the whole interval lies within ± the "
+                "margin; else 'inconclusive', with the number of further seeds that would give "
+                "80 % power to decide (from the observed variance parts; more seeds cannot "
+                "shrink the test-set part).",
+                f"Several comparisons at once: Holm's step-down correction over every comparison "
+                f"a criterion's recommendations, budget choices and claims use, α = {alpha:g}: "
+                "sorted by p-value, the j-th of m gets a 1 - α/(m - j + 1) interval up to the "
+                "first that includes 0; that one and the rest keep its level.",
+                f"One seed with outcomes: {CAVEATS['test examples only (one seed)']}. "
+                f"Databases from before outcomes were stored: {CAVEATS['seeds only (no per-example outcomes)']}; "
+                f"with one seed as well: {CAVEATS['no interval (one seed, no per-example outcomes)']}.",
+                "Variants: runs of a regime whose settings differ are kept apart and labelled by "
+                "the regime's arguments and the differing fields (e.g. 'geometric q=0.3 "
+                "(patience=1)').",
                 "Everything here is read from the results database; rerun `prunebench report` "
-                "after adding runs.",
+                "after adding runs, or ask `prunebench advise RESULTS` in the terminal.",
             ]
         )
     )

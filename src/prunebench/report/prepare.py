@@ -3,7 +3,8 @@
 Everything the report compares is a run's LAST step (its final ratio, accuracy and total
 fine-tuning epochs). Runs are told apart by a variant label built from the config fields that
 differ between runs of the same regime, so a patience or step-size sweep never gets merged into
-one line by accident.
+one line by accident. Labels carry the regime's own arguments in the paper's notation
+('geometric q=0.3', 'hybrid p_k=0.4 q=0.2'), then the other differing fields in brackets.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
+from prunebench.config import RegimeConfig
+from prunebench.errors import PrunebenchError
+from prunebench.sweep import regime_label
 from prunebench.tables import final_steps
 
 RANDOM = "random"
@@ -103,12 +108,29 @@ def _short_names(keys: list[str]) -> dict[str, str]:
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last, strict=True)}
 
 
-def variant_labels(fields: pd.Series, regimes: pd.Series) -> pd.Series:
-    """'geometric' when all geometric runs share their settings, else 'geometric (rate=0.2)'."""
+def regime_text(config_json: str | None, regime: str) -> str:
+    """The regime with its arguments ('geometric q=0.3'), as sweeps name runs; the bare name
+    when the stored config no longer validates."""
+    try:
+        return regime_label(RegimeConfig.model_validate(json.loads(config_json)["regime"]))
+    except (TypeError, KeyError, ValueError, ValidationError, PrunebenchError):
+        return regime
+
+
+def variant_labels(
+    fields: pd.Series, regimes: pd.Series, bases: pd.Series | None = None
+) -> pd.Series:
+    """'geometric' when all geometric runs share their settings, else 'geometric (rate=0.2)'.
+
+    With `bases` (the regime with its arguments, per row), labels start with the base and
+    list only the differing fields that are not regime arguments: 'geometric q=0.3 (patience=1)'.
+    """
     labels = pd.Series(index=fields.index, dtype=object)
     for regime in regimes.unique():
         idx = regimes.index[regimes == regime]
         keys = sorted({k for i in idx for k in fields[i]})
+        if bases is not None:
+            keys = [k for k in keys if not k.startswith("regime.")]
         varying = [k for k in keys if len({fields[i].get(k) for i in idx}) > 1]
         short = _short_names(varying)
         for i in idx:
@@ -119,7 +141,8 @@ def variant_labels(fields: pd.Series, regimes: pd.Series) -> pd.Series:
                 for k in varying
                 if k in fields[i]
             ]
-            labels[i] = f"{regime} ({', '.join(parts)})" if parts else regime
+            base = regime if bases is None else bases[i]
+            labels[i] = f"{base} ({', '.join(parts)})" if parts else base
     return labels
 
 
@@ -165,13 +188,19 @@ def final_runs(results: pd.DataFrame) -> pd.DataFrame:
                 step_size(r, s) for r, s in zip(df["regime"], df["schedule_json"], strict=True)
             ],
             "fields": fields,
+            "base": [
+                regime_text(c, r) for c, r in zip(df["config_json"], df["regime"], strict=True)
+            ],
+            "outcomes": df.get("test_outcomes"),
         }
     )
     out["label"] = ""
     # Labels are minimal per setup and criterion: fields that differ only between criteria
     # (e.g. calibration samples) do not leak into the labels of the others.
     for _, rows in out.groupby(["setup", "criterion"], sort=False).groups.items():
-        out.loc[rows, "label"] = variant_labels(out.loc[rows, "fields"], out.loc[rows, "regime"])
+        out.loc[rows, "label"] = variant_labels(
+            out.loc[rows, "fields"], out.loc[rows, "regime"], out.loc[rows, "base"]
+        )
     out["is_random"] = out["criterion"] == RANDOM
     return out[FINAL_COLUMNS].reset_index(drop=True)
 
@@ -199,6 +228,7 @@ FINAL_COLUMNS = [
     "step_size",
     "fields",
     "is_random",
+    "outcomes",  # per-example test outcomes (bytes) of the final step, or None
 ]
 
 

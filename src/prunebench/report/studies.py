@@ -10,7 +10,7 @@ import prunebench.report.figures as figures
 from prunebench.report.analysis import ablation_rows, best_by_ratio
 from prunebench.report.document import FigureBlock, Section, Table
 from prunebench.report.prepare import pct
-from prunebench.report.sections import Context
+from prunebench.report.sections import Context, interval_words
 
 
 def budget(ctx: Context) -> Section:
@@ -25,17 +25,23 @@ def budget(ctx: Context) -> Section:
         sec.omitted.append(f"{len(ratios) - 6} ratios left out of the figure (six at most)")
         step = (len(ratios) - 1) / 5
         ratios = [ratios[round(i * step)] for i in range(6)]
-    fig = figures.retraining_budget(ctx.main, ctx.metric, ratios)
-    sec.add(
-        FigureBlock(
-            ctx.name("retraining_budget"),
-            "Test metric vs the total fine-tuning epochs a run used (all steps); "
-            f"{'up' if ctx.metric.higher_is_better else 'down'} and to the left is "
-            "better. All variants of a regime (e.g. patience values; see the tables for their "
-            "labels) are drawn as one line, in order of epochs.",
-            fig,
-        )
-    )
+    dense = ctx.finals["dense_value"].dropna()
+    dense_value = float(dense.mean()) if not dense.empty else None
+    fig = figures.retraining_budget(ctx.main, ctx.metric, ratios, dense_value)
+    several = ctx.main.groupby(["ratio", "regime"])["label"].nunique().max() > 1
+    caption = (
+        "Test metric vs the total fine-tuning epochs a run used (all steps, mean over seeds); "
+        f"{'up' if ctx.metric.higher_is_better else 'down'} and to the left is better. One "
+        "point per variant; "
+        + ("a regime's variants (e.g. patience values) are joined in order of epochs. "
+           if several else "each regime ran one variant here, so each is a single point. ")
+        + f"Vertical bars: {interval_words(ctx)}; horizontal bars: standard deviation of the "
+        "epochs over seeds. All panels share one y range."
+    )  # fmt: skip
+    if dense_value is not None:
+        caption += f" Dashed black line: the dense model ({ctx.metric.fmt(dense_value)}"
+        caption += f"{ctx.metric.unit})."
+    sec.add(FigureBlock(ctx.name("retraining_budget"), caption, fig))
     return sec
 
 
@@ -54,7 +60,7 @@ def criteria(ctx: Context) -> Section:
         FigureBlock(
             ctx.name("criteria"),
             "Each line follows one criterion's best mean; the "
-            "marker shows which regime achieved it.",
+            f"marker shows which regime achieved it; bars: {interval_words(ctx)}.",
             fig,
         )
     )
@@ -125,16 +131,14 @@ def ablation(ctx: Context, param: str) -> Section:
     title, xlabel, log_x, missing = ABLATIONS[param]
     sec = ctx.section(f"ablation-{param.replace('_', '-')}", title)
     finals = ctx.finals[~ctx.finals["is_random"] & (ctx.finals["criterion"] == ctx.criterion)]
-    rows = ablation_rows(finals, param)
+    rows = ablation_rows(finals, param, ctx.alpha)
     if rows.empty:
         sec.unavailable = missing
         return sec
     if param == "step_size":
         rows = rows.assign(x=rows["x"] * 100)
-    fig = figures.ablation(rows, ctx.metric, xlabel, f"{title} (mean ± std over seeds)", log_x)
-    sec.add(
-        FigureBlock(
-            ctx.name(f"ablation_{param}"), f"{title}: other settings fixed within each line.", fig
-        )
-    )
+    fig = figures.ablation(rows, ctx.metric, xlabel, f"{title} (mean and confidence interval)",
+                           log_x)  # fmt: skip
+    caption = f"{title}: other settings fixed within each line; bars: {interval_words(ctx)}."
+    sec.add(FigureBlock(ctx.name(f"ablation_{param}"), caption, fig))
     return sec

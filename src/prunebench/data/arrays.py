@@ -1,0 +1,174 @@
+"""Inputs and labels from NumPy files (`data.name=arrays`): images or feature vectors.
+
+`data.root` is an `.npz` file or a folder of `.npy` files. Arrays are named `x` / `y`
+(`options.inputs` / `options.labels` rename them): with `x_train`, `y_train`, `x_test`, `y_test`
+(and optionally `x_val`, `y_val`) the splits are given, with `x` and `y` test and validation
+splits are carved, stratified and seeded. Inputs of shape (N, C, H, W), (N, H, W, C) or (N, H, W)
+are images (uint8 0..255 or floats; `options.layout` forces nchw/nhwc), (N, F) feature vectors.
+Labels are integer classes 0..K-1. Files are read with `allow_pickle=False`: no code runs.
+Everything is kept in memory; images go through data/images.py (normalisation from the training
+split, crop/flip augmentation), feature vectors are standardised with the training split's
+per-feature mean and std.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from prunebench.data.base import DataBundle
+from prunebench.data.images import carve, count_classes, sizes_of, tensor_bundle
+from prunebench.data.info import DataInfo, DatasetSpec
+from prunebench.data.loaders import split_bundle
+from prunebench.data.memory import TensorLoader
+from prunebench.data.options import OPTION_DEFAULTS, dataset_options
+from prunebench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prunebench.config import DataConfig
+
+DEFAULTS = OPTION_DEFAULTS["arrays"]
+
+
+def read_arrays(root: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file or of a folder's .npy files, by name (no pickle)."""
+    try:
+        if root.is_dir():
+            return {p.stem: np.load(p, allow_pickle=False) for p in sorted(root.glob("*.npy"))}
+        if root.suffix != ".npz":
+            raise ConfigError(f"data.root: '{root}' is neither an .npz file nor a folder of .npy")
+        with np.load(root, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise ConfigError(f"data.root: '{root}' cannot be read without pickle: {exc}") from None
+
+
+def pick(arrays: dict[str, np.ndarray], opts: dict[str, Any], root: Path):
+    """{split: (inputs, labels)}: given splits, or 'all' to carve from."""
+    x, y = opts["inputs"], opts["labels"]
+    named = ", ".join(sorted(arrays)) or "none"
+    if f"{x}_train" in arrays:
+        out = {}
+        for split in ("train", "test", "val"):
+            xs, ys = f"{x}_{split}", f"{y}_{split}"
+            if xs in arrays or split != "val":
+                for key in (xs, ys):
+                    if key not in arrays:
+                        raise ConfigError(
+                            f"data.root: '{root}' has {x}_train but no '{key}' (arrays: {named})"
+                        )
+                out[split] = (arrays[xs], arrays[ys])
+        return out
+    for key in (x, y):
+        if key not in arrays:
+            raise ConfigError(
+                f"data.root: '{root}' has no array '{key}' (arrays: {named}); name them x and y "
+                "(or x_train, y_train, x_test, y_test), or set data.options.inputs / labels"
+            )
+    return {"all": (arrays[x], arrays[y])}
+
+
+def as_images(x: np.ndarray, layout: str) -> np.ndarray:
+    """(N, C, H, W) from NCHW, NHWC or (N, H, W)."""
+    if x.ndim == 3:
+        return x[:, None]
+    if layout == "auto":
+        layout = "nhwc" if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4) else "nchw"
+    if layout not in ("nchw", "nhwc"):
+        raise ConfigError(f"data.options.layout must be auto, nchw or nhwc, not '{layout}'")
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "nhwc" else x
+
+
+def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
+    opts = dataset_options("arrays", cfg.options, DEFAULTS)
+    root = cfg.root
+    if root is None:
+        raise ConfigError("data.root must point at an .npz file or a folder of .npy files")
+    parts = pick(read_arrays(root), opts, root)
+    xs, ys, positions = [], [], {}
+    for name, (x, y) in parts.items():
+        if len(x) != len(y):
+            raise ConfigError(f"data.root: {name} has {len(x)} inputs but {len(y)} labels")
+        if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
+            raise ConfigError(f"data.root: the {name} labels must be one integer class each")
+        start = sum(len(a) for a in xs)
+        xs.append(x)
+        ys.append(y.astype(np.int64))
+        positions[name] = np.arange(start, start + len(x))
+    shapes = {a.shape[1:] for a in xs}
+    if len(shapes) != 1:
+        raise ConfigError(f"data.root: the splits' inputs differ in shape: {sorted(shapes)}")
+    inputs, labels = np.concatenate(xs), np.concatenate(ys)
+    if inputs.ndim not in (2, 3, 4):
+        raise ConfigError(
+            f"data.root: inputs of shape {inputs.shape[1:]} per sample are neither images "
+            "(C, H, W) / (H, W, C) / (H, W) nor feature vectors (F,)"
+        )
+    if labels.min() < 0:
+        raise ConfigError("data.root: labels must be classes 0..K-1")
+    num_classes = count_classes(labels, f"data.root: '{root}'")
+    if "all" in positions:
+        index = carve(labels, cfg, opts["test_fraction"])
+    else:
+        index = {"train": positions["train"], "test": positions["test"]}
+        if "val" in positions:
+            index["val"] = positions["val"]
+        else:
+            carved = carve(labels[positions["train"]], cfg, None)
+            train = positions["train"]
+            index["train"], index["val"] = train[carved["train"]], train[carved["val"]]
+    y = torch.from_numpy(labels)
+    if inputs.ndim == 2:
+        return vector_bundle(torch.from_numpy(inputs).float(), y, index, num_classes, cfg, device)
+    images = torch.from_numpy(as_images(inputs, opts["layout"]))
+    if images.dtype != torch.uint8:
+        images = images.float()
+    max_value = 255.0 if images.dtype == torch.uint8 else 1.0
+    return tensor_bundle(images, y, index, num_classes, cfg, opts, device, max_value)
+
+
+class Standardize:
+    """(x - mean) / std per feature (the training split's statistics)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
+
+
+def vector_bundle(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    index: dict[str, np.ndarray],
+    num_classes: int,
+    cfg: DataConfig,
+    device: torch.device,
+) -> DataBundle:
+    train = x[torch.as_tensor(index["train"])].double()
+    std = train.std(dim=0, unbiased=False)
+    transform = Standardize(
+        train.mean(dim=0).float(), torch.where(std > 0, std, torch.ones_like(std)).float()
+    )
+
+    def loader(name: str, batch_size: int, shuffle: bool, augment: bool) -> TensorLoader:
+        idx = torch.as_tensor(index[name])
+        return TensorLoader(
+            x[idx].to(device), y[idx].to(device), batch_size, shuffle=shuffle, transform=transform
+        )
+
+    info = DataInfo(task="classification", num_classes=num_classes, input_shape=(x.shape[1],))
+    return split_bundle(info, loader, cfg, sizes_of(index))
+
+
+SPEC = DatasetSpec(
+    build=build_arrays,
+    task="classification",
+    needs_root=True,
+    description="NumPy arrays (.npz or .npy files): images or feature vectors with labels",
+)

@@ -1,0 +1,63 @@
+"""`prunebench advise`: the report's decisions as terminal lines, without building the report.
+
+The lines are the decisions' own sentences (the report's recommendation prints the same ones),
+per setup and criterion, for every ratio or the one asked for, at a budget if one is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunebench.errors import PrunebenchError
+from prunebench.report.advice import fmt_margin
+from prunebench.report.build import check_settings, contexts
+from prunebench.report.decisions import Decision
+from prunebench.report.prepare import pct
+from prunebench.report.verdicts import ALPHA
+from prunebench.results import load_results
+
+RATIO_TOLERANCE = 1e-6
+
+
+def advise_decisions(
+    directory: Path | str,
+    ratio: float | None = None,
+    budget: float | None = None,
+    alpha: float = ALPHA,
+    margin: float | None = None,
+) -> list[tuple[str, str, list[Decision], str]]:
+    """(setup, criterion, decisions, how) for every setup and non-random criterion."""
+    check_settings(alpha, margin)
+    if budget is not None and budget < 0:
+        raise PrunebenchError(f"--budget must be >= 0 epochs, got {budget:g}")
+    out = []
+    seen: set[float] = set()
+    for ctx in contexts(load_results(directory, outcomes=True), alpha, margin):
+        for criterion, v in ctx.verdicts.items():
+            seen |= set(v.candidates)
+            ratios = [r for r in sorted(v.candidates)
+                      if ratio is None or abs(r - ratio) < RATIO_TOLERANCE]  # fmt: skip
+            if not ratios:
+                continue
+            how = (
+                f"Holm over {v.family} comparisons, α = {alpha:g}, "
+                f"margin {fmt_margin(ctx.metric, ctx.margin)}"
+            )
+            out.append((ctx.setup, criterion, [v.decision(r, budget) for r in ratios], how))
+    if not out:
+        if not seen:
+            raise PrunebenchError(
+                f"'{directory}' holds no finished run with a non-random criterion"
+            )
+        known = ", ".join(pct(r) for r in sorted(seen))
+        raise PrunebenchError(f"no finished runs at ratio {ratio:g}; ratios run: {known}")
+    return out
+
+
+def advise_lines(directory: Path | str, **kwargs) -> list[str]:
+    """What `prunebench advise` prints."""
+    lines = []
+    for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
+        lines.append(f"{setup}, {criterion} criterion ({how}):")
+        lines += [f"  {d.text}" for d in decisions]
+    return lines

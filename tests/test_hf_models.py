@@ -1,0 +1,127 @@
+"""Hugging Face models from local configs (`model.name=hf`): tiny random Llama, Qwen2 and
+Mistral (grouped-query attention), GPT-2 (fused Conv1D qkv) and GPT-NeoX (per-head fused qkv),
+pruned structurally over 3 iterative steps: whole heads counted from the ORIGINAL counts, MLP
+channels; loss, backward, generate and a rebuild from the stored state still work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prunebench import schedules
+from prunebench.config import ModelConfig, PruneConfig
+from prunebench.data.info import DataInfo
+from prunebench.export import export_model, load_pruned
+from prunebench.models.build import build_model, model_spec
+from prunebench.pruning.factory import make_pruner
+from prunebench.pruning.heads import counts
+from prunebench.pruning.targets import head_keep
+from prunebench.state import pack, restore
+
+VOCAB = 128
+INFO = DataInfo(task="causal_lm", vocab_size=VOCAB, seq_len=16)
+COMMON = {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+          "max_position_embeddings": 64}  # fmt: skip
+DECODER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4}  # fmt: skip
+CONFIGS = {
+    "llama": {"model_type": "llama", **COMMON, **DECODER, "num_key_value_heads": 4},
+    "qwen2": {"model_type": "qwen2", **COMMON, **DECODER, "num_key_value_heads": 2},
+    "mistral": {"model_type": "mistral", **COMMON, **DECODER, "num_key_value_heads": 2,
+                "sliding_window": None},
+    "gpt2": {"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": 64, "n_layer": 2, "n_head": 4,
+             "n_positions": 64, "bos_token_id": 1, "eos_token_id": 2},
+    "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
+}  # fmt: skip
+
+
+def hf_config(tmp_path, family: str) -> ModelConfig:
+    path = tmp_path / f"{family}.json"
+    path.write_text(json.dumps(CONFIGS[family]))
+    return ModelConfig(name="hf", options={"config": str(path)})
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_structured_heads_and_mlp_over_three_steps(tmp_path, family):
+    cfg = hf_config(tmp_path, family)
+    torch.manual_seed(0)
+    model = build_model(cfg, INFO)
+    prune = PruneConfig(structure="structured", latency=False)
+    pruner = make_pruner(prune, model, model_spec(cfg), INFO)
+    layouts = pruner.head_layouts
+    assert len(layouts) == 2  # every decoder layer's attention is recognised
+    original = {layout.name: counts(layout) for layout in layouts}
+    ids = torch.randint(3, VOCAB, (2, 16))
+    for target in schedules.geometric(0.75, steps=3):
+        model = pruner.prune_to(model, target)
+        for layout in layouts:
+            q0, kv0 = original[layout.name]
+            kv = head_keep(target, kv0)  # whole key/value groups, from the ORIGINAL count
+            assert counts(layout) == (kv * q0 // kv0, kv)
+        assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(target, abs=0.01)
+        model.train()
+        out = model(input_ids=ids, labels=ids)
+        assert out.logits.shape == (2, 16, VOCAB)
+        out.loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert counts(layouts[0])[1] == head_keep(0.75, original[layouts[0].name][1])
+    model.eval()
+    generated = model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False)
+    assert generated.shape == (1, 8)
+    # the pruned state rebuilds on a fresh model (heads cut again from the recorded indices)
+    tensors, meta = pack(model, pruner, {})
+    rebuilt, _ = restore(cfg, prune, INFO, tensors, meta)
+    rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(input_ids=ids).logits, model(input_ids=ids).logits)
+    # and an export reloads it, head cuts included, without pickle
+    export_model(model, tmp_path / "export", cfg, prune, INFO, meta["pruner"])
+    loaded = load_pruned(tmp_path / "export")
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+def test_hf_image_classifier_heads_are_cut_whole(tmp_path):
+    path = tmp_path / "vit.json"
+    path.write_text(json.dumps({"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
+                                "num_attention_heads": 4, "intermediate_size": 64,
+                                "patch_size": 8}))  # fmt: skip
+    cfg = ModelConfig(name="hf", options={"config": str(path)})
+    info = DataInfo("classification", num_classes=3, in_channels=3, image_size=16)
+    model = build_model(cfg, info)
+    prune = PruneConfig(structure="structured", latency=False)
+    pruner = make_pruner(prune, model, model_spec(cfg), info)
+    assert pruner.ignored["classifier"] == "classifier outputs (classes) are never pruned"
+    model = pruner.prune_to(model, 0.5)
+    assert [counts(layout) for layout in pruner.head_layouts] == [(2, 2), (2, 2)]
+    assert model(torch.randn(2, 3, 16, 16)).logits.shape == (2, 3)
+    assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_hf_folder_weights_and_an_export_that_carries_its_config(tmp_path):
+    """model.name=hf with model.weights = a save_pretrained folder: the architecture and the
+    weights come from it; the model config an export stores rebuilds without the folder."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from prunebench.export import rebuildable
+    from prunebench.models.weights import load_pretrained
+
+    raw = dict(CONFIGS["qwen2"])
+    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    torch.manual_seed(1)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "tiny-qwen2")
+    source = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-qwen2")
+    cfg = ModelConfig(name="hf", weights=tmp_path / "tiny-qwen2")
+    assert cfg.task == "causal_lm"  # read from config.json's architectures, before building
+    model = build_model(cfg, INFO)
+    load_pretrained(model, cfg, INFO)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    stored = rebuildable(cfg.model_dump(mode="json"), None)
+    assert "weights" not in stored and stored["options"]["config"]["model_type"] == "qwen2"
+    rebuilt = build_model(ModelConfig(**stored), INFO)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }

@@ -1,0 +1,110 @@
+"""ONNX export: every registered model, structurally pruned, runs in onnxruntime within 1e-4 of
+PyTorch (logits); unstructured exports keep their zeros and say so; the CLI's --format onnx."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunebench.config import ModelConfig, PruneConfig
+from prunebench.data import DataInfo
+from prunebench.export import export_model
+from prunebench.models import MODELS
+from prunebench.onnx_export import DENSE_NOTE, ONNX_FILE, OrtModule, write_onnx
+from prunebench.pruning.factory import make_pruner
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install '.[onnx]'")
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+
+IMAGES = DataInfo(task="classification", num_classes=10, in_channels=3, image_size=32)
+TOKENS = DataInfo(task="causal_lm", vocab_size=64, seq_len=16)
+# Small variants (as in test_model_registry); the ONNX path is the same for the full sizes.
+OPTIONS: dict[str, dict] = {
+    "digits_cnn": {"width": 8},
+    "resnet18_cifar": {"width": 8},
+    "efficientnet_v2_s": {"stages": 4},
+    "vit_small_patch16_224": {"patch_size": 8, "depth": 2},
+}
+SKIP = {"resnet18": "the ImageNet ResNet-18 exports like resnet18_cifar (same blocks); too slow"}
+
+
+def exported(name: str, structure: str, out, target: float = 0.5):
+    """A pruned model of the registry written as an export directory."""
+    info = TOKENS if MODELS.get(name).task == "causal_lm" else IMAGES
+    model_cfg = ModelConfig(name=name, options=OPTIONS.get(name, {}))
+    extra = {"scope": "layerwise", "latency": False} if structure == "structured" else {}
+    prune_cfg = PruneConfig(structure=structure, **extra)
+    torch.manual_seed(0)
+    model = MODELS.get(name).build(info, **OPTIONS.get(name, {}))
+    pruner = make_pruner(prune_cfg, model, MODELS.get(name), info)
+    model = pruner.prune_to(model, target) or model
+    tensors, meta = pruner.state()
+    export_model(model.eval(), out, model_cfg, prune_cfg, info, meta, masks=tensors or None)
+    return model.eval(), info
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if n not in SKIP])
+def test_structured_exports_run_in_onnxruntime_like_pytorch(name, tmp_path):
+    model, info = exported(name, "structured", tmp_path)
+    result = write_onnx(tmp_path, batch=4)
+    assert result.path == tmp_path / ONNX_FILE and result.note is None
+    assert result.max_difference <= 1e-4
+    # the physically smaller graph: the weights it holds by name have the pruned shapes, and it
+    # holds fewer numbers than the dense model (parameters and buffers, e.g. attention masks)
+    graph = onnx.load(str(result.path)).graph
+    shapes = {t.name.removeprefix("model."): tuple(t.dims) for t in graph.initializer}
+    params = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert all(shapes[n] == params[n] for n in params if n in shapes)
+    torch.manual_seed(0)
+    dense = MODELS.get(name).build(info, **OPTIONS.get(name, {}))
+    stored = sum(onnx.numpy_helper.to_array(t).size for t in graph.initializer)
+    assert stored < sum(t.numel() for t in [*dense.parameters(), *dense.buffers()])
+    # the batch size is not baked in where the model allows it
+    if result.dynamic_batch:
+        inputs = result.batch
+        other = (7, *inputs[1:])
+        ort = OrtModule(result.path)
+        x = (
+            torch.randint(0, info.vocab_size, other)
+            if info.task == "causal_lm"
+            else torch.randn(other)
+        )
+        assert ort(x).shape[0] == 7
+
+
+def test_unstructured_exports_keep_their_zeros_and_say_so(tmp_path):
+    model, _ = exported("digits_cnn", "unstructured", tmp_path, target=0.8)
+    result = write_onnx(tmp_path)
+    assert result.note == DENSE_NOTE and result.max_difference <= 1e-4
+    proto = onnx.load(str(result.path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["prunebench.structure"] == "unstructured" and "no faster" in meta["prunebench.note"]
+    weights = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer]
+    total = sum(w.size for w in weights if w.ndim > 1)
+    zeros = sum(int((w == 0).sum()) for w in weights if w.ndim > 1)
+    assert total == sum(p.numel() for p in model.parameters() if p.dim() > 1)  # dense shapes
+    assert zeros / total > 0.7
+
+
+@pytest.mark.slow
+def test_the_cli_exports_onnx_beside_the_safetensors(tmp_path, tiny, invoke):
+    from prunebench.driver import run
+    from prunebench.store import Store
+
+    cfg = tiny("prune.structure=structured", "prune.scope=layerwise", "prune.latency=false")
+    result = run(cfg, Store(tmp_path / "r"))
+    code, out, err = invoke(
+        "export", str(tmp_path / "r"), str(tmp_path / "e"), "--run", result.run_id[:8], "-f", "onnx"
+    )
+    assert code == 0, err
+    assert {p.name for p in (tmp_path / "e").iterdir()} == {
+        "structure.json",
+        "weights.safetensors",
+        "model.onnx",
+    }
+    assert "onnxruntime matches PyTorch within" in out
+    code, _, err = invoke(
+        "export", str(tmp_path / "r"), str(tmp_path / "x"), "--run", "0", "-f", "tf"
+    )
+    assert code == 2 and "--format must be safetensors or onnx" in err
