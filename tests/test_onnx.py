@@ -3,6 +3,8 @@ PyTorch (logits); unstructured exports keep their zeros and say so; the CLI's --
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from prunebench.config import ModelConfig, PruneConfig
 from prunebench.data import DataInfo
 from prunebench.export import export_model
 from prunebench.models import MODELS
+from prunebench.models.build import build_model, model_spec
 from prunebench.onnx_export import DENSE_NOTE, ONNX_FILE, OrtModule, write_onnx
 from prunebench.pruning.factory import make_pruner
 
@@ -108,3 +111,53 @@ def test_the_cli_exports_onnx_beside_the_safetensors(tmp_path, tiny, invoke):
         "export", str(tmp_path / "r"), str(tmp_path / "x"), "--run", "0", "-f", "tf"
     )
     assert code == 2 and "--format must be safetensors or onnx" in err
+
+
+BUILDER = """
+from torch import nn
+
+
+def build(info, width=8):
+    return nn.Sequential(
+        nn.Conv2d(info.in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, groups=width, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, info.num_classes),
+    )
+"""
+
+
+def source_config(source: str, tmp_path) -> tuple[ModelConfig, DataInfo]:
+    """The model sources of `model.name`, each in a small variant."""
+    if source == "python":
+        (tmp_path / "builder.py").write_text(BUILDER)
+        return ModelConfig(name=f"python:{tmp_path / 'builder.py'}:build"), IMAGES
+    if source == "hf":
+        path = tmp_path / "gpt2.json"
+        config = {"model_type": "gpt2", "vocab_size": 64, "n_embd": 32, "n_layer": 2,
+                  "n_head": 4, "n_positions": 32, "bos_token_id": 1, "eos_token_id": 2}  # fmt: skip
+        path.write_text(json.dumps(config))
+        return ModelConfig(name="hf", options={"config": str(path)}), TOKENS
+    return ModelConfig(name=source), IMAGES
+
+
+@pytest.mark.parametrize(
+    "source", ["torchvision:mobilenet_v3_small", "timm:resnet10t", "python", "hf"]
+)
+def test_model_sources_export_to_onnxruntime_like_pytorch(source, tmp_path):
+    """The 'your own model' sources, structurally pruned: the same check as the registry's."""
+    model_cfg, info = source_config(source, tmp_path)
+    prune_cfg = PruneConfig(structure="structured", scope="layerwise", latency=False)
+    torch.manual_seed(0)
+    model = build_model(model_cfg, info)
+    pruner = make_pruner(prune_cfg, model, model_spec(model_cfg), info)
+    model = pruner.prune_to(model, 0.5)
+    _, meta = pruner.state()
+    out = tmp_path / "export"
+    export_model(model.eval(), out, model_cfg, prune_cfg, info, meta)
+    result = write_onnx(out, batch=2)
+    assert result.max_difference <= 1e-4
+    graph = onnx.load(str(result.path)).graph
+    stored = sum(onnx.numpy_helper.to_array(t).size for t in graph.initializer)
+    assert stored < sum(p.numel() for p in build_model(model_cfg, info).parameters()) + sum(
+        b.numel() for b in model.buffers()
+    )
