@@ -125,3 +125,86 @@ def test_hf_folder_weights_and_an_export_that_carries_its_config(tmp_path):
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()
     }
+
+
+# Attention the hooks recognise by name and shape but cannot cut exactly: ALiBi slopes per head
+# (BLOOM), multi-query fused projections (GPT-BigCode), grouped fused qkv (Falcon's new
+# architecture), a q/k norm over all heads at once (OLMo-2). Their heads are kept, with the
+# reason recorded, and the MLP widths are still pruned over iterative steps.
+KEPT = {
+    "bloom": {"model_type": "bloom", **COMMON, "hidden_size": 64, "n_layer": 2, "n_head": 4},
+    "gpt_bigcode": {"model_type": "gpt_bigcode", "vocab_size": VOCAB, "n_embd": 64,
+                    "n_layer": 2, "n_head": 4, "n_positions": 64, "multi_query": True},
+    "falcon": {"model_type": "falcon", **COMMON, **DECODER, "new_decoder_architecture": True,
+               "num_kv_heads": 2},
+    "olmo2": {"model_type": "olmo2", **COMMON, **DECODER, "num_key_value_heads": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", list(KEPT))
+def test_attention_that_cannot_be_cut_exactly_keeps_its_heads(family):
+    cfg = ModelConfig(name="hf", options={"config": KEPT[family]})
+    torch.manual_seed(0)
+    model = build_model(cfg, INFO)
+    mlp_before = sum(p.numel() for n, p in model.named_parameters() if "mlp" in n)
+    attention = {n: p.shape for n, p in model.named_parameters() if "attn" in n or "attention" in n}
+    pruner = make_pruner(PruneConfig(structure="structured", latency=False), model,
+                         model_spec(cfg), INFO)  # fmt: skip
+    assert pruner.head_layouts == []
+    reasons = [r for r in pruner.ignored.values() if "attention heads" in r]
+    assert reasons and all("kept" in r and "MLP widths are still pruned" in r for r in reasons)
+    ids = torch.randint(3, VOCAB, (2, 16))
+    for target in schedules.geometric(0.75, steps=3):
+        model = pruner.prune_to(model, target)
+        out = model(input_ids=ids, labels=ids)
+        assert out.logits.shape == (2, 16, VOCAB)
+        out.loss.backward()
+    assert {n: p.shape for n, p in model.named_parameters() if n in attention} == attention
+    assert sum(p.numel() for n, p in model.named_parameters() if "mlp" in n) < mlp_before
+    assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.75, abs=0.01)
+    model.eval()
+    assert model.generate(ids[:1, :4], max_new_tokens=4, do_sample=False).shape == (1, 8)
+
+
+class _GlobalNormAttention(torch.nn.Module):
+    """Multi-head attention whose queries are normalised over ALL heads at once: cutting a head
+    still runs but changes what every other head computes."""
+
+    def __init__(self, width: int = 32, heads: int = 4, global_norm: bool = True) -> None:
+        super().__init__()
+        self.head_dim, self.global_norm = width // heads, global_norm
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
+            torch.nn.Linear(width, width) for _ in range(4)
+        )
+
+    def forward(self, x):
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.global_norm:
+            q = torch.nn.functional.normalize(q, dim=-1) * 4
+        heads = q.shape[-1] // self.head_dim
+
+        def split(t):
+            return t.view(*t.shape[:2], heads, self.head_dim).transpose(1, 2)
+
+        att = torch.softmax(split(q) @ split(k).transpose(-1, -2), -1) @ split(v)
+        return self.o_proj(att.transpose(1, 2).flatten(2))
+
+
+@pytest.mark.parametrize("global_norm", [False, True])
+def test_head_cuts_are_trusted_only_when_exact(global_norm):
+    from prunebench.models.hf import hf_heads
+    from prunebench.pruning.heads import inexact_cuts
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(_GlobalNormAttention(global_norm=global_norm))
+    layouts = hf_heads(model)
+    assert [layout.layout for layout in layouts] == ["separate"]
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    failed = inexact_cuts(model, layouts, hf_heads, None, torch.randn(2, 5, 32))
+    if global_norm:
+        assert list(failed) == ["0"]
+        assert "changes what the other heads compute" in failed["0"]
+    else:
+        assert failed == {}
+    # the trial leaves the model as it was
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())

@@ -46,6 +46,35 @@ def test_count_macs_matches_the_hand_count():
     assert batch.total == 3 * count.total
 
 
+class _TokenStage(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, pair):
+        x, token = pair
+        return self.fc(x) + token
+
+
+class _PassesItsTokenOn(nn.Module):
+    """Hands a view of a Parameter to a submodule as an input (timm's PiT does this with its
+    class token), which FlopCounterMode's module tracker cannot follow under no_grad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(4))
+        self.stage = _TokenStage()
+
+    def forward(self, x):
+        return self.stage((x, self.token.expand(len(x), -1)))
+
+
+def test_count_macs_of_a_model_that_passes_a_parameter_to_a_submodule():
+    with torch.no_grad():  # callers may count inside no_grad
+        count = count_macs(_PassesItsTokenOn(), torch.zeros(2, 4))
+    assert count.total == count.layers["stage.fc"] == 2 * 4 * 4
+
+
 def test_nonzero_macs_scale_each_layer_by_its_density():
     model = small_net()
     count = count_macs(model, torch.zeros(1, 1, 8, 8))

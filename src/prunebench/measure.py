@@ -68,9 +68,12 @@ def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
     return float(output.numel() * per_element)  # weight (out, in/groups, *k): per output element
 
 
-@torch.no_grad()
 def count_macs(model: nn.Module, inputs: Any) -> MacCount:
-    """MACs of one forward pass on `inputs` (model put in eval mode for the count)."""
+    """MACs of one forward pass on `inputs` (model put in eval mode for the count).
+
+    Counted with autograd on: FlopCounterMode's module tracker hooks every tensor that enters a
+    module, and under no_grad a Parameter passed as a module input (timm's PiT hands its class
+    token to the next stage) makes it fail with "Expected gradient function to be set"."""
     from torch.utils.flop_counter import FlopCounterMode
 
     layers: dict[str, float] = {}
@@ -85,7 +88,7 @@ def count_macs(model: nn.Module, inputs: Any) -> MacCount:
     was_training = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter:
+        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
             call(model, inputs)
     finally:
         for handle in handles:

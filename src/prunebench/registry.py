@@ -26,12 +26,19 @@ class UnknownNameError(PrunebenchError, KeyError):
         return str(self.args[0])
 
 
+SHOWN = 12  # names an error message lists before it refers to `prunebench list`
+
+
 def suggest(name: str, known: list[str]) -> str:
-    """' (did you mean 'x'?)' when a close match exists, else the list of known names."""
+    """'did you mean 'x'?' when a close match exists, else the known names (the first dozen of
+    a long list, which `prunebench list` shows whole)."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"
-    return "known: " + ", ".join(sorted(known))
+    names = sorted(known)
+    if len(names) > SHOWN:
+        return "known: " + ", ".join(names[:SHOWN]) + f", ... ({len(names)} in all)"
+    return "known: " + ", ".join(names)
 
 
 def load_reference(reference: str) -> Any:

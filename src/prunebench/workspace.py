@@ -58,6 +58,19 @@ class Workspace:
             self._contexts[rid] = RunContext(cfg, self.data(cfg), self.dense(cfg), self.progress)
         return self._contexts[rid]
 
+    @staticmethod
+    def _probe_pruning(cfg: RunConfig, model: torch.nn.Module, data: DataBundle) -> None:
+        """Build the pruner; a structured one also cuts this throwaway model to the run's last
+        target (magnitude scores: no data needed), so that a model Torch-Pruning can trace but
+        not cut (attention it does not know, a reshape of the channels) is refused before any
+        pretraining, not after it."""
+        spec = model_spec(cfg.model)
+        if cfg.prune.structure != "structured":
+            make_pruner(cfg.prune, model, spec, data.info)
+            return
+        probe = cfg.prune.model_copy(update={"criterion": "magnitude", "latency": False})
+        make_pruner(probe, model, spec, data.info).prune_to(model, cfg.regime.schedule()[-1])
+
     def check(self, cfg: RunConfig) -> None:
         """What needs the model (model options, local weights, prune.exclude names, structured
         tracing): checked before anything is trained or written (claimed, even), once per
@@ -69,7 +82,7 @@ class Workspace:
                 with warnings.catch_warnings():  # a probe: its error is the one line we print
                     warnings.simplefilter("ignore")
                     model = initial_model(cfg, data)  # local weights read and fitted, too
-                    make_pruner(cfg.prune, model, model_spec(cfg.model), data.info)
+                    self._probe_pruning(cfg, model, data)
             except PrunebenchError:
                 raise
             except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all

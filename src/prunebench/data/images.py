@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,16 +76,31 @@ def to_pil(image: Any):
     return Image.fromarray(array if array.dtype == np.uint8 else array.astype(np.uint8))
 
 
+def read_image(image: Any, mode: str):
+    """`to_pil(image)` converted to `mode` (pixels read now); a file that is not a readable
+    image (garbled, truncated, a decompression bomb) is one line naming it."""
+    from PIL import Image
+
+    try:
+        return to_pil(image).convert(mode)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        where = f"'{image}'" if isinstance(image, (str, Path)) else "an image of the dataset"
+        raise ConfigError(
+            f"data: {where} is not a readable image ({type(exc).__name__}: {exc}); "
+            "remove or replace it"
+        ) from None
+
+
 def native_size(image: Any) -> int:
     """The shorter side of one image: the default `data.image_size`."""
-    return min(to_pil(image).size)
+    return min(read_image(image, "RGB").size)
 
 
 def decode(image: Any, size: int, channels: int) -> torch.Tensor:
     """Any image `to_pil` reads -> uint8 (C, size, size): shorter side resized, centre crop."""
     from torchvision.transforms import functional as F
 
-    pil = to_pil(image).convert("RGB" if channels == 3 else "L")
+    pil = read_image(image, "RGB" if channels == 3 else "L")
     return F.pil_to_tensor(F.center_crop(F.resize(pil, size), size))
 
 

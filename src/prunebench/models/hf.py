@@ -27,6 +27,7 @@ from prunebench.models.attention import keep_heads, leaf_attentions
 from prunebench.models.roles import output_tensor as logits_of
 from prunebench.models.spec import HeadLayout, ModelSpec, StructuredHooks
 from prunebench.pruning.heads import counts as head_counts
+from prunebench.pruning.heads import in_width, out_width
 from prunebench.sources import HF_TASKS
 
 CAUSAL_LM_ENDINGS = tuple(k for k, task in HF_TASKS.items() if task == "causal_lm")
@@ -92,12 +93,14 @@ def build_hf(
         for field, value in (("num_channels", info.in_channels), ("image_size", info.image_size)):
             if value is not None and hasattr(hf_config, field):
                 setattr(hf_config, field, value)
+    if hf_config.architectures is None:  # transformers iterates it for DeiT, LeViT, ...
+        hf_config.architectures = []
     try:
         return auto_class(info.task).from_config(hf_config, attn_implementation="eager")
     except ValueError as exc:
-        kind = "causal LM" if info.task == "causal_lm" else "image classifier"
+        kind = "a causal LM" if info.task == "causal_lm" else "an image classifier"
         raise ConfigError(
-            f"model.name=hf: transformers cannot build a {kind} from this config: {_one_line(exc)}"
+            f"model.name=hf: transformers cannot build {kind} from this config: {_one_line(exc)}"
         ) from None
 
 
@@ -147,12 +150,29 @@ def hf_heads(model: nn.Module) -> list[HeadLayout]:
             continue
         qkv = [getattr(attention, n, None) for n in ("q_proj", "k_proj", "v_proj")]
         if all(_linear(p) for p in qkv):
-            out.append(HeadLayout(name, "separate", tuple(qkv), output, head_dim))
+            layout = HeadLayout(name, "separate", tuple(qkv), output, head_dim)
         elif _linear(getattr(attention, "c_attn", None)):
-            out.append(HeadLayout(name, "qkv", (attention.c_attn,), output, head_dim))
+            layout = HeadLayout(name, "qkv", (attention.c_attn,), output, head_dim)
         elif _linear(getattr(attention, "query_key_value", None)):
-            out.append(HeadLayout(name, "per_head", (attention.query_key_value,), output, head_dim))
+            layout = HeadLayout(name, "per_head", (attention.query_key_value,), output, head_dim)
+        else:
+            continue
+        if _widths_fit(layout):
+            out.append(layout)
     return out
+
+
+def _widths_fit(layout: HeadLayout) -> bool:
+    """The layer widths agree with the layout (true before and after whole heads are cut): a
+    fused projection holds q, k and v of equal width (not multi-query: GPT-BigCode, Falcon),
+    the output projection reads the query width, and key/value heads divide the query heads."""
+    d = layout.head_dim
+    reads = in_width(layout.output)
+    widths = [out_width(p) for p in layout.projections]
+    if layout.layout == "separate":
+        q, k, v = widths
+        return q == reads and k == v and k > 0 and q % d == 0 and k % d == 0 and q % k == 0
+    return widths[0] == 3 * reads and reads % d == 0
 
 
 def conv1d_pruner():

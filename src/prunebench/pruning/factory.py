@@ -15,6 +15,7 @@ from prunebench.pruning.base import Pruner
 from prunebench.pruning.params import select_prunable
 from prunebench.pruning.structured import StructuredPruner
 from prunebench.pruning.unstructured import UnstructuredPruner
+from prunebench.sources import MODEL_KINDS
 
 if TYPE_CHECKING:
     from prunebench.config import PruneConfig
@@ -22,9 +23,15 @@ if TYPE_CHECKING:
     from prunebench.models.spec import ModelSpec
 
 
-def model_name(spec: ModelSpec) -> str:
-    """The registry name of a spec (for error messages)."""
-    return MODELS.name_of(spec) or spec.description or "model"
+def model_name(spec: ModelSpec, model: nn.Module) -> str:
+    """How error messages name the model: its registry name, its source (`timm:NAME`), or, for
+    a source shared by many architectures (`hf`), the class that was built."""
+    registered = MODELS.name_of(spec)
+    if registered is not None:
+        return registered
+    if spec.description.partition(":")[0] in MODEL_KINDS:
+        return spec.description
+    return type(model).__name__
 
 
 def make_pruner(
@@ -50,6 +57,6 @@ def make_pruner(
         inputs,
         hooks=spec.structured,
         classifier=spec.classifier,
-        model_name=model_name(spec),
+        model_name=model_name(spec, model),
         meta=meta,
     )

@@ -6,14 +6,26 @@ columns of the output projection, so q and kv heads stay consistent (the group s
 The score of a head set is the SUM of the criterion's weight scores over every slice it removes
 (as for channel groups); head targets come from the ORIGINAL counts (pruning.targets.head_keep).
 Each removal is recorded by layer name and indices and replayed on a freshly built model.
+
+A hook recognises attention by its layers' names and shapes, which cannot tell everything
+(ALiBi slopes per head, a q/k norm over all heads at once, multi-query fused projections, a
+width attribute the hook does not update). So before a layout is trusted, `inexact_cuts` cuts a
+head from a copy of the model and compares it with the original whose head is silenced at the
+output projection: the two are the same function exactly when the cut is right. Attention that
+fails keeps its heads, with the reason recorded, and its MLP widths are still pruned.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
-from prunebench.measure import is_conv1d
+from prunebench.measure import call, is_conv1d
+from prunebench.models.roles import output_tensor
 from prunebench.models.spec import HeadLayout
 
 Slice = tuple[nn.Module, str, list[int]]  # (layer, 'out' or 'in', indices)
@@ -29,6 +41,10 @@ def counts(head: HeadLayout) -> tuple[int, int]:
 
 def out_width(layer: nn.Module) -> int:
     return layer.weight.shape[1] if is_conv1d(layer) else layer.weight.shape[0]
+
+
+def in_width(layer: nn.Module) -> int:
+    return layer.weight.shape[0] if is_conv1d(layer) else layer.weight.shape[1]
 
 
 def weight_dim(layer: nn.Module, side: str) -> int:
@@ -99,3 +115,76 @@ def lowest(scores: torch.Tensor, n: int) -> list[int]:
     """The `n` lowest-scoring heads (ties: lowest index first), sorted."""
     order = sorted(range(len(scores)), key=lambda i: (float(scores[i]), i))
     return sorted(order[:n])
+
+
+def _silenced_output(model: nn.Module, layouts: list[HeadLayout], example_inputs: Any):
+    """The model's output with key/value head 0 of each layout (and its query heads) adding
+    nothing: their input columns of the output projection zeroed for one forward."""
+    saved = []
+    try:
+        for layout in layouts:
+            layer, side, idxs = slices(layout, 0)[-1]  # the output projection's input slice
+            dim = weight_dim(layer, side)
+            index = torch.as_tensor(idxs, device=layer.weight.device)
+            saved.append((layer.weight, layer.weight.data.index_select(dim, index), dim, index))
+            layer.weight.data.index_fill_(dim, index, 0.0)
+        return output_tensor(call(model, example_inputs))
+    finally:
+        for weight, values, dim, index in saved:
+            weight.data.index_copy_(dim, index, values)
+
+
+@torch.no_grad()
+def inexact_cuts(
+    model: nn.Module,
+    layouts: list[HeadLayout],
+    find_layouts: Callable[[nn.Module], list[HeadLayout]],
+    after_step: Callable[[nn.Module, Any], None] | None,
+    example_inputs: Any,
+) -> dict[str, str]:
+    """{attention name: reason} for the layouts whose head cut is not exact (see the module
+    docstring). One trial per attention class: a copy with head 0 cut from every layout of
+    that class must give the original's output with those heads silenced."""
+    by_class: dict[str, list[HeadLayout]] = {}
+    modules = dict(model.named_modules())
+    for layout in layouts:
+        if counts(layout)[1] >= 2:  # a single key/value head is never cut
+            by_class.setdefault(type(modules[layout.name]).__name__, []).append(layout)
+    failed: dict[str, str] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for kind, group in by_class.items():
+            reason = _trial(model, group, find_layouts, after_step, example_inputs)
+            if reason is not None:
+                why = (
+                    f"attention heads of {kind} are kept: cutting one {reason}; MLP widths are "
+                    "still pruned"
+                )
+                failed.update({layout.name: why for layout in group})
+    finally:
+        model.train(was_training)
+    return failed
+
+
+def _trial(model, group, find_layouts, after_step, example_inputs) -> str | None:
+    expected = _silenced_output(model, group, example_inputs)
+    trial = copy.deepcopy(model)
+    copied = {layout.name: layout for layout in find_layouts(trial)}
+    try:
+        for layout in group:
+            remove(copied[layout.name], [0])
+        if after_step is not None:
+            after_step(trial, None)
+        got = output_tensor(call(trial, example_inputs))
+    except Exception as exc:
+        return f"breaks the forward ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
+    finally:
+        del trial
+    if got.shape != expected.shape:
+        return f"changes the output shape ({tuple(got.shape)} vs {tuple(expected.shape)})"
+    scale = float(expected.abs().max()) or 1.0
+    error = float((got.float() - expected.float()).abs().max()) / scale
+    if not error <= 1e-4:
+        return f"changes what the other heads compute (relative difference {error:.1e})"
+    return None

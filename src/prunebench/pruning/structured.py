@@ -17,6 +17,7 @@ indices, plain JSON) rebuilds the structure on a fresh dense model: no pickle.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from prunebench.models.spec import StructuredHooks
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.guard import GraphBudgetExceeded, culprit, graph_budget
 from prunebench.pruning.heads import counts as head_counts
-from prunebench.pruning.heads import head_scores, lowest
+from prunebench.pruning.heads import head_scores, inexact_cuts, lowest
 from prunebench.pruning.heads import remove as remove_heads
 from prunebench.pruning.params import check_prefixes, count_nonzero, structured_exclusions
 from prunebench.pruning.presets import PRESETS, match_ratio
@@ -111,7 +112,10 @@ def build_meta_pruner(
     kwargs = {k: v for k, v in extra.items() if k not in OWN_KWARGS}
     num_heads = dict(kwargs.pop("num_heads", {}) or {})
     try:
-        with graph_budget():
+        with graph_budget(), warnings.catch_warnings():
+            # Torch-Pruning prunes parameters held outside layers (layer scales, class tokens)
+            # along their last dimension, which is what prunebench wants: not the user's news
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             meta = tp.pruner.MetaPruner(
                 model,
                 example_inputs,
@@ -175,7 +179,7 @@ class StructuredPruner(Pruner):
         )
         self.round_to = cfg.round_to or extra.get("round_to")
         self.heads0 = {_module_names(model)[m]: n for m, n in self.tp.num_heads.items()}
-        self.head_layouts = hooks.heads(model) if hooks is not None and hooks.heads else []
+        self.head_layouts = self._exact_head_layouts(model, hooks)
         self.kv0 = {h.name: head_counts(h)[1] for h in self.head_layouts}
         self.heads0.update({h.name: head_counts(h)[0] for h in self.head_layouts})
         self.head_cuts: list[list[Any]] = []  # [attention name, removed key/value heads]
@@ -189,6 +193,20 @@ class StructuredPruner(Pruner):
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
+
+    def _exact_head_layouts(self, model: nn.Module, hooks: StructuredHooks | None) -> list:
+        """The hooks' head layouts whose cut is exact (pruning.heads.inexact_cuts); the others
+        keep their heads (their projections are ignored already) with the reason recorded."""
+        if hooks is None or hooks.heads is None:
+            return []
+        layouts = hooks.heads(model)
+        failed = inexact_cuts(model, layouts, hooks.heads, hooks.after_step, self.example_inputs)
+        names = _module_names(model)
+        for layout in layouts:
+            if layout.name in failed:
+                for projection in layout.projections:
+                    self.ignored[names[projection]] = failed[layout.name]
+        return [layout for layout in layouts if layout.name not in failed]
 
     @classmethod
     def for_model(
