@@ -47,7 +47,7 @@ test: $(FULL)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/pytest
 
-# Every torchvision family and 16 timm families, structured and unstructured (tests/test_zoo.py).
+# Every torchvision family and 19 timm families, structured and unstructured (tests/test_zoo.py).
 test-zoo: $(FULL)
 	$(VENV)/bin/pytest -m zoo tests/test_zoo.py
 

@@ -122,6 +122,10 @@ def test_config_that_is_a_directory_or_too_large(invoke, tmp_path):
     code, _, err = invoke("sweep", str(big), "--results", str(tmp_path / "r"))
     assert_one_line(code, err, "a config is at most 1,048,576 bytes")
     assert not (tmp_path / "r").exists()
+    if Path("/dev/zero").exists():  # endless, and stat gives it no size: read with a bound
+        code, _, err = invoke("run", "/dev/zero", "--results", str(tmp_path / "r"))
+        assert_one_line(code, err, "is longer than a config's 1,048,576 bytes")
+        assert not (tmp_path / "r").exists()
 
 
 def test_yaml_exponent_numbers_are_numbers(tiny):

@@ -75,6 +75,19 @@ def test_count_macs_of_a_model_that_passes_a_parameter_to_a_submodule():
     assert count.total == count.layers["stage.fc"] == 2 * 4 * 4
 
 
+def test_count_macs_sees_the_fused_attention_fast_path():
+    """In eval mode under no_grad, nn.MultiheadAttention (torchvision's ViT) runs a fused kernel
+    that FlopCounterMode does not see: it counted 0 MACs for a whole encoder layer."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+    with torch.no_grad():
+        count = count_macs(encoder, torch.zeros(1, 5, 8))
+    projections = 5 * 8 * 24 + 5 * 8 * 8  # q/k/v in, out
+    feed_forward = 5 * 8 * 16 + 5 * 16 * 8
+    assert count.total >= projections + feed_forward
+
+
 def test_nonzero_macs_scale_each_layer_by_its_density():
     model = small_net()
     count = count_macs(model, torch.zeros(1, 1, 8, 8))

@@ -48,6 +48,31 @@ def test_report_command_prints_the_path(results_dir, cli, tmp_path):
     assert "OOM on step 1" in html and "NaN loss" in html
 
 
+def test_a_refused_report_write_is_one_line_and_leaves_no_part(
+    results_dir, invoke, monkeypatch, tmp_path
+):
+    """The --out checks cannot foresee everything (a full disk, /proc): the write itself is one
+    line, exit 1 (the system refused), and no temp file stays behind."""
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def refuse_html(path, data):
+        if path.name.startswith(".report.html"):
+            real(path, data[:10])  # half-written, then the disk is full
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refuse_html)
+    out = tmp_path / "rep"
+    code, _, err = invoke("report", str(results_dir), "--out", str(out), "--figures", "svg")
+    assert code == 1
+    assert err.strip() == f"error: cannot write the report to '{out}': No space left on device"
+    left = {p.name for p in out.rglob("*")}
+    assert "report.html" not in left and "report.md" not in left
+    assert not any(name.startswith(".") for name in left)
+
+
 def run_main(monkeypatch, *args: str) -> int:
     """The CLI's `main()` in-process, for binary stdout (the `invoke` fixture decodes text)."""
     from prunebench.cli import main

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,12 +70,30 @@ def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
     return float(output.numel() * per_element)  # weight (out, in/groups, *k): per output element
 
 
-def count_macs(model: nn.Module, inputs: Any) -> MacCount:
-    """MACs of one forward pass on `inputs` (model put in eval mode for the count).
+@contextmanager
+def countable(model: nn.Module) -> Iterator[None]:
+    """A forward whose every multiply FlopCounterMode sees, leaving nothing behind: no parameter
+    requires grad (so no graph, no non-leaf tensor cached by the model, e.g. LeViT's attention
+    biases, and no tensor for the counter's module tracker to hook: under no_grad a view of a
+    Parameter handed to a submodule, as PiT does with its class token, makes it fail), and
+    nn.MultiheadAttention's fused fast path is off (the counter does not see inside it: it
+    counted 0 MACs for a whole torchvision ViT encoder layer)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    try:
+        for param, _ in flags:
+            param.requires_grad_(False)
+        torch.backends.mha.set_fastpath_enabled(False)
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
+        for param, flag in flags:
+            param.requires_grad_(flag)
 
-    Counted with autograd on: FlopCounterMode's module tracker hooks every tensor that enters a
-    module, and under no_grad a Parameter passed as a module input (timm's PiT hands its class
-    token to the next stage) makes it fail with "Expected gradient function to be set"."""
+
+@torch.no_grad()
+def count_macs(model: nn.Module, inputs: Any) -> MacCount:
+    """MACs of one forward pass on `inputs` (model put in eval mode for the count)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     layers: dict[str, float] = {}
@@ -88,7 +108,7 @@ def count_macs(model: nn.Module, inputs: Any) -> MacCount:
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        with countable(model), FlopCounterMode(display=False) as counter:
             call(model, inputs)
     finally:
         for handle in handles:

@@ -196,7 +196,10 @@ def read_text(path: Path, what: str) -> str:
             raise ConfigError(
                 f"{what} '{path}' has {size:,} bytes; a config is at most {MAX_BYTES:,} bytes"
             )
-        data = path.read_bytes()
+        with path.open("rb") as stream:  # bounded: /dev/zero or a pipe has no size to stat
+            data = stream.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigError(f"{what} '{path}' is longer than a config's {MAX_BYTES:,} bytes")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
     try:

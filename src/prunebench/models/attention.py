@@ -4,7 +4,9 @@ Whole-head pruning needs to know each attention's projections and head counts; t
 models/hf.py (Hugging Face decoders) and models/vit.py (timm's `Attention`) know them. Any other
 attention (timm or torchvision windows, Hugging Face vision attention, ...) keeps its heads:
 its query/key/value projections are ignored (their outputs are never pruned, so the head
-layout stays intact) with the reason recorded, while MLP widths are still pruned.
+layout stays intact) and so is its output projection (so the width it reads, from which many
+attention modules derive their head size, stays too), with the reason recorded, while MLP
+widths are still pruned.
 """
 
 from __future__ import annotations
@@ -41,15 +43,29 @@ def projection_layers(attention: nn.Module) -> list[nn.Module]:
     ]
 
 
+def output_layers(attention: nn.Module) -> list[nn.Module]:
+    """The output projections inside `attention` (back to the width it reads)."""
+    return [
+        layer
+        for name, layer in attention.named_modules()
+        if name and name.split(".")[-1] in OUTPUT_NAMES and is_weighted(layer)
+    ]
+
+
 def keep_heads(model: nn.Module, handled: set[nn.Module]) -> list[tuple[nn.Module, str]]:
-    """(layer, reason) for the projections of every attention no hook handles."""
+    """(layer, reason) for every attention no hook handles: its projections keep their outputs
+    (the heads), and its output projection too, which keeps the width the attention reads
+    (attention often derives its head size from that width: CaiT, Twins, Swin)."""
     out = []
     for name, attention in leaf_attentions(model):
         if attention in handled or isinstance(attention, nn.MultiheadAttention):
             continue
-        reason = (
-            f"attention heads of {type(attention).__name__} '{name}' are kept (no head-pruning "
-            "hook for it); MLP widths are still pruned"
+        kind = f"{type(attention).__name__} '{name}'"
+        heads = (
+            f"attention heads of {kind} are kept (no head-pruning hook for it); MLP widths are "
+            "still pruned"
         )
-        out += [(layer, reason) for layer in projection_layers(attention)]
+        width = f"the width that {kind} reads is kept (no head-pruning hook for it)"
+        out += [(layer, heads) for layer in projection_layers(attention)]
+        out += [(layer, width) for layer in output_layers(attention)]
     return out

@@ -6,6 +6,7 @@ and never depends on the memory of a run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import prunebench.report.figures as figs
 import prunebench.report.overview as ov
 import prunebench.report.sections as sc
 import prunebench.report.studies as st
-from prunebench.errors import PrunebenchError
+from prunebench.errors import PrunebenchError, StorageError
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
@@ -118,6 +119,23 @@ def build_document(
     return Document("prunebench report: which pruning regime?", intro, sections)
 
 
+def write_files(out: Path, contents: dict[Path, bytes]) -> None:
+    """Each file written to a temp file and renamed into place; a write the system refuses
+    (read-only, disk full, a path the checks could not foresee) is one line."""
+    tmp = None
+    try:
+        for path, data in contents.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            tmp = None
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write the report to '{out}': {exc.strerror or exc}") from None
+
+
 def write_report(
     directory: Path | str,
     out: Path | str | None = None,
@@ -132,21 +150,21 @@ def write_report(
     results = load_results(directory, outcomes=True)
     doc = build_document(results, str(database_path(directory)), alpha, margin)
     out = Path(out) if out is not None else Path(directory) / "report"
-    out.mkdir(parents=True, exist_ok=True)
     images, written, links = {}, [], {}
+    contents: dict[Path, bytes] = {}
     for block in doc.figures():
         images[block.name] = figs.render(block.figure, "png")
         if figure_format is not None:
             path = out / "figures" / f"{block.name}.{figure_format}"
-            path.parent.mkdir(exist_ok=True)
             data = (
                 images[block.name] if figure_format == "png" else figs.render(block.figure, "svg")
             )
-            path.write_bytes(data)
+            contents[path] = data
             written.append(path)
             links[block.name] = path.relative_to(out).as_posix()
     html = out / "report.html"
-    html.write_text(render_html(doc, images), encoding="utf-8")
+    contents[html] = render_html(doc, images).encode("utf-8")
     markdown = out / "report.md"
-    markdown.write_text(render_markdown(doc, links), encoding="utf-8")
+    contents[markdown] = render_markdown(doc, links).encode("utf-8")
+    write_files(out, contents)
     return ReportFiles(html, markdown, written, doc)
