@@ -123,6 +123,37 @@ def test_arrays_errors_name_the_array(tmp_path):
         build_data(data_cfg("arrays", tmp_path), CPU)
 
 
+def test_arrays_labels_as_class_names_or_a_column(tmp_path):
+    rng = np.random.default_rng(0)
+    names = {"train": rng.choice(["dog", "cat", "eel"], 30), "test": np.array(["eel", "cat"] * 5)}
+    for split, y in names.items():
+        np.save(tmp_path / f"x_{split}.npy", rng.normal(size=(len(y), 4)).astype(np.float32))
+        np.save(tmp_path / f"y_{split}.npy", y)
+    bundle = build_data(data_cfg("arrays", tmp_path), CPU)
+    assert bundle.info.num_classes == 3
+    _, y_test = everything(bundle.test)
+    assert y_test.tolist() == [2, 0] * 5  # sorted names: cat 0, dog 1, eel 2, in every split
+    column = tmp_path / "column.npz"
+    np.savez(column, x=rng.normal(size=(30, 4)), y=np.repeat(np.arange(3), 10)[:, None])
+    assert build_data(data_cfg("arrays", column), CPU).info.num_classes == 3
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (np.full((20, 4), np.nan), np.arange(20) % 2, "the inputs hold NaN or infinite values"),
+        (np.zeros((20, 4)), np.arange(20) % 2 + 0.5, "not values such as 0.5"),
+        (np.zeros((20, 4)), np.eye(20)[:, :2], "have shape (20, 2); give one class per input"),
+        (np.zeros((20, 4), dtype=complex), np.arange(20) % 2, "are complex128, not numbers"),
+    ],
+)
+def test_arrays_bad_values_are_one_line(tmp_path, x, y, message):
+    np.savez(tmp_path / "bad.npz", x=x, y=y)
+    with pytest.raises(ConfigError) as refused:
+        build_data(data_cfg("arrays", tmp_path / "bad.npz"), CPU)
+    assert message in str(refused.value)
+
+
 def test_hf_dataset_images_saved_to_disk(tmp_path):
     import datasets
     from PIL import Image

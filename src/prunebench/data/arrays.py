@@ -5,7 +5,8 @@
 (and optionally `x_val`, `y_val`) the splits are given, with `x` and `y` test and validation
 splits are carved, stratified and seeded. Inputs of shape (N, C, H, W), (N, H, W, C) or (N, H, W)
 are images (uint8 0..255 or floats; `options.layout` forces nchw/nhwc), (N, F) feature vectors.
-Labels are integer classes 0..K-1. Files are read with `allow_pickle=False`: no code runs.
+Labels are integer classes 0..K-1 (shape (N,) or (N, 1)) or class names (numbered in sorted
+order). Files are read with `allow_pickle=False`: no code runs.
 Everything is kept in memory; images go through data/images.py (normalisation from the training
 split, crop/flip augmentation), feature vectors are standardised with the training split's
 per-feature mean and std.
@@ -71,6 +72,45 @@ def pick(arrays: dict[str, np.ndarray], opts: dict[str, Any], root: Path):
     return {"all": (arrays[x], arrays[y])}
 
 
+def _split(name: str) -> str:
+    return "" if name == "all" else f"{name} "
+
+
+def class_labels(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Integer classes per split: integer labels as they are (shape (N,) or (N, 1)); text or
+    boolean labels numbered in sorted order over all splits (so 'cat' is the same class in
+    train and test)."""
+    flat = {}
+    for name, y in labels.items():
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ConfigError(
+                f"data.root: the {_split(name)}labels have shape {y.shape}; give one class per "
+                "input (shape (N,)), not one-hot rows"
+            )
+        flat[name] = y
+    if all(y.dtype.kind in "USb" for y in flat.values()):
+        classes = np.unique(np.concatenate([y.astype(str) for y in flat.values()]))
+        return {name: np.searchsorted(classes, y.astype(str)) for name, y in flat.items()}
+    out = {}
+    for name, y in flat.items():
+        if y.dtype.kind == "f":
+            wrong = y[~np.isfinite(y) | (y != np.round(y))]
+            if len(wrong):
+                raise ConfigError(
+                    f"data.root: the {_split(name)}labels must be one integer class each (or "
+                    f"class names), not values such as {wrong[0].item()!r}"
+                )
+        elif y.dtype.kind not in "iu":
+            raise ConfigError(
+                f"data.root: the {_split(name)}labels are {y.dtype}; give integer classes or "
+                "class names"
+            )
+        out[name] = y.astype(np.int64)
+    return out
+
+
 def as_images(x: np.ndarray, layout: str) -> np.ndarray:
     """(N, C, H, W) from NCHW, NHWC or (N, H, W)."""
     if x.ndim == 3:
@@ -88,15 +128,22 @@ def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
     if root is None:
         raise ConfigError("data.root must point at an .npz file or a folder of .npy files")
     parts = pick(read_arrays(root), opts, root)
+    named = class_labels({name: y for name, (_, y) in parts.items()})
     xs, ys, positions = [], [], {}
-    for name, (x, y) in parts.items():
+    for name, (x, _) in parts.items():
+        y = named[name]
         if len(x) != len(y):
             raise ConfigError(f"data.root: {name} has {len(x)} inputs but {len(y)} labels")
-        if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-            raise ConfigError(f"data.root: the {name} labels must be one integer class each")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ConfigError(f"data.root: the {_split(name)}inputs hold NaN or infinite values")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ConfigError(
+                f"data.root: the {_split(name)}inputs are {x.dtype}, not numbers; give integer "
+                "or floating-point arrays"
+            )
         start = sum(len(a) for a in xs)
         xs.append(x)
-        ys.append(y.astype(np.int64))
+        ys.append(y)
         positions[name] = np.arange(start, start + len(x))
     shapes = {a.shape[1:] for a in xs}
     if len(shapes) != 1:
