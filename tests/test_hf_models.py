@@ -1,5 +1,6 @@
-"""Hugging Face models from local configs (`model.name=hf`): tiny random Llama, Qwen2 and
-Mistral (grouped-query attention), GPT-2 (fused Conv1D qkv) and GPT-NeoX (per-head fused qkv),
+"""Hugging Face models from local configs (`model.name=hf`): tiny random Llama, Qwen2, Mistral
+and Gemma (grouped-query attention), GPT-2 (fused Conv1D qkv), GPT-NeoX (per-head fused qkv),
+Phi and OPT,
 pruned structurally over 3 iterative steps: whole heads counted from the ORIGINAL counts, MLP
 channels; loss, backward, generate and a rebuild from the stored state still work."""
 
@@ -34,6 +35,11 @@ CONFIGS = {
     "gpt2": {"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": 64, "n_layer": 2, "n_head": 4,
              "n_positions": 64, "bos_token_id": 1, "eos_token_id": 2},
     "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
+    # no hook of their own: the same recognition (`dense` output, head_dim, GQA) covers them
+    "phi": {"model_type": "phi", **COMMON, **DECODER},
+    "gemma": {"model_type": "gemma", **COMMON, **DECODER, "num_key_value_heads": 2,
+              "head_dim": 16},
+    "opt": {"model_type": "opt", **COMMON, **DECODER, "ffn_dim": 128, "word_embed_proj_dim": 64},
 }  # fmt: skip
 
 
