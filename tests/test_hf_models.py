@@ -1,8 +1,7 @@
 """Hugging Face models from local configs (`model.name=hf`): tiny random Llama, Qwen2, Mistral
 and Gemma (grouped-query attention), GPT-2 (fused Conv1D qkv), GPT-NeoX (per-head fused qkv),
-Phi and OPT,
-pruned structurally over 3 iterative steps: whole heads counted from the ORIGINAL counts, MLP
-channels; loss, backward, generate and a rebuild from the stored state still work."""
+Phi and OPT, pruned structurally over 3 iterative steps: whole heads counted from the ORIGINAL
+counts, MLP channels; loss, backward, generate and a rebuild from the stored state still work."""
 
 from __future__ import annotations
 
