@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from prunebench.errors import PrunebenchError
 from prunebench.pruning.targets import (
+    closest_total,
     global_keep_counts,
     head_keep,
     local_keep_counts,
@@ -78,6 +80,38 @@ def test_global_keep_counts_round_after_the_ranking():
     assert global_keep_counts(0.25, [8, 8], scores, "none") == [4, 8]
     assert global_keep_counts(0.25, [8, 8], scores, "none", round_to=4) == [4, 8]
     assert global_keep_counts(0.25, [8, 8], scores, "none", round_to=8) == [8, 8]
+
+
+def test_rounded_global_counts_keep_the_scope_total_within_half_a_step():
+    # rounded one by one, 6 of 12 and 10 of 20 at round_to=4 both go up: 8 + 12 = 20, not 16
+    scores = [[0.0] * 6 + [9.0] * 6, [0.0] * 10 + [9.0] * 10]
+    assert global_keep_counts(0.5, [12, 20], scores, "none") == [6, 10]
+    assert global_keep_counts(0.5, [12, 20], scores, "none", round_to=4) == [4, 12]  # a tie: first
+    assert closest_total([8, 12], [7, 10], [12, 20], 16, 4) == [8, 8]  # 10 -> 12 went up most
+    assert closest_total([4, 4], [5, 6], [8, 8], 12, 4) == [4, 8]  # 6 -> 4 went down most
+    assert closest_total([8, 8], [8, 8], [8, 8], 14, 4) == [8, 8]  # within half a step
+    assert closest_total([4, 4], [4, 4], [4, 6], 12, 4) == [4, 4]  # no room: never grows
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_iterative_and_one_shot_keep_the_same_total_with_rounding(seed):
+    """Three steps toward t end within half a rounding step of one step to t (round_to=4)."""
+    rng = random.Random(seed)
+    originals = [rng.choice([8, 16, 24, 32, 64]) for _ in range(rng.randint(2, 8))]
+    target, step = rng.uniform(0.3, 0.8), 4
+    exact = sum(originals) - math.floor(target * sum(originals) + 0.5)
+
+    def keep_after(targets):
+        current = list(originals)
+        for t in targets:
+            scores = [[rng.random() for _ in range(c)] for c in current]
+            current = global_keep_counts(t, originals, scores, "none", step)
+        return current
+
+    for targets in ([target], [target / 3, 2 * target / 3, target]):
+        kept = keep_after(targets)
+        assert all(k % step == 0 or k == n for k, n in zip(kept, originals, strict=True))
+        assert abs(sum(kept) - exact) <= step / 2
 
 
 def test_head_keep_counts_from_the_original_and_rounds_halves_up():

@@ -103,7 +103,34 @@ def global_keep_counts(
             if left[g] > 1:
                 left[g] -= 1
                 to_prune -= 1
-    return [round_keep(k, c, round_to) for k, c in zip(left, current, strict=True)]
+    rounded = [round_keep(k, c, round_to) for k, c in zip(left, current, strict=True)]
+    if round_to:
+        rounded = closest_total(
+            rounded, left, current, original - count_to_prune(target, original), round_to
+        )
+    return rounded
+
+
+def closest_total(
+    rounded: list[int], wanted: Sequence[int], current: Sequence[int], total: int, step: int
+) -> list[int]:
+    """Group counts rounded one by one to multiples of `step` can miss the scope's total by
+    up to half a step per group, and by a different amount after each step of a schedule:
+    move whole steps, from the groups that rounding moved the most the other way, while that
+    brings the sum closer to `total` (a group stays in [step, current] and on its multiples).
+    So iterative and one-shot schedules keep (within half a step) the same number of channels."""
+    out = list(rounded)
+    while 2 * abs(sum(out) - total) > step:
+        delta = -step if sum(out) > total else step
+        movable = [
+            g for g, n in enumerate(out) if n % step == 0 and step <= n + delta <= current[g]
+        ]
+        if not movable:
+            break
+        # the group that rounding moved furthest the other way (ties: the first group)
+        g = max(movable, key=lambda g: ((wanted[g] - out[g]) * (delta // step), -g))
+        out[g] += delta
+    return out
 
 
 def head_keep(target: float, original: int) -> int:
