@@ -67,7 +67,7 @@ def test_a_refused_report_write_is_one_line_and_leaves_no_part(
     out = tmp_path / "rep"
     code, _, err = invoke("report", str(results_dir), "--out", str(out), "--figures", "svg")
     assert code == 1
-    assert err.strip() == f"error: cannot write the report to '{out}': No space left on device"
+    assert err.strip() == f"error: cannot write '{out / 'report.html'}': No space left on device"
     left = {p.name for p in out.rglob("*")}
     assert "report.html" not in left and "report.md" not in left
     assert not any(name.startswith(".") for name in left)
@@ -126,3 +126,23 @@ def test_csv_lists_the_failed_runs(results_dir, invoke):
         "NaN loss",
         "OOM on step 1",
     ]
+
+
+def test_results_to_a_file_is_written_whole(results_dir, invoke, monkeypatch, tmp_path):
+    """`results -o` goes through the same whole-file write as reports and exports."""
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def refuse(path, data):
+        real(path, data[:10])
+        raise OSError(28, "No space left on device")
+
+    target = tmp_path / "rows.csv"
+    target.write_text("old\n")
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    code, _, err = invoke("results", str(results_dir), "--format", "csv", "-o", str(target))
+    assert code == 1
+    assert err.strip() == f"error: cannot write '{target}': No space left on device"
+    assert target.read_text() == "old\n"  # the old file, not a part of the new one
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.csv"]

@@ -17,7 +17,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from prunebench.errors import PrunebenchError, StorageError, TrainingDiverged, one_line
-from prunebench.outputs import check_output_dir, check_output_file
+from prunebench.outputs import check_output_dir, check_output_file, write_file
 
 
 def _flags_without_type(params: list) -> list:
@@ -505,7 +505,7 @@ def results(
     else:
         data = (df.to_json(orient="records", indent=1) + "\n").encode()
     if output is not None:
-        output.write_bytes(data)
+        write_file(output, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ChecksumMismatch, PrunebenchError
 from prunebench.models.build import build_model
 from prunebench.models.catalog import MODELS
+from prunebench.outputs import write_file
 from prunebench.results import find_run, load_results, require_runs
 from prunebench.sources import hf_config_file, parse
 from prunebench.state import rebuild, restore, stored_masks
@@ -199,9 +199,7 @@ def export_model(
     weights = save_tensors(out / WEIGHTS_FILE, tensors, {"structure_sha256": body_hash})
     description["weights"] = {"file": WEIGHTS_FILE, "sha256": weights.sha256}
     path = out / STRUCTURE_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_file(path, (json.dumps(description, indent=1, sort_keys=True) + "\n").encode())
     return path
 
 

@@ -35,6 +35,7 @@ from prunebench.data.info import DataInfo
 from prunebench.errors import PrunebenchError
 from prunebench.export import load_pruned, read_description
 from prunebench.models.build import model_spec
+from prunebench.outputs import write_file
 from prunebench.pruning.factory import example_inputs
 from prunebench.tasks import logits_of
 
@@ -165,9 +166,7 @@ def _annotate(path: Path, properties: dict[str, str]) -> None:
     for key, value in properties.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.meta")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    write_file(path, model.SerializeToString())
 
 
 def write_onnx(

@@ -1,8 +1,9 @@
-"""Where a command will write, checked before anything is computed.
+"""Where a command will write, checked before anything is computed, and how it writes.
 
 A results path that is a file, or a directory on a read-only file system, used to fail at the
 first write: after minutes of pretraining. These checks write nothing (no probe files, no
-directories): they look at the path and at the nearest directory that exists.
+directories): they look at the path and at the nearest directory that exists. What they cannot
+foresee (a full disk, /proc) `write_file` turns into one line, never a half-written file.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prunebench.errors import PrunebenchError
+from prunebench.errors import PrunebenchError, StorageError
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -69,3 +70,18 @@ def check_output_file(path: Path, option: str) -> None:
         raise _unusable(path, option, exc) from None
     if reason is not None:
         raise PrunebenchError(f"{option} '{path}' cannot be written ({reason})")
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """`data` written whole to a temp file beside `path`, then renamed into place (a reader sees
+    the old file or the new one, never a part); a write the system refuses is a one-line
+    `StorageError` and leaves no temp file behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -6,7 +6,6 @@ and never depends on the memory of a run.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import prunebench.report.figures as figs
 import prunebench.report.overview as ov
 import prunebench.report.sections as sc
 import prunebench.report.studies as st
-from prunebench.errors import PrunebenchError, StorageError
+from prunebench.errors import PrunebenchError
+from prunebench.outputs import write_file
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
@@ -119,23 +119,6 @@ def build_document(
     return Document("prunebench report: which pruning regime?", intro, sections)
 
 
-def write_files(out: Path, contents: dict[Path, bytes]) -> None:
-    """Each file written to a temp file and renamed into place; a write the system refuses
-    (read-only, disk full, a path the checks could not foresee) is one line."""
-    tmp = None
-    try:
-        for path, data in contents.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-            tmp = None
-    except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write the report to '{out}': {exc.strerror or exc}") from None
-
-
 def write_report(
     directory: Path | str,
     out: Path | str | None = None,
@@ -166,5 +149,6 @@ def write_report(
     contents[html] = render_html(doc, images).encode("utf-8")
     markdown = out / "report.md"
     contents[markdown] = render_markdown(doc, links).encode("utf-8")
-    write_files(out, contents)
+    for path, data in contents.items():  # each written whole, or one line saying why not
+        write_file(path, data)
     return ReportFiles(html, markdown, written, doc)
