@@ -206,6 +206,20 @@ def test_attention_without_a_hook_keeps_its_heads_and_mlps_are_pruned():
     assert model(x).shape == (2, 3)
 
 
+def test_attention_without_a_hook_keeps_the_width_it_reads_unasked():
+    """WindowAttention reads its head size from the input width: the residual around it stays
+    (its output projection is kept with the reason) without the user excluding anything."""
+    torch.manual_seed(0)
+    model, x = Block(), torch.randn(2, 5, 16)
+    pruner = prunebench.StructuredPruner.for_model(model, x)
+    assert pruner.ignored["attn.proj"] == (
+        "the width that WindowAttention 'attn' reads is kept (no head-pruning hook for it)"
+    )
+    model = pruner.prune_to(model, 0.5)
+    assert model.attn.proj.out_features == 16 and model.mlp[0].out_features < 32
+    assert model(x).shape == (2, 3)
+
+
 def test_python_builder_attributes_fill_its_spec(tmp_path, monkeypatch):
     from own_data import MODEL_FILE, write_module
     from prunebench.config import ModelConfig
