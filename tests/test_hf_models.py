@@ -105,6 +105,17 @@ def test_hf_image_classifier_heads_are_cut_whole(tmp_path):
     assert pruner.measure(model)["achieved_sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.parametrize("family", ["deit", "levit"])
+def test_hf_image_classifiers_with_several_heads_build(family):
+    """DeiT and LeViT map to two classes in transformers (with and without a teacher), which it
+    chooses by iterating `config.architectures`: None in a config made from scratch."""
+    cfg = ModelConfig(name="hf", options={"config": {"model_type": family}})
+    info = DataInfo("classification", num_classes=3, in_channels=3, image_size=32)
+    model = build_model(cfg, info)
+    assert type(model).__name__.endswith("ForImageClassification")
+    assert model(torch.randn(2, 3, 32, 32)).logits.shape == (2, 3)
+
+
 def test_hf_folder_weights_and_an_export_that_carries_its_config(tmp_path):
     """model.name=hf with model.weights = a save_pretrained folder: the architecture and the
     weights come from it; the model config an export stores rebuilds without the folder."""

@@ -133,3 +133,14 @@ def test_structured_half(name, scope):
         assert classifier.out_features == classes  # classes / vocabulary are never pruned
     for layer, original in heads0.items():  # whole heads: half of the ORIGINAL count kept
         assert pruner.tp.num_heads[dict(model.named_modules())[layer]] == round(original / 2)
+
+
+def test_a_long_list_of_names_is_cut_short_in_the_message():
+    from prunebench.registry import SHOWN, suggest
+
+    names = [f"model_{i:03d}" for i in range(80)]
+    assert suggest("modle_042", names).startswith("did you mean 'model_0")
+    message = suggest("zzz", names)
+    assert message.startswith("known: model_000, model_001") and message.endswith("(80 in all)")
+    assert message.count(",") == SHOWN  # SHOWN names, then the count
+    assert suggest("zzz", ["a", "b"]) == "known: a, b"
