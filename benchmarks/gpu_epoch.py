@@ -44,14 +44,14 @@ from common import report
 from synthetic import write_cifar10
 
 from prunebench.accel import Execution
-from prunebench.config import load_run_config
+from prunebench.config.fit_settings import FitSettings
+from prunebench.config.schema import load_run_config
 from prunebench.data.catalog import DATASETS
 from prunebench.data.transforms import CIFAR10_MEAN, CIFAR10_STD
-from prunebench.finetune import fit
+from prunebench.engine.finetune import fit
 from prunebench.measure import count_macs
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
-from prunebench.settings import FitSettings
 from prunebench.tasks import make_task
 
 NAME = "gpu_epoch"

@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 from synthetic import write_cifar10
 
-from prunebench.config import load_run_config
-from prunebench.driver import dense_model, execute_plan
-from prunebench.executors import LocalExecutor, RayExecutor
-from prunebench.plan import build_plan
-from prunebench.store import Store
+from prunebench.config.schema import load_run_config
+from prunebench.engine.driver import dense_model, execute_plan
+from prunebench.engine.executors.pool import LocalExecutor, RayExecutor
+from prunebench.engine.plan import build_plan
+from prunebench.store.database import Store
 
 NAME = "gpu_sweep"
 GOAL = 2.0

@@ -35,16 +35,16 @@ from torch.nn.utils import prune as torch_prune
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import interleaved, median, paired, paired_ratio, report
 
-from prunebench.config import PruneConfig, load_run_config
+from prunebench.config.fit_settings import FitSettings
+from prunebench.config.schema import PruneConfig, load_run_config
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS
-from prunebench.finetune import fit
+from prunebench.engine.finetune import fit
 from prunebench.models.build import build_model
 from prunebench.progress import RichProgress
 from prunebench.pruning.params import select_prunable
 from prunebench.pruning.unstructured import UnstructuredPruner
-from prunebench.settings import FitSettings
-from prunebench.store import Store
+from prunebench.store.database import Store
 from prunebench.tasks import Classification
 from prunebench.tracking.base import RunInfo, Session, StepRecord
 from prunebench.tracking.hub import Tracking, make_tracking

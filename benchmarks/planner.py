@@ -39,11 +39,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import median, report
 
-from prunebench.driver import dense_model, execute_plan, run
-from prunebench.executors import LocalExecutor, RayExecutor
-from prunebench.plan import build_plan, count
-from prunebench.store import Store
-from prunebench.sweep import load_sweep
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.driver import dense_model, execute_plan, run
+from prunebench.engine.executors.pool import LocalExecutor, RayExecutor
+from prunebench.engine.plan import build_plan, count
+from prunebench.store.database import Store
 
 SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"
 PRESETS = ["fig2_regimes.yaml", "tables_3_4_hybrid.yaml"]

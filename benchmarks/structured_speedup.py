@@ -5,10 +5,10 @@ latency), each variant is timed against a dense model treated the same way, in o
 interleaved repetitions and medians (docs/benchmarks.md):
   raw          Torch-Pruning's output as is, vs the dense model as is (eager PyTorch, NCHW);
   torch        channels rounded to multiples of 16 at pruning time, then
-               prunebench.inference.lean(backend="torch"): BatchNorm folded, channels_last, eager;
+               prunebench.export.inference.lean(backend="torch"): BatchNorm folded, channels_last, eager;
   torchscript  the same rounding, then TorchScript trace + freeze: what `lean` did before
                (deprecated in torch 2.14; kept here as the before/after comparison);
-  onnxruntime  the same rounding, then prunebench.inference.lean(): ONNX export run by an
+  onnxruntime  the same rounding, then prunebench.export.inference.lean(): ONNX export run by an
                onnxruntime CPU session with all graph optimizations (the pruned vs dense ORT
                latency at the same batch).
 ratio = measured speed-up / MACs speed-up of `lean` (onnxruntime) at channel ratio 0.7.
@@ -32,9 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 
-from prunebench.config import load_run_config
+from prunebench.config.schema import load_run_config
 from prunebench.data import DataInfo
-from prunebench.inference import lean
+from prunebench.export.inference import lean
 from prunebench.measure import count_macs
 from prunebench.models import MODELS
 from prunebench.pruning.factory import make_pruner
@@ -62,7 +62,7 @@ def pruned_model(ratio: float, round_to: int | None):
 
 
 VARIANTS = ("raw", "torch", "torchscript", "onnxruntime")
-HEADLINE = "onnxruntime"  # what prunebench.inference.lean gives by default
+HEADLINE = "onnxruntime"  # what prunebench.export.inference.lean gives by default
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.config import RunConfig, load_run_config
+from prunebench.config.schema import RunConfig, load_run_config
 
 # The models in tests are tiny: one thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)
@@ -60,7 +60,7 @@ def cli():
 @pytest.fixture
 def invoke(monkeypatch, capsys):
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""
-    from prunebench.cli import main
+    from prunebench.cli.app import main
 
     def call(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["prunebench", *args])

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prunebench.config import load_run_config, run_id
-from prunebench.outcomes import pack_correct, pack_nll
-from prunebench.store import Store
+from prunebench.config.schema import load_run_config, run_id
+from prunebench.store.database import Store
+from prunebench.store.example_outcomes import pack_correct, pack_nll
 
 TOKENS = 12  # scored tokens per synthetic sequence
 SHM = Path("/dev/shm")

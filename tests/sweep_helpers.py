@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from prunebench.driver import SweepOutcome, execute_plan
-from prunebench.plan import Plan, build_plan
-from prunebench.store import Store
-from prunebench.sweep import load_sweep
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.driver import SweepOutcome, execute_plan
+from prunebench.engine.plan import Plan, build_plan
+from prunebench.store.database import Store
 
 SRC = str(Path(__file__).parents[1] / "src")
 TINY_SET = {

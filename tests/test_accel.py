@@ -20,21 +20,21 @@ from prunebench.accel import (
     prepare_model,
     should_compile,
 )
-from prunebench.config import base_id, run_id
+from prunebench.config.fit_settings import FitSettings
+from prunebench.config.schema import base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.data.digits import build_digits
 from prunebench.data.info import DataInfo
+from prunebench.engine.finetune import fit
+from prunebench.engine.plan import plan_steps
+from prunebench.engine.pretrain import Dense
+from prunebench.engine.step import RunContext
+from prunebench.engine.training import make_optimizer, train_epoch
 from prunebench.errors import ConfigError
-from prunebench.finetune import fit
 from prunebench.models.small import SmallCNN
-from prunebench.plan import plan_steps
-from prunebench.pretrain import Dense
 from prunebench.progress import Progress
 from prunebench.pruning.masks import MaskSet
-from prunebench.runner import RunContext
-from prunebench.settings import FitSettings
 from prunebench.tasks import make_task
-from prunebench.training import make_optimizer, train_epoch
 
 CPU = torch.device("cpu")
 

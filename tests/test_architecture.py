@@ -114,22 +114,34 @@ def test_arrows_point_one_way():
     """The layers of docs/architecture.md: nothing below imports what is above it."""
     graph = import_graph()
     below = {
-        "prunebench.config": {"prunebench.plan", "prunebench.driver", "prunebench.runner"},
-        "prunebench.plan": {"prunebench.driver", "prunebench.runner", "prunebench.store"},
-        "prunebench.runner": {"prunebench.driver", "prunebench.store", "prunebench.executors"},
-        "prunebench.pretrain": {"prunebench.store", "prunebench.driver"},
-        "prunebench.export": {"prunebench.driver", "prunebench.runner"},
+        "prunebench.config.schema": {
+            "prunebench.engine.plan",
+            "prunebench.engine.driver",
+            "prunebench.engine.step",
+        },
+        "prunebench.engine.plan": {
+            "prunebench.engine.driver",
+            "prunebench.engine.step",
+            "prunebench.store.database",
+        },
+        "prunebench.engine.step": {
+            "prunebench.engine.driver",
+            "prunebench.store.database",
+            "prunebench.engine.executors.pool",
+        },
+        "prunebench.engine.pretrain": {"prunebench.store.database", "prunebench.engine.driver"},
+        "prunebench.export.pruned": {"prunebench.engine.driver", "prunebench.engine.step"},
     }
     for module, forbidden in below.items():
         assert not graph[module] & forbidden, f"{module} imports {graph[module] & forbidden}"
-    store_users = {m for m, deps in graph.items() if "prunebench.store" in deps}
+    store_users = {m for m, deps in graph.items() if "prunebench.store.database" in deps}
     assert store_users <= {
-        "prunebench.driver",
-        "prunebench.migrate",
-        "prunebench.results",
-        "prunebench.export",
-        "prunebench.verify",
-        "prunebench.cli",
+        "prunebench.engine.driver",
+        "prunebench.engine.migrate",
+        "prunebench.store.results",
+        "prunebench.export.pruned",
+        "prunebench.store.verify",
+        "prunebench.cli.app",
     }, store_users
     # trackers get rows from the driver and never reach back into it, the store or torch code
     tracking = {m for m in graph if m.startswith("prunebench.tracking")}
@@ -137,18 +149,20 @@ def test_arrows_point_one_way():
     for module in tracking:
         outside = {d for d in graph[module] if not d.startswith("prunebench.tracking")}
         assert outside <= {"prunebench.errors"}, f"{module} imports {outside}"
-    assert {d for d in graph["prunebench.config"] if d.startswith("prunebench.tracking")} == {
-        "prunebench.tracking.spec"
-    }
+    assert {
+        d for d in graph["prunebench.config.schema"] if d.startswith("prunebench.tracking")
+    } == {"prunebench.tracking.spec"}
     report = {m for m in graph if m.startswith("prunebench.report")}
     for module in report:
-        assert "prunebench.store" not in graph[module], f"{module} reads the store directly"
+        assert "prunebench.store.database" not in graph[module], (
+            f"{module} reads the store directly"
+        )
 
 
 def test_validating_a_config_imports_no_torch():
     code = (
         "import sys\n"
-        "from prunebench.config import load_run_config\n"
+        "from prunebench.config.schema import load_run_config\n"
         "load_run_config(None, ['model.name=vit_small_patch16_224', 'prune.criterion=taylor'])\n"
         "heavy = [m for m in ('torch', 'timm', 'transformers', 'torch_pruning') if m in sys.modules]\n"
         "print(','.join(heavy))\n"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from prunebench.store import Store
+from prunebench.store.database import Store
 from report_db import add_run
 
 CASES = [

@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.checkpoints import save_tensors
-from prunebench.config import load_run_config
+from prunebench.config.schema import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
-from prunebench.driver import run
+from prunebench.engine.driver import run
+from prunebench.engine.finetune import monitored_value
+from prunebench.engine.pretrain import initial_model
 from prunebench.errors import CheckpointError, ConfigError
-from prunebench.finetune import monitored_value
 from prunebench.models import MODELS
-from prunebench.pretrain import initial_model
-from prunebench.store import Store
+from prunebench.store.checkpoints import save_tensors
+from prunebench.store.database import Store
 from prunebench.tasks import make_task
 
 VOCAB = 11

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from prunebench.driver import execute_plan
-from prunebench.plan import build_plan
-from prunebench.store import Store
-from prunebench.sweep import load_sweep
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.plan import build_plan
+from prunebench.store.database import Store
 from sweep_helpers import env, run_sweep, sweep_cmd, table, write_sweep
 
 TIMING = {"seconds", "created_at"}

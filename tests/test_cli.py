@@ -114,7 +114,7 @@ def test_library_exports_each_do_their_job(tmp_path, tiny):
     import prunebench as pb
     from prunebench.data import DataInfo
     from prunebench.data.base import DataBundle
-    from prunebench.export import export_step
+    from prunebench.export.pruned import export_step
     from prunebench.models import MODELS
     from prunebench.models.small import build_small_cnn
     from prunebench.tasks import Classification

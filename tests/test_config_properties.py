@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from prunebench.config import RunConfig, base_id, load_run_config, run_id
+from prunebench.config.schedules import SCHEDULES
+from prunebench.config.schema import RunConfig, base_id, load_run_config, run_id
+from prunebench.config.sweep_grid import load_sweep
 from prunebench.criteria import CRITERIA
 from prunebench.data import DATASETS
 from prunebench.errors import ConfigError
 from prunebench.models import MODELS
-from prunebench.schedules import SCHEDULES
-from prunebench.sweep import load_sweep
 
 FAST = settings(
     deadline=None,

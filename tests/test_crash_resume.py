@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from prunebench.plan import build_plan
-from prunebench.sweep import load_sweep
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.plan import build_plan
 from sweep_helpers import count_rows, env, run_sweep, sweep_cmd, table, write_sweep
 
 TIMING = {"seconds", "created_at"}

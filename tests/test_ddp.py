@@ -13,15 +13,15 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from prunebench import ddp
-from prunebench.config import load_run_config, run_id
-from prunebench.ddp import launch, without_option
-from prunebench.driver import run
+from prunebench.config.schema import load_run_config, run_id
+from prunebench.engine.driver import run
+from prunebench.engine.executors import ddp_launch as ddp
+from prunebench.engine.executors.ddp_launch import launch, without_option
+from prunebench.engine.executors.ddp_rank import DataParallel, Shard
 from prunebench.errors import PrunebenchError
 from prunebench.models.small import SmallCNN
-from prunebench.parallel import DataParallel, Shard
 from prunebench.pruning.unstructured import UnstructuredPruner
-from prunebench.store import Store
+from prunebench.store.database import Store
 from prunebench.tasks import make_task
 
 CPU = torch.device("cpu")
@@ -112,7 +112,8 @@ def _cli_rank(rank: int, port: int, argv: list[str], queue) -> None:
     import os
     import sys
 
-    from prunebench import cli, store
+    from prunebench.cli import app as cli
+    from prunebench.store import database as store
 
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 import prunebench
-from prunebench.config import RunConfig, load_run_config, run_id
+from prunebench.config.schema import RunConfig, load_run_config, run_id
 
 
 def test_list_models_searches_registered_torchvision_and_timm_names(invoke):

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from prunebench import estimate as est_module
 from prunebench.data.digits import build_digits
-from prunebench.driver import run
-from prunebench.estimate import EpochTime, Estimate, estimate, measure
-from prunebench.plan import build_plan
+from prunebench.engine import estimate as est_module
+from prunebench.engine.driver import run
+from prunebench.engine.estimate import EpochTime, Estimate, estimate, measure
+from prunebench.engine.plan import build_plan
 from prunebench.progress import Progress, RichProgress
-from prunebench.store import Store
+from prunebench.store.database import Store
 
 CPU = torch.device("cpu")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench import executors
-from prunebench.driver import execute_plan, run
+from prunebench.engine.driver import execute_plan, run
+from prunebench.engine.executors import pool as executors
+from prunebench.engine.plan import build_plan
 from prunebench.errors import ConfigError
-from prunebench.plan import build_plan
-from prunebench.store import Store
+from prunebench.store.database import Store
 
 TIMING = {"seconds", "created_at"}
 # Columns that say how a row came to be, not what it measured.

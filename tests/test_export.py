@@ -10,12 +10,12 @@ import torch
 from safetensors import safe_open
 
 import prunebench
-from prunebench.driver import run, stored_dense
+from prunebench.engine.driver import run, stored_dense
+from prunebench.engine.workspace import Workspace
 from prunebench.errors import CheckpointError, PrunebenchError
-from prunebench.export import STRUCTURE_FILE, WEIGHTS_FILE, export_step, read_description
+from prunebench.export.pruned import STRUCTURE_FILE, WEIGHTS_FILE, export_step, read_description
 from prunebench.pruning.masks import count_to_prune
-from prunebench.store import Store
-from prunebench.workspace import Workspace
+from prunebench.store.database import Store
 
 FAST = ["pretrain.epochs=3", "finetune.max_epochs=1", "prune.latency=false"]
 

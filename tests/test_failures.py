@@ -16,13 +16,13 @@ import yaml
 from safetensors import SafetensorError
 
 from conftest import tiny_config
-from prunebench import checkpoints
-from prunebench.config import run_id
-from prunebench.driver import execute_plan
+from prunebench.config.schema import run_id
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.plan import build_plan
 from prunebench.errors import TrainingDiverged
-from prunebench.plan import build_plan
-from prunebench.store import Store
-from prunebench.sweep import load_sweep
+from prunebench.store import checkpoints
+from prunebench.store.database import Store
 from sweep_helpers import count_rows, env, run_sweep, sweep_cmd, table, write_sweep
 
 FULL = "Error while serializing: I/O error: No space left on device (os error 28)"

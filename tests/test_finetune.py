@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunebench.config import FinetuneConfig, OptimizerConfig
+from prunebench.config.fit_settings import FitSettings, finetune_settings
+from prunebench.config.schema import FinetuneConfig, OptimizerConfig
 from prunebench.data.base import DataBundle
 from prunebench.data.info import DataInfo
-from prunebench.finetune import EarlyStopping, fit
+from prunebench.engine.finetune import EarlyStopping, fit
 from prunebench.models.small import build_small_cnn
-from prunebench.settings import FitSettings, finetune_settings
 from prunebench.tasks import Classification
 
 

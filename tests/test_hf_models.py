@@ -10,15 +10,15 @@ import json
 import pytest
 import torch
 
-from prunebench import schedules
-from prunebench.config import ModelConfig, PruneConfig
+from prunebench.config import schedules
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.data.info import DataInfo
-from prunebench.export import export_model, load_pruned
+from prunebench.engine.pruned_state import pack, restore
+from prunebench.export.pruned import export_model, load_pruned
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.heads import counts
 from prunebench.pruning.targets import head_keep
-from prunebench.state import pack, restore
 
 VOCAB = 128
 INFO = DataInfo(task="causal_lm", vocab_size=VOCAB, seq_len=16)
@@ -121,7 +121,7 @@ def test_hf_folder_weights_and_an_export_that_carries_its_config(tmp_path):
     weights come from it; the model config an export stores rebuilds without the folder."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from prunebench.export import rebuildable
+    from prunebench.export.pruned import rebuildable
     from prunebench.models.weights import load_pretrained
 
     raw = dict(CONFIGS["qwen2"])

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from conftest import tiny_config
-from prunebench import checkpoints
-from prunebench.config import base_id, run_id
-from prunebench.driver import run
-from prunebench.store import Store
+from prunebench.config.schema import base_id, run_id
+from prunebench.engine.driver import run
+from prunebench.store import checkpoints
+from prunebench.store.database import Store
 
 TIMING = {"seconds", "created_at"}
 PROVENANCE = {"run_id", "reused"}

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import PruneConfig
+from prunebench.config.schedules import geometric
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria import make_criterion
 from prunebench.data import DataInfo
 from prunebench.errors import ConfigError
@@ -14,7 +15,6 @@ from prunebench.models.small import build_small_cnn
 from prunebench.pruning.masks import count_to_prune, global_masks, layerwise_masks, lowest_k_mask
 from prunebench.pruning.params import select_prunable
 from prunebench.pruning.unstructured import UnstructuredPruner
-from prunebench.schedules import geometric
 
 
 def small_model(width: int = 4) -> nn.Module:
@@ -148,8 +148,8 @@ def test_mask_grads_zeroes_exactly_the_pruned_gradients():
 def test_training_keeps_no_optimizer_state_for_pruned_weights():
     """Why masks also zero gradients (not only weights after the step): momentum buffers and
     any gradient-norm clipping see only the kept weights."""
+    from prunebench.engine.training import train_epoch
     from prunebench.tasks import Classification
-    from prunebench.training import train_epoch
 
     model = small_model()
     pruner = UnstructuredPruner(
@@ -174,8 +174,8 @@ def test_training_keeps_no_optimizer_state_for_pruned_weights():
     ],
 )
 def test_pruned_weights_stay_exactly_zero_through_training(make_opt):
+    from prunebench.engine.training import train_epoch
     from prunebench.tasks import Classification
-    from prunebench.training import train_epoch
 
     model = small_model()
     prunable = select_prunable(model, PruneConfig())

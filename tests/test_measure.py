@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prunebench import measure
-from prunebench.config import load_run_config
+from prunebench.config.schema import load_run_config
 from prunebench.data import DataInfo
 from prunebench.measure import (
     compare_latency,
@@ -192,7 +192,7 @@ def test_latency_helpers():
     ],
 )
 def test_lean_inference_module_matches_the_model(backend, steps):
-    from prunebench.inference import lean
+    from prunebench.export.inference import lean
 
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")

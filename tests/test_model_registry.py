@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import PruneConfig
+from prunebench.config.schema import PruneConfig
 from prunebench.data import DataInfo
 from prunebench.models import MODELS
 from prunebench.pruning.factory import make_pruner

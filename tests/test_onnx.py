@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from prunebench.config import ModelConfig, PruneConfig
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.data import DataInfo
-from prunebench.export import export_model
+from prunebench.export.onnx import DENSE_NOTE, ONNX_FILE, OrtModule, write_onnx
+from prunebench.export.pruned import export_model
 from prunebench.models import MODELS
 from prunebench.models.build import build_model, model_spec
-from prunebench.onnx_export import DENSE_NOTE, ONNX_FILE, OrtModule, write_onnx
 from prunebench.pruning.factory import make_pruner
 
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install '.[onnx]'")
@@ -92,8 +92,8 @@ def test_unstructured_exports_keep_their_zeros_and_say_so(tmp_path):
 
 @pytest.mark.slow
 def test_the_cli_exports_onnx_beside_the_safetensors(tmp_path, tiny, invoke):
-    from prunebench.driver import run
-    from prunebench.store import Store
+    from prunebench.engine.driver import run
+    from prunebench.store.database import Store
 
     cfg = tiny("prune.structure=structured", "prune.scope=layerwise", "prune.latency=false")
     result = run(cfg, Store(tmp_path / "r"))

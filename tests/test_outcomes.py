@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from prunebench.data.memory import TensorLoader
-from prunebench.driver import run
-from prunebench.outcomes import pack_correct, pack_nll, unpack
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.engine.driver import run
+from prunebench.store.database import Store
+from prunebench.store.example_outcomes import pack_correct, pack_nll, unpack
+from prunebench.store.results import load_results
 from prunebench.tasks import make_task
 
 

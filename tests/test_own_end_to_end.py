@@ -13,11 +13,11 @@ import torch
 import yaml
 
 from own_data import MODEL_FILE, image_folders, write_module
-from prunebench.config import RunConfig
-from prunebench.driver import stored_dense
-from prunebench.results import load_results
-from prunebench.store import Store
-from prunebench.workspace import Workspace
+from prunebench.config.schema import RunConfig
+from prunebench.engine.driver import stored_dense
+from prunebench.engine.workspace import Workspace
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from sweep_helpers import env
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from prunebench import schedules
-from prunebench.plan import build_plan, count, epoch_bounds, render_tree
-from prunebench.sweep import load_sweep
+from prunebench.config import schedules
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.plan import build_plan, count, epoch_bounds, render_tree
 
 TARGETS = [0.7, 0.8, 0.88, 0.92, 0.96, 0.99]
 SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"

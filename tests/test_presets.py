@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.config import PretrainConfig, load_run_config, read_yaml, validate
+from prunebench.config.schema import PretrainConfig, load_run_config, read_yaml, validate
+from prunebench.engine.pretrain import lr_scheduler_factory
 from prunebench.models import MODELS
-from prunebench.pretrain import lr_scheduler_factory
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from prunebench.driver import stored_dense
-from prunebench.executors import NodeJob, ProcessExecutor
-from prunebench.plan import build_plan
-from prunebench.store import Store
-from prunebench.workspace import Workspace
+from prunebench.engine.driver import stored_dense
+from prunebench.engine.executors.pool import NodeJob, ProcessExecutor
+from prunebench.engine.plan import build_plan
+from prunebench.engine.workspace import Workspace
+from prunebench.store.database import Store
 from sweep_helpers import assert_same_tables, compute_locally, run_sweep, write_sweep
 
 

@@ -13,11 +13,11 @@ import time
 
 from rich.console import Console
 
-from prunebench.driver import execute_plan
-from prunebench.finetune import EpochRecord
-from prunebench.plan import build_plan
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.finetune import EpochRecord
+from prunebench.engine.plan import build_plan
 from prunebench.progress import LogProgress, Progress, RichProgress, make_progress
-from prunebench.store import Store
+from prunebench.store.database import Store
 from sweep_helpers import env, write_sweep
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

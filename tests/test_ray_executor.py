@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.driver import execute_plan
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors.pool import RayExecutor
+from prunebench.engine.executors.ray_auth import cluster_requires_token, existing_cluster
+from prunebench.engine.plan import build_plan
 from prunebench.errors import PrunebenchError
-from prunebench.executors import RayExecutor
-from prunebench.plan import build_plan
-from prunebench.ray_auth import cluster_requires_token, existing_cluster
-from prunebench.store import Store
+from prunebench.store.database import Store
 from sweep_helpers import assert_same_tables, compute_locally, run_sweep, table, write_sweep
 
 pytest.importorskip("ray")

@@ -12,8 +12,8 @@ import pytest
 
 from prunebench.report import build_document, write_report
 from prunebench.report.prepare import final_runs
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from report_db import LABELS, add_run, sample_database
 
 

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pytest
 
-from prunebench.outcomes import Outcomes
 from prunebench.report.calibration import (
     Scenario,
     draw,
@@ -27,6 +26,7 @@ from prunebench.report.calibration import (
 from prunebench.report.candidates import Candidate, advantage
 from prunebench.report.prepare import METRICS
 from prunebench.report.verdicts import A_BETTER, B_BETTER, EQUIVALENT, judge
+from prunebench.store.example_outcomes import Outcomes
 
 ALPHA = 0.05
 SIMS = 1000

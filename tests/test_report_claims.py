@@ -17,8 +17,8 @@ from prunebench.report.verdicts import (
     INCONCLUSIVE,
     Comparison,
 )
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from report_db import add_run
 
 C1 = "One-shot >= iterative at ratios up to 80 %"

@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from report_db import add_run
 
 
@@ -75,7 +75,7 @@ def test_a_refused_report_write_is_one_line_and_leaves_no_part(
 
 def run_main(monkeypatch, *args: str) -> int:
     """The CLI's `main()` in-process, for binary stdout (the `invoke` fixture decodes text)."""
-    from prunebench.cli import main
+    from prunebench.cli.app import main
 
     monkeypatch.setattr(sys, "argv", ["prunebench", *args])
     try:

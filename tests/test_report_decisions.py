@@ -12,8 +12,8 @@ from prunebench.report import build_document
 from prunebench.report.build import contexts
 from prunebench.report.terminal import advise_lines
 from prunebench.report.verdicts import A_BETTER, BETTER, EQUIVALENT, ONLY_ONE, TIED, UNDECIDED
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from report_db import add_run, scratch_dir
 
 REGIMES = ["one_shot", "constant", "geometric", "hybrid"]

@@ -11,8 +11,8 @@ from matplotlib.lines import Line2D
 import prunebench.report.figures as figures
 from prunebench.report import build_document
 from prunebench.report.prepare import METRICS
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from report_db import add_run
 
 

@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from prunebench.config import run_id
-from prunebench.driver import run, stored_dense
+from prunebench.config.schema import run_id
+from prunebench.engine.driver import run, stored_dense
+from prunebench.engine.plan import plan_steps
+from prunebench.engine.workspace import Workspace
 from prunebench.errors import TrainingDiverged
-from prunebench.plan import plan_steps
 from prunebench.progress import Progress
-from prunebench.store import Store
-from prunebench.workspace import Workspace
+from prunebench.store.database import Store
 
 VOLATILE = {"run_id", "seconds", "created_at", "reused"}
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prunebench import schedules
+from prunebench.config import schedules
 from prunebench.errors import ScheduleError
 
 PROPERTY_SETTINGS = settings(

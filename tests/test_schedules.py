@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from prunebench import schedules
+from prunebench.config import schedules
 from prunebench.errors import ScheduleError
 
 # (one-shot step p_k, iterative rate q, target p) from the paper's tables 3 and 4.

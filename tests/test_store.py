@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 import torch
 
-from prunebench import checkpoints
 from prunebench.errors import CheckpointError, DamagedDatabase, StorageError
-from prunebench.store import STEP_COLUMNS, Store, digest_ok, row_digest
+from prunebench.store import checkpoints
+from prunebench.store.database import STEP_COLUMNS, Store, digest_ok, row_digest
 
 
 def step_row(run_id: str, step: int, **extra):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.driver import run
+from prunebench.engine.driver import run
 from prunebench.pruning.masks import count_to_prune
-from prunebench.store import Store
+from prunebench.store.database import Store
 
 CONFIG = Path(__file__).parents[1] / "configs" / "digits.yaml"
 # digits_cnn at width 8: channel groups of 8, 16 and 32 channels

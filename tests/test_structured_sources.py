@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import prunebench
-from prunebench.config import PruneConfig
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria.catalog import CRITERIA, make_criterion
 from prunebench.errors import PrunebenchError
 from prunebench.pruning.guard import GraphBudgetExceeded, graph_budget
@@ -222,7 +222,7 @@ def test_attention_without_a_hook_keeps_the_width_it_reads_unasked():
 
 def test_python_builder_attributes_fill_its_spec(tmp_path, monkeypatch):
     from own_data import MODEL_FILE, write_module
-    from prunebench.config import ModelConfig
+    from prunebench.config.schema import ModelConfig
     from prunebench.data.info import DataInfo
     from prunebench.models.build import build_model, model_spec
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prunebench.config.sweep_grid import load_sweep, regime_label
 from prunebench.errors import ConfigError
-from prunebench.sweep import load_sweep, regime_label
 
 BASE = {
     "set": {"name": None, "device": "cpu", "model.options": {"width": 8}},

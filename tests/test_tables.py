@@ -7,8 +7,8 @@ import io
 import pandas as pd
 import pytest
 
-from prunebench.results import load_results
-from prunebench.store import Store
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 from prunebench.tables import comparison_frame, final_steps
 
 

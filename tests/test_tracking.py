@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from prunebench import executors
-from prunebench.config import run_id
-from prunebench.driver import execute_plan, run
+from prunebench.config.schema import run_id
+from prunebench.engine.driver import execute_plan, run
+from prunebench.engine.executors import pool as executors
+from prunebench.engine.plan import build_plan
 from prunebench.errors import ConfigError
-from prunebench.plan import build_plan
-from prunebench.store import Store
+from prunebench.store.database import Store
 from prunebench.tracking.base import EPOCH_COLUMNS, STEP_COLUMNS, RunInfo, StepRecord, flatten
 from prunebench.tracking.hub import Tracking
 

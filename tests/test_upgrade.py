@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import prunebench
-import prunebench.config as config_module
-from prunebench.config import load_run_config, run_id
-from prunebench.plan import build_plan
-from prunebench.results import load_results
-from prunebench.store import Store
-from prunebench.sweep import load_sweep
+import prunebench.config.schema as config_module
+from prunebench.config.schema import load_run_config, run_id
+from prunebench.config.sweep_grid import load_sweep
+from prunebench.engine.plan import build_plan
+from prunebench.store.database import Store
+from prunebench.store.results import load_results
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 SWEEP = LEGACY / "sweep.yaml"
@@ -56,7 +56,7 @@ def test_a_legacy_sweep_resumes_without_computing_anything(legacy, invoke):
     assert not list((legacy / "checkpoints").glob("*.tmp"))
     assert {p.stem for p in (legacy / "checkpoints").glob("*.safetensors")} == set(plan.nodes)
     assert {p.stem for p in (legacy / "dense").glob("*.safetensors")} == {
-        prunebench.config.base_id(configs[0])
+        prunebench.config.schema.base_id(configs[0])
     }
 
 

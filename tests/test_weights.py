@@ -8,12 +8,12 @@ import collections
 import pytest
 import torch
 
-from prunebench.checkpoints import save_tensors
-from prunebench.config import ModelConfig
+from prunebench.config.schema import ModelConfig
 from prunebench.data import DataInfo
 from prunebench.errors import CheckpointError
 from prunebench.models import MODELS
 from prunebench.models.weights import load_pretrained
+from prunebench.store.checkpoints import save_tensors
 
 CIFAR = DataInfo(task="classification", num_classes=10, in_channels=3, image_size=32)
 IMAGENET_LIKE = DataInfo(task="classification", num_classes=1000, in_channels=3, image_size=32)

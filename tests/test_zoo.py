@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunebench.config import ModelConfig, PruneConfig
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.data.info import DataInfo
 from prunebench.errors import PrunebenchError
 from prunebench.models.build import build_model, model_spec

@@ -16,22 +16,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "schedules": ("prunebench.schedules", None),
-    "load_run_config": ("prunebench.config", "load_run_config"),
-    "RunConfig": ("prunebench.config", "RunConfig"),
-    "run": ("prunebench.driver", "run"),
-    "Store": ("prunebench.store", "Store"),
-    "load_results": ("prunebench.results", "load_results"),
+    "schedules": ("prunebench.config.schedules", None),
+    "load_run_config": ("prunebench.config.schema", "load_run_config"),
+    "RunConfig": ("prunebench.config.schema", "RunConfig"),
+    "run": ("prunebench.engine.driver", "run"),
+    "Store": ("prunebench.store.database", "Store"),
+    "load_results": ("prunebench.store.results", "load_results"),
     "UnstructuredPruner": ("prunebench.pruning.unstructured", "UnstructuredPruner"),
     "StructuredPruner": ("prunebench.pruning.structured", "StructuredPruner"),
-    "load_pruned": ("prunebench.export", "load_pruned"),
+    "load_pruned": ("prunebench.export.pruned", "load_pruned"),
     "MaskSet": ("prunebench.pruning.masks", "MaskSet"),
     "select_prunable": ("prunebench.pruning.params", "select_prunable"),
     "make_pruner": ("prunebench.pruning.factory", "make_pruner"),
     "make_criterion": ("prunebench.criteria.catalog", "make_criterion"),
-    "EarlyStopping": ("prunebench.finetune", "EarlyStopping"),
-    "FitSettings": ("prunebench.settings", "FitSettings"),
-    "fit": ("prunebench.finetune", "fit"),
+    "EarlyStopping": ("prunebench.engine.finetune", "EarlyStopping"),
+    "FitSettings": ("prunebench.config.fit_settings", "FitSettings"),
+    "fit": ("prunebench.engine.finetune", "fit"),
 }
 
 __all__ = sorted(_EXPORTS)

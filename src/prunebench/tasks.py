@@ -5,7 +5,7 @@ Causal language modelling reports perplexity = exp(total token NLL / total token
 Metrics are sums over the whole split divided by its size, never means of batch means; the sums
 stay on the device until one transfer at the end of an evaluation (no per-batch sync). Forward
 passes run under the device's autocast (bf16 on CUDA, nothing on the CPU).
-`evaluate(..., outcomes=True)` also returns the per-example results (prunebench.outcomes), in
+`evaluate(..., outcomes=True)` also returns the per-example results (prunebench.store.example_outcomes), in
 the split's order, so that reports can pair regimes example by example.
 """
 
@@ -22,8 +22,8 @@ from torch.nn import functional as F
 
 from prunebench.accel import autocast, prepare_inputs, prepare_model
 from prunebench.data.base import Batch, to_device
-from prunebench.outcomes import pack_correct, pack_nll
 from prunebench.registry import Registry
+from prunebench.store.example_outcomes import pack_correct, pack_nll
 
 TASKS: Registry[type[Task]] = Registry("task")
 

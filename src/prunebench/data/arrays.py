@@ -29,7 +29,7 @@ from prunebench.data.options import OPTION_DEFAULTS, dataset_options
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 DEFAULTS = OPTION_DEFAULTS["arrays"]
 

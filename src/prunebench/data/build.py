@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from prunebench.config import DataConfig
+from prunebench.config.schema import DataConfig
+from prunebench.config.source_names import DATA_KINDS, parse
 from prunebench.data.base import DataBundle
 from prunebench.data.catalog import DATASETS
 from prunebench.data.info import DatasetSpec
 from prunebench.data.python_source import python_dataset_spec
-from prunebench.sources import DATA_KINDS, parse
 
 
 def dataset_spec(cfg: DataConfig) -> DatasetSpec:

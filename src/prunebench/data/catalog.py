@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from prunebench.config.source_names import DATA_KINDS, parse
 from prunebench.registry import Registry
-from prunebench.sources import DATA_KINDS, parse
 
 if TYPE_CHECKING:
     from prunebench.data.info import DatasetSpec

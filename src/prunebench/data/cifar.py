@@ -32,7 +32,7 @@ from prunebench.data.transforms import (
 from prunebench.errors import ConfigError, PrunebenchError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 
 @dataclass(frozen=True)

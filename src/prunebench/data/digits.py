@@ -14,7 +14,7 @@ from prunebench.data.options import dataset_options
 from prunebench.data.splits import stratified_val
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 TEST_FRACTION = 0.2
 # Pixel values are 0..16; these are the training-set statistics rounded.

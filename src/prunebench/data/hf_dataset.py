@@ -33,7 +33,7 @@ from prunebench.data.tinystories import BUILDERS, load_tokenizer, split, split_f
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 DEFAULTS = OPTION_DEFAULTS["hf_dataset"]
 TEST_SPLITS = ("test", "validation", "valid")

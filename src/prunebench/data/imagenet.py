@@ -23,7 +23,7 @@ from prunebench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 DEFAULT_SIZE = 224
 

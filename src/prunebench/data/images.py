@@ -29,7 +29,7 @@ from prunebench.data.transforms import ImageBatchTransform
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 STATS_SAMPLES = 2000
 

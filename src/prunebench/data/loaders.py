@@ -13,7 +13,7 @@ from prunebench.data.base import Batch, DataBundle
 from prunebench.data.info import DataInfo
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 
 def split_bundle(

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from prunebench.config.source_names import load_builder
 from prunebench.data.base import DataBundle
 from prunebench.data.images import count_classes
 from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.loaders import data_loader, split_bundle
 from prunebench.data.splits import stratified_val
 from prunebench.errors import ConfigError
-from prunebench.sources import load_builder
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 SPLITS = {2: ("train", "test"), 3: ("train", "val", "test")}
 

@@ -24,7 +24,7 @@ from prunebench.data.text import lm_bundle, split_stories
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 EOS = "<|endoftext|>"
 UNK = "[UNK]"

@@ -19,7 +19,7 @@ from prunebench.data.memory import TensorLoader
 from prunebench.errors import PrunebenchError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 Encode = Callable[[list[str]], list[list[int]]]
 ENCODE_CHUNK = 1000  # stories per tokenizer call (fast tokenizers batch internally)

@@ -26,7 +26,7 @@ from prunebench.data.text import lm_bundle
 from prunebench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from prunebench.config import DataConfig
+    from prunebench.config.schema import DataConfig
 
 SEPARATOR = "<|endoftext|>"
 DEFAULTS = OPTION_DEFAULTS["tinystories"]

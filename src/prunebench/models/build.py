@@ -1,5 +1,5 @@
 """Building a model from its config: `model_spec` turns `model.name` (a registered name or a
-source, see prunebench.sources) into the one ModelSpec the rest of the package uses."""
+source, see prunebench.config.source_names) into the one ModelSpec the rest of the package uses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config import ModelConfig
+from prunebench.config.schema import ModelConfig
+from prunebench.config.source_names import load_builder, parse, python_reference
 from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
 from prunebench.models.auto import AUTO_HOOKS
@@ -17,7 +18,6 @@ from prunebench.models.catalog import MODELS
 from prunebench.models.hf import SPEC as HF_SPEC
 from prunebench.models.spec import ModelSpec
 from prunebench.models.zoo import timm_spec, torchvision_spec
-from prunebench.sources import load_builder, parse, python_reference
 
 # Attributes a python builder may carry to fill its spec (instead of returning a ModelSpec).
 SPEC_ATTRIBUTES = ("task", "classifier", "example_inputs", "structured", "read_weights")

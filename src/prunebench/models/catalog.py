@@ -3,7 +3,7 @@
 Each entry names the module attribute holding its `ModelSpec` and the facts a config check
 needs (its task). A user's own model is registered with `MODELS.register(name, ModelSpec(...))`,
 or named by its source (`torchvision:NAME`, `timm:NAME`, `hf`, `python:FILE:FUNCTION`, see
-prunebench.sources) without registering anything.
+prunebench.config.source_names) without registering anything.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prunebench.config.source_names import hf_config_file, hf_task, parse
 from prunebench.registry import Registry
-from prunebench.sources import hf_config_file, hf_task, parse
 
 if TYPE_CHECKING:
     from prunebench.models.spec import ModelSpec

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import read_state_dict
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
 from prunebench.models.spec import ModelSpec, StructuredHooks
+from prunebench.store.checkpoints import read_state_dict
 
 NO_DROPOUT = {"embed_dropout": 0.0, "attention_dropout": 0.0, "resid_dropout": 0.0}
 PRESETS: dict[str, dict[str, Any]] = {

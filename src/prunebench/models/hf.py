@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import read_state_dict
+from prunebench.config.source_names import HF_TASKS
 from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError
 from prunebench.measure import is_conv1d
@@ -28,7 +28,7 @@ from prunebench.models.roles import output_tensor as logits_of
 from prunebench.models.spec import HeadLayout, ModelSpec, StructuredHooks
 from prunebench.pruning.heads import counts as head_counts
 from prunebench.pruning.heads import in_width, out_width
-from prunebench.sources import HF_TASKS
+from prunebench.store.checkpoints import read_state_dict
 
 CAUSAL_LM_ENDINGS = tuple(k for k, task in HF_TASKS.items() if task == "causal_lm")
 

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import read_state_dict
 from prunebench.data.info import DataInfo
 from prunebench.errors import ConfigError
 from prunebench.models.spec import ModelSpec, StructuredHooks
+from prunebench.store.checkpoints import read_state_dict
 
 ARCH = "vit_small_patch16_224"
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from prunebench.checkpoints import load_weights, read_state_dict
 from prunebench.errors import ConfigError
 from prunebench.models.build import example_inputs, model_spec
 from prunebench.models.roles import find_classifier
+from prunebench.store.checkpoints import load_weights, read_state_dict
 
 if TYPE_CHECKING:
-    from prunebench.config import ModelConfig
+    from prunebench.config.schema import ModelConfig
     from prunebench.data.info import DataInfo
 
 

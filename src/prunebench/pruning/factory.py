@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from prunebench.config.source_names import MODEL_KINDS
 from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import ConfigError
 from prunebench.models.build import example_inputs
@@ -15,10 +16,9 @@ from prunebench.pruning.base import Pruner
 from prunebench.pruning.params import select_prunable
 from prunebench.pruning.structured import StructuredPruner
 from prunebench.pruning.unstructured import UnstructuredPruner
-from prunebench.sources import MODEL_KINDS
 
 if TYPE_CHECKING:
-    from prunebench.config import PruneConfig
+    from prunebench.config.schema import PruneConfig
     from prunebench.data.info import DataInfo
     from prunebench.models.spec import ModelSpec
 

@@ -15,7 +15,7 @@ from prunebench.measure import is_weighted
 from prunebench.models.roles import find_classifier, first_conv_name
 
 if TYPE_CHECKING:
-    from prunebench.config import PruneConfig
+    from prunebench.config.schema import PruneConfig
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
 from prunebench.report.verdicts import ALPHA, margin_for
-from prunebench.results import database_path, load_results
+from prunebench.store.results import database_path, load_results
 
 FIGURE_FORMATS = ("png", "svg")
 

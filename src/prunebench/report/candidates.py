@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from prunebench.outcomes import Outcomes, unpack
 from prunebench.report.prepare import Metric
 from prunebench.report.uncertainty import (
     NONE,
@@ -25,6 +24,7 @@ from prunebench.report.uncertainty import (
     one_example_floor,
     seeds_only,
 )
+from prunebench.store.example_outcomes import Outcomes, unpack
 
 OUTCOME_KIND = {"top1": "correct", "ppl": "nll"}  # metrics that per-example outcomes measure
 NO_COMMON_SEED = "no seed in common: cannot pair"

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prunebench.config import RegimeConfig
+from prunebench.config.schema import RegimeConfig
+from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
-from prunebench.sweep import regime_label
 from prunebench.tables import final_steps
 
 RANDOM = "random"

@@ -14,7 +14,7 @@ from prunebench.report.build import check_settings, contexts
 from prunebench.report.decisions import Decision
 from prunebench.report.prepare import pct
 from prunebench.report.verdicts import ALPHA
-from prunebench.results import load_results
+from prunebench.store.results import load_results
 
 RATIO_TOLERANCE = 1e-6
 

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from prunebench.accel import Execution
+from prunebench.config.fit_settings import FitSettings
 from prunebench.data.base import DataBundle
+from prunebench.engine.training import make_optimizer, train_epoch
 from prunebench.pruning.masks import MaskSet
-from prunebench.settings import FitSettings
 from prunebench.tasks import Task
-from prunebench.training import make_optimizer, train_epoch
 
 
 class EarlyStopping:

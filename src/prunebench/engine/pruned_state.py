@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.checkpoints import load_weights
-from prunebench.config import ModelConfig, PruneConfig
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.data.info import DataInfo
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.factory import make_pruner
+from prunebench.store.checkpoints import load_weights
 
 WEIGHTS = "model::"
 MASKS = "mask::"

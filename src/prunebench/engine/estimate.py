@@ -21,15 +21,15 @@ from itertools import islice
 
 import torch
 
-from prunebench.config import RunConfig, canonical_json, data_identity
+from prunebench.config.fit_settings import epoch_bounds
+from prunebench.config.schema import RunConfig, canonical_json, data_identity
 from prunebench.data.base import Batch, DataBundle
 from prunebench.devices import resolve_device
+from prunebench.engine.plan import Plan
+from prunebench.engine.pretrain import pretrain_settings
+from prunebench.engine.training import make_optimizer, train_epoch
 from prunebench.models.build import build_model
-from prunebench.plan import Plan
-from prunebench.pretrain import pretrain_settings
-from prunebench.settings import epoch_bounds
 from prunebench.tasks import make_task
-from prunebench.training import make_optimizer, train_epoch
 
 TIMED_BATCHES = 3  # per kind, after one warm-up batch (cuDNN autotuning, allocator growth)
 Bounds = tuple[float, float]  # fewest, most seconds

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from prunebench.accel import Execution, should_compile
-from prunebench.config import PretrainConfig, RunConfig, base_id
+from prunebench.config.fit_settings import FitSettings, epoch_bounds
+from prunebench.config.schema import PretrainConfig, RunConfig, base_id
 from prunebench.data.base import DataBundle
-from prunebench.finetune import fit
+from prunebench.engine.finetune import fit
 from prunebench.models.build import build_model
 from prunebench.models.weights import load_pretrained
 from prunebench.progress import Progress
 from prunebench.seeding import seed_everything
-from prunebench.settings import FitSettings, epoch_bounds
 from prunebench.tasks import Task
 
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 
 import torch
 
-from prunebench.config import RunConfig, base_id, canonical_json, data_identity, run_id
+from prunebench.config.schema import RunConfig, base_id, canonical_json, data_identity, run_id
 from prunebench.data.base import DataBundle
 from prunebench.data.build import build_data
 from prunebench.devices import resolve_device
+from prunebench.engine.pretrain import Dense, initial_model
+from prunebench.engine.step import RunContext
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.build import model_spec
-from prunebench.pretrain import Dense, initial_model
 from prunebench.progress import Progress
 from prunebench.pruning.factory import make_pruner
-from prunebench.runner import RunContext
 from prunebench.tasks import Task, make_task
 
 DenseSource = Callable[[RunConfig, DataBundle, Task, torch.device], Dense]

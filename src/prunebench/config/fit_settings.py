@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prunebench.config import FinetuneConfig
+    from prunebench.config.schema import FinetuneConfig
 
 # optimizer -> learning-rate scheduler (pretraining's warm-up / warm restarts)
 SchedulerFactory = Callable[[Any], Any]

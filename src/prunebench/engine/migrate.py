@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 
-from prunebench.config import RunConfig, base_id, data_identity, digest, identity
+from prunebench.config.schema import RunConfig, base_id, data_identity, digest, identity
+from prunebench.engine.plan import plan_steps
 from prunebench.errors import PrunebenchError
-from prunebench.plan import plan_steps
-from prunebench.store import Store
+from prunebench.store.database import Store
 
 
 def legacy_base_id(cfg: RunConfig) -> str:

@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from prunebench import sources
+from prunebench.config import source_names as sources
+from prunebench.config.schedules import SCHEDULES
+from prunebench.config.yaml_input import check_plain, parse, parse_value, read_text
 from prunebench.criteria.catalog import CRITERIA
 from prunebench.data import catalog as data_catalog
 from prunebench.data.options import check_dataset_options
@@ -33,9 +35,7 @@ from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models import catalog as model_catalog
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import Registry, UnknownNameError, suggest
-from prunebench.schedules import SCHEDULES
 from prunebench.tracking.spec import parse_log
-from prunebench.yaml_input import check_plain, parse, parse_value, read_text
 
 # Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
 SCHEMA_VERSION = 1
@@ -302,7 +302,7 @@ class TrainConfig(StrictModel):
 
 
 class RegimeConfig(StrictModel):
-    """A schedule name plus its arguments; see prunebench.schedules."""
+    """A schedule name plus its arguments; see prunebench.config.schedules."""
 
     name: str = "one_shot"
     target: Ratio | None = None

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebench.config import ModelConfig, validate
+from prunebench.config.schema import ModelConfig, validate
 from prunebench.data.info import DataInfo
 from prunebench.errors import PrunebenchError
-from prunebench.export import load_pruned, read_description
+from prunebench.export.pruned import load_pruned, read_description
 from prunebench.models.build import model_spec
 from prunebench.outputs import write_file
 from prunebench.pruning.factory import example_inputs

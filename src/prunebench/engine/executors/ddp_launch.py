@@ -20,23 +20,23 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from prunebench.config import RunConfig, base_id, run_id
+from prunebench.config.schema import RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
-from prunebench.errors import PrunebenchError
-from prunebench.executors import (
+from prunebench.engine.executors.ddp_rank import DataParallel
+from prunebench.engine.executors.pool import (
     LocalExecutor,
     NodeJob,
     compute_node,
     dense_from_payload,
     dense_payload,
 )
-from prunebench.parallel import DataParallel
-from prunebench.pretrain import Dense
+from prunebench.engine.pretrain import Dense
+from prunebench.engine.step import RunContext
+from prunebench.engine.workspace import Workspace
+from prunebench.errors import PrunebenchError
 from prunebench.progress import Progress
-from prunebench.runner import RunContext
 from prunebench.tasks import Task
-from prunebench.workspace import Workspace
 
 # Followers wait in a collective while the leader pretrains a missing dense model: pretrain
 # first (`prunebench pretrain`) when that takes longer.

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.onnx_export import OrtModule, to_onnx
+from prunebench.export.onnx import OrtModule, to_onnx
 
 BACKENDS = ("onnxruntime", "torch")
 

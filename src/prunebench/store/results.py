@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunebench.errors import PrunebenchError
-from prunebench.store import DB_NAME, open_existing
+from prunebench.store.database import DB_NAME, open_existing
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 
+from prunebench.config.schedules import SCHEDULES
 from prunebench.criteria.catalog import CRITERIA
 from prunebench.data.catalog import DATASETS
 from prunebench.errors import PrunebenchError
@@ -16,7 +17,6 @@ from prunebench.models.catalog import MODELS
 from prunebench.models.zoo import timm_names, torchvision_names
 from prunebench.pruning.presets import PRESETS
 from prunebench.registry import suggest
-from prunebench.schedules import SCHEDULES
 
 Row = tuple[str, str]
 PATTERNS = {

@@ -16,26 +16,26 @@ import torch
 from torch import nn
 
 from prunebench.accel import Execution, should_compile
-from prunebench.config import RunConfig
+from prunebench.config.fit_settings import FitSettings, epoch_bounds
+from prunebench.config.schema import RunConfig
 from prunebench.criteria.catalog import make_criterion
 from prunebench.data.base import DataBundle, take_samples
 from prunebench.devices import resolve_device
-from prunebench.finetune import fit
+from prunebench.engine.finetune import fit
+from prunebench.engine.plan import StepPlan
+from prunebench.engine.pretrain import Dense
+from prunebench.engine.pruned_state import Tensors, pack, restore
 from prunebench.measure import latency_pair
 from prunebench.models.build import build_model, model_source, model_spec
 from prunebench.models.spec import ModelSpec
-from prunebench.plan import StepPlan
-from prunebench.pretrain import Dense
 from prunebench.progress import Progress
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.factory import make_pruner
 from prunebench.seeding import seed_everything, seed_from_key
-from prunebench.settings import FitSettings, epoch_bounds
-from prunebench.state import Tensors, pack, restore
 from prunebench.tasks import Task, make_task
 
 if TYPE_CHECKING:
-    from prunebench.parallel import DataParallel
+    from prunebench.engine.executors.ddp_rank import DataParallel
 
 
 class RunContext:

@@ -35,29 +35,29 @@ from typing import Any
 
 import torch
 
-from prunebench.checkpoints import load_weights
-from prunebench.config import SCHEMA_VERSION, RunConfig, base_id, digest, run_id
+from prunebench.config.schema import SCHEMA_VERSION, RunConfig, base_id, digest, run_id
 from prunebench.data.base import DataBundle
+from prunebench.engine.estimate import estimate as estimate_plan
+from prunebench.engine.executors.pool import Executor, LocalExecutor, NodeJob, NodeOutcome
+from prunebench.engine.migrate import upgrade
+from prunebench.engine.plan import Node, Plan, build_plan
+from prunebench.engine.pretrain import Dense, train_dense
+from prunebench.engine.step import RunContext
+from prunebench.engine.workspace import Workspace
 from prunebench.errors import (
     CheckpointError,
     ChecksumMismatch,
     PrunebenchError,
     StorageError,
 )
-from prunebench.estimate import estimate as estimate_plan
-from prunebench.executors import Executor, LocalExecutor, NodeJob, NodeOutcome
-from prunebench.migrate import upgrade
 from prunebench.models.build import build_model
-from prunebench.plan import Node, Plan, build_plan
-from prunebench.pretrain import Dense, train_dense
 from prunebench.progress import Progress
-from prunebench.runner import RunContext
-from prunebench.store import RUN_COLUMNS, Store, dumps
+from prunebench.store.checkpoints import load_weights
+from prunebench.store.database import RUN_COLUMNS, Store, dumps
 from prunebench.tasks import Task
 from prunebench.tracking.base import RunInfo, Session, StepRecord
 from prunebench.tracking.hub import Tracking, check, make_tracking
 from prunebench.tracking.spec import LogSpec, parse_log
-from prunebench.workspace import Workspace
 
 CLAIM_STALE_S = 60.0  # a claim whose heartbeat is older than this is taken over
 

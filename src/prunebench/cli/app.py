@@ -77,7 +77,7 @@ LogOpt = Annotated[
 
 def _check_log(values: list[str] | None, results: Path) -> list[str]:
     """Bad --log values fail before any compute (one line, exit 2)."""
-    from prunebench.store import Store
+    from prunebench.store.database import Store
     from prunebench.tracking.hub import check
     from prunebench.tracking.spec import parse_log
 
@@ -141,8 +141,8 @@ def schedule(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print a schedule's cumulative targets and per-step increments."""
-    from prunebench.config import RegimeConfig, validate
-    from prunebench.schedules import increments
+    from prunebench.config.schedules import increments
+    from prunebench.config.schema import RegimeConfig, validate
 
     given = {
         "name": regime,
@@ -193,13 +193,13 @@ def pretrain(
     device: DeviceOpt = None,
 ) -> None:
     """Train and save the dense model that runs with this config start from (reused if present)."""
-    from prunebench.config import load_run_config
+    from prunebench.config.schema import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device))
     check_output_dir(results, "--results")
-    from prunebench.driver import dense_model
+    from prunebench.engine.driver import dense_model
     from prunebench.progress import make_progress
-    from prunebench.store import Store
+    from prunebench.store.database import Store
 
     store = Store(results)
     dense = dense_model(cfg, store, make_progress(quiet))
@@ -227,11 +227,16 @@ def run(
     log: LogOpt = None,
 ) -> None:
     """Run one pruning regime; every step is written to the results database."""
-    from prunebench.config import load_run_config
+    from prunebench.config.schema import load_run_config
 
     cfg = load_run_config(config, _overrides(set_, device), seed=seed)
     check_output_dir(results, "--results")
-    from prunebench.ddp import check_devices, launch, without_option, world_size
+    from prunebench.engine.executors.ddp_launch import (
+        check_devices,
+        launch,
+        without_option,
+        world_size,
+    )
 
     if world_size() <= 1:  # the leader of a data-parallel run checks its own copy
         log = _check_log(log, results)
@@ -246,9 +251,9 @@ def run(
         if code:
             raise typer.Exit(code)
         return
-    from prunebench.driver import run as run_one
+    from prunebench.engine.driver import run as run_one
     from prunebench.progress import make_progress
-    from prunebench.store import Store
+    from prunebench.store.database import Store
 
     if world_size() > 1:  # one copy of a data-parallel launch
         _run_data_parallel(cfg, results, quiet, log)
@@ -258,10 +263,10 @@ def run(
 
 def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
     """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
-    from prunebench.ddp import DataParallelExecutor, follow, start, stop
-    from prunebench.driver import run as run_one
+    from prunebench.engine.driver import run as run_one
+    from prunebench.engine.executors.ddp_launch import DataParallelExecutor, follow, start, stop
     from prunebench.progress import make_progress
-    from prunebench.store import Store
+    from prunebench.store.database import Store
 
     parallel = start(cfg)
     try:
@@ -280,7 +285,7 @@ def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
 
 
 def _print_run(result, results: Path) -> None:
-    from prunebench.results import load_results
+    from prunebench.store.results import load_results
     from prunebench.tables import steps_table
 
     if result.already_done:
@@ -346,7 +351,7 @@ def sweep(
     A killed sweep resumes where it stopped when run again; a failing run is recorded as
     failed and the others go on (exit code 1 at the end).
     """
-    from prunebench.sweep import load_sweep
+    from prunebench.config.sweep_grid import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
     if executor not in ("local", "processes", "ray"):
@@ -367,7 +372,7 @@ def sweep(
     log = _check_log(log, results)
     for reason in skipped:
         out.print(f"[yellow]skipped[/]: {reason}")
-    from prunebench.plan import build_plan, count, render_counts, render_tree
+    from prunebench.engine.plan import build_plan, count, render_counts, render_tree
 
     plan = build_plan(configs)
     if dry_run:
@@ -384,11 +389,11 @@ def sweep(
         return
     import torch
 
-    from prunebench.driver import execute_plan
-    from prunebench.executors import LocalExecutor, ProcessExecutor, RayExecutor
+    from prunebench.engine.driver import execute_plan
+    from prunebench.engine.executors.pool import LocalExecutor, ProcessExecutor, RayExecutor
     from prunebench.progress import make_progress
-    from prunebench.results import load_results
-    from prunebench.store import Store
+    from prunebench.store.database import Store
+    from prunebench.store.results import load_results
     from prunebench.tables import comparison_table, failures_table
 
     if threads is not None:
@@ -422,12 +427,12 @@ def sweep(
 def _estimate_lines(plan, results: Path, stored: dict[str, int], workers: int | None) -> list[str]:
     """Time a few batches of each model and data; the plan's wall time per number of steps side
     by side. Builds data and models in memory only: writes nothing."""
-    from prunebench.config import base_id
+    from prunebench.config.schema import base_id
     from prunebench.data.catalog import DATASETS
     from prunebench.devices import resolve_device
-    from prunebench.estimate import estimate as estimate_plan
-    from prunebench.estimate import render
-    from prunebench.store import Store
+    from prunebench.engine.estimate import estimate as estimate_plan
+    from prunebench.engine.estimate import render
+    from prunebench.store.database import Store
 
     store, bundles = Store(results), {}
 
@@ -446,7 +451,7 @@ def _estimate_lines(plan, results: Path, stored: dict[str, int], workers: int | 
 
 def _stored_epochs(results: Path, plan) -> dict[str, int]:
     """Planned steps already in `results` (row + checkpoint) with their epochs; writes nothing."""
-    from prunebench.store import Store
+    from prunebench.store.database import Store
 
     stored = Store(results).stored_steps(plan.nodes)
     return {key: row["epochs"] for key, row in stored.items()}
@@ -474,7 +479,7 @@ def results(
     ] = None,
 ) -> None:
     """Print (or export) the stored pruning steps, one row per step; failed runs included."""
-    from prunebench.results import EXPORT_FORMATS, find_run, load_results, require_runs
+    from prunebench.store.results import EXPORT_FORMATS, find_run, load_results, require_runs
     from prunebench.tables import steps_table
 
     if fmt not in EXPORT_FORMATS:
@@ -535,7 +540,7 @@ def report(
     alpha: AlphaOpt = 0.05,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
-    from prunebench.results import load_results, require_runs
+    from prunebench.store.results import load_results, require_runs
 
     require_runs(load_results(directory), directory)
     if out_dir is not None:
@@ -561,7 +566,7 @@ def _log_report(value: str, directory: Path, files: list[Path]) -> None:
     """A failure to log is a warning: the report is written either way."""
     from rich.markup import escape
 
-    from prunebench.store import Store
+    from prunebench.store.database import Store
     from prunebench.tracking.mlflow_tracker import log_report
     from prunebench.tracking.spec import parse_log
 
@@ -618,16 +623,16 @@ def export(
     if fmt not in ("safetensors", "onnx"):
         raise PrunebenchError(f"--format must be safetensors or onnx, not '{fmt}'")
     if fmt == "onnx":
-        from prunebench.onnx_export import check_installed
+        from prunebench.export.onnx import check_installed
 
         check_installed()
     check_output_dir(out_dir, "export directory")
-    from prunebench.export import export_step
+    from prunebench.export.pruned import export_step
 
     path = export_step(directory, run_id, step, out_dir)
     out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
     if fmt == "onnx":
-        from prunebench.onnx_export import describe, write_onnx
+        from prunebench.export.onnx import describe, write_onnx
 
         result = write_onnx(path.parent)
         out.print(describe(result), markup=False, highlight=False)
@@ -641,7 +646,7 @@ def list_(
     term: Annotated[str | None, typer.Argument(help="only names containing this")] = None,
 ) -> None:
     """List the names a config can hold (torchvision and timm models included), or search them."""
-    from prunebench.listing import listing
+    from prunebench.cli.listing import listing
 
     rows = listing(kind, term)
     if not rows:
@@ -665,7 +670,7 @@ def config_show(
     """Print the fully resolved config (every default filled in) and its run id."""
     import yaml
 
-    from prunebench.config import load_run_config, run_id
+    from prunebench.config.schema import load_run_config, run_id
 
     cfg = load_run_config(config, list(set_ or []))
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
@@ -676,7 +681,7 @@ def config_show(
 def verify(directory: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Check a results directory: SQLite integrity, every row's digest, every file's sha256,
     missing files and orphans. Exit code 1 when something is wrong."""
-    from prunebench.verify import verify as check
+    from prunebench.store.verify import verify as check
 
     found = check(directory)
     for line in found.lines:
@@ -686,7 +691,7 @@ def verify(directory: Annotated[Path, typer.Argument(help="results directory")])
 
 
 def _warn_integrity(directory: Path) -> None:
-    from prunebench.results import integrity_warning
+    from prunebench.store.results import integrity_warning
 
     warning = integrity_warning(directory)
     if warning:

@@ -25,17 +25,17 @@ from typing import Any, Protocol
 
 import torch
 
-from prunebench.config import RunConfig, base_id
+from prunebench.config.schema import RunConfig, base_id
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
+from prunebench.engine.executors.ray_auth import RayAuth, existing_cluster, private_instance
+from prunebench.engine.plan import StepPlan
+from prunebench.engine.pretrain import Dense
+from prunebench.engine.step import RunContext, compute_step
+from prunebench.engine.workspace import Workspace
 from prunebench.errors import PrunebenchError
 from prunebench.models.build import build_model
-from prunebench.plan import StepPlan
-from prunebench.pretrain import Dense
-from prunebench.ray_auth import RayAuth, existing_cluster, private_instance
-from prunebench.runner import RunContext, compute_step
 from prunebench.tasks import Task
-from prunebench.workspace import Workspace
 
 State = tuple[dict[str, torch.Tensor], dict[str, Any]]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import Field
 
-from prunebench.config import (
+from prunebench.config.schema import (
     RegimeConfig,
     RunConfig,
     StrictModel,

@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prunebench.config import (
+from prunebench.config.fit_settings import FitSettings, epoch_bounds, finetune_settings
+from prunebench.config.schedules import increments
+from prunebench.config.schema import (
     RunConfig,
     base_id,
     data_identity,
@@ -30,8 +32,6 @@ from prunebench.config import (
     run_id,
     without_added,
 )
-from prunebench.schedules import increments
-from prunebench.settings import FitSettings, epoch_bounds, finetune_settings
 
 KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
 

@@ -45,8 +45,8 @@ from typing import Any
 
 import torch
 
-from prunebench.checkpoints import Staged, load_tensors, sha256_file, stage_tensors
 from prunebench.errors import CheckpointError, DamagedDatabase, PrunebenchError, StorageError
+from prunebench.store.checkpoints import Staged, load_tensors, sha256_file, stage_tensors
 
 DB_NAME = "results.sqlite"
 LOG_DIRS = {"mlflow": "mlruns", "tensorboard": "tensorboard"}  # --log defaults, per backend
@@ -112,7 +112,7 @@ STEP_COLUMNS: dict[str, str] = {
     "test_top1": "REAL",
     "test_top5": "REAL",
     "test_ppl": "REAL",
-    "test_outcomes": "BLOB",  # per-example test results (prunebench.outcomes), for paired tests
+    "test_outcomes": "BLOB",  # per-example test results (prunebench.store.example_outcomes), for paired tests
     "epochs": "INTEGER",  # fine-tuning epochs of this step
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunebench.errors import DamagedDatabase
-from prunebench.store import Store, open_existing
+from prunebench.store.database import Store, open_existing
 
 SHOWN = 5  # items listed per finding; the rest are counted
 

@@ -1,0 +1,1 @@
+"""The `prunebench` command: a thin typer app over the library."""

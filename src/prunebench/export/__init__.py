@@ -1,0 +1,1 @@
+"""Taking a pruned model home: safetensors + structure.json, ONNX, lean inference."""

@@ -1,0 +1,1 @@
+"""The results directory: the SQLite database, checkpoints, the one reader, verification."""
