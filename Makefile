@@ -47,9 +47,9 @@ test: $(FULL)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/pytest
 
-# Every torchvision family and 19 timm families, structured and unstructured (tests/test_zoo.py).
+# Every torchvision family and 19 timm families, structured and unstructured (tests/models/test_zoo.py).
 test-zoo: $(FULL)
-	$(VENV)/bin/pytest -m zoo tests/test_zoo.py
+	$(VENV)/bin/pytest -m zoo tests/models/test_zoo.py
 
 lint: $(FULL)
 	$(VENV)/bin/ruff check --fix src tests benchmarks

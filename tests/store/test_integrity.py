@@ -19,7 +19,7 @@ from prunebench.store.database import Store
 
 TIMING = {"seconds", "created_at"}
 PROVENANCE = {"run_id", "reused"}
-LEGACY = Path(__file__).parent / "data" / "legacy"
+LEGACY = Path(__file__).parents[1] / "data" / "legacy"
 
 
 def manual(*targets: float, extra: tuple[str, ...] = ()):

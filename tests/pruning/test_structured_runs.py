@@ -11,7 +11,7 @@ from prunebench.engine.driver import run
 from prunebench.pruning.masks import count_to_prune
 from prunebench.store.database import Store
 
-CONFIG = Path(__file__).parents[1] / "configs" / "digits.yaml"
+CONFIG = Path(__file__).parents[2] / "configs" / "digits.yaml"
 # digits_cnn at width 8: channel groups of 8, 16 and 32 channels
 GROUPS = (8, 16, 32)
 FAST = [

@@ -8,7 +8,7 @@ import pytest
 
 from own_data import MODEL_FILE, image_folders, write_folder, write_module
 
-DIGITS = Path(__file__).parents[1] / "configs" / "digits.yaml"
+DIGITS = Path(__file__).parents[2] / "configs" / "digits.yaml"
 
 
 @pytest.fixture

@@ -273,7 +273,7 @@ def test_results_on_a_read_only_file_system_fail_before_pretraining(tmp_path):
         f"mount -t tmpfs -o ro,size=1m tmpfs {mount} || exit 77; "
         f"exec {sys.executable} -m prunebench run configs/digits.yaml -r {mount}/results"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     proc = subprocess.run(
         ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
     )

@@ -25,7 +25,7 @@ from prunebench.store.database import Store
 from prunebench.tasks import make_task
 
 CPU = torch.device("cpu")
-DIGITS = Path(__file__).parents[1] / "configs" / "digits.yaml"
+DIGITS = Path(__file__).parents[2] / "configs" / "digits.yaml"
 
 
 def test_ranks_split_every_batch_and_skip_alike():

@@ -13,7 +13,7 @@ from prunebench.config.schema import PretrainConfig, load_run_config, read_yaml,
 from prunebench.engine.pretrain import lr_scheduler_factory
 from prunebench.models import MODELS
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def trajectory(cfg: PretrainConfig, epochs: int) -> list[float]:

@@ -12,7 +12,7 @@ from prunebench.config.sweep_grid import load_sweep
 from prunebench.engine.plan import build_plan, count, epoch_bounds, render_tree
 
 TARGETS = [0.7, 0.8, 0.88, 0.92, 0.96, 0.99]
-SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"
+SWEEPS = Path(__file__).parents[2] / "configs" / "sweeps"
 
 
 def distinct_prefixes(schedule_list: list[list[float]]) -> int:

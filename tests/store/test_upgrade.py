@@ -18,7 +18,7 @@ from prunebench.engine.plan import build_plan
 from prunebench.store.database import Store
 from prunebench.store.results import load_results
 
-LEGACY = Path(__file__).parent / "data" / "legacy"
+LEGACY = Path(__file__).parents[1] / "data" / "legacy"
 SWEEP = LEGACY / "sweep.yaml"
 # Columns that the upgrade renames (keys) or that record when a row was written.
 RENAMED = ["step_key", "base_id"]
