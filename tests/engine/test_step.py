@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.driver import run, stored_dense
 from prunebench.engine.plan import plan_steps
 from prunebench.engine.workspace import Workspace

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.driver import execute_plan, run
 from prunebench.engine.executors import pool as executors
 from prunebench.engine.plan import build_plan

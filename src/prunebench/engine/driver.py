@@ -35,7 +35,8 @@ from typing import Any
 
 import torch
 
-from prunebench.config.schema import SCHEMA_VERSION, RunConfig, base_id, digest, run_id
+from prunebench.config.identity import SCHEMA_VERSION, base_id, digest, run_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.engine.estimate import estimate as estimate_plan
 from prunebench.engine.executors.pool import Executor, LocalExecutor, NodeJob, NodeOutcome

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import torch
 
-from prunebench.config.schema import RunConfig, base_id
+from prunebench.config.identity import base_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
 from prunebench.engine.executors.ray_auth import RayAuth, existing_cluster, private_instance
