@@ -25,6 +25,9 @@ class DataBundle:
     test: Iterable[Batch]
     calibration: Iterable[Batch]
     sizes: dict[str, int]
+    # a group id per test example where examples come in groups (the document of an LM
+    # sequence): stored with the outcomes, so that the report's intervals are cluster-robust
+    test_groups: torch.Tensor | None = None
 
 
 def take_samples(batches: Iterable[Batch], n_samples: int) -> Iterator[Batch]:
