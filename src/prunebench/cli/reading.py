@@ -20,6 +20,10 @@ MarginOpt = Annotated[
     typer.Option(help="practical margin: pp of accuracy / % of perplexity (default 0.1 / 1)"),
 ]
 AlphaOpt = Annotated[float, typer.Option(help="family-wise error rate (Holm-corrected)")]
+MinEffectOpt = Annotated[
+    float | None,
+    typer.Option(help="smallest difference worth more seeds: pp / % (default 0.5 / 2)"),
+]
 
 
 def results(
@@ -81,6 +85,7 @@ def report(
     ] = None,
     margin: MarginOpt = None,
     alpha: AlphaOpt = 0.05,
+    min_effect: MinEffectOpt = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.store.results import load_results, require_runs
@@ -95,7 +100,7 @@ def report(
     log = check_log(log, directory)
     if any(not v.strip().lower().startswith("mlflow") for v in log):
         raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
-    files = write_report(directory, out_dir, figure_format, alpha, margin)
+    files = write_report(directory, out_dir, figure_format, alpha, margin, min_effect)
     warn_integrity(directory)
     out.print(f"markdown: {files.markdown}")
     if files.figures:
@@ -134,12 +139,15 @@ def advise(
     ] = None,
     margin: MarginOpt = None,
     alpha: AlphaOpt = 0.05,
+    min_effect: MinEffectOpt = None,
 ) -> None:
     """Which regime to use: the report's decision per ratio (within a budget), with its
     interval, a cheaper equivalent alternative, and the seeds it would take to decide."""
     from prunebench.report.terminal import advise_lines
 
-    lines = advise_lines(directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin)
+    lines = advise_lines(
+        directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin, min_effect=min_effect
+    )
     for line in lines:
         out.print(line, markup=False, highlight=False)
 
