@@ -282,7 +282,8 @@ class Driver:
             self.sources.pop(key, None)
         self.have = store.run_steps()
         ids = {r.run_id for r in plan.runs}
-        bad_rows = [(r, s) for r, s in store.row_check().bad if r in ids]
+        rows = store.row_check()  # a step whose row or epoch rows fail their digest, too
+        bad_rows = [(r, s) for r, s in rows.bad if r in ids]
         for rid, step in bad_rows:
             del self.have[rid][step]  # rewritten below, like a missing row
         if bad_rows:
@@ -294,6 +295,9 @@ class Driver:
             )
         check_stored(plan, self.have)
         status = {r["run_id"]: r["status"] for r in store.runs()}
+        for rid in (r for r in rows.bad_runs if r in ids):  # `start_run` writes it again
+            status[rid] = "damaged"
+            progress.warning(f"the runs row of {rid} does not match its digest; rewriting it")
         damaged = {k: v for k, v in damaged.items() if k in plan.nodes}
         for reason in damaged.values():
             progress.warning(f"{reason}; computing that step again")
@@ -678,7 +682,8 @@ def _sound(store: Store, plan: Plan) -> bool:
     damaged: dict[str, str] = {}
     store.stored_steps(plan.nodes, damaged)
     ids = {r.run_id for r in plan.runs}
-    return not damaged and not any(r in ids for r, _ in store.row_check().bad)
+    rows = store.row_check()
+    return not damaged and not any(r in ids for r in {*rows.bad_runs, *(r for r, _ in rows.bad)})
 
 
 def run(
