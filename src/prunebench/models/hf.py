@@ -51,6 +51,11 @@ def read_config(weights: Path | None, config: str | dict[str, Any] | None):
             raw = json.loads(path.read_text())
         except ValueError as exc:
             raise ConfigError(f"model.name=hf: '{path}' is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"model.name=hf: '{path}' holds a JSON {type(raw).__name__}, not a config: a "
+                'config.json is one JSON object of fields, e.g. {"model_type": "vit", ...}'
+            )
     model_type = raw.pop("model_type", None)
     if model_type is None:
         raise ConfigError("model.name=hf: the config has no 'model_type' (e.g. llama, vit)")

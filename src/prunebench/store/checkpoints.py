@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from prunebench.errors import CheckpointError, ChecksumMismatch, StorageError
+from prunebench.errors import (
+    CheckpointError,
+    ChecksumMismatch,
+    StorageError,
+    without_unsafe_advice,
+)
 
 META_KEY = "prunebench"
 TMP_SUFFIX = ".tmp"
@@ -109,6 +116,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return load_tensors(path)[0]
     if path.suffix in {".pth", ".pt", ".bin"}:
+        _check_zip(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # weights_only refuses pickled code with various errors
@@ -130,16 +138,33 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     )
 
 
+def _check_zip(path: Path) -> None:
+    """A torch.save file is a zip archive: every member is checked against its CRC before
+    torch reads it (torch does not), so that damaged bytes are refused, not trained on. A file
+    in torch's legacy (non-zip) format has no checksums to check."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        why = None if bad is None else f"'{bad}' inside it fails its checksum (CRC)"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        why = f"its zip archive does not read ({type(exc).__name__}: {exc})"
+    if why is not None:
+        raise CheckpointError(f"weights file '{path}' is damaged: {why}; copy or download it again")
+
+
 def _load_failure(exc: Exception) -> str:
     """The reason torch.load gave, in a few words: torch's own message runs to several lines
-    and recommends `weights_only=False`, i.e. unpickling code from the file, which we never do."""
+    and recommends `weights_only=False`, i.e. unpickling code from the file, which we never do
+    (every sentence advising an unsafe load is left out)."""
     text = str(exc)
     if "WeightsUnpickler error:" in text:
         reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
         reason = reason.split(". Please", 1)[0].split(" was not an allowed global", 1)[0]
-        return reason.strip()
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        return without_unsafe_advice(reason.strip())
+    reason = without_unsafe_advice(text).removeprefix("Weights only load failed.").strip()
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 def _skipped(key: str, skip: tuple[str, ...]) -> bool:
@@ -162,9 +187,21 @@ def check_fits(
                 f"{source}: '{key}' has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(tensor.shape)}"
             )
+        if _kind(state[key]) != _kind(tensor):  # e.g. integers where weights belong
+            raise CheckpointError(
+                f"{source}: '{key}' holds {state[key].dtype} values, the model expects "
+                f"{tensor.dtype}"
+            )
     extra = [k for k in state if k not in expected and not _skipped(k, skip)]
     if extra:
         raise CheckpointError(f"{source} has '{extra[0]}', which the model does not have")
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    """What a value means, beyond its precision: float16 weights load into float32 ones."""
+    if tensor.is_floating_point():
+        return "float"
+    return "complex" if tensor.is_complex() else "bool" if tensor.dtype == torch.bool else "int"
 
 
 def load_weights(
