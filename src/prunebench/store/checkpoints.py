@@ -10,8 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +59,45 @@ class Staged:
         self.tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C waits until a checkpoint is written or read whole, then interrupts as usual. A
+    KeyboardInterrupt raised while torch's or safetensors' C code runs comes out as some other
+    error ("could not determine the shape of object type ...") and would fail the run on an
+    intact file; held, it marks the run interrupted and the same command resumes it. Only the
+    main thread receives signals; elsewhere this does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler not installed from Python, which cannot be put back
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)  # Python's own handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 def stage_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
     """Write `tensors` (copied to CPU, unshared) and JSON `meta` to a temporary file beside
     `path` and hash it; on any error nothing is left behind, and a disk that refuses the write
-    (full, read-only) gives a one-line `StorageError`."""
+    (full, read-only) gives a one-line `StorageError`. Ctrl-C waits for the write."""
+    staged = None
+    try:
+        with interrupts_held():
+            staged = _stage(path, tensors, meta)
+    except KeyboardInterrupt:  # held until the file was whole: nobody renames it now
+        if staged is not None:
+            staged.discard()
+        raise
+    return staged
+
+
+def _stage(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
@@ -90,7 +129,12 @@ def load_tensors(
     path: Path, sha256: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata written by `save_tensors`; with `sha256`, only if the file still
-    has that hash (else `ChecksumMismatch`, naming the file)."""
+    has that hash (else `ChecksumMismatch`, naming the file). Ctrl-C waits for the read."""
+    with interrupts_held():
+        return _load(path, sha256)
+
+
+def _load(path: Path, sha256: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.exists():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     if sha256 is not None and sha256_file(path) != sha256:

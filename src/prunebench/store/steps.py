@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from prunebench.store.checkpoints import sha256_file, stage_tensors
+from prunebench.store.checkpoints import interrupts_held, sha256_file, stage_tensors
 from prunebench.store.connection import Database
 from prunebench.store.digests import RowCheck, check_rows, digest_ok, seal
 from prunebench.store.files import checkpoint_path, hashes, place
@@ -38,16 +38,17 @@ def commit_step(
     """A computed step: its checkpoint (written whole first, then renamed into place), the
     checkpoint's sha256 and the rows (`write_steps`) in one transaction that also drops
     `owner`'s lease on the step. Killed or refused (disk full: `StorageError`) at any point,
-    the step is stored whole or not at all."""
-    staged = stage_tensors(checkpoint_path(db.root, step_key), *state)
-    try:
-        with db.transaction() as con:
-            place(con, "checkpoint", step_key, staged)
-            _write_rows(con, items)
-            if owner is not None:
-                release_in(con, owner, "checkpoint", step_key)
-    finally:
-        staged.discard()
+    the step is stored whole or not at all; Ctrl-C meanwhile waits until it is stored."""
+    with interrupts_held():
+        staged = stage_tensors(checkpoint_path(db.root, step_key), *state)
+        try:
+            with db.transaction() as con:
+                place(con, "checkpoint", step_key, staged)
+                _write_rows(con, items)
+                if owner is not None:
+                    release_in(con, owner, "checkpoint", step_key)
+        finally:
+            staged.discard()
 
 
 def _write_rows(con: sqlite3.Connection, items: StepRows) -> None:
