@@ -160,7 +160,10 @@ CASES = [
         ["model.name=python:plain.py:narrow"],
         "gives 3 outputs per example but the data has 2 classes",
     ),
-    (["model.name=python:plain.py:exits"], "(SystemExit: 3)"),
+    (
+        ["model.name=python:plain.py:exits"],
+        "model 'python:plain.py:exits' exited (SystemExit: 3) instead of building",
+    ),
     (["data.name=python:plain.py:exit_data"], "exited (SystemExit: 3) instead of returning"),
     (
         ["model.name=hf", "model.options={config: list.json}"],

@@ -161,6 +161,10 @@ def test_a_rewritten_value_is_reported_by_verify_results_and_report_then_repaire
         assert code == 0, err
         assert "do not match their digest" in err and f"run {rid} {named}" in err
         assert one_line(err)
+    if table == "runs":  # an export builds the model from the config in the runs row
+        code, _, err = invoke("export", str(store.root), str(tmp_path / "out"), "--run", rid[:8])
+        assert code == 2 and one_line(err) and "does not match its digest" in err, err
+        assert not (tmp_path / "out" / "weights.safetensors").exists()
 
     config = config_file(manual(*LONG), tmp_path)
     code, _, err = invoke("run", config, "-r", str(store.root), "--quiet")

@@ -87,7 +87,12 @@ class Workspace:
                     self._probe_pruning(cfg, model, data)
             except PrunebenchError:
                 raise
-            except (Exception, SystemExit) as exc:  # e.g. model.options={width: 0}; sys.exit()
+            except SystemExit as exc:  # user code's exit is an error, not ours to take
+                raise ConfigError(
+                    f"model '{cfg.model.name}' exited (SystemExit: {exc.code}) instead of "
+                    "building and running; fix its builder"
+                ) from None
+            except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise ConfigError(
                     f"model '{cfg.model.name}' does not build or run with model.options "
