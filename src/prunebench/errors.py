@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message as one line and exits with code 2."""
 
+import re
+
 
 class PrunebenchError(Exception):
     """A problem the user can fix (bad config, missing file, unknown name). Never a bug."""
@@ -8,6 +10,24 @@ class PrunebenchError(Exception):
 # Characters str.splitlines() breaks on: a message quoting user input must stay one line.
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _ESCAPES = {ord(c): repr(c)[1:-1] for c in LINE_BREAKS}
+
+
+# Words of advice to load a file in a way that can run code from it (torch's and numpy's own
+# messages give such advice when a safe load refuses a file): prunebench never unpickles user
+# files, and its messages never pass that advice on.
+UNSAFE_ADVICE = (
+    "weights_only", "allow_pickle", "pickle.load", "unsafe", "trust", "arbitrary code",
+    "safe_globals",
+)  # fmt: skip
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+
+
+def without_unsafe_advice(text: str) -> str:
+    """`text` without the sentences that advise an unsafe load ('' when nothing else is left)."""
+    sentences = _SENTENCES.split(_ANSI.sub("", text))
+    kept = [s for s in sentences if s.strip() and not any(w in s.lower() for w in UNSAFE_ADVICE)]
+    return " ".join(s.strip() for s in kept)
 
 
 def one_line(text: str) -> str:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors import SafetensorError
 
@@ -184,3 +185,57 @@ def test_ctrl_c_exits_130_marks_runs_interrupted_and_the_rerun_resumes(tmp_path)
     assert again.returncode == 0, again.stderr
     assert {r["status"] for r in table(results, "runs", set())} == {"done"}
     assert count_rows(results, "steps") == build_plan(load_sweep(sweep)[1]).naive_steps
+
+
+def _torch_swallows_ctrl_c(real):
+    """`real`, but Ctrl-C arrives while it runs, inside C code that turns the KeyboardInterrupt
+    into another error (as torch does: 'could not determine the shape of object type
+    torch.storage.UntypedStorage'): the race of a real interrupt, made deterministic."""
+
+    def call(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # Python's handler, if still installed, raises here
+        except KeyboardInterrupt:
+            raise RuntimeError(
+                "could not determine the shape of object type 'torch.storage.UntypedStorage'"
+            ) from None
+        return real(*args, **kwargs)
+
+    return call
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_for_it_and_the_run_resumes(tmp_path, monkeypatch):
+    from prunebench.engine.single_run import run
+
+    cfg = tiny_config("regime={name: manual, targets: [0.5, 0.7]}")
+    store = Store(tmp_path / "r")
+    real, writes = checkpoints.save_file, []
+
+    def hooked(*args, **kwargs):  # the dense model first, then step 1's checkpoint
+        writes.append(args[1])
+        write = _torch_swallows_ctrl_c(real) if len(writes) == 2 else real
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "save_file", hooked)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, store)
+    monkeypatch.setattr(checkpoints, "save_file", real)
+    assert store.run(run_id(cfg))["status"] == "interrupted"
+    assert [r["step"] for r in store.steps(run_id(cfg))] == [1]  # stored whole, then stopped
+    assert not leftovers(tmp_path / "r")
+    key = store.steps(run_id(cfg))[0]["step_key"]
+    assert store.load_checkpoint(key)  # intact, and matches its recorded sha256
+
+    again = run(cfg, store)
+    assert again.status == "done" and again.resumed_from == 1 and again.computed == 1
+
+
+def test_ctrl_c_during_a_checkpoint_read_is_an_interrupt_not_a_damaged_file(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    checkpoints.save_tensors(path, {"w": torch.ones(3)}, {"step": 1})
+    monkeypatch.setattr(checkpoints, "safe_open", _torch_swallows_ctrl_c(checkpoints.safe_open))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.load_tensors(path)
+    monkeypatch.undo()
+    assert torch.equal(checkpoints.load_tensors(path)[0]["w"], torch.ones(3))

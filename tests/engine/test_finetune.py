@@ -136,3 +136,23 @@ def test_finetune_settings_defaults_and_first_step():
     explicit = FinetuneConfig(optimizer=OptimizerConfig(name="adamw", lr=3e-4), mode="fixed")
     fixed = finetune_settings(explicit, pretrain_lr=0.1, first_step=True)
     assert (fixed.optimizer, fixed.lr, fixed.patience, fixed.max_epochs) == ("adamw", 3e-4, None, 5)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_a_batchnorm_model_never_trains_on_a_batch_of_one(norm):
+    """17 examples in batches of 8 leave a last batch of one, on which BatchNorm cannot train
+    ('Expected more than 1 value per channel'): it joins the batch before. A model without
+    BatchNorm gets the batches as they are (its rows stay those of earlier versions)."""
+    from prunebench.engine.training import make_optimizer, train_epoch
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8) if norm else torch.nn.Identity()]
+    model = torch.nn.Sequential(*layers, torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(17, 4), torch.randint(0, 3, (17,))
+    batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 17, 8)]
+    seen: list[int] = []
+    model[0].register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    optimizer = make_optimizer(model.parameters(), "sgd", 0.1, 0.0, 0.0)
+    loss = train_epoch(model, batches, Classification(), optimizer, torch.device("cpu"))
+    assert seen == ([8, 9] if norm else [8, 8, 1])
+    assert loss > 0

@@ -122,21 +122,34 @@ def test_a_dense_model_with_flipped_signs_is_trained_again(copy, capsys):
     assert all(torch.equal(again[k], original[k]) for k in again)
 
 
+EDITS = {  # table -> (the edit, how verify names the row, what the rerun says)
+    "steps": ("UPDATE steps SET test_loss=0.01 WHERE step=2", "step 2", "1 step rows do not"),
+    "epochs": (
+        "UPDATE epochs SET val_loss=7.5 WHERE step=2 AND epoch=1",
+        "step 2 epoch 1",
+        "1 step rows do",
+    ),
+    "runs": ("UPDATE runs SET target=0.95", "(its runs row)", "runs row of"),
+}
+
+
+@pytest.mark.parametrize("table", EDITS)
 def test_a_rewritten_value_is_reported_by_verify_results_and_report_then_repaired(
-    copy, invoke, tmp_path
+    copy, invoke, tmp_path, table
 ):
+    edit, named, rerun = EDITS[table]
     store = copy("results")
     rid = run_id(manual(*LONG))
-    before = store.steps(rid)
+    before = store.steps(rid), store.epochs(rid, 2), store.run(rid)
     con = sqlite3.connect(store.db_path)
-    con.execute("UPDATE steps SET test_loss=0.01 WHERE run_id=? AND step=2", (rid,))
+    con.execute(edit)
     con.commit()
     con.close()
 
     code, out, _ = invoke("verify", str(store.root))
     assert code == 1
     assert (
-        f"rows: 1 do not match their digest (changed after they were written): run {rid} step 2"
+        f"rows: 1 do not match their digest (changed after they were written): run {rid} {named}"
         in out
     )
     assert "verdict: 1 problem" in out
@@ -146,14 +159,20 @@ def test_a_rewritten_value_is_reported_by_verify_results_and_report_then_repaire
     ):
         code, out, err = invoke(*args)
         assert code == 0, err
-        assert "do not match their digest" in err and f"run {rid} step 2" in err
+        assert "do not match their digest" in err and f"run {rid} {named}" in err
         assert one_line(err)
+    if table == "runs":  # an export builds the model from the config in the runs row
+        code, _, err = invoke("export", str(store.root), str(tmp_path / "out"), "--run", rid[:8])
+        assert code == 2 and one_line(err) and "does not match its digest" in err, err
+        assert not (tmp_path / "out" / "weights.safetensors").exists()
 
     config = config_file(manual(*LONG), tmp_path)
     code, _, err = invoke("run", config, "-r", str(store.root), "--quiet")
     assert code == 0, err
-    assert "1 step rows do not match their digest" in err
-    assert measured(store.steps(rid)) == measured(before)
+    assert rerun in err and "digest" in err
+    assert measured(store.steps(rid)) == measured(before[0])
+    assert [e["val_loss"] for e in store.epochs(rid, 2)] == [e["val_loss"] for e in before[1]]
+    assert store.run(rid)["target"] == before[2]["target"]
     code, out, _ = invoke("verify", str(store.root))
     assert code == 0 and "verdict: all sound" in out
 
@@ -185,7 +204,10 @@ def test_verify_passes_a_sound_directory_and_lists_orphans(copy, invoke):
     code, out, _ = invoke("verify", str(store.root))
     assert code == 0, out
     assert "integrity ok; 1 run (1 done), 3 step rows" in out
-    assert "rows: 3 match their digest" in out
+    epochs = sum(
+        len(store.epochs(r["run_id"], r["step"])) for r in store.steps(store.runs()[0]["run_id"])
+    )
+    assert f"rows: {4 + epochs} match their digest (1 runs, 3 steps, {epochs} epochs)" in out
     assert "files: 3 checkpoints and 1 dense model match their sha256" in out
     assert out.strip().endswith("verdict: all sound")
 
@@ -220,7 +242,7 @@ def test_an_earlier_versions_results_are_notes_then_hashed_on_first_read(tmp_pat
     shutil.copytree(LEGACY / "results", root)
     code, out, _ = invoke("verify", str(root))
     assert code == 0, out
-    assert "rows: 5 not digested (written by an earlier version)" in out
+    assert "rows: 13 not digested (5 epochs, 3 runs, 5 steps; written by an earlier" in out
     assert "files: 6 not hashed (written by an earlier version" in out
     one_shot = root / "checkpoints" / "0243fb48ce15454c.safetensors"  # its only step
     one_shot.write_bytes(one_shot.read_bytes()[:1000])  # unreadable: never hashed, recomputed
@@ -231,5 +253,31 @@ def test_an_earlier_versions_results_are_notes_then_hashed_on_first_read(tmp_pat
     code, out, _ = invoke("verify", str(root))
     assert code == 0, out
     assert "files: 5 checkpoints and 1 dense model match their sha256 (5 hashed on first" in out
-    assert "rows: 1 match their digest" in out  # the recomputed one
-    assert "rows: 4 not digested" in out  # rows are never blessed after the fact
+    assert "rows: 2 match their digest (0 runs, 1 steps, 1 epochs)" in out  # the recomputed
+    assert "rows: 11 not digested (4 epochs, 3 runs, 4 steps" in out  # never blessed afterwards
+
+
+@pytest.mark.parametrize("damage", ["zero bytes", "a folder"])
+def test_an_empty_or_unreadable_database_is_damaged_never_empty(copy, invoke, tmp_path, damage):
+    """A crash or a full disk can leave a 0-byte results.sqlite: SQLite would open it as a new
+    database; it is damaged, and the checkpoints beside it are never called safe to delete."""
+    store = copy("results")
+    for leftover in store.root.glob("results.sqlite*"):
+        leftover.unlink()
+    if damage == "zero bytes":
+        store.db_path.write_bytes(b"")
+    else:
+        store.db_path.mkdir()
+    for args in (
+        ["results", str(store.root)],
+        ["run", config_file(manual(*LONG), tmp_path), "-r", str(store.root)],
+    ):
+        code, out, err = invoke(*args)
+        assert code == 2, (args, out, err)
+        assert one_line(err) and "holds no runs" not in err, err
+        assert ("is damaged: the file is empty (0 bytes)" in err) == (damage == "zero bytes")
+    code, out, err = invoke("verify", str(store.root))
+    assert code == 1 and "PROBLEM results.sqlite:" in out and not err
+    assert "safe to delete" not in out and "orphans" not in out and "keep them" in out
+    if damage == "zero bytes":
+        assert store.db_path.stat().st_size == 0  # nothing was written into it

@@ -119,7 +119,7 @@ def load_python(target: str, what: str = "model") -> Any:
             sys.modules[key] = module
             try:
                 spec.loader.exec_module(module)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # user code: its exit is an error, too
                 del sys.modules[key]
                 raise ConfigError(
                     f"{what} source python:{target}: importing '{module_name}' failed: "
@@ -133,7 +133,7 @@ def load_python(target: str, what: str = "model") -> Any:
                 f"{what} source python:{target}: cannot import module '{module_name}' ({exc}); "
                 "put the directory that holds it on PYTHONPATH"
             ) from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(
                 f"{what} source python:{target}: importing '{module_name}' failed: "
                 f"{type(exc).__name__}: {exc}"

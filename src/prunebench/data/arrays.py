@@ -16,6 +16,7 @@ per-feature mean and std.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.loaders import split_bundle
 from prunebench.data.memory import TensorLoader
 from prunebench.data.options import OPTION_DEFAULTS, dataset_options
-from prunebench.errors import ConfigError
+from prunebench.errors import ConfigError, without_unsafe_advice
 
 if TYPE_CHECKING:
     from prunebench.config.schema import DataConfig
@@ -46,12 +47,28 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
             raise ConfigError(f"data.root: '{root}' is neither an .npz file nor a folder of .npy")
         with np.load(root, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise ConfigError(f"data.root: '{root}' cannot be read without pickle: {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays need pickle: refused
+        reason = without_unsafe_advice(str(exc)) or "it holds pickled Python objects"
+        raise ConfigError(
+            f"data.root: '{root}' cannot be read as plain NumPy arrays ({reason}); save numbers "
+            "or strings with np.savez / np.save (no pickle is ever loaded)"
+        ) from None
 
 
 def pick(arrays: dict[str, np.ndarray], opts: dict[str, Any], root: Path):
-    """{split: (inputs, labels)}: given splits, or 'all' to carve from."""
+    """{split: (inputs, labels)}: given splits, or 'all' to carve from; none of them empty."""
+    picked = _pick(arrays, opts, root)
+    for split, pair in picked.items():
+        for array in pair:
+            if array.ndim == 0 or len(array) == 0:
+                raise ConfigError(
+                    f"data.root: '{root}' holds an empty {_split(split)}array (shape "
+                    f"{array.shape}); every split needs examples"
+                )
+    return picked
+
+
+def _pick(arrays: dict[str, np.ndarray], opts: dict[str, Any], root: Path):
     x, y = opts["inputs"], opts["labels"]
     named = ", ".join(sorted(arrays)) or "none"
     if f"{x}_train" in arrays:

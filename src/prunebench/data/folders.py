@@ -30,12 +30,17 @@ EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 
 
 def scan(folder: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files (sorted), for the sub-folders that hold images."""
+    """Class name -> its image files (sorted). A class folder without images is refused: it
+    would silently drop a class the user meant to have."""
     out = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-        if files:
-            out[sub.name] = files
+        if not files:
+            raise ConfigError(
+                f"data.root: class folder '{sub}' holds no images ({', '.join(sorted(EXTENSIONS))}"
+                "); add its images, or remove the folder to leave the class out"
+            )
+        out[sub.name] = files
     return out
 
 
@@ -76,6 +81,12 @@ def build_image_folder(cfg: DataConfig, device: torch.device) -> DataBundle:
         if extra:
             raise ConfigError(
                 f"data.root: {name}/ has class folder '{extra[0]}' that {main}/ lacks"
+            )
+        missing = sorted(set(classes) - set(part))
+        if missing:  # its metrics would silently leave the class out
+            raise ConfigError(
+                f"data.root: {name}/ lacks class folder '{missing[0]}' that {main}/ has; every "
+                "split needs images of every class"
             )
     items: list[Path] = []
     labels: list[int] = []

@@ -89,6 +89,11 @@ def build_python(
         result = fn(**cfg.options)
     except TypeError as exc:
         raise ConfigError(f"data.options for python:{target} are not accepted: {exc}") from None
+    except SystemExit as exc:  # user code's exit is an error like any other, not ours to take
+        raise ConfigError(
+            f"dataset source python:{target} exited (SystemExit: {exc.code}) instead of "
+            "returning its datasets"
+        ) from None
     parts = _splits(result, target)
     x0, y0 = parts["train"][0]
     x0 = torch.as_tensor(x0)

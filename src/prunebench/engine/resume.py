@@ -66,7 +66,8 @@ def take_stock(plan: Plan, store: Store, progress: Progress, damaged: dict[str, 
         sources.pop(key, None)
     have = store.run_steps()
     ids = {r.run_id for r in plan.runs}
-    bad_rows = [(r, s) for r, s in store.row_check().bad if r in ids]
+    rows = store.row_check()  # a step whose row or epoch rows fail their digest, too
+    bad_rows = [(r, s) for r, s in rows.bad if r in ids]
     for rid, step in bad_rows:
         del have[rid][step]  # rewritten, like a missing row
     if bad_rows:
@@ -78,6 +79,9 @@ def take_stock(plan: Plan, store: Store, progress: Progress, damaged: dict[str, 
         )
     check_stored(plan, have)
     status = {r["run_id"]: r["status"] for r in store.runs()}
+    for rid in (r for r in rows.bad_runs if r in ids):  # `start_run` writes it again
+        status[rid] = "damaged"
+        progress.warning(f"the runs row of {rid} does not match its digest; rewriting it")
     damaged = {k: v for k, v in damaged.items() if k in plan.nodes}
     for reason in damaged.values():
         progress.warning(f"{reason}; computing that step again")

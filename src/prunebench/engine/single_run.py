@@ -35,7 +35,8 @@ def _sound(store: Store, plan: Plan) -> bool:
     damaged: dict[str, str] = {}
     store.stored_steps(plan.nodes, damaged)
     ids = {r.run_id for r in plan.runs}
-    return not damaged and not any(r in ids for r, _ in store.row_check().bad)
+    rows = store.row_check()
+    return not damaged and not any(r in ids for r in {*rows.bad_runs, *(r for r, _ in rows.bad)})
 
 
 def run(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunebench.accel import autocast, optimizer_options, prepare_model
 from prunebench.data.base import Batch, to_device
@@ -27,6 +29,30 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer '{name}'")
 
 
+def no_lone_examples(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches, but a batch of ONE example joins the batch before it: BatchNorm cannot
+    train on one example (no variance to normalise by), and a training split of any size can
+    leave one at the end (90 images in batches of 16 -> ... 16, 10; 81 -> ... 16, 1 -> 16+1)."""
+    held: Batch | None = None
+    for batch in batches:
+        if held is not None and len(batch[1]) == 1 and len(held[1]) > 1:
+            held = _joined(held, batch)
+            continue
+        if held is not None:
+            yield held
+        held = batch
+    if held is not None:
+        yield held
+
+
+def _joined(first: Any, second: Any) -> Any:
+    if isinstance(first, torch.Tensor):
+        return torch.cat((first, second))
+    if isinstance(first, dict):
+        return {k: _joined(v, second[k]) for k, v in first.items()}
+    return type(first)(_joined(a, b) for a, b in zip(first, second, strict=True))
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -43,6 +69,8 @@ def train_epoch(
     prepare_model(model, device)
     loss_sum = torch.zeros((), device=device)
     count = 0
+    if any(isinstance(m, _BatchNorm) for m in model.modules()):
+        batches = no_lone_examples(batches)
     for batch in batches:
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)

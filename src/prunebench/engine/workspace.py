@@ -21,7 +21,7 @@ from prunebench.devices import resolve_device
 from prunebench.engine.pretrain import Dense, initial_model
 from prunebench.engine.step import RunContext
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.models.build import model_spec
+from prunebench.models.build import check_output_width, model_spec
 from prunebench.progress import Progress
 from prunebench.pruning.factory import make_pruner
 from prunebench.tasks import Task, make_task
@@ -83,9 +83,15 @@ class Workspace:
                 with warnings.catch_warnings():  # a probe: its error is the one line we print
                     warnings.simplefilter("ignore")
                     model = initial_model(cfg, data)  # local weights read and fitted, too
+                    check_output_width(model, cfg.model, data.info)
                     self._probe_pruning(cfg, model, data)
             except PrunebenchError:
                 raise
+            except SystemExit as exc:  # user code's exit is an error, not ours to take
+                raise ConfigError(
+                    f"model '{cfg.model.name}' exited (SystemExit: {exc.code}) instead of "
+                    "building and running; fix its builder"
+                ) from None
             except Exception as exc:  # e.g. model.options={width: 0}: no forward pass at all
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise ConfigError(

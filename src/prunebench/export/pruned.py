@@ -71,11 +71,12 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
     prune_cfg = validate(PruneConfig, config["prune"], "stored run config (prune)")
     store = open_existing(results)
     stored = next(r for r in store.steps(rid) if r["step"] == int(chosen["step"]))
-    if digest_ok(stored) is False:
-        raise PrunebenchError(
-            f"the row of run {rid} step {stored['step']} does not match its digest (changed "
-            f"after it was written); `prunebench verify {results}` says more"
-        )
+    for what, row, table in (("runs row", store.run(rid), "runs"), ("row", stored, "steps")):
+        if digest_ok(row, table) is False:  # the runs row holds the config the model is built by
+            raise PrunebenchError(
+                f"the {what} of run {rid} step {stored['step']} does not match its digest "
+                f"(changed after it was written); `prunebench verify {results}` says more"
+            )
     if not store.checkpoint_path(chosen["step_key"]).exists():
         raise CheckpointError(f"the checkpoint of step {int(chosen['step'])} is missing")
     try:

@@ -46,6 +46,29 @@ def build_model(cfg: ModelConfig, info: DataInfo) -> nn.Module:
     return model
 
 
+def check_output_width(model: nn.Module, cfg: ModelConfig, info: DataInfo) -> None:
+    """A classifier must give one output per class of the data: checked with one forward pass
+    of the example inputs (eval mode, no gradients) before anything is trained, so that a
+    builder that ignores `info.num_classes` is one line, not an index error mid-training."""
+    if info.task != "classification" or not info.num_classes:
+        return
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(example_inputs(model_spec(cfg), info))
+    finally:
+        model.train(training)
+    logits = output.logits if hasattr(output, "logits") else output
+    if isinstance(logits, torch.Tensor) and logits.dim() >= 2:
+        width = logits.shape[-1]
+        if width != info.num_classes:
+            raise ConfigError(
+                f"model '{cfg.name}' gives {width} outputs per example but the data has "
+                f"{info.num_classes} classes; build it with data_info.num_classes outputs"
+            )
+
+
 def model_spec(cfg: ModelConfig) -> ModelSpec:
     """The spec `model.name` stands for: registered, or built from its source."""
     source = parse(cfg.name)

@@ -21,7 +21,7 @@ from torch import nn
 
 from prunebench.config.source_names import HF_TASKS
 from prunebench.data.info import DataInfo
-from prunebench.errors import CheckpointError, ConfigError
+from prunebench.errors import CheckpointError, ConfigError, without_unsafe_advice
 from prunebench.measure import is_conv1d
 from prunebench.models.attention import keep_heads, leaf_attentions
 from prunebench.models.roles import output_tensor as logits_of
@@ -34,7 +34,9 @@ CAUSAL_LM_ENDINGS = tuple(k for k, task in HF_TASKS.items() if task == "causal_l
 
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    """transformers' reason in one line, without its advice to run the model's own code
+    (`trust_remote_code`): a local folder's code is never run."""
+    return " ".join(without_unsafe_advice(str(exc)).split()) or type(exc).__name__
 
 
 def read_config(weights: Path | None, config: str | dict[str, Any] | None):
@@ -51,6 +53,11 @@ def read_config(weights: Path | None, config: str | dict[str, Any] | None):
             raw = json.loads(path.read_text())
         except ValueError as exc:
             raise ConfigError(f"model.name=hf: '{path}' is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"model.name=hf: '{path}' holds a JSON {type(raw).__name__}, not a config: a "
+                'config.json is one JSON object of fields, e.g. {"model_type": "vit", ...}'
+            )
     model_type = raw.pop("model_type", None)
     if model_type is None:
         raise ConfigError("model.name=hf: the config has no 'model_type' (e.g. llama, vit)")

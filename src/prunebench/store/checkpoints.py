@@ -10,6 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from prunebench.errors import CheckpointError, ChecksumMismatch, StorageError
+from prunebench.errors import (
+    CheckpointError,
+    ChecksumMismatch,
+    StorageError,
+    without_unsafe_advice,
+)
 
 META_KEY = "prunebench"
 TMP_SUFFIX = ".tmp"
@@ -48,10 +59,45 @@ class Staged:
         self.tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C waits until a checkpoint is written or read whole, then interrupts as usual. A
+    KeyboardInterrupt raised while torch's or safetensors' C code runs comes out as some other
+    error ("could not determine the shape of object type ...") and would fail the run on an
+    intact file; held, it marks the run interrupted and the same command resumes it. Only the
+    main thread receives signals; elsewhere this does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler not installed from Python, which cannot be put back
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)  # Python's own handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 def stage_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
     """Write `tensors` (copied to CPU, unshared) and JSON `meta` to a temporary file beside
     `path` and hash it; on any error nothing is left behind, and a disk that refuses the write
-    (full, read-only) gives a one-line `StorageError`."""
+    (full, read-only) gives a one-line `StorageError`. Ctrl-C waits for the write."""
+    staged = None
+    try:
+        with interrupts_held():
+            staged = _stage(path, tensors, meta)
+    except KeyboardInterrupt:  # held until the file was whole: nobody renames it now
+        if staged is not None:
+            staged.discard()
+        raise
+    return staged
+
+
+def _stage(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Staged:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
@@ -83,7 +129,12 @@ def load_tensors(
     path: Path, sha256: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata written by `save_tensors`; with `sha256`, only if the file still
-    has that hash (else `ChecksumMismatch`, naming the file)."""
+    has that hash (else `ChecksumMismatch`, naming the file). Ctrl-C waits for the read."""
+    with interrupts_held():
+        return _load(path, sha256)
+
+
+def _load(path: Path, sha256: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.exists():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     if sha256 is not None and sha256_file(path) != sha256:
@@ -109,6 +160,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return load_tensors(path)[0]
     if path.suffix in {".pth", ".pt", ".bin"}:
+        _check_zip(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # weights_only refuses pickled code with various errors
@@ -130,16 +182,33 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     )
 
 
+def _check_zip(path: Path) -> None:
+    """A torch.save file is a zip archive: every member is checked against its CRC before
+    torch reads it (torch does not), so that damaged bytes are refused, not trained on. A file
+    in torch's legacy (non-zip) format has no checksums to check."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        why = None if bad is None else f"'{bad}' inside it fails its checksum (CRC)"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        why = f"its zip archive does not read ({type(exc).__name__}: {exc})"
+    if why is not None:
+        raise CheckpointError(f"weights file '{path}' is damaged: {why}; copy or download it again")
+
+
 def _load_failure(exc: Exception) -> str:
     """The reason torch.load gave, in a few words: torch's own message runs to several lines
-    and recommends `weights_only=False`, i.e. unpickling code from the file, which we never do."""
+    and recommends `weights_only=False`, i.e. unpickling code from the file, which we never do
+    (every sentence advising an unsafe load is left out)."""
     text = str(exc)
     if "WeightsUnpickler error:" in text:
         reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
         reason = reason.split(". Please", 1)[0].split(" was not an allowed global", 1)[0]
-        return reason.strip()
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        return without_unsafe_advice(reason.strip())
+    reason = without_unsafe_advice(text).removeprefix("Weights only load failed.").strip()
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 def _skipped(key: str, skip: tuple[str, ...]) -> bool:
@@ -162,9 +231,21 @@ def check_fits(
                 f"{source}: '{key}' has shape {tuple(state[key].shape)}, "
                 f"the model expects {tuple(tensor.shape)}"
             )
+        if _kind(state[key]) != _kind(tensor):  # e.g. integers where weights belong
+            raise CheckpointError(
+                f"{source}: '{key}' holds {state[key].dtype} values, the model expects "
+                f"{tensor.dtype}"
+            )
     extra = [k for k in state if k not in expected and not _skipped(k, skip)]
     if extra:
         raise CheckpointError(f"{source} has '{extra[0]}', which the model does not have")
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    """What a value means, beyond its precision: float16 weights load into float32 ones."""
+    if tensor.is_floating_point():
+        return "float"
+    return "complex" if tensor.is_complex() else "bool" if tensor.dtype == torch.bool else "int"
 
 
 def load_weights(

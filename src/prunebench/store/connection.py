@@ -9,6 +9,7 @@ error that means a damaged file or a refusing disk turned into one line.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -19,6 +20,7 @@ from prunebench.store.schema import DB_NAME, migrate
 # sqlite3 error names (prefixes) that mean the file is not a sound database / the disk refuses.
 DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 REFUSED = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+EMPTY_GRACE_S = 0.3  # how long a 0-byte database may be one that another process is creating
 
 
 class Database:
@@ -41,12 +43,10 @@ class Database:
             return None
         name = getattr(cause, "sqlite_errorname", "") or ""
         if name.startswith(DAMAGED):
-            damaged = DamagedDatabase(
-                f"{self.path} is damaged: {cause}; `prunebench verify {self.root}` checks "
-                "the whole directory (restore the file from a backup, or use a new --results)"
-            )
-            damaged.reason = f"damaged: {cause}"
-            return damaged
+            return self._damaged(f"is damaged: {cause}", f"damaged: {cause}")
+        if name.startswith("SQLITE_CANTOPEN") and self.path.exists():  # there, but unreadable
+            why = f"cannot be read: {cause} (not a file, or no permission)"
+            return self._damaged(why, why)
         if name.startswith(REFUSED):
             return StorageError(f"cannot write {self.path}: {cause}")
         return None
@@ -80,10 +80,35 @@ class Database:
             con.close()
         self._ready = True
 
+    def _refuse_empty(self) -> None:
+        """A database file of 0 bytes (a crash or a full disk can leave one) is damaged, never
+        an empty database: SQLite would take it for a new one, and every file beside it would
+        look like an orphan. A process creating the database leaves 0 bytes only for the instant
+        between creating the file and setting WAL mode: looked at twice, a moment apart."""
+        for pause in (0.0, EMPTY_GRACE_S):
+            time.sleep(pause)
+            try:
+                if self.path.stat().st_size > 0:
+                    return
+            except FileNotFoundError:
+                return
+        empty = "the file is empty (0 bytes)"
+        raise self._damaged(f"is damaged: {empty}", f"damaged: {empty}")
+
+    def _damaged(self, what: str, reason: str) -> DamagedDatabase:
+        damaged = DamagedDatabase(
+            f"{self.path} {what}; `prunebench verify {self.root}` checks the whole directory "
+            "(restore the file from a backup, or use a new --results)"
+        )
+        damaged.reason = reason
+        return damaged
+
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         try:
             if not self._ready:
+                if self.exists():
+                    self._refuse_empty()
                 self._prepare()
             con = self._open()
             try:

@@ -32,10 +32,11 @@ from prunebench.store import rekey as rekeying
 from prunebench.store import runs as run_table
 from prunebench.store import steps as step_table
 from prunebench.store.connection import Database
+from prunebench.store.digests import RowCheck
 from prunebench.store.files import FileCheck
 from prunebench.store.leases import MayTake
 from prunebench.store.schema import DB_NAME, LOG_DIRS
-from prunebench.store.steps import RowCheck, StepRows
+from prunebench.store.steps import StepRows
 
 Tensors = tuple[dict[str, torch.Tensor], dict[str, Any]]  # a checkpoint's tensors and metadata
 

@@ -15,7 +15,13 @@ from typing import Any
 import torch
 
 from prunebench.errors import CheckpointError, StorageError
-from prunebench.store.checkpoints import Staged, load_tensors, sha256_file, stage_tensors
+from prunebench.store.checkpoints import (
+    Staged,
+    interrupts_held,
+    load_tensors,
+    sha256_file,
+    stage_tensors,
+)
 from prunebench.store.connection import Database
 from prunebench.store.leases import release_in
 
@@ -93,14 +99,15 @@ def save_dense(
     owner: str | None = None,
 ) -> Path:
     """Store a dense model (its file and sha256 together; drops `owner`'s lease on it)."""
-    staged = stage_tensors(dense_path(db.root, base_id), tensors, meta)
-    try:
-        with db.transaction() as con:
-            place(con, "dense", base_id, staged)
-            if owner is not None:
-                release_in(con, owner, "dense", base_id)
-    finally:
-        staged.discard()
+    with interrupts_held():  # Ctrl-C waits until it is stored
+        staged = stage_tensors(dense_path(db.root, base_id), tensors, meta)
+        try:
+            with db.transaction() as con:
+                place(con, "dense", base_id, staged)
+                if owner is not None:
+                    release_in(con, owner, "dense", base_id)
+        finally:
+            staged.discard()
     return staged.path
 
 

@@ -22,9 +22,13 @@ def rekey(db: Database, steps: dict[str, str], dense: dict[str, str]) -> None:
             sound = [(r["run_id"], r["step"]) for r in rows if digest_ok(r)]
             con.execute("UPDATE steps SET step_key=? WHERE step_key=?", (new, old))
             for where in sound:
-                seal(con, *where)
+                seal(con, "steps", *where)
         for old, new in dense.items():
+            rows = con.execute("SELECT * FROM runs WHERE base_id=?", (old,)).fetchall()
+            sound = [r["run_id"] for r in rows if digest_ok(r, "runs")]
             con.execute("UPDATE runs SET base_id=? WHERE base_id=?", (new, old))
+            for rid in sound:
+                seal(con, "runs", rid)
         for kind, mapping in (("checkpoint", steps), ("dense", dense)):
             for old, new in mapping.items():
                 con.execute(

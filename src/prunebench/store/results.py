@@ -27,14 +27,15 @@ def database_path(directory: Path | str) -> Path:
 
 
 def integrity_warning(directory: Path | str) -> str | None:
-    """One line when step rows of `directory` were changed after they were written."""
-    bad = open_existing(directory).row_check().bad
+    """One line when rows of `directory` (runs, steps, epochs) were changed after they were
+    written."""
+    bad = open_existing(directory).row_check().named()
     if not bad:
         return None
-    shown = ", ".join(f"run {r} step {s}" for r, s in bad[:3])
+    shown = ", ".join(bad[:3])
     more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
     return (
-        f"{len(bad)} step rows of {database_path(directory)} do not match their digest "
+        f"{len(bad)} rows of {database_path(directory)} do not match their digest "
         f"({shown}{more}): changed after they were written; `prunebench verify {directory}`"
     )
 
@@ -47,7 +48,7 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     if outcomes:
         steps = steps.merge(store.outcomes(), on=["run_id", "step"], how="left")
         steps["test_outcomes"] = steps["test_outcomes"].astype(object)
-    runs = store.frame("runs").rename(columns={"target": "run_target"})
+    runs = store.frame("runs").drop(columns="digest").rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
     df = steps.merge(runs[extra], on="run_id", how="left")
     stepless = runs[~runs["run_id"].isin(steps["run_id"])]

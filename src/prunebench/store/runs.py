@@ -3,33 +3,50 @@ starts and marked running again when it resumes."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from prunebench.store.connection import Database
+from prunebench.store.digests import digest_ok, seal
 from prunebench.store.schema import RUN_COLUMNS, insert, now
 
 
 def start_run(db: Database, run_id: str, fields: dict[str, Any]) -> None:
-    """Create the run row, or mark an existing one as running again (resume)."""
+    """Create the run row, or mark an existing one as running again (resume); an existing row
+    that no longer matches its digest gets `fields` written again (repaired, not trusted)."""
     with db.transaction() as con:
-        exists = con.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if exists:
-            con.execute(
-                "UPDATE runs SET status='running', error=NULL, finished_at=NULL WHERE run_id=?",
-                (run_id,),
-            )
+        found = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if found:
+            repair = digest_ok(found, "runs") is False
+            again = {**(fields if repair else {}), "status": "running", "error": None}
+            _update(con, run_id, {**again, "finished_at": None}, reseal=repair)
         else:
             row = {"run_id": run_id, "status": "running", "started_at": now(), **fields}
             insert(con, "runs", row, "")
+            seal(con, "runs", run_id)
 
 
 def update_run(db: Database, run_id: str, fields: dict[str, Any]) -> None:
+    with db.transaction() as con:
+        _update(con, run_id, fields)
+
+
+def _update(
+    con: sqlite3.Connection, run_id: str, fields: dict[str, Any], reseal: bool = False
+) -> None:
+    """Set `fields` of a run and digest the row again: a row that matched its digest before
+    matches it after; one that did not keeps failing, unless `reseal` (its fields were all
+    written again); an earlier version's stays undigested (rows are never blessed after the
+    fact)."""
     unknown = [k for k in fields if k not in RUN_COLUMNS]
     if unknown:
         raise KeyError(f"runs has no column '{unknown[0]}'")
+    before = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+    sound = reseal or (before is not None and digest_ok(before, "runs") is True)
     sets = ", ".join(f"{k}=?" for k in fields)
-    with db.transaction() as con:
-        con.execute(f"UPDATE runs SET {sets} WHERE run_id=?", [*fields.values(), run_id])
+    con.execute(f"UPDATE runs SET {sets} WHERE run_id=?", [*fields.values(), run_id])
+    if sound:
+        seal(con, "runs", run_id)
 
 
 def finish_run(db: Database, run_id: str, status: str, error: str | None = None) -> None:

@@ -49,6 +49,7 @@ RUN_COLUMNS: dict[str, str] = {
     "schema_version": "INTEGER",
     "started_at": "TEXT",
     "finished_at": "TEXT",
+    "digest": "TEXT",  # sha256 of the row's stored values (digests.row_digest); NULL: earlier
 }
 
 STEP_COLUMNS: dict[str, str] = {
@@ -100,6 +101,7 @@ EPOCH_COLUMNS: dict[str, str] = {
     "lr": "REAL",
     "seconds": "REAL",
     "improved": "INTEGER",
+    "digest": "TEXT",  # sha256 of the row's stored values (digests.row_digest); NULL: earlier
 }
 
 FILE_COLUMNS: dict[str, str] = {

@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from prunebench.store.checkpoints import sha256_file, stage_tensors
+from prunebench.store.checkpoints import interrupts_held, sha256_file, stage_tensors
 from prunebench.store.connection import Database
-from prunebench.store.digests import digest_ok, seal
+from prunebench.store.digests import RowCheck, check_rows, digest_ok, seal
 from prunebench.store.files import checkpoint_path, hashes, place
 from prunebench.store.leases import release_in
 from prunebench.store.schema import insert, now
 
 StepRows = list[tuple[dict[str, Any], list[dict[str, Any]]]]  # (step row, its epoch rows)
-
-
-@dataclass
-class RowCheck:
-    rows: int = 0
-    bad: list[tuple[str, int]] = field(default_factory=list)  # (run_id, step) failing the digest
-    undigested: int = 0  # written by an earlier version
 
 
 def write_steps(db: Database, items: StepRows) -> None:
@@ -46,16 +38,17 @@ def commit_step(
     """A computed step: its checkpoint (written whole first, then renamed into place), the
     checkpoint's sha256 and the rows (`write_steps`) in one transaction that also drops
     `owner`'s lease on the step. Killed or refused (disk full: `StorageError`) at any point,
-    the step is stored whole or not at all."""
-    staged = stage_tensors(checkpoint_path(db.root, step_key), *state)
-    try:
-        with db.transaction() as con:
-            place(con, "checkpoint", step_key, staged)
-            _write_rows(con, items)
-            if owner is not None:
-                release_in(con, owner, "checkpoint", step_key)
-    finally:
-        staged.discard()
+    the step is stored whole or not at all; Ctrl-C meanwhile waits until it is stored."""
+    with interrupts_held():
+        staged = stage_tensors(checkpoint_path(db.root, step_key), *state)
+        try:
+            with db.transaction() as con:
+                place(con, "checkpoint", step_key, staged)
+                _write_rows(con, items)
+                if owner is not None:
+                    release_in(con, owner, "checkpoint", step_key)
+        finally:
+            staged.discard()
 
 
 def _write_rows(con: sqlite3.Connection, items: StepRows) -> None:
@@ -67,8 +60,11 @@ def _write_rows(con: sqlite3.Connection, items: StepRows) -> None:
         con.execute("DELETE FROM epochs WHERE run_id=? AND step=?", where)
         insert(con, "steps", row, "OR REPLACE")
         for epoch in epochs:
-            insert(con, "epochs", {**epoch, "run_id": row["run_id"], "step": row["step"]}, "")
-        seal(con, *where)
+            epoch = {**epoch, "run_id": row["run_id"], "step": row["step"]}
+            epoch.pop("digest", None)
+            insert(con, "epochs", epoch, "")
+            seal(con, "epochs", *where, epoch["epoch"])
+        seal(con, "steps", *where)
 
 
 def steps(db: Database, run_id: str) -> list[dict[str, Any]]:
@@ -105,17 +101,21 @@ def stored_steps(
         query += f" WHERE step_key IN ({', '.join('?' for _ in wanted)})"
         args = sorted(wanted)
     with db.connect() as con:
+        bad_epochs = _bad_epochs(con)
         rows = con.execute(f"{query} ORDER BY reused DESC, created_at DESC", args)
         for found in rows:  # later rows win: computed (reused=0) and oldest last
             key = found["step_key"]
             if wanted is not None and key not in wanted:
                 continue
-            if digest_ok(found) is False:
+            if digest_ok(found) is False or (found["run_id"], found["step"]) in bad_epochs:
                 failing.add(key)
             else:
                 sources[key] = dict(found)
         recorded = hashes(con, "checkpoint")
-    notes = {k: f"every row of step {k} fails its digest" for k in failing - set(sources)}
+    notes = {
+        k: f"every row of step {k} (or of its epochs) fails its digest"
+        for k in failing - set(sources)
+    }
     out: dict[str, dict[str, Any]] = {}
     for key, row in sources.items():
         path = checkpoint_path(db.root, key)
@@ -128,6 +128,12 @@ def stored_steps(
     if damaged is not None:
         damaged.update(notes)
     return out
+
+
+def _bad_epochs(con: sqlite3.Connection) -> set[tuple[str, int]]:
+    """(run_id, step) of the steps that have an epoch row failing its digest."""
+    rows = con.execute("SELECT * FROM epochs WHERE digest IS NOT NULL")
+    return {(r["run_id"], r["step"]) for r in rows if digest_ok(r, "epochs") is False}
 
 
 def rows_of(db: Database, step_key: str) -> list[dict[str, Any]]:
@@ -153,16 +159,8 @@ def run_steps(db: Database, verified: bool = False) -> dict[str, dict[int, str]]
 
 
 def row_check(db: Database) -> RowCheck:
-    """Every step row against its digest."""
-    out = RowCheck()
+    """Every row of runs, steps and epochs against its digest."""
     if not db.exists():
-        return out
+        return RowCheck()
     with db.connect() as con:
-        for row in con.execute("SELECT * FROM steps ORDER BY run_id, step"):
-            out.rows += 1
-            ok = digest_ok(row)
-            if ok is None:
-                out.undigested += 1
-            elif not ok:
-                out.bad.append((row["run_id"], row["step"]))
-    return out
+        return check_rows(con)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prunebench.errors import DamagedDatabase
+from prunebench.errors import DamagedDatabase, StorageError
 from prunebench.store.database import Store, open_existing
 
 SHOWN = 5  # items listed per finding; the rest are counted
@@ -46,11 +46,12 @@ def verify(directory: Path | str) -> Verification:
     out = Verification()
     try:
         _check(store, out)
-    except DamagedDatabase as exc:
+    except (DamagedDatabase, StorageError) as exc:  # StorageError: it cannot even be opened
         out.problem(f"{store.db_path.name}: {getattr(exc, 'reason', exc)}")
         out.note(
             f"{store.db_path.name} cannot be read: restore it from a backup, or run again into "
-            "a new --results directory"
+            "a new --results directory; the checkpoints and dense models beside it were not "
+            "checked, and none of them is known to be unused: keep them"
         )
     out.lines.append(
         f"verdict: {_plural(out.problems, 'problem')}" if out.problems else "verdict: all sound"
@@ -74,18 +75,20 @@ def _check(store: Store, out: Verification) -> None:
     else:
         out.problem(f"{store.db_path.name}: integrity_check says {_listed(integrity)}")
 
-    sound = rows.rows - len(rows.bad) - rows.undigested
-    if sound or not rows.undigested:
-        out.note(f"rows: {sound} match their digest")
-    if rows.bad:
-        shown = [f"run {r} step {s}" for r, s in rows.bad]
+    undigested = sum(rows.undigested.values())
+    sound = sum(rows.sound.values())
+    if sound or not undigested:
+        tables = ", ".join(f"{rows.sound.get(t, 0)} {t}" for t in ("runs", "steps", "epochs"))
+        out.note(f"rows: {sound} match their digest ({tables})")
+    if rows.problems:
         out.problem(
-            f"rows: {len(rows.bad)} do not match their digest (changed after they were "
-            f"written): {_listed(shown)}",
-            len(rows.bad),
+            f"rows: {rows.problems} do not match their digest (changed after they were "
+            f"written): {_listed(rows.named())}",
+            rows.problems,
         )
-    if rows.undigested:
-        out.note(f"rows: {rows.undigested} not digested (written by an earlier version)")
+    if undigested:
+        tables = ", ".join(f"{n} {t}" for t, n in sorted(rows.undigested.items()))
+        out.note(f"rows: {undigested} not digested ({tables}; written by an earlier version)")
 
     files = store.file_check()
 
