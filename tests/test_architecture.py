@@ -160,6 +160,13 @@ def test_arrows_point_one_way():
         m for m, deps in graph.items() if any(d.startswith("prunebench.cli") for d in deps)
     }
     assert {m for m in cli_users if not m.startswith("prunebench.cli")} == {"prunebench.__main__"}
+    # the store is below the engine, the CLI, reports and exports: it never reaches up to them
+    store = {m for m in graph if m.startswith("prunebench.store")}
+    assert len(store) > 1
+    above = ("prunebench.engine", "prunebench.cli", "prunebench.report", "prunebench.export")
+    for module in store:
+        upward = {d for d in graph[module] if d.startswith(above)}
+        assert not upward, f"{module} imports {upward}"
     report = {m for m in graph if m.startswith("prunebench.report")}
     for module in report:
         assert "prunebench.store.database" not in graph[module], (

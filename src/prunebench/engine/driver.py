@@ -54,7 +54,8 @@ from prunebench.errors import (
 from prunebench.models.build import build_model
 from prunebench.progress import Progress
 from prunebench.store.checkpoints import load_weights
-from prunebench.store.database import RUN_COLUMNS, Store, dumps
+from prunebench.store.database import Store
+from prunebench.store.schema import RUN_COLUMNS, dumps
 from prunebench.tasks import Task
 from prunebench.tracking.base import RunInfo, Session, StepRecord
 from prunebench.tracking.hub import Tracking, check, make_tracking
@@ -78,9 +79,9 @@ class Claims:
         self._thread: threading.Thread | None = None
 
     def take(self, kind: str, key: str, seen: float | None) -> str:
-        """'claimed', 'busy' (another process is on it) or 'stored' (see `Store.claim`)."""
-        state = self.store.claim(kind, key, self.owner, seen, self._may_take)
-        if state == "claimed" and self._thread is None:
+        """'leased', 'busy' (another process is on it) or 'stored' (see `Store.lease`)."""
+        state = self.store.lease(kind, key, self.owner, seen, self._may_take)
+        if state == "leased" and self._thread is None:
             self._thread = threading.Thread(target=self._beat, name="claims", daemon=True)
             self._thread.start()
         return state
@@ -151,7 +152,7 @@ def stored_dense(store: Store, progress: Progress | None = None, claims: Claims 
             if claims is None:
                 break
             state = claims.take("dense", bid, seen)
-            if state == "claimed":
+            if state == "leased":
                 break
             if state == "busy":  # another process is training it
                 if bid not in waited:

@@ -123,29 +123,6 @@ def best_by_ratio(summary: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     return ordered.drop(columns="_score")
 
 
-def budget_frontier(summary: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Per ratio, the variants that beat every cheaper one: best choice within each budget."""
-    rows = []
-    for ratio, group in summary.dropna(subset=["mean", "epochs_mean"]).groupby("ratio"):
-        best_score = float("-inf")
-        ordered = group.assign(_score=group["mean"].map(metric.score))
-        for _, row in ordered.sort_values(
-            ["epochs_mean", "_score"], ascending=[True, False]
-        ).iterrows():
-            if row["_score"] > best_score:
-                best_score = row["_score"]
-                rows.append(
-                    {
-                        "ratio": ratio,
-                        "budget": row["epochs_mean"],
-                        "label": row["label"],
-                        "mean": row["mean"],
-                        "n": row["n"],
-                    }
-                )
-    return pd.DataFrame(rows, columns=["ratio", "budget", "label", "mean", "n"])
-
-
 ABLATED_FIELDS = {
     "patience": {"finetune.patience"},
     "step_size": {"regime.rate", "regime.step", "regime.steps"},
