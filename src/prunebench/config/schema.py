@@ -223,6 +223,8 @@ class PruneConfig(StrictModel):
     exclude_classifier: Bool = False  # structured: the classifier's outputs are never pruned
     include_biases: Bool = False
     exclude: list[str] = Field(default_factory=list)  # module names (or prefixes) never pruned
+    # structured: layers producing a model output besides the logits whose width may shrink
+    include: list[str] = Field(default_factory=list)
     calibration_samples: Int = Field(256, ge=1)  # data-dependent criteria, from the train split
     # ---- structured pruning only
     preset: str | None = None  # a named per-layer preset, e.g. resnet18_table2_model1
@@ -261,7 +263,7 @@ class PruneConfig(StrictModel):
                 f"criterion '{self.criterion}' scores single weights only; use it with "
                 f"prune.structure=unstructured or pick one of {', '.join(usable)}"
             )
-        given = [k for k in ("preset", "layer_ratios", "round_to") if getattr(self, k)]
+        given = [k for k in ("preset", "layer_ratios", "round_to", "include") if getattr(self, k)]
         if given and not structured:
             raise ValueError(f"prune.{given[0]} needs prune.structure=structured")
         if self.scope == "preset":
