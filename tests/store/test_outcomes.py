@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from prunebench.data.memory import TensorLoader
-from prunebench.engine.driver import run
+from prunebench.engine.single_run import run
 from prunebench.store.database import Store
 from prunebench.store.example_outcomes import pack_correct, pack_nll, unpack
 from prunebench.store.results import load_results

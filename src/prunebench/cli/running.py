@@ -39,7 +39,7 @@ def pretrain(
 
     cfg = load_run_config(config, overrides(set_, device))
     check_output_dir(results, "--results")
-    from prunebench.engine.driver import dense_model
+    from prunebench.engine.dense_models import dense_model
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 
@@ -92,7 +92,7 @@ def run(
         if code:
             raise typer.Exit(code)
         return
-    from prunebench.engine.driver import run as run_one
+    from prunebench.engine.single_run import run as run_one
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 
@@ -104,8 +104,8 @@ def run(
 
 def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
     """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
-    from prunebench.engine.driver import run as run_one
     from prunebench.engine.executors.ddp_launch import DataParallelExecutor, follow, start, stop
+    from prunebench.engine.single_run import run as run_one
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from prunebench.engine.executors.base import Executor
 from prunebench.engine.executors.choice import ExecutorChoice
-from prunebench.engine.executors.pool import (
-    Executor,
-    LocalExecutor,
-    ProcessExecutor,
-    RayExecutor,
-)
+from prunebench.engine.executors.local import LocalExecutor
+from prunebench.engine.executors.processes import ProcessExecutor
+from prunebench.engine.executors.ray import RayExecutor
 
 
 def set_threads(threads: int | None) -> None:
