@@ -285,6 +285,9 @@ class TrainConfig(StrictModel):
     # torch.compile the forward passes: true / false, or auto (on CUDA, phases of at least
     # accel.AUTO_COMPILE_MIN_EPOCHS planned epochs)
     compile: Literal["auto"] | bool = "auto"
+    # the channels_last memory format for convnets: auto (on CUDA where a trial forward and
+    # backward works and matches; never on the CPU), true (also on the CPU) or false
+    channels_last: Literal["auto"] | bool = "auto"
 
 
 class RegimeConfig(StrictModel):
