@@ -223,9 +223,10 @@ def _print_dry_run(
     plan, results: Path, estimate: bool, threads: int | None, workers: int | None
 ) -> None:
     """The plan's tree and counts, and (with `estimate`) its timed wall time; writes nothing."""
-    from prunebench.engine.dry_run import estimate_lines, plan_lines
+    from prunebench.engine.dry_run import check_sources, estimate_lines, plan_lines
     from prunebench.store.database import Store
 
+    check_sources(r.cfg for r in plan.runs)
     store = Store(results)
     stored = {key: row["epochs"] for key, row in store.stored_steps(plan.nodes).items()}
     lines = plan_lines(plan, stored)

@@ -150,6 +150,11 @@ class ModelConfig(StrictModel):
         if self.name != "hf":
             return self
         config = self.options.get("config")
+        if config is not None and not isinstance(config, (str, dict)):
+            raise ValueError(
+                "model.options.config must be the path of a config.json or the config as a "
+                f"mapping, not {type(config).__name__}"
+            )
         if isinstance(config, str) and not Path(config).is_file():
             raise ValueError(f"model.options.config: file '{config}' does not exist")
         if config is None and (self.weights is None or not self.weights.is_dir()):
