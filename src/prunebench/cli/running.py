@@ -19,6 +19,7 @@ from prunebench.cli.base import (
     check_log,
     out,
     overrides,
+    warn_sanity,
 )
 from prunebench.cli.result_output import run_records
 from prunebench.errors import PrunebenchError
@@ -263,3 +264,4 @@ def _print_sweep(plan, outcome, results: Path) -> None:
         f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
+    warn_sanity(df)
