@@ -143,6 +143,7 @@ def test_arrows_point_one_way():
     assert store_users <= {
         "prunebench.engine.driver",
         "prunebench.engine.dense_models",
+        "prunebench.engine.dead_runs",
         "prunebench.engine.leases",
         "prunebench.engine.resume",
         "prunebench.engine.run_rows",
