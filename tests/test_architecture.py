@@ -143,6 +143,7 @@ def test_arrows_point_one_way():
     assert store_users <= {
         "prunebench.engine.driver",
         "prunebench.engine.dense_models",
+        "prunebench.engine.dead_runs",
         "prunebench.engine.leases",
         "prunebench.engine.resume",
         "prunebench.engine.run_rows",
@@ -161,6 +162,11 @@ def test_arrows_point_one_way():
     assert {
         d for d in graph["prunebench.config.schema"] if d.startswith("prunebench.tracking")
     } == {"prunebench.tracking.spec"}
+    # the command line is the top: nothing of the library imports it
+    cli_users = {
+        m for m, deps in graph.items() if any(d.startswith("prunebench.cli") for d in deps)
+    }
+    assert {m for m in cli_users if not m.startswith("prunebench.cli")} == {"prunebench.__main__"}
     # the store is below the engine, the CLI, reports and exports: it never reaches up to them
     store = {m for m in graph if m.startswith("prunebench.store")}
     assert len(store) > 1
@@ -168,32 +174,11 @@ def test_arrows_point_one_way():
     for module in store:
         upward = {d for d in graph[module] if d.startswith(above)}
         assert not upward, f"{module} imports {upward}"
-
-    # the command line is the top: nothing of the library imports it
-    cli_users = {
-        m for m, deps in graph.items() if any(d.startswith("prunebench.cli") for d in deps)
-    }
-    assert {m for m in cli_users if not m.startswith("prunebench.cli")} == {"prunebench.__main__"}
     report = {m for m in graph if m.startswith("prunebench.report")}
     for module in report:
         assert "prunebench.store.database" not in graph[module], (
             f"{module} reads the store directly"
         )
-
-
-def test_the_engine_imports_no_interface_layer():
-    """The engine computes and stores; the CLI, the report and export sit above it."""
-    graph = import_graph()
-    engine = {m for m in graph if m.startswith("prunebench.engine")}
-    assert {"prunebench.engine.driver", "prunebench.engine.executors.base"} <= engine
-    above = ("prunebench.cli", "prunebench.report", "prunebench.export")
-    for module in engine:
-        wrong = {d for d in graph[module] if d.startswith(above)}
-        assert not wrong, f"{module} imports {wrong}"
-    # executors only compute: the driver is the one writer of the results directory
-    executors = {m for m in engine if m.startswith("prunebench.engine.executors")}
-    for module in executors:
-        assert not {d for d in graph[module] if d.startswith("prunebench.store")}, module
 
 
 # What config/ may import besides its own modules: light leaves only (no torch, no engine).
@@ -220,6 +205,21 @@ def test_config_imports_only_light_leaves():
     for module in config:
         outside = {d for d in graph[module] if d not in config}
         assert outside <= CONFIG_LEAVES, f"{module} imports {outside - CONFIG_LEAVES}"
+
+
+def test_the_engine_imports_no_interface_layer():
+    """The engine computes and stores; the CLI, the report and export sit above it."""
+    graph = import_graph()
+    engine = {m for m in graph if m.startswith("prunebench.engine")}
+    assert {"prunebench.engine.driver", "prunebench.engine.executors.base"} <= engine
+    above = ("prunebench.cli", "prunebench.report", "prunebench.export")
+    for module in engine:
+        wrong = {d for d in graph[module] if d.startswith(above)}
+        assert not wrong, f"{module} imports {wrong}"
+    # executors only compute: the driver is the one writer of the results directory
+    executors = {m for m in engine if m.startswith("prunebench.engine.executors")}
+    for module in executors:
+        assert not {d for d in graph[module] if d.startswith("prunebench.store")}, module
 
 
 def test_validating_a_config_imports_no_torch():

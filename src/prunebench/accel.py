@@ -1,18 +1,21 @@
 """Fast paths: bf16 autocast, cuDNN autotuning, fused optimizers and torch.compile on CUDA; the
-channels_last memory format for convnets on CUDA and on the CPU.
+channels_last memory format for convnets where it is known to work.
 
 CPU runs stay float32. On CUDA, forward passes run under bf16 autocast (no loss scaling needed,
-unlike fp16). Convolutional models use channels_last on both: tensor cores prefer it, and on the
-CPU oneDNN's convolutions, pooling and ReLU run faster in it (one training step of the digits
-CNN: 12.7 vs 16.5 ms, max-pooling 6.5 vs 0.6 ms; ResNet-18 CIFAR 5 % faster). Every path is
-deterministic: the same inputs give bit-identical results whichever executor computes a step.
-Every function decides from the device it is given, never from what the machine has, so tests
-run the CUDA branches' logic on the CPU.
+unlike fp16). channels_last (`train.channels_last`): on CUDA (`auto`) a convnet uses it when a
+trial forward and backward on a copy succeeds and matches the default layout (tensor cores
+prefer it); on the CPU only when the user turns it on (`true`): a model that flattens with
+`x.view(...)` fails in it, and one structured ResNet aborted the process natively in a
+channels_last backward on one thread (issue 23), which no trial can promise to catch. Every path
+is deterministic: the same inputs give bit-identical results whichever executor computes a
+step. Every function decides from the device it is given, never from what the machine has, so
+tests run the CUDA branches' logic on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -39,7 +42,70 @@ def has_conv2d(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-CHANNELS_LAST = ("cuda", "cpu")  # device types whose convnets run in channels_last
+LayoutSetting = Literal["auto"] | bool
+# Attributes a model carries (deep copies keep them): the user's setting, then the decision.
+SETTING_ATTRIBUTE = "prunebench_channels_last"
+DECISION_ATTRIBUTE = "_prunebench_layout"
+TRIAL_SIZE = 32  # height and width of the trial batch when the model's inputs are not known
+TRIAL_TOLERANCE = 5e-2  # bf16 outputs of the two layouts differ by rounding only
+
+
+def set_layout(model: nn.Module, setting: LayoutSetting) -> None:
+    """Record `train.channels_last` on the model; a changed setting is decided again."""
+    if getattr(model, SETTING_ATTRIBUTE, "auto") != setting:
+        model.__dict__.pop(DECISION_ATTRIBUTE, None)
+    model.__dict__[SETTING_ATTRIBUTE] = setting
+
+
+def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Whether `model` runs in channels_last on `device` (decided once per model and device
+    type; `auto` on CUDA by `channels_last_works`)."""
+    decided = model.__dict__.setdefault(DECISION_ATTRIBUTE, {})
+    if device.type not in decided:
+        setting = model.__dict__.get(SETTING_ATTRIBUTE, "auto")
+        if setting == "auto":
+            use = device.type == "cuda" and has_conv2d(model) and channels_last_works(model)
+        else:
+            use = bool(setting) and has_conv2d(model)
+        decided[device.type] = use
+    return decided[device.type]
+
+
+def _trial_inputs(model: nn.Module) -> torch.Tensor | None:
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:
+        return None
+    weight = first.weight
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, first.in_channels, TRIAL_SIZE, TRIAL_SIZE, generator=generator)
+    return x.to(weight.device, weight.dtype)
+
+
+def channels_last_works(model: nn.Module, inputs: torch.Tensor | None = None) -> bool:
+    """A forward and backward of a copy of `model` in channels_last runs and gives what the
+    default layout gives. False on any failure: the default layout is always safe."""
+    inputs = _trial_inputs(model) if inputs is None else inputs
+    if inputs is None:
+        return False
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        trial = copy.deepcopy(model).eval()  # no dropout: both layouts see the same function
+        try:
+            trial.to(memory_format=layout)
+            devices = [inputs.device] if inputs.device.type == "cuda" else []
+            with autocast(inputs.device), torch.random.fork_rng(devices=devices):
+                out = trial(inputs.contiguous(memory_format=layout))
+                out = getattr(out, "logits", out)
+                out = out[0] if isinstance(out, (tuple, list)) else out
+            out.float().sum().backward()
+        except Exception:
+            return False
+        grads = [p.grad for p in trial.parameters() if p.grad is not None]
+        results.append((out.detach().float(), grads))
+    (out_a, grads_a), (out_b, grads_b) = results
+    scale = float(out_a.abs().max()) or 1.0
+    close = float((out_a - out_b).abs().max()) <= TRIAL_TOLERANCE * scale
+    return close and len(grads_a) == len(grads_b)
 
 
 def configure(device: torch.device) -> None:
@@ -52,11 +118,14 @@ def configure(device: torch.device) -> None:
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """channels_last for convnets (in place: Parameter objects keep their identity, so optimizers
-    and masks that hold them stay valid); the CUDA switches on CUDA."""
+    """channels_last where `uses_channels_last` says so (in place: Parameter objects keep their
+    identity, so optimizers and masks that hold them stay valid); the CUDA switches on CUDA."""
     configure(device)
-    if device.type in CHANNELS_LAST and _not_channels_last(model) and has_conv2d(model):
-        model.to(memory_format=torch.channels_last)
+    if uses_channels_last(model, device):
+        if _not_channels_last(model):
+            model.to(memory_format=torch.channels_last)
+    elif _some_channels_last(model):  # a copy of a model that ran in it elsewhere
+        model.to(memory_format=torch.contiguous_format)
     return model
 
 
@@ -69,9 +138,18 @@ def _not_channels_last(model: nn.Module) -> bool:
     )
 
 
-def prepare_inputs(inputs: torch.Tensor) -> torch.Tensor:
-    """Image batches in channels_last, to match the convnet's weights."""
-    if inputs.device.type in CHANNELS_LAST and inputs.dim() == 4 and inputs.is_floating_point():
+def _some_channels_last(model: nn.Module) -> bool:
+    return any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())
+
+
+def prepare_inputs(inputs: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Image batches in channels_last when the model (or the module a compiled or data-parallel
+    wrapper holds) runs in it."""
+    inner = getattr(model, "_orig_mod", model)
+    if isinstance(inner, nn.parallel.DistributedDataParallel):
+        inner = inner.module
+    decided = inner.__dict__.get(DECISION_ATTRIBUTE, {})
+    if decided.get(inputs.device.type) and inputs.dim() == 4 and inputs.is_floating_point():
         return inputs.contiguous(memory_format=torch.channels_last)
     return inputs
 
@@ -95,6 +173,7 @@ class Execution:
     the module passed in, so best-epoch copies and pruning masks see the real parameters."""
 
     compile: bool = False
+    channels_last: LayoutSetting = "auto"  # train.channels_last
     backend: str = "inductor"  # tests use "eager": the same graph capture, no C++ compiler
     distribute: Callable[[nn.Module], nn.Module] | None = None  # training forward only
 
@@ -104,6 +183,7 @@ class Execution:
         channels_last comes first: DDP lays out its gradient buckets by the parameters' strides.
         Evaluation never goes through DDP (no collectives per batch; metrics are reduced once).
         """
+        set_layout(model, self.channels_last)
         prepare_model(model, device)
         train = self.distribute(model) if self.distribute is not None else model
         if not self.compile:

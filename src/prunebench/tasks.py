@@ -42,7 +42,7 @@ class Task:
     higher_is_better = True
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-        return logits_of(model(prepare_inputs(inputs)))
+        return logits_of(model(prepare_inputs(inputs, model)))
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss over the batch, for backward."""

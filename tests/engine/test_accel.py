@@ -1,4 +1,4 @@
-"""The fast paths: channels_last convnets on the CPU and CUDA keep parameter identities; bf16
+"""The fast paths: channels_last convnets (CUDA after a trial, the CPU when asked) keep parameter identities; bf16
 autocast only on CUDA; CPU training is deterministic; the CUDA logic is run here on CPU tensors."""
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from prunebench.accel import (
     AUTO_COMPILE_MIN_EPOCHS,
     Execution,
     autocast,
+    channels_last_works,
     optimizer_options,
     prepare_inputs,
     prepare_model,
+    set_layout,
     should_compile,
+    uses_channels_last,
 )
 from prunebench.config.fit_settings import FitSettings
 from prunebench.config.identity import base_id, run_id
@@ -39,22 +42,59 @@ from prunebench.tasks import make_task
 CPU = torch.device("cpu")
 
 
-def test_cpu_runs_float32_convnets_in_channels_last():
+def test_cpu_runs_float32_convnets_in_the_default_layout_unless_asked():
+    """Issue 23: channels_last on the CPU only with train.channels_last=true."""
     model = SmallCNN(3, 10, width=4)
     before = [id(p) for p in model.parameters()]
     x = torch.randn(2, 3, 8, 8)
     assert isinstance(autocast(CPU), contextlib.nullcontext)
-    assert prepare_inputs(x).is_contiguous(memory_format=torch.channels_last)
-    tokens = torch.zeros(2, 5, dtype=torch.long)
-    assert prepare_inputs(tokens) is tokens  # only image batches
     prepare_model(model, CPU)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert prepare_inputs(x, model).is_contiguous()
+    set_layout(model, True)
+    prepare_model(model, CPU)
+    assert prepare_inputs(x, model).is_contiguous(memory_format=torch.channels_last)
+    tokens = torch.zeros(2, 5, dtype=torch.long)
+    assert prepare_inputs(tokens, model) is tokens  # only image batches
     assert [id(p) for p in model.parameters()] == before
     conv = model.features[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    set_layout(model, False)  # turned off again: back to the default layout
+    prepare_model(model, CPU)
+    assert conv.is_contiguous() and [id(p) for p in model.parameters()] == before
     linear = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    set_layout(linear, True)
     prepare_model(linear, CPU)
     assert linear[0].weight.is_contiguous()
+
+
+class ViewFlatten(torch.nn.Module):
+    """A LeNet-style model that flattens with .view: fails on channels_last activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.shape[0], -1))
+
+
+def test_the_cuda_trial_refuses_channels_last_for_a_view_flattening_model():
+    """On CUDA, `auto` uses channels_last only where a trial forward and backward works and
+    matches (run here on CPU tensors: the decision looks at the device type only)."""
+    cuda = torch.device("cuda")
+    viewing = ViewFlatten()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" on this machine
+        assert not channels_last_works(viewing, torch.randn(2, 1, 8, 8))
+        prepare_model(viewing, cuda)
+        assert all(p.is_contiguous() for p in viewing.parameters())
+        assert channels_last_works(SmallCNN(3, 10, width=4))
+    set_layout(viewing, False)
+    assert not uses_channels_last(SmallCNN(3, 10, width=4), CPU)
 
 
 def test_cuda_settings_without_a_gpu():

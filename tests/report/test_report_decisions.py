@@ -96,7 +96,13 @@ def test_budget_table_and_advise_with_a_budget_agree(generated):
         assert row[2] == d.recommended.label
         budget = d.budget if d.budget is not None else max(v.budget_levels(d.ratio))
         (line,) = advise_lines(root, ratio=d.ratio, budget=budget + 0.4)[1:]
-        assert line.strip() == v.decision(d.ratio, budget).text
+        assert line.strip() == v.decision(d.ratio, budget + 0.4).text
+        # issue 23: the budget said is the user's, and regimes run over it are named
+        if budget + 0.4 < max(v.budget_levels(d.ratio)):
+            assert f"within {budget + 0.4:g} epochs" in line
+        over = {c.regime: c.epochs for c in v.candidates[d.ratio] if c.epochs > budget + 0.4}
+        assert ("Run but over the budget" in line) == bool(over)
+        assert all(f"{regime} (" in line for regime in over)
         affordable = [c for c in v.candidates[d.ratio] if c.epochs <= budget]
         assert d.recommended.mean == max(c.mean for c in affordable)
 

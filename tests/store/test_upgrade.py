@@ -102,6 +102,7 @@ def test_added_fields_at_their_earlier_value_leave_ids_unchanged(monkeypatch):
     del earlier["finetune"]["min_delta"]  # what the earlier version hashed
     earlier_id = config_module.digest(earlier)
     assert run_id(cfg) != earlier_id
-    monkeypatch.setattr(config_module, "ADDED_FIELDS", {"finetune.min_delta": 0.0})
+    added = {**config_module.ADDED_FIELDS, "finetune.min_delta": 0.0}
+    monkeypatch.setattr(config_module, "ADDED_FIELDS", added)
     assert run_id(cfg) == earlier_id
     assert run_id(load_run_config(None, ["finetune.min_delta=0.01"])) != earlier_id

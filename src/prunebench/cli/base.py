@@ -92,3 +92,14 @@ def warn_integrity(directory: Path) -> None:
         Console(stderr=True, soft_wrap=True).print(
             f"warning: {warning}", style="yellow", markup=False, highlight=False
         )
+
+
+def warn_sanity(df) -> None:
+    """Dense models at chance and collapsed runs, loudly on stderr (report/sanity.py)."""
+    from prunebench.report.sanity import sanity_warnings
+
+    lines = sanity_warnings(df)
+    if lines:
+        err = Console(stderr=True, soft_wrap=True)
+        for line in lines:
+            err.print(f"warning: {line}", style="bold yellow", markup=False, highlight=False)

@@ -105,12 +105,16 @@ def config_show(
     ] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Print the fully resolved config (every default filled in) and its run id."""
+    """Print the fully resolved config (every default filled in) and its run id; model and
+    dataset names are looked up as the run looks them up."""
     import yaml
 
     from prunebench.config.identity import run_id
     from prunebench.config.loading import load_run_config
 
     cfg = load_run_config(config, list(set_ or []))
+    from prunebench.engine.dry_run import check_sources
+
+    check_sources([cfg])  # a misspelt timm: name is refused here as the run refuses it
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
     out.print(f"# run id: {run_id(cfg)}\n{text}", markup=False, highlight=False, end="")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from prunebench.cli.base import DirectoryArg, check_log, out, warn_integrity
+from prunebench.cli.base import DirectoryArg, check_log, out, warn_integrity, warn_sanity
 from prunebench.cli.result_output import run_records, serialised
 from prunebench.errors import PrunebenchError
 from prunebench.outputs import check_output_dir, check_output_file, write_file
@@ -62,6 +62,7 @@ def results(
         unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))
+        warn_sanity(df)
         return
     data = serialised(df, fmt)
     if output is not None:

@@ -19,6 +19,7 @@ from prunebench.cli.base import (
     check_log,
     out,
     overrides,
+    warn_sanity,
 )
 from prunebench.cli.result_output import run_records
 from prunebench.errors import PrunebenchError
@@ -223,9 +224,10 @@ def _print_dry_run(
     plan, results: Path, estimate: bool, threads: int | None, workers: int | None
 ) -> None:
     """The plan's tree and counts, and (with `estimate`) its timed wall time; writes nothing."""
-    from prunebench.engine.dry_run import estimate_lines, plan_lines
+    from prunebench.engine.dry_run import check_sources, estimate_lines, plan_lines
     from prunebench.store.database import Store
 
+    check_sources(r.cfg for r in plan.runs)
     store = Store(results)
     stored = {key: row["epochs"] for key, row in store.stored_steps(plan.nodes).items()}
     lines = plan_lines(plan, stored)
@@ -262,3 +264,4 @@ def _print_sweep(plan, outcome, results: Path) -> None:
         f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
+    warn_sanity(df)

@@ -150,6 +150,11 @@ class ModelConfig(StrictModel):
         if self.name != "hf":
             return self
         config = self.options.get("config")
+        if config is not None and not isinstance(config, (str, dict)):
+            raise ValueError(
+                "model.options.config must be the path of a config.json or the config as a "
+                f"mapping, not {type(config).__name__}"
+            )
         if isinstance(config, str) and not Path(config).is_file():
             raise ValueError(f"model.options.config: file '{config}' does not exist")
         if config is None and (self.weights is None or not self.weights.is_dir()):
@@ -223,6 +228,8 @@ class PruneConfig(StrictModel):
     exclude_classifier: Bool = False  # structured: the classifier's outputs are never pruned
     include_biases: Bool = False
     exclude: list[str] = Field(default_factory=list)  # module names (or prefixes) never pruned
+    # structured: layers producing a model output besides the logits whose width may shrink
+    include: list[str] = Field(default_factory=list)
     calibration_samples: Int = Field(256, ge=1)  # data-dependent criteria, from the train split
     # ---- structured pruning only
     preset: str | None = None  # a named per-layer preset, e.g. resnet18_table2_model1
@@ -261,7 +268,7 @@ class PruneConfig(StrictModel):
                 f"criterion '{self.criterion}' scores single weights only; use it with "
                 f"prune.structure=unstructured or pick one of {', '.join(usable)}"
             )
-        given = [k for k in ("preset", "layer_ratios", "round_to") if getattr(self, k)]
+        given = [k for k in ("preset", "layer_ratios", "round_to", "include") if getattr(self, k)]
         if given and not structured:
             raise ValueError(f"prune.{given[0]} needs prune.structure=structured")
         if self.scope == "preset":
@@ -283,6 +290,9 @@ class TrainConfig(StrictModel):
     # torch.compile the forward passes: true / false, or auto (on CUDA, phases of at least
     # accel.AUTO_COMPILE_MIN_EPOCHS planned epochs)
     compile: Literal["auto"] | bool = "auto"
+    # the channels_last memory format for convnets: auto (on CUDA where a trial forward and
+    # backward works and matches; never on the CPU), true (also on the CPU) or false
+    channels_last: Literal["auto"] | bool = "auto"
 
 
 class RegimeConfig(StrictModel):

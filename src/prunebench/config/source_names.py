@@ -76,14 +76,20 @@ def is_file(module: str) -> bool:
     return module.endswith(".py") or "/" in module or "\\" in module
 
 
-def hf_task(config_file: Path | None) -> str | None:
-    """The task a Hugging Face config.json declares through `architectures` (None: unknown, the
-    data decides between a causal LM and an image classifier)."""
-    if config_file is None or not config_file.is_file():
+def hf_task(config: Path | dict[str, Any] | None) -> str | None:
+    """The task a Hugging Face config (a config.json, or the config as a mapping) declares
+    through `architectures` (None: unknown, the data decides between a causal LM and an image
+    classifier)."""
+    if isinstance(config, dict):
+        architectures = config.get("architectures") or []
+    elif config is None or not config.is_file():
         return None
-    try:
-        architectures = json.loads(config_file.read_text()).get("architectures") or []
-    except (OSError, ValueError, AttributeError):
+    else:
+        try:
+            architectures = json.loads(config.read_text()).get("architectures") or []
+        except (OSError, ValueError, AttributeError):
+            return None
+    if not isinstance(architectures, list):
         return None
     for arch in architectures:
         for ending, task in HF_TASKS.items():
@@ -93,7 +99,10 @@ def hf_task(config_file: Path | None) -> str | None:
 
 
 def hf_config_file(weights: Path | None, options: dict[str, Any]) -> Path | None:
-    """config.json of an `hf` model: `model.options.config`, else the weights folder's."""
+    """config.json of an `hf` model: `model.options.config` (a path), else the weights folder's;
+    None for a config given as a mapping."""
+    if isinstance(options.get("config"), dict):
+        return None
     if options.get("config") is not None:
         return Path(options["config"])
     if weights is not None and Path(weights).is_dir():

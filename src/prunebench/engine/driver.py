@@ -24,6 +24,7 @@ import heapq
 import time
 from collections.abc import Sequence
 
+from prunebench.engine.dead_runs import mark_dead_runs
 from prunebench.engine.dense_models import stored_dense
 from prunebench.engine.estimate import estimate as estimate_plan
 from prunebench.engine.executors.base import Executor, StepJob
@@ -57,7 +58,10 @@ class Driver:
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
         self.sweep = sweep
         self.log_specs = log_specs(plan, log)
-        self.stock = take_stock(plan, store, progress, prepare_store(store, progress))
+        damaged = prepare_store(store, progress)
+        for run_id in mark_dead_runs(store):  # issue 23: a native crash left them running
+            progress.message(f"run {run_id} was left running by a process that died: marked failed")
+        self.stock = take_stock(plan, store, progress, damaged)
         self.book = RunBook(plan, store, self.stock, progress)
         self.summary = self.book.summary
         self.leases = Leases(store, stale_after)

@@ -2,23 +2,41 @@
 training or writing anything.
 
 The estimate builds its data through a `Workspace`, the same builder and cache as the runs
-themselves, so a dry run accepts exactly the datasets a run does (`python:` sources too).
+themselves, so a dry run accepts exactly the datasets a run does (`python:` sources too), and
+`check_sources` refuses the model and dataset names the run would refuse (a misspelt
+`timm:` name, a `python:` file without the function) before anything is printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import torch
 
 from prunebench.config.identity import base_id
 from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
+from prunebench.data.build import dataset_spec
 from prunebench.engine.estimate import estimate, render
 from prunebench.engine.plan import Plan, count, render_counts, render_tree
 from prunebench.engine.pretrain import Dense
 from prunebench.engine.workspace import Workspace
+from prunebench.models.build import model_spec
 from prunebench.tasks import Task
+
+
+def check_sources(configs: Iterable[RunConfig]) -> None:
+    """Every distinct `model.name` and `data.name` resolved as the run resolves them (torchvision
+    and timm names looked up, `python:` sources imported): an unknown name is the run's one-line
+    error. Builds nothing."""
+    models, datasets = set(), set()
+    for cfg in configs:
+        if cfg.model.name not in models:
+            models.add(cfg.model.name)
+            model_spec(cfg.model)
+        if cfg.data.name not in datasets:
+            datasets.add(cfg.data.name)
+            dataset_spec(cfg.data)
 
 
 def plan_lines(plan: Plan, stored: Mapping[str, int]) -> list[str]:

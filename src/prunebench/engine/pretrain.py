@@ -115,7 +115,7 @@ def train_dense(
             settings,
             device,
             on_epoch=lambda rec: progress.epoch_done(0, rec, phase="pretrain"),
-            execution=Execution(compile=compile_),
+            execution=Execution(compile=compile_, channels_last=cfg.train.channels_last),
         )
         history = [vars(r) for r in result.history]
         progress.run_finished(bid, f"pretrained for {result.epochs} epochs")

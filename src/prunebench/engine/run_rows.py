@@ -14,6 +14,7 @@ from typing import Any
 
 from prunebench.config.identity import SCHEMA_VERSION, base_id, digest
 from prunebench.config.schema import RunConfig
+from prunebench.engine.chance import chance_metric
 from prunebench.engine.executors.base import StepResult
 from prunebench.engine.plan import Node, Plan
 from prunebench.engine.resume import Stock
@@ -57,6 +58,7 @@ def run_fields(ctx: RunContext, n_steps: int) -> dict[str, Any]:
         "base_id": ctx.dense.base_id,
         "prunable_json": dumps(ctx.describe_prunable()),
         "dense_params": ctx.dense_params,
+        "chance_metric": chance_metric(ctx.data, ctx.task.name),
         "device": str(ctx.device),
         **dense,
     }

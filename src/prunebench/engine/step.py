@@ -73,6 +73,7 @@ class RunContext:
         planned epochs; through DDP on data-parallel ranks."""
         return Execution(
             compile=should_compile(self.cfg.train.compile, self.device, epoch_bounds(settings)[0]),
+            channels_last=self.cfg.train.channels_last,
             distribute=self.parallel.wrap if self.parallel else None,
         )
 

@@ -36,5 +36,6 @@ def declared_task(name: str, weights: Path | None, options: dict[str, Any]) -> s
     if source.registered:
         return MODELS.fact(MODELS.check(name), "task")
     if source.kind == "hf":
-        return hf_task(hf_config_file(weights, options))
+        config = options.get("config")
+        return hf_task(config if isinstance(config, dict) else hf_config_file(weights, options))
     return SOURCE_TASKS.get(source.kind)

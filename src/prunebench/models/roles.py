@@ -1,9 +1,13 @@
-"""Layers that play special roles in a model: its first convolution and its classifier.
+"""Layers that play special roles in a model: its first convolution, its classifier and the
+layers that produce its other outputs.
 
-The classifier is the layer whose output becomes the model's output, whatever its type
+The classifier is the layer whose output becomes the model's logits, whatever its type
 (SqueezeNet's is a Conv2d, a language model's `lm_head` shares the embedding's weight): the
 Conv/Linear layer nearest to the output in the autograd graph of one forward pass on example
 inputs, or, without inputs, in the torch.fx graph. A ModelSpec's `classifier` overrides both.
+A model may return more than its logits (a tuple, list or dict, a Hugging Face output object):
+`output_tensors` names every tensor of it and `output_layers` the layer nearest to each, whose
+width structured pruning keeps unless the user names it in `prune.include`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,63 @@ def output_tensor(output: Any) -> torch.Tensor:
     raise ConfigError(f"the model returns {type(output).__name__}, not a tensor of logits")
 
 
+# Fields of Hugging Face outputs that are caches or diagnostics, not predictions: attention
+# heads and hidden sizes legitimately change their shapes.
+AUXILIARY_FIELDS = {
+    "loss",
+    "past_key_values",
+    "hidden_states",
+    "attentions",
+    "cross_attentions",
+    "encoder_hidden_states",
+    "encoder_attentions",
+    "decoder_hidden_states",
+    "decoder_attentions",
+}
+
+
+def output_tensors(output: Any, path: str = "output") -> dict[str, torch.Tensor]:
+    """Every tensor a forward returns, by its place (`output[1]`, `output['features']`,
+    `output.logits`), nested containers included; Hugging Face caches and diagnostics left out."""
+    if isinstance(output, torch.Tensor):
+        return {path: output}
+    found: dict[str, torch.Tensor] = {}
+    if isinstance(output, dict):  # Hugging Face ModelOutput objects are ordered dicts
+        attribute = hasattr(output, "to_tuple")
+        for key, value in output.items():
+            if attribute and key in AUXILIARY_FIELDS:
+                continue
+            found.update(
+                output_tensors(value, f"{path}.{key}" if attribute else f"{path}[{key!r}]")
+            )
+    elif isinstance(output, (tuple, list)):
+        for i, value in enumerate(output):
+            found.update(output_tensors(value, f"{path}[{i}]"))
+    return found
+
+
+@torch.no_grad()
+def output_shape(model: nn.Module, example_inputs: Any) -> torch.Size:
+    """The shape of the model's logits."""
+    was_training = model.training
+    model.eval()
+    try:
+        return output_tensor(call(model, example_inputs)).shape
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def output_shapes(model: nn.Module, example_inputs: Any) -> dict[str, torch.Size]:
+    """The shape of every tensor the model returns, by its place in the output."""
+    was_training = model.training
+    model.eval()
+    try:
+        return {k: t.shape for k, t in output_tensors(call(model, example_inputs)).items()}
+    finally:
+        model.train(was_training)
+
+
 def _owners(model: nn.Module) -> dict[nn.Parameter, str]:
     """Parameter -> the Conv/Linear layer holding it (a tied weight: its last holder, the head)."""
     owners: dict[nn.Parameter, str] = {}
@@ -46,14 +107,13 @@ def _owners(model: nn.Module) -> dict[nn.Parameter, str]:
     return owners
 
 
-def traced_classifier(model: nn.Module, example_inputs: Any) -> str | None:
-    """The layer nearest to the output in the autograd graph (breadth-first from the output)."""
-    owners = _owners(model)
+def _traced_output(model: nn.Module, example_inputs: Any) -> Any:
+    """One forward in eval mode with autograd on (what the graph searches walk)."""
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            out = output_tensor(call(model, example_inputs))
+            return call(model, example_inputs)
     except ConfigError:
         raise
     except Exception as exc:
@@ -64,6 +124,10 @@ def traced_classifier(model: nn.Module, example_inputs: Any) -> str | None:
         ) from None
     finally:
         model.train(was_training)
+
+
+def _nearest_layer(out: torch.Tensor, owners: dict[nn.Parameter, str]) -> str | None:
+    """The Conv/Linear layer nearest to `out` in the autograd graph (breadth-first)."""
     if out.grad_fn is None:
         return None
     queue, seen = deque([out.grad_fn]), set()
@@ -78,6 +142,28 @@ def traced_classifier(model: nn.Module, example_inputs: Any) -> str | None:
                 return owners[variable]
             queue.append(nxt)
     return None
+
+
+def traced_classifier(model: nn.Module, example_inputs: Any) -> str | None:
+    """The layer nearest to the logits in the autograd graph (breadth-first from them)."""
+    return _nearest_layer(output_tensor(_traced_output(model, example_inputs)), _owners(model))
+
+
+def output_layers(model: nn.Module, example_inputs: Any) -> dict[str, str]:
+    """{layer: the output it produces} for every tensor the model returns besides its logits
+    (the classifier's, see `find_classifier`): the layer nearest to each in the autograd graph
+    of one forward."""
+    owners = _owners(model)
+    out = _traced_output(model, example_inputs)
+    logits = output_tensor(out) if not isinstance(out, dict) or hasattr(out, "logits") else None
+    layers: dict[str, str] = {}
+    for path, tensor in output_tensors(out).items():
+        if tensor is logits:
+            continue
+        layer = _nearest_layer(tensor, owners)
+        if layer is not None:
+            layers.setdefault(layer, path)
+    return layers
 
 
 def fx_classifier(model: nn.Module) -> str | None:

@@ -56,17 +56,28 @@ def structured_exclusions(
     hooked: Iterable[nn.Module | nn.Parameter | tuple[nn.Module | nn.Parameter, str]] = (),
     model_name: str = "model",
     example_inputs: Any = None,
+    outputs: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Layers whose OUTPUT channels structured pruning never removes, each with its reason (it
     is recorded with the run): the classifier (its outputs are the classes), the first conv if
     asked, `prune.exclude`, and what the model's StructuredHooks ignore (modules, or
     parameters such as a ViT's positional embedding). The classifier is `classifier`, else the
-    layer whose output becomes the model's output (traced on `example_inputs`)."""
+    layer whose output becomes the model's output (traced on `example_inputs`). `outputs`
+    ({layer: output}, `models.roles.output_layers`) are the layers producing the model's other
+    outputs: their width is kept too, unless `prune.include` names them."""
     modules = dict(model.named_modules())
     out: dict[str, str] = {}
     classifier = find_classifier(model, example_inputs, classifier)
     if classifier is not None:
         out[classifier] = "classifier outputs (classes) are never pruned"
+    check_prefixes(model, cfg.include, "prune.include")
+    for layer, output in (outputs or {}).items():
+        if not any(_matches(layer, prefix) for prefix in cfg.include):
+            out.setdefault(
+                layer,
+                f"produces the model's {output}, whose width is kept "
+                f"(prune.include=[{layer}] lets it shrink)",
+            )
     first = first_conv_name(model)
     if cfg.exclude_first_conv and first is not None:
         out.setdefault(first, "first conv (prune.exclude_first_conv=true)")

@@ -29,10 +29,11 @@ from prunebench.config.schema import PruneConfig
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
-from prunebench.measure import call, count_macs, is_conv1d
+from prunebench.measure import count_macs, is_conv1d
 from prunebench.models.auto import AUTO_HOOKS
-from prunebench.models.roles import output_tensor
+from prunebench.models.roles import output_layers, output_shape, output_shapes
 from prunebench.models.spec import StructuredHooks
+from prunebench.pruning import rollback
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.guard import GraphBudgetExceeded, build_graph, graph_budget, graph_error
 from prunebench.pruning.heads import counts as head_counts
@@ -73,16 +74,6 @@ def _module_names(model: nn.Module) -> dict[nn.Module, str]:
     return {m: n for n, m in model.named_modules()}
 
 
-@torch.no_grad()
-def output_shape(model: nn.Module, example_inputs: Any) -> torch.Size:
-    was_training = model.training
-    model.eval()
-    try:
-        return output_tensor(call(model, example_inputs)).shape
-    finally:
-        model.train(was_training)
-
-
 class StructuredPruner(Pruner):
     """Removes channel groups so that each scope keeps (1 - t) of its original channels."""
 
@@ -104,9 +95,21 @@ class StructuredPruner(Pruner):
         self.model_name = model_name
         self.extra_meta = dict(meta or {})
         extra = hooks.pruner_kwargs(model) if hooks and hooks.pruner_kwargs else {}
+        try:
+            outputs = output_layers(model, example_inputs)
+        except ConfigError:  # a model that does not run: building the graph names the layer
+            outputs = {}
         self.ignored = structured_exclusions(
-            model, cfg, classifier, extra.get("ignored_layers") or [], model_name, example_inputs
+            model,
+            cfg,
+            classifier,
+            extra.get("ignored_layers") or [],
+            model_name,
+            example_inputs,
+            outputs,
         )
+        # outputs whose producing layer the user let shrink (prune.include)
+        self.free_outputs = {out for layer, out in outputs.items() if layer not in self.ignored}
         named = {**dict(model.named_parameters()), **dict(model.named_modules())}
         self.graph = build_graph(
             model, example_inputs, extra, [named[n] for n in self.ignored], model_name
@@ -118,6 +121,7 @@ class StructuredPruner(Pruner):
         self.heads0.update({h.name: head_counts(h)[0] for h in self.head_layouts})
         self.head_cuts: list[list[Any]] = []  # [attention name, removed key/value heads]
         self.output_shape = output_shape(model, example_inputs)
+        self.output_shapes = output_shapes(model, example_inputs)
         try:
             with graph_budget():
                 self.groups = self._discover_groups(model)
@@ -257,7 +261,26 @@ class StructuredPruner(Pruner):
         batches: Iterable[Batch] | None = None,
         task: Task | None = None,
     ) -> nn.Module:
+        """Prune `model` to cumulative target `target`, all or nothing: a step refused half-way
+        (a coupled layer, a changed output, a broken forward) leaves the model and this pruner
+        exactly as they were before it, then raises."""
         was_training = model.training
+        modules, graph = rollback.snapshot(model), self.graph.save_state()
+        cuts = len(self.head_cuts)
+        try:
+            self._prune_step(model, target, batches, task)
+        except BaseException:
+            rollback.restore(modules)
+            self.graph.restore_state(graph)
+            del self.head_cuts[cuts:]
+            raise
+        finally:
+            model.train(was_training)
+        return model
+
+    def _prune_step(
+        self, model: nn.Module, target: float, batches: Iterable[Batch] | None, task: Task | None
+    ) -> None:
         importance = self.criterion.group_importance(
             model, self.scored_params(model), batches, task
         )
@@ -276,8 +299,6 @@ class StructuredPruner(Pruner):
         if self.hooks is not None and self.hooks.after_step is not None:
             self.hooks.after_step(model, self.graph)
         self._check_output(model)
-        model.train(was_training)
-        return model
 
     def _cut_heads(self, target: float, importance) -> None:
         """Heads of the hooks' `heads` layouts, down to `head_keep(t, ORIGINAL kv heads)`."""
@@ -291,9 +312,10 @@ class StructuredPruner(Pruner):
                 self.head_cuts.append([layout.name, cut])
 
     def _check_output(self, model: nn.Module) -> None:
-        """No model changes its output shape through pruning (classes, vocabulary)."""
+        """No model changes the shape of any output through pruning (classes, vocabulary,
+        features it returns), except outputs whose layer prune.include lets shrink."""
         try:
-            shape = output_shape(model, self.example_inputs)
+            shapes = output_shapes(model, self.example_inputs)
         except Exception as exc:
             raise PrunebenchError(
                 f"model '{self.model_name}' no longer runs after pruning ({type(exc).__name__}: "
@@ -301,11 +323,16 @@ class StructuredPruner(Pruner):
                 "forward relies on (e.g. attention without a hook); keep it with prune.exclude "
                 "or use prune.structure=unstructured"
             ) from None
-        if shape != self.output_shape:
+        for place, before in self.output_shapes.items():
+            after = shapes.get(place)
+            if place in self.free_outputs or after == before:
+                continue
+            what = "output shape" if place == "output" else f"{place} shape"
+            got = tuple(after) if after is not None else "nothing"
             raise PrunebenchError(
-                f"model '{self.model_name}': pruning changed its output shape from "
-                f"{tuple(self.output_shape)} to {tuple(shape)}; the layer that produces the "
-                "output must be kept: name it in prune.exclude or the ModelSpec's classifier"
+                f"model '{self.model_name}': pruning changed its {what} from "
+                f"{tuple(before)} to {got}; the layer that produces it must be kept: name it "
+                "in prune.exclude or the ModelSpec's classifier"
             )
 
     def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
@@ -316,7 +343,10 @@ class StructuredPruner(Pruner):
         idxs = [i + k * size for k in range(self.graph.channel_groups(full)) for i in chosen]
         try:
             if not self.graph.prune(group.module, idxs):
-                raise PrunebenchError("it would remove every channel of a coupled layer")
+                raise PrunebenchError(
+                    "it would remove every channel of a coupled layer; keep its channels with "
+                    f"prune.exclude=[{group.root}]"
+                )
         except PrunebenchError as exc:
             raise PrunebenchError(
                 f"model '{self.model_name}': cannot prune layer '{group.root}': {exc}"

@@ -24,6 +24,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunebench.pruning.rollback import restore, snapshot
+
 WRITTEN_FOR = "1.6.1"
 Importance = tp.importance.Importance  # base class of the group scores (criteria/groups.py)
 
@@ -57,6 +59,7 @@ REQUIRED: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("BasePruningFunc", "_prune_parameter_and_grad", ("self", "weight", "keep_idxs", "pruning_dim")),
     ("meta", "num_heads", None),
     ("meta", "out_channel_groups", None),
+    ("meta", "in_channel_groups", None),
     ("meta", "prune_num_heads", None),
     ("meta", "prune_head_dims", None),
     ("meta", "head_pruning_ratio_dict", None),
@@ -68,6 +71,7 @@ REQUIRED: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("meta", "root_module_types", None),
     ("meta", "importance", None),
     ("graph", "_module2name", None),
+    ("graph", "_pruning_history", None),  # put back when a step is refused (GraphState)
     ("graph", "module2node", None),
     ("Node", "module", None),  # read from a failed build's traceback (pruning/guard.py)
     ("Node", "inputs", None),
@@ -241,6 +245,36 @@ class ChannelGraph:
     def load_history(self, history: list[list[Any]]) -> None:
         self.dg.load_pruning_history(history)
 
+    def save_state(self) -> GraphState:
+        """What a pruning step changes in the graph besides the model: its history and the
+        head counts (the model's modules are saved by `pruning.rollback`)."""
+        meta = self.meta
+        return GraphState(
+            list(self.dg._pruning_history),
+            dict(meta.num_heads),
+            dict(meta.out_channel_groups),
+            dict(meta.in_channel_groups),
+        )
+
+    def restore_state(self, state: GraphState) -> None:
+        """The graph as `save_state` found it (a refused step leaves no trace)."""
+        self.dg._pruning_history = list(state.history)
+        for live, saved in (
+            (self.meta.num_heads, state.num_heads),
+            (self.meta.out_channel_groups, state.out_channel_groups),
+            (self.meta.in_channel_groups, state.in_channel_groups),
+        ):
+            live.clear()
+            live.update(saved)
+
+
+@dataclass(frozen=True)
+class GraphState:
+    history: list[Any]
+    num_heads: dict[nn.Module, int]
+    out_channel_groups: dict[nn.Module, int]
+    in_channel_groups: dict[nn.Module, int]
+
 
 def traced_node(tb: TracebackType | None):
     """The Torch-Pruning graph node the innermost frame that holds one was working on (its
@@ -335,6 +369,12 @@ def _behaviour_problems() -> list[str]:
         problems.append("pruning 2 channels of 'conv' did not leave 6")
     if graph.history() != [["conv", True, [0, 4]]]:
         problems.append(f"pruning_history is {graph.history()}, expected [['conv', True, [0, 4]]]")
+    saved, modules = graph.save_state(), snapshot(model)
+    graph.prune(model.grouped, [0, 4])
+    graph.restore_state(saved)
+    restore(modules)
+    if graph.history() != [["conv", True, [0, 4]]] or model.grouped.out_channels != 8:
+        problems.append("restoring _pruning_history did not put the graph's history back")
     fresh = _Probe()
     ChannelGraph(fresh, example, {}, [fresh.head]).load_history(graph.history())
     if fresh.grouped.weight.shape != model.grouped.weight.shape:

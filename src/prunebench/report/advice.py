@@ -123,3 +123,17 @@ def decision_text(
 def nothing_fits_text(ratio: float, budget: float, cheapest: float | None) -> str:
     text = f"At {pct(ratio)} within {budget:g} epochs: no variant fits"
     return text + (f" (the cheapest needs {cheapest:.0f} epochs)." if cheapest else ".")
+
+
+def over_budget_text(text: str, level: float, budget: float, over: list[Candidate]) -> str:
+    """A decision made among the variants within `level` epochs, said for the user's `budget`,
+    naming the regimes that were run but need more epochs (issue 23: they looked unrun)."""
+    text = text.replace(f"within {level:g} epochs", f"within {budget:g} epochs", 1)
+    needs: dict[str, float] = {}
+    for c in over:
+        needs[c.regime] = min(needs.get(c.regime, c.epochs), c.epochs)
+    if not needs:
+        return text
+    named = ", ".join(f"{regime} ({epochs:.0f})" for regime, epochs in sorted(needs.items()))
+    verb = "needs" if len(needs) == 1 else "need"
+    return f"{text} Run but over the budget: {named} {verb} more epochs."

@@ -24,6 +24,7 @@ from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
+from prunebench.report.sanity import sanity_warnings
 from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
 from prunebench.store.results import database_path, load_results
 
@@ -121,6 +122,7 @@ def build_document(
     status = runs["status"].fillna("unknown").value_counts()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
     intro = [f"Built from {source}: {len(runs)} runs ({counts or 'none'})."]
+    intro += [f"WARNING: {line}." for line in sanity_warnings(results)]  # issue 23
     sections: list[Section] = []
     margins = []
     for ctx in contexts(results, alpha, margin, min_effect):

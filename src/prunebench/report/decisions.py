@@ -24,11 +24,11 @@ comparison has the same interval wherever it is printed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from prunebench.report.advice import decision_text, nothing_fits_text
+from prunebench.report.advice import decision_text, nothing_fits_text, over_budget_text
 from prunebench.report.analysis import best_by_ratio
 from prunebench.report.candidates import Candidate, advantage, from_summary
 from prunebench.report.claims import ClaimCheck, check_claims, claim_pairs
@@ -110,7 +110,10 @@ class Verdicts:
         fitting = [level for level in levels if level <= budget]
         if not fitting:
             return self._nothing_fits(ratio, budget, levels[0] if levels else None)
-        return self.decisions[(ratio, fitting[-1])]
+        decided = self.decisions[(ratio, fitting[-1])]
+        over = [c for c in self.candidates[ratio] if c.epochs > budget]
+        text = over_budget_text(decided.text, fitting[-1], budget, over)
+        return replace(decided, budget=budget, text=text)
 
     def frontier(self, ratio: float) -> list[Decision]:
         """The budget levels at which the recommendation changes, cheapest first."""

@@ -13,6 +13,12 @@ from prunebench.report.advice import fmt_margin
 from prunebench.report.build import check_settings, contexts
 from prunebench.report.decisions import Decision
 from prunebench.report.prepare import pct
+from prunebench.report.sanity import (
+    chance_at,
+    clearly_above_chance,
+    collapsed_decision_text,
+    sanity_warnings,
+)
 from prunebench.report.verdicts import ALPHA
 from prunebench.store.results import load_results
 
@@ -57,9 +63,22 @@ def advise_decisions(
 
 
 def advise_lines(directory: Path | str, **kwargs) -> list[str]:
-    """What `prunebench advise` prints."""
-    lines = []
+    """What `prunebench advise` prints: the sanity warnings first, then per setup and criterion
+    the decisions; where even the recommended regime is at chance, none is recommended."""
+    df = load_results(directory)
+    lines = [f"warning: {w}" for w in sanity_warnings(df)]
     for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
         lines.append(f"{setup}, {criterion} criterion ({how}):")
-        lines += [f"  {d.text}" for d in decisions]
+        lines += [f"  {_sane_text(d, df)}" for d in decisions]
     return lines
+
+
+def _sane_text(d: Decision, df) -> str:
+    chance = chance_at(df, d.ratio)
+    rec = d.recommended
+    if rec is None or chance is None:
+        return d.text
+    metric = str(df["metric"].dropna().iloc[0]) if df["metric"].notna().any() else "top1"
+    if clearly_above_chance(rec.mean, chance, metric != "ppl"):
+        return d.text
+    return collapsed_decision_text(d.ratio, metric, rec.mean, chance)

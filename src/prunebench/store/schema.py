@@ -45,6 +45,8 @@ RUN_COLUMNS: dict[str, str] = {
     "dense_test_top1": "REAL",
     "dense_test_top5": "REAL",
     "dense_test_ppl": "REAL",
+    # the test metric at chance (majority class; a uniform vocabulary's perplexity), issue 23
+    "chance_metric": "REAL",
     "device": "TEXT",
     "schema_version": "INTEGER",
     "started_at": "TEXT",
