@@ -301,6 +301,22 @@ class TrainConfig(StrictModel):
     compile: Literal["auto"] | bool = "auto"
 
 
+class AdaptiveConfig(StrictModel):
+    """The adaptive regime's rule (config/adaptive_rule.py; docs/concepts.md); unset: its
+    default."""
+
+    first: Float | None = None
+    rate: Float | None = None
+    min_rate: Float | None = None
+    max_rate: Float | None = None
+    grow: Float | None = None
+    shrink: Float | None = None
+    full: Float | None = None
+    partial: Float | None = None
+    quick: Float | None = None
+    retry: Bool | None = None
+
+
 class RegimeConfig(StrictModel):
     """A schedule name plus its arguments; see prunebench.config.schedules."""
 
@@ -312,6 +328,7 @@ class RegimeConfig(StrictModel):
     first: Float | None = None
     targets: list[Float] | None = None
     tolerance: Float | None = None
+    adaptive: AdaptiveConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -396,7 +413,7 @@ DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # by an earlier version still resume and are reused; any other value gives new ids. Changing the
 # default of an OLDER field changes its dumped value, hence every id that includes it: it is
 # never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {}
+ADDED_FIELDS: dict[str, Any] = {"regime.adaptive": None}
 
 
 def canonical_json(obj: Any) -> str:
