@@ -132,7 +132,7 @@ def test_structured_half(name, scope):
     if classifier is not None:
         assert classifier.out_features == classes  # classes / vocabulary are never pruned
     for layer, original in heads0.items():  # whole heads: half of the ORIGINAL count kept
-        assert pruner.tp.num_heads[dict(model.named_modules())[layer]] == round(original / 2)
+        assert pruner.graph.num_heads[dict(model.named_modules())[layer]] == round(original / 2)
 
 
 def test_a_long_list_of_names_is_cut_short_in_the_message():

@@ -10,50 +10,38 @@ through flatten/concat/residual adds is handled by the group's `root_idxs`.
 from __future__ import annotations
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from prunebench.measure import is_conv1d
-
-_fn = tp.pruner.function
-OUT_FNS = (
-    _fn.prune_conv_out_channels,
-    _fn.prune_linear_out_channels,
-    _fn.prune_depthwise_conv_out_channels,
-)
-IN_FNS = (_fn.prune_conv_in_channels, _fn.prune_linear_in_channels)
-NORM_FNS = (_fn.prune_batchnorm_out_channels, _fn.prune_layernorm_out_channels)
+from prunebench.pruning.tp_adapter import Importance, group_width, slices
 
 
 def _local_scores(
-    layer: nn.Module, fn, score: torch.Tensor, idxs: list[int]
+    layer: nn.Module, kind: str | None, score: torch.Tensor, idxs: list[int]
 ) -> torch.Tensor | None:
-    """Per-index sums of `score` (shaped like layer.weight) over the slice `fn` removes."""
+    """Per-index sums of `score` (shaped like layer.weight) over the slice a cut removes:
+    `kind` "out" (output channels), "in" (input channels) or "norm" (pruning.tp_adapter)."""
     transposed = getattr(layer, "transposed", False) or is_conv1d(layer)  # weight (in, out)
-    if is_conv1d(layer):  # a customized pruner (models/hf.py): its bound methods, by name
-        fn = {"prune_out_channels": OUT_FNS[1], "prune_in_channels": IN_FNS[1]}.get(
-            getattr(fn, "__name__", ""), fn
-        )
-    if fn in OUT_FNS:
+    if kind == "out":
         s = score.transpose(0, 1) if transposed else score
         return s[idxs].flatten(1).sum(1)
-    if fn in IN_FNS:
+    if kind == "in":
         groups = getattr(layer, "groups", 1)
         if transposed:  # weight (in, out / groups, ...): input channel c is row c
             local = score.flatten(1).sum(1)
-        elif fn == _fn.prune_conv_in_channels and groups > 1:
+        elif isinstance(layer, nn.modules.conv._ConvNd) and groups > 1:
             # weight (out, in / groups, ...): input c = group j, slot r meets group j's outputs
             per_slot = score.flatten(2).sum(2)
             local = per_slot.view(groups, -1, per_slot.shape[1]).sum(1).flatten()
         else:
             local = score.transpose(0, 1).flatten(1).sum(1)
         return local[idxs]
-    if fn in NORM_FNS:
+    if kind == "norm":
         return score[idxs]
     return None
 
 
-class SummedScoreImportance(tp.importance.Importance):
+class SummedScoreImportance(Importance):
     """Per channel of a group: the sum of the given per-weight scores over the group's slices.
 
     `scores` maps a layer's weight Parameter to a tensor of its shape; layers without an entry
@@ -65,29 +53,25 @@ class SummedScoreImportance(tp.importance.Importance):
 
     @torch.no_grad()
     def __call__(self, group) -> torch.Tensor | None:
-        root_len = len(group[0].idxs)
         total = None
-        for item in group:
-            dep, idxs = item.dep, item.idxs
-            layer = dep.layer
-            weight = getattr(layer, "weight", None)
+        for piece in slices(group):
+            weight = getattr(piece.layer, "weight", None)
             if not isinstance(weight, nn.Parameter) or weight not in self.scores:
                 continue
-            root_idxs = item.root_idxs
-            if any(r is None for r in root_idxs):
+            if any(r is None for r in piece.root_idxs):
                 continue
-            local = _local_scores(layer, dep.pruning_fn, self.scores[weight], idxs)
+            local = _local_scores(piece.layer, piece.kind, self.scores[weight], piece.idxs)
             if local is None:
                 continue
             if total is None:
-                total = torch.zeros(root_len, dtype=torch.float64, device=local.device)
-            index = torch.as_tensor(root_idxs, device=local.device)
+                total = torch.zeros(group_width(group), dtype=torch.float64, device=local.device)
+            index = torch.as_tensor(piece.root_idxs, device=local.device)
             total.scatter_add_(0, index, local.to(torch.float64))
         return None if total is None else total.float()
 
 
-class RandomGroupImportance(tp.importance.Importance):
+class RandomGroupImportance(Importance):
     """Uniform random score per channel (torch's global RNG, seeded per step)."""
 
     def __call__(self, group) -> torch.Tensor:
-        return torch.rand(len(group[0].idxs))
+        return torch.rand(group_width(group))

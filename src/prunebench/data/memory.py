@@ -37,10 +37,6 @@ class TensorLoader:
     def __len__(self) -> int:
         return -(-len(self.inputs) // self.batch_size)
 
-    @property
-    def num_samples(self) -> int:
-        return len(self.inputs)
-
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.inputs)
         order = host_to_device(torch.randperm(n), self.inputs.device) if self.shuffle else None

@@ -7,7 +7,8 @@ import time
 
 import torch
 
-from prunebench.config.schema import RunConfig, base_id
+from prunebench.config.identity import base_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.engine.leases import Leases
 from prunebench.engine.pretrain import Dense, train_dense
@@ -47,7 +48,7 @@ def stored_dense(store: Store, progress: Progress | None = None, leases: Leases 
             if leases is None:
                 break
             state = leases.take("dense", bid, seen)
-            if state == "claimed":
+            if state == "leased":
                 break
             if state == "busy":  # another process is training it
                 if bid not in waited:

@@ -2,7 +2,7 @@
 
 A process takes a lease on a step (or a dense model) before computing it, keeps it fresh with a
 heartbeat thread and drops it with the result (or on close). The lease rows live in the
-store's lease table (`Store.claim` / `release` / `heartbeat`); this module decides when
+store's lease table (`Store.lease` / `release` / `heartbeat`); this module decides when
 another process's lease may be taken over: its heartbeat is older than `stale_after` seconds,
 or its owner was a process of this machine that is gone (a killed sweep run again does not
 wait).
@@ -34,10 +34,10 @@ class Leases:
         self._thread: threading.Thread | None = None
 
     def take(self, kind: str, key: str, seen: float | None) -> str:
-        """'claimed' (the lease is ours), 'busy' (another process holds it) or 'stored' (its
-        file was written since `seen`; see `Store.claim`)."""
-        state = self.store.claim(kind, key, self.owner, seen, self._may_take)
-        if state == "claimed" and self._thread is None:
+        """'leased' (the lease is ours), 'busy' (another process holds it) or 'stored' (its
+        file was written since `seen`; see `Store.lease`)."""
+        state = self.store.lease(kind, key, self.owner, seen, self._may_take)
+        if state == "leased" and self._thread is None:
             self._thread = threading.Thread(target=self._beat, name="leases", daemon=True)
             self._thread.start()
         return state

@@ -23,9 +23,7 @@ from typing import Any
 
 from prunebench.config.adaptive_rule import AdaptiveRule, Choice, first_choice, step_count_range
 from prunebench.config.fit_settings import FitSettings, epoch_bounds, finetune_settings
-from prunebench.config.schedules import increments
-from prunebench.config.schema import (
-    RunConfig,
+from prunebench.config.identity import (
     base_id,
     data_identity,
     digest,
@@ -33,6 +31,8 @@ from prunebench.config.schema import (
     run_id,
     without_added,
 )
+from prunebench.config.schedules import increments
+from prunebench.config.schema import RunConfig
 
 KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
 

@@ -12,7 +12,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.config.schema import SCHEMA_VERSION, RunConfig, base_id, digest
+from prunebench.config.identity import SCHEMA_VERSION, base_id, digest
+from prunebench.config.schema import RunConfig
 from prunebench.engine.executors.base import StepResult
 from prunebench.engine.plan import Node, Plan, is_adaptive
 from prunebench.engine.resume import Stock
@@ -20,7 +21,8 @@ from prunebench.engine.step import RunContext
 from prunebench.engine.workspace import Workspace
 from prunebench.errors import PrunebenchError
 from prunebench.progress import Progress
-from prunebench.store.database import RUN_COLUMNS, Store, dumps
+from prunebench.store.database import Store
+from prunebench.store.schema import RUN_COLUMNS, dumps
 from prunebench.tracking.base import RunInfo, Session, StepRecord
 from prunebench.tracking.hub import Tracking
 

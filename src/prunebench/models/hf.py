@@ -175,33 +175,6 @@ def _widths_fit(layout: HeadLayout) -> bool:
     return widths[0] == 3 * reads and reads % d == 0
 
 
-def conv1d_pruner():
-    """Torch-Pruning support for transformers' Conv1D (a Linear with a transposed weight)."""
-    import torch_pruning as tp
-
-    class Conv1DPruner(tp.pruner.function.BasePruningFunc):
-        def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
-            keep = sorted(set(range(layer.nf)) - set(idxs))
-            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 1)
-            layer.bias = self._prune_parameter_and_grad(layer.bias, keep, 0)
-            layer.nf = len(keep)
-            return layer
-
-        def prune_in_channels(self, layer: nn.Module, idxs) -> nn.Module:
-            keep = sorted(set(range(layer.weight.shape[0])) - set(idxs))
-            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 0)
-            layer.nx = len(keep)
-            return layer
-
-        def get_out_channels(self, layer: nn.Module) -> int:
-            return layer.nf
-
-        def get_in_channels(self, layer: nn.Module) -> int:
-            return layer.weight.shape[0]
-
-    return Conv1DPruner()
-
-
 def forward_ids(model: nn.Module, input_ids: torch.Tensor) -> Any:
     return model(input_ids=input_ids, use_cache=False)
 
@@ -246,7 +219,10 @@ def hf_pruner_kwargs(model: nn.Module) -> dict[str, Any]:
         out["forward_fn"] = forward_ids
     conv1d = {type(m) for m in model.modules() if is_conv1d(m)}
     if conv1d:  # GPT-2's layers: Torch-Pruning learns them, and roots groups at them too
-        out["customized_pruners"] = {kind: conv1d_pruner() for kind in conv1d}
+        # imported here: loading Torch-Pruning costs seconds, only structured pruning needs it
+        from prunebench.pruning.tp_adapter import Conv1DPruner
+
+        out["customized_pruners"] = {kind: Conv1DPruner() for kind in conv1d}
         out["root_module_types"] = [nn.modules.conv._ConvNd, nn.Linear, *conv1d]
     return out
 

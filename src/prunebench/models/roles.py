@@ -24,11 +24,6 @@ def first_conv_name(model: nn.Module) -> str | None:
     )
 
 
-def last_linear_name(model: nn.Module) -> str | None:
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    return names[-1] if names else None
-
-
 def output_tensor(output: Any) -> torch.Tensor:
     """The logits of a forward's result: a tensor, a Hugging Face output, or a tuple's first."""
     if isinstance(output, torch.Tensor):

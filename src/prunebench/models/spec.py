@@ -25,9 +25,10 @@ class StructuredHooks:
     dense model (e.g. `num_heads`, `output_transform`, `forward_fn`, extra `ignored_layers`,
     `round_to`). They say WHAT may be pruned; how much each step prunes (channels and heads,
     from the original counts) is StructuredPruner's job (pruning.targets).
-    `after_step(model, pruner)` fixes attributes Torch-Pruning does not update (e.g. attention
+    `after_step(model, graph)` fixes attributes Torch-Pruning does not update (e.g. attention
     `num_heads`/`head_dim`, HF config); the attention hooks read the new counts from the layer
-    shapes, so `after_step(model, None)` also fixes a model rebuilt from a pruning history.
+    shapes, so `after_step(model, None)` also fixes a model rebuilt from a pruning history;
+    `graph` is the pruner's `pruning.tp_adapter.ChannelGraph` (its `num_heads` per layer).
     """
 
     pruner_kwargs: Callable[..., dict[str, Any]] | None = None

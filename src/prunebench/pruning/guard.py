@@ -20,8 +20,12 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from torch import nn
+
+from prunebench.errors import PrunebenchError
+from prunebench.pruning.tp_adapter import ChannelGraph, nearest_layer, node_label, traced_node
 
 CHECK_EVERY = 0.5  # CPU seconds between checks at most (timer) / 20000 profile events (hook)
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -96,35 +100,6 @@ def graph_budget(seconds: float | None = None, memory_mb: float | None = None) -
         raise GraphBudgetExceeded(exceeded[0])
 
 
-def _node(tb: TracebackType | None):
-    """The Torch-Pruning graph node the innermost frame that holds one was working on (its
-    first such local: e.g. `reshape_node` where a reshape's index mapping failed)."""
-    found = None
-    while tb is not None:
-        nodes = [
-            value
-            for value in tb.tb_frame.f_locals.values()
-            if type(value).__name__ == "Node" and hasattr(value, "module")
-        ]
-        found = nodes[0] if nodes else found
-        tb = tb.tb_next
-    return found
-
-
-def _real_module(node, names: dict[nn.Module, str], seen: set | None = None):
-    """The nearest nn.Module of the model at or before `node` (operations have none)."""
-    queue, seen = [node], seen or set()
-    while queue:
-        current = queue.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if current.module in names:
-            return current.module
-        queue += list(getattr(current, "inputs", []))
-    return None
-
-
 def owner(model: nn.Module, name: str) -> tuple[str, str]:
     """(name, type) of the nearest ancestor of layer `name` that is not a plain container:
     the block whose forward does what Torch-Pruning cannot follow."""
@@ -143,15 +118,60 @@ HINTS = {"Reshape": "a reshape of the channels (a channel shuffle, a window part
 
 def culprit(model: nn.Module, tb: TracebackType | None) -> str | None:
     """'TYPE 'BLOCK' at OPERATION after layer LAYER' for the node `tb` was processing."""
-    node = _node(tb)
+    node = traced_node(tb)
     if node is None:
         return None
     names = {m: n for n, m in model.named_modules()}
-    layer = _real_module(node, names)
+    layer = nearest_layer(node, names)
     if layer is None:
         return f"operation {node.name}"
     block, kind = owner(model, names[layer])
     if node.module in names:
         return f"{kind} '{block}' (layer '{names[layer]}')"
-    op = type(node.module).__name__.strip("_").removesuffix("Op")
+    op = node_label(node)
     return f"{kind} '{block}', at {HINTS.get(op, op)} after layer '{names[layer]}'"
+
+
+def graph_error(
+    model: nn.Module, model_name: str, exc: BaseException, traced_last: str | None
+) -> PrunebenchError:
+    """One line: what went wrong in Torch-Pruning's graph building, the module that holds the
+    operation it was processing, and the way out."""
+    where = culprit(model, exc.__traceback__)
+    if where is None and traced_last:
+        where = f"the graph (its trace ended at layer '{traced_last}')"
+    cause = str(exc) if isinstance(exc, GraphBudgetExceeded) else f"{type(exc).__name__}: {exc}"
+    return PrunebenchError(
+        f"model '{model_name}': Torch-Pruning cannot build its dependency graph ({cause}) in "
+        f"{where or 'the graph'}; prune it with prune.structure=unstructured"
+    )
+
+
+def build_graph(
+    model: nn.Module,
+    example_inputs: Any,
+    extra: dict[str, Any],
+    ignored: list[nn.Module],
+    model_name: str,
+) -> ChannelGraph:
+    """The channel graph, built under the time and memory guard; errors name the model and
+    the module Torch-Pruning was processing."""
+    last: list[str] = []
+    names = {m: n for n, m in model.named_modules()}
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args: last.append(names.get(mod, "?")))
+        for m in model.modules()
+    ]
+    was_training = model.training
+    try:
+        with graph_budget():
+            graph = ChannelGraph(model, example_inputs, extra, ignored)
+    except PrunebenchError:
+        raise
+    except (Exception, GraphBudgetExceeded) as exc:
+        raise graph_error(model, model_name, exc, last[-1] if last else None) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return graph

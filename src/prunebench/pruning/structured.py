@@ -8,16 +8,15 @@ exactly where one-shot pruning to the same t would (no compounding):
   * layerwise: every group keeps (1-t) of its own original channels;
   * preset:    group g keeps (1 - t * r_g / r_mean) of its original channels (pruning.presets).
 How many each group (and each attention layer) keeps is pure arithmetic in pruning.targets;
-this module is the Torch-Pruning glue: it finds the channel groups, chooses the channel indices
-(lowest group scores, ties by index) and prunes each group through
-`DependencyGraph.get_pruning_group`. The MetaPruner is kept for what only it does: attention
-heads (models whose hooks pass `num_heads`). Its pruning history (layer names + channel
-indices, plain JSON) rebuilds the structure on a fresh dense model: no pickle.
+this module finds the channel groups, chooses the channel indices (lowest group scores, ties by
+index) and prunes each group through `pruning.tp_adapter.ChannelGraph`, the one module that
+touches Torch-Pruning (which also prunes attention heads of models whose hooks pass
+`num_heads`). The pruning history (layer names + channel indices, plain JSON) rebuilds the
+structure on a fresh dense model: no pickle.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from prunebench.config.schema import PruneConfig, validate
+from prunebench.config.loading import validate
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
@@ -34,7 +34,7 @@ from prunebench.models.auto import AUTO_HOOKS
 from prunebench.models.roles import output_tensor
 from prunebench.models.spec import StructuredHooks
 from prunebench.pruning.base import Pruner
-from prunebench.pruning.guard import GraphBudgetExceeded, culprit, graph_budget
+from prunebench.pruning.guard import GraphBudgetExceeded, build_graph, graph_budget, graph_error
 from prunebench.pruning.heads import counts as head_counts
 from prunebench.pruning.heads import head_scores, inexact_cuts, lowest
 from prunebench.pruning.heads import remove as remove_heads
@@ -48,15 +48,12 @@ from prunebench.pruning.targets import (
     preset_fractions,
     removal_ratio,
 )
+from prunebench.pruning.tp_adapter import group_width
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
     from prunebench.tasks import Task
 
-# MetaPruner arguments that this pruner sets itself (targets come from the schedule).
-OWN_KWARGS = {"pruning_ratio", "pruning_ratio_dict", "global_pruning", "iterative_steps",
-              "head_pruning_ratio", "head_pruning_ratio_dict", "importance", "round_to",
-              "ignored_layers", "iterative_pruning_ratio_scheduler", "max_pruning_ratio"}  # fmt: skip
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 SCORED = (nn.modules.conv._ConvNd, nn.Linear, *NORMS)
 
@@ -74,69 +71,6 @@ class ChannelGroup:
 
 def _module_names(model: nn.Module) -> dict[nn.Module, str]:
     return {m: n for n, m in model.named_modules()}
-
-
-def graph_error(
-    model: nn.Module, model_name: str, exc: BaseException, traced_last: str | None
-) -> PrunebenchError:
-    """One line: what went wrong in Torch-Pruning's graph building, the module that holds the
-    operation it was processing, and the way out."""
-    where = culprit(model, exc.__traceback__)
-    if where is None and traced_last:
-        where = f"the graph (its trace ended at layer '{traced_last}')"
-    cause = str(exc) if isinstance(exc, GraphBudgetExceeded) else f"{type(exc).__name__}: {exc}"
-    return PrunebenchError(
-        f"model '{model_name}': Torch-Pruning cannot build its dependency graph ({cause}) in "
-        f"{where or 'the graph'}; prune it with prune.structure=unstructured"
-    )
-
-
-def build_meta_pruner(
-    model: nn.Module,
-    example_inputs: Any,
-    extra: dict[str, Any],
-    ignored: list[nn.Module],
-    model_name: str,
-):
-    """A MetaPruner for the graph and attention heads, built under the time and memory guard;
-    errors name the model and the module Torch-Pruning was processing."""
-    import torch_pruning as tp
-
-    last: list[str] = []
-    names = _module_names(model)
-    handles = [
-        m.register_forward_pre_hook(lambda mod, args: last.append(names.get(mod, "?")))
-        for m in model.modules()
-    ]
-    was_training = model.training
-    kwargs = {k: v for k, v in extra.items() if k not in OWN_KWARGS}
-    num_heads = dict(kwargs.pop("num_heads", {}) or {})
-    try:
-        with graph_budget(), warnings.catch_warnings():
-            # Torch-Pruning prunes parameters held outside layers (layer scales, class tokens)
-            # along their last dimension, which is what prunebench wants: not the user's news
-            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-            meta = tp.pruner.MetaPruner(
-                model,
-                example_inputs,
-                importance=tp.importance.RandomImportance(),  # replaced at every step
-                pruning_ratio=0.0,
-                ignored_layers=ignored,
-                num_heads=num_heads,
-                # fresh dicts: Torch-Pruning's defaults are shared mutable arguments
-                in_channel_groups=dict(kwargs.pop("in_channel_groups", {}) or {}),
-                out_channel_groups=dict(kwargs.pop("out_channel_groups", {}) or {}),
-                **kwargs,
-            )
-    except PrunebenchError:
-        raise
-    except (Exception, GraphBudgetExceeded) as exc:
-        raise graph_error(model, model_name, exc, last[-1] if last else None) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    return meta
 
 
 @torch.no_grad()
@@ -174,11 +108,11 @@ class StructuredPruner(Pruner):
             model, cfg, classifier, extra.get("ignored_layers") or [], model_name, example_inputs
         )
         named = {**dict(model.named_parameters()), **dict(model.named_modules())}
-        self.tp = build_meta_pruner(
+        self.graph = build_graph(
             model, example_inputs, extra, [named[n] for n in self.ignored], model_name
         )
         self.round_to = cfg.round_to or extra.get("round_to")
-        self.heads0 = {_module_names(model)[m]: n for m, n in self.tp.num_heads.items()}
+        self.heads0 = {_module_names(model)[m]: n for m, n in self.graph.num_heads.items()}
         self.head_layouts = self._exact_head_layouts(model, hooks)
         self.kv0 = {h.name: head_counts(h)[1] for h in self.head_layouts}
         self.heads0.update({h.name: head_counts(h)[0] for h in self.head_layouts})
@@ -238,19 +172,13 @@ class StructuredPruner(Pruner):
         return dict(self.cfg.layer_ratios or {})
 
     def _discover_groups(self, model: nn.Module) -> list[ChannelGroup]:
-        dg = self.tp.DG
         ratios = self._ratios()
         if ratios is not None:
             check_prefixes(model, ratios, "prune.layer_ratios")
         groups = []
-        for group in dg.get_all_groups(
-            ignored_layers=self.tp.ignored_layers, root_module_types=self.tp.root_module_types
-        ):
-            if self._is_head_group(group):
-                continue
-            module = group[0].dep.target.module
-            name = dg._module2name[module]
-            units = len(group[0].idxs) // self.tp._get_channel_groups(group)
+        for module, group in self.graph.root_groups():
+            name = self.graph.module_name(module)
+            units = group_width(group) // self.graph.channel_groups(group)
             prefix, ratio = match_ratio(ratios, name) if ratios is not None else (None, 1.0)
             groups.append(ChannelGroup(name, module, units, ratio, prefix))
         if not groups:
@@ -259,13 +187,6 @@ class StructuredPruner(Pruner):
                 f"(ignored: {', '.join(self.ignored) or 'none'})"
             )
         return groups
-
-    def _is_head_group(self, group) -> bool:
-        """Attention groups whose heads (not head dims) are pruned by Torch-Pruning."""
-        if not self.tp.num_heads:
-            return False
-        is_attention, _ = self.tp._is_atten_group(group)
-        return is_attention and not self.tp.prune_head_dims
 
     def _mean_ratio(self) -> float:
         if self.cfg.scope != "preset":
@@ -308,11 +229,7 @@ class StructuredPruner(Pruner):
         return out
 
     def _full_group(self, group: ChannelGroup):
-        dg = self.tp.DG
-        fn = dg.get_pruner_of_module(group.module).prune_out_channels
-        return dg.get_pruning_group(
-            group.module, fn, list(range(dg.get_out_channels(group.module)))
-        )
+        return self.graph.full_group(group.module)
 
     def _scores_of(self, group: ChannelGroup, full, importance) -> torch.Tensor:
         try:
@@ -328,8 +245,8 @@ class StructuredPruner(Pruner):
     def _channel_scores(self, full, importance) -> torch.Tensor:
         imp = importance(full)
         if imp is None:  # a group without scored weights: keep its order, lowest index first
-            imp = torch.arange(len(full[0].idxs), dtype=torch.float32)
-        ch_groups = self.tp._get_channel_groups(full)
+            imp = torch.arange(group_width(full), dtype=torch.float32)
+        ch_groups = self.graph.channel_groups(full)
         # a unit of a grouped layer is one channel in EACH channel group: its score is the sum
         return imp.detach().float().cpu().view(ch_groups, -1).sum(0)
 
@@ -350,14 +267,14 @@ class StructuredPruner(Pruner):
         ]
         current = [len(s) for s in scores]
         keep = self.keep_counts(target, current, scores)
-        if self.tp.num_heads and self.tp.prune_num_heads:
+        if self.graph.prunes_heads:
             self._prune_heads(model, target, importance)
         self._cut_heads(target, importance)
         for group, full, score, n_keep in zip(self.groups, fulls, scores, keep, strict=True):
             if n_keep < len(score):
                 self._prune_group(group, full, score, len(score) - n_keep)
         if self.hooks is not None and self.hooks.after_step is not None:
-            self.hooks.after_step(model, self.tp)
+            self.hooks.after_step(model, self.graph)
         self._check_output(model)
         model.train(was_training)
         return model
@@ -392,19 +309,14 @@ class StructuredPruner(Pruner):
             )
 
     def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
-        dg = self.tp.DG
         values = score.tolist()
         order = sorted(range(len(values)), key=lambda j: (values[j], j))
         chosen = sorted(order[:n_prune])
-        ch_groups = self.tp._get_channel_groups(full)
         size = len(score)
-        idxs = [i + k * size for k in range(ch_groups) for i in chosen]
-        fn = dg.get_pruner_of_module(group.module).prune_out_channels
+        idxs = [i + k * size for k in range(self.graph.channel_groups(full)) for i in chosen]
         try:
-            pruning = dg.get_pruning_group(group.module, fn, idxs)
-            if not dg.check_pruning_group(pruning):
+            if not self.graph.prune(group.module, idxs):
                 raise PrunebenchError("it would remove every channel of a coupled layer")
-            pruning.prune()
         except PrunebenchError as exc:
             raise PrunebenchError(
                 f"model '{self.model_name}': cannot prune layer '{group.root}': {exc}"
@@ -419,31 +331,20 @@ class StructuredPruner(Pruner):
         """Attention heads, per layer, down to `head_keep(t, ORIGINAL heads)`: the ratio handed
         to Torch-Pruning is of the CURRENT heads and removes exactly the difference."""
         names = _module_names(model)
-        pending = False
-        tp = self.tp
-        for module, current in list(tp.num_heads.items()):
-            removed = current - head_keep(target, self.heads0[names[module]])
-            tp.head_pruning_ratio_dict[module] = [0.0, removal_ratio(current, removed)]
-            pending = pending or removed > 0
-        if not pending:
-            return
-        tp.importance = importance
-        tp.per_step_pruning_ratio = [0.0, 1e-9]  # makes head groups prune; others are skipped
-        tp.pruning_ratio_dict = {}
-        tp._scope_initial_channels = {}
-        tp.current_step = 0
-        for group in tp.step(interactive=True):
-            if tp._is_atten_group(group)[0]:
-                group.prune()
+        removed = {
+            module: current - head_keep(target, self.heads0[names[module]])
+            for module, current in self.graph.num_heads.items()
+        }
+        if any(n > 0 for n in removed.values()):
+            ratios = {m: removal_ratio(self.graph.num_heads[m], n) for m, n in removed.items()}
+            self.graph.prune_heads(importance, ratios)
 
     # ------------------------------------------------------------------ records
     def current_channels(self) -> list[int]:
-        dg = self.tp.DG
-        out = []
-        for g in self.groups:
-            full = self._full_group(g)
-            out.append(dg.get_out_channels(g.module) // self.tp._get_channel_groups(full))
-        return out
+        return [
+            self.graph.out_channels(g.module) // self.graph.channel_groups(self._full_group(g))
+            for g in self.groups
+        ]
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
         total, nonzero = count_nonzero(list(model.parameters()))
@@ -462,13 +363,9 @@ class StructuredPruner(Pruner):
         return row
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        history = [
-            [str(name), bool(out), [int(i) for i in idxs]]
-            for name, out, idxs in self.tp.DG.pruning_history()
-        ]
-        names = _module_names(self.tp.model)
-        heads = {names[m]: int(n) for m, n in self.tp.num_heads.items()}
-        meta = {"structure": "structured", "history": history, "num_heads": heads}
+        names = _module_names(self.graph.model)
+        heads = {names[m]: int(n) for m, n in self.graph.num_heads.items()}
+        meta = {"structure": "structured", "history": self.graph.history(), "num_heads": heads}
         if self.head_cuts:
             meta["head_cuts"] = [[name, list(cut)] for name, cut in self.head_cuts]
         return {}, {**self.extra_meta, **meta}
@@ -486,7 +383,7 @@ class StructuredPruner(Pruner):
                     f"'{self.model_name}' does not have"
                 )
         try:
-            self.tp.DG.load_pruning_history(history)
+            self.graph.load_history(history)
         except Exception as exc:
             raise CheckpointError(
                 f"the pruning history does not fit model '{self.model_name}': "
@@ -494,10 +391,9 @@ class StructuredPruner(Pruner):
             ) from None
         for name, count in meta.get("num_heads", {}).items():
             module = modules.get(name)
-            if module is None or module not in self.tp.num_heads:
+            if module is None or module not in self.graph.num_heads:
                 raise CheckpointError(f"the checkpoint has heads for unknown layer '{name}'")
-            self.tp.num_heads[module] = int(count)
-            self.tp.out_channel_groups[module] = int(count)
+            self.graph.set_heads(module, int(count))
         layouts = {layout.name: layout for layout in self.head_layouts}
         for name, cut in meta.get("head_cuts", []):
             if name not in layouts:
@@ -505,7 +401,7 @@ class StructuredPruner(Pruner):
             remove_heads(layouts[name], [int(i) for i in cut])
             self.head_cuts.append([name, [int(i) for i in cut]])
         if self.hooks is not None and self.hooks.after_step is not None:
-            self.hooks.after_step(model, self.tp)
+            self.hooks.after_step(model, self.graph)
         self._check_output(model)
         return model
 

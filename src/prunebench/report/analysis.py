@@ -38,6 +38,7 @@ def summarize(finals: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 "std": _std(valid["value"]),
                 "values": tuple(float(v) for v in valid["value"]),
                 "seeds": tuple(int(s) for s in valid["seed"]),
+                "failed": tuple(int(s) for s in group.loc[group["value"].isna(), "seed"]),
                 "outcomes": decode(zip(valid["seed"], valid["outcomes"], strict=True)),
                 "top1_mean": group["top1"].mean(),
                 "top1_std": _std(group["top1"]),
@@ -121,29 +122,6 @@ def best_by_ratio(summary: pd.DataFrame, metric: Metric) -> pd.DataFrame:
         na_position="last",
     )
     return ordered.drop(columns="_score")
-
-
-def budget_frontier(summary: pd.DataFrame, metric: Metric) -> pd.DataFrame:
-    """Per ratio, the variants that beat every cheaper one: best choice within each budget."""
-    rows = []
-    for ratio, group in summary.dropna(subset=["mean", "epochs_mean"]).groupby("ratio"):
-        best_score = float("-inf")
-        ordered = group.assign(_score=group["mean"].map(metric.score))
-        for _, row in ordered.sort_values(
-            ["epochs_mean", "_score"], ascending=[True, False]
-        ).iterrows():
-            if row["_score"] > best_score:
-                best_score = row["_score"]
-                rows.append(
-                    {
-                        "ratio": ratio,
-                        "budget": row["epochs_mean"],
-                        "label": row["label"],
-                        "mean": row["mean"],
-                        "n": row["n"],
-                    }
-                )
-    return pd.DataFrame(rows, columns=["ratio", "budget", "label", "mean", "n"])
 
 
 ABLATED_FIELDS = {

@@ -42,10 +42,6 @@ class Tracking:
         self.hints: dict[str, str] = {}  # tracker name -> the --log value that reaches it
         self.cpu_seconds: dict[str, float] = {}  # the thread's CPU time per kind of event
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.trackers)
-
     # ---------------------------------------------------------------- the driver's calls
     def start(self, session: Session, runs: list[RunInfo], stored: StoredRows) -> None:
         if not self.trackers:

@@ -1,0 +1,368 @@
+"""The one module that touches Torch-Pruning (written for torch-pruning==1.6.1, pinned).
+
+Everything prunebench needs from it goes through here: building the dependency graph (a
+`MetaPruner`, kept for the attention heads it prunes), the channel groups and their coupled
+slices, pruning chosen indices, the JSON pruning history, and a pruner for transformers'
+Conv1D. Several of these are private members (`_get_channel_groups`, `_is_atten_group`,
+`DG._module2name`, `_scope_initial_channels`, `_prune_parameter_and_grad`), and the head step
+resets MetaPruner state by hand; `REQUIRED` lists every member used and `check_internals`
+verifies them (tests/pruning/test_tp_adapter.py), so a release that changes one fails one test
+that names it instead of pruning wrongly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from types import TracebackType
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+WRITTEN_FOR = "1.6.1"
+Importance = tp.importance.Importance  # base class of the group scores (criteria/groups.py)
+
+_fn = tp.pruner.function
+OUT_FNS = (
+    _fn.prune_conv_out_channels,
+    _fn.prune_linear_out_channels,
+    _fn.prune_depthwise_conv_out_channels,
+)
+IN_FNS = (_fn.prune_conv_in_channels, _fn.prune_linear_in_channels)
+NORM_FNS = (_fn.prune_batchnorm_out_channels, _fn.prune_layernorm_out_channels)
+
+# MetaPruner arguments that prunebench sets itself (targets come from the schedule).
+OWN_KWARGS = {"pruning_ratio", "pruning_ratio_dict", "global_pruning", "iterative_steps",
+              "head_pruning_ratio", "head_pruning_ratio_dict", "importance", "round_to",
+              "ignored_layers", "iterative_pruning_ratio_scheduler", "max_pruning_ratio"}  # fmt: skip
+
+# (object, member, parameters its signature must start with; None: an attribute).
+REQUIRED: list[tuple[str, str, tuple[str, ...] | None]] = [
+    ("MetaPruner", "__init__", ("self", "model", "example_inputs", "importance")),
+    ("MetaPruner", "step", ("self", "interactive")),
+    ("MetaPruner", "_get_channel_groups", ("self", "group")),
+    ("MetaPruner", "_is_atten_group", ("self", "group")),
+    ("DependencyGraph", "get_all_groups", ("self", "ignored_layers", "root_module_types")),
+    ("DependencyGraph", "get_pruning_group", ("self", "module", "pruning_fn", "idxs")),
+    ("DependencyGraph", "check_pruning_group", ("self", "group")),
+    ("DependencyGraph", "get_pruner_of_module", ("self", "module")),
+    ("DependencyGraph", "get_out_channels", ("self", "module_or_node")),
+    ("DependencyGraph", "pruning_history", ("self",)),
+    ("DependencyGraph", "load_pruning_history", ("self", "pruning_history")),
+    ("BasePruningFunc", "_prune_parameter_and_grad", ("self", "weight", "keep_idxs", "pruning_dim")),
+    ("meta", "num_heads", None),
+    ("meta", "out_channel_groups", None),
+    ("meta", "prune_num_heads", None),
+    ("meta", "prune_head_dims", None),
+    ("meta", "head_pruning_ratio_dict", None),
+    ("meta", "pruning_ratio_dict", None),
+    ("meta", "per_step_pruning_ratio", None),
+    ("meta", "current_step", None),
+    ("meta", "_scope_initial_channels", None),
+    ("meta", "ignored_layers", None),
+    ("meta", "root_module_types", None),
+    ("meta", "importance", None),
+    ("graph", "_module2name", None),
+    ("graph", "module2node", None),
+    ("Node", "module", None),  # read from a failed build's traceback (pruning/guard.py)
+    ("Node", "inputs", None),
+    ("Node", "name", None),
+]  # fmt: skip
+CLASSES = {
+    "MetaPruner": tp.pruner.MetaPruner,
+    "DependencyGraph": tp.DependencyGraph,
+    "BasePruningFunc": _fn.BasePruningFunc,
+}
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One coupled slice of a channel group: `kind` is "out", "in" or "norm" (how the
+    layer's weight is cut), None for anything else; `root_idxs` map `idxs` to the root's."""
+
+    layer: nn.Module
+    kind: str | None
+    idxs: list[int]
+    root_idxs: list[int | None]
+
+
+def _kind(layer: nn.Module, fn: Any) -> str | None:
+    if getattr(fn, "__self__", None) is not None and isinstance(fn.__self__, Conv1DPruner):
+        fn = {"prune_out_channels": OUT_FNS[1], "prune_in_channels": IN_FNS[1]}.get(fn.__name__, fn)
+    if fn in OUT_FNS:
+        return "out"
+    if fn in IN_FNS:
+        return "in"
+    return "norm" if fn in NORM_FNS else None
+
+
+def slices(group: Any) -> Iterator[Slice]:
+    """The layers a channel group cuts, as plain records."""
+    for item in group:
+        layer = item.dep.layer
+        kind = _kind(layer, item.dep.pruning_fn)
+        yield Slice(layer, kind, list(item.idxs), list(item.root_idxs))
+
+
+def group_width(group: Any) -> int:
+    """Indices of the group's root (all channel groups of a grouped layer together)."""
+    return len(group[0].idxs)
+
+
+class Conv1DPruner(_fn.BasePruningFunc):
+    """Torch-Pruning support for transformers' Conv1D (a Linear with a transposed weight)."""
+
+    def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
+        keep = sorted(set(range(layer.nf)) - set(idxs))
+        layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 1)
+        layer.bias = self._prune_parameter_and_grad(layer.bias, keep, 0)
+        layer.nf = len(keep)
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs) -> nn.Module:
+        keep = sorted(set(range(layer.weight.shape[0])) - set(idxs))
+        layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 0)
+        layer.nx = len(keep)
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return layer.nf
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return layer.weight.shape[0]
+
+
+class ChannelGraph:
+    """Torch-Pruning's dependency graph and MetaPruner behind the calls prunebench makes.
+    `num_heads` (attention module -> heads) is what the models' `after_step` hooks read."""
+
+    def __init__(
+        self, model: nn.Module, example_inputs: Any, kwargs: dict[str, Any], ignored: list
+    ) -> None:
+        kwargs = {k: v for k, v in kwargs.items() if k not in OWN_KWARGS}
+        with warnings.catch_warnings():
+            # Torch-Pruning prunes parameters held outside layers (layer scales, class tokens)
+            # along their last dimension, which is what prunebench wants: not the user's news
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+            self.meta = tp.pruner.MetaPruner(
+                model,
+                example_inputs,
+                importance=tp.importance.RandomImportance(),  # replaced at every head step
+                pruning_ratio=0.0,
+                ignored_layers=ignored,
+                num_heads=dict(kwargs.pop("num_heads", {}) or {}),
+                # fresh dicts: Torch-Pruning's defaults are shared mutable arguments
+                in_channel_groups=dict(kwargs.pop("in_channel_groups", {}) or {}),
+                out_channel_groups=dict(kwargs.pop("out_channel_groups", {}) or {}),
+                **kwargs,
+            )
+        self.model = model
+        self.dg = self.meta.DG
+
+    @property
+    def num_heads(self) -> dict[nn.Module, int]:
+        return self.meta.num_heads
+
+    @property
+    def prunes_heads(self) -> bool:
+        """Torch-Pruning removes whole attention heads (hooks that pass num_heads)."""
+        return bool(self.meta.num_heads) and bool(self.meta.prune_num_heads)
+
+    def module_name(self, module: nn.Module) -> str:
+        return self.dg._module2name[module]
+
+    def root_groups(self) -> Iterator[tuple[nn.Module, Any]]:
+        """(root module, full group) of every channel group Torch-Pruning may cut, except
+        attention groups whose whole heads (not head dims) it prunes."""
+        meta = self.meta
+        for group in self.dg.get_all_groups(
+            ignored_layers=meta.ignored_layers, root_module_types=meta.root_module_types
+        ):
+            heads_only = meta.num_heads and not meta.prune_head_dims
+            if heads_only and meta._is_atten_group(group)[0]:
+                continue
+            yield group[0].dep.target.module, group
+
+    def channel_groups(self, group: Any) -> int:
+        """Channel groups of the group's layers (grouped convs, heads): a unit is one
+        channel in each."""
+        return self.meta._get_channel_groups(group)
+
+    def out_channels(self, module: nn.Module) -> int:
+        return self.dg.get_out_channels(module)
+
+    def full_group(self, module: nn.Module) -> Any:
+        """The group of every output channel of `module` (what importance scores)."""
+        fn = self.dg.get_pruner_of_module(module).prune_out_channels
+        return self.dg.get_pruning_group(module, fn, list(range(self.out_channels(module))))
+
+    def prune(self, module: nn.Module, idxs: list[int]) -> bool:
+        """Remove output channels `idxs` of `module` and everything coupled to them; False
+        (nothing done) when that would remove every channel of a coupled layer."""
+        fn = self.dg.get_pruner_of_module(module).prune_out_channels
+        group = self.dg.get_pruning_group(module, fn, idxs)
+        if not self.dg.check_pruning_group(group):
+            return False
+        group.prune()
+        return True
+
+    def prune_heads(self, importance: Any, removal: dict[nn.Module, float]) -> None:
+        """One MetaPruner step that removes, per attention module, the given fraction of its
+        CURRENT heads and nothing else; MetaPruner's step state is reset first."""
+        meta = self.meta
+        for module, ratio in removal.items():
+            meta.head_pruning_ratio_dict[module] = [0.0, ratio]
+        meta.importance = importance
+        meta.per_step_pruning_ratio = [0.0, 1e-9]  # makes head groups prune; others are skipped
+        meta.pruning_ratio_dict = {}
+        meta._scope_initial_channels = {}
+        meta.current_step = 0
+        for group in meta.step(interactive=True):
+            if meta._is_atten_group(group)[0]:
+                group.prune()
+
+    def set_heads(self, module: nn.Module, count: int) -> None:
+        """Head count of an attention module rebuilt from a history (channel groups follow)."""
+        self.meta.num_heads[module] = count
+        self.meta.out_channel_groups[module] = count
+
+    def history(self) -> list[list[Any]]:
+        """[layer name, output channels?, removed indices] per cut, as plain JSON."""
+        return [
+            [str(name), bool(out), [int(i) for i in idxs]]
+            for name, out, idxs in self.dg.pruning_history()
+        ]
+
+    def load_history(self, history: list[list[Any]]) -> None:
+        self.dg.load_pruning_history(history)
+
+
+def traced_node(tb: TracebackType | None):
+    """The Torch-Pruning graph node the innermost frame that holds one was working on (its
+    first such local: e.g. `reshape_node` where a reshape's index mapping failed)."""
+    found = None
+    while tb is not None:
+        nodes = [
+            value
+            for value in tb.tb_frame.f_locals.values()
+            if isinstance(value, tp.dependency.Node)
+        ]
+        found = nodes[0] if nodes else found
+        tb = tb.tb_next
+    return found
+
+
+def nearest_layer(node, names: dict[nn.Module, str], seen: set | None = None):
+    """The nearest nn.Module of the model at or before `node` (operations have none)."""
+    queue, seen = [node], seen or set()
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.module in names:
+            return current.module
+        queue += list(getattr(current, "inputs", []))
+    return None
+
+
+def node_label(node) -> str:
+    """The operation a graph node stands for (Reshape, Concat, ...) or its name."""
+    return type(node.module).__name__.strip("_").removesuffix("Op")
+
+
+def check_internals() -> list[str]:
+    """What differs, in the installed Torch-Pruning, from the internals this module was written
+    for: the version, every member in REQUIRED (present, same leading parameters), and their
+    behaviour on a small grouped model. Empty when all is as expected."""
+    problems = []
+    installed = version("torch-pruning")  # tp.__version__ says 1.6.0 in the 1.6.1 wheel
+    if installed != WRITTEN_FOR:
+        problems.append(f"torch-pruning is {installed}, this adapter was written for {WRITTEN_FOR}")
+    for owner, member, params in REQUIRED:
+        if owner not in CLASSES:
+            continue
+        attribute = getattr(CLASSES[owner], member, None)
+        if attribute is None:
+            problems.append(f"{owner}.{member} is missing")
+            continue
+        found = tuple(inspect.signature(attribute).parameters)[: len(params or ())]
+        if params is not None and found != params:
+            problems.append(f"{owner}.{member} takes {found}, expected {params}")
+    return problems or _behaviour_problems()
+
+
+class _Probe(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 8, 1)
+        self.grouped = nn.Conv2d(8, 8, 1, groups=2)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.grouped(self.conv(x)).mean((2, 3)))
+
+
+def _behaviour_problems() -> list[str]:
+    """The members REQUIRED behave as used: groups, channel groups, pruning, history, heads."""
+    problems = []
+    model, example = _Probe(), torch.zeros(1, 2, 3, 3)
+    graph = ChannelGraph(model, example, {}, [model.head])
+    for owner, member, params in REQUIRED:
+        node = next(iter(graph.dg.module2node.values()))
+        holder = {"meta": graph.meta, "graph": graph.dg, "Node": node}.get(owner)
+        if params is None and holder is not None and not hasattr(holder, member):
+            problems.append(f"{type(holder).__name__}.{member} is missing after construction")
+    if problems:
+        return problems
+    roots = {graph.module_name(m): group for m, group in graph.root_groups()}
+    if set(roots) != {"conv", "grouped"}:
+        problems.append(f"get_all_groups found roots {sorted(roots)}, expected conv, grouped")
+        return problems
+    if graph.channel_groups(roots["conv"]) != 2:
+        problems.append("_get_channel_groups does not see the grouped conv's 2 groups")
+    if graph.dg.module2node[model.conv].module is not model.conv:
+        problems.append("DependencyGraph.module2node no longer maps a layer to its Node")
+    layers = {graph.module_name(s.layer): s.kind for s in slices(roots["conv"])}
+    if layers.get("conv") != "out" or layers.get("grouped") not in ("in", "out"):
+        problems.append(f"group slices are {layers}, expected conv out + grouped in/out")
+    if not graph.prune(model.conv, [0, 4]) or model.conv.out_channels != 6:
+        problems.append("pruning 2 channels of 'conv' did not leave 6")
+    if graph.history() != [["conv", True, [0, 4]]]:
+        problems.append(f"pruning_history is {graph.history()}, expected [['conv', True, [0, 4]]]")
+    fresh = _Probe()
+    ChannelGraph(fresh, example, {}, [fresh.head]).load_history(graph.history())
+    if fresh.grouped.weight.shape != model.grouped.weight.shape:
+        problems.append("load_pruning_history does not rebuild the pruned shapes")
+    return problems + _head_problems()
+
+
+class _Heads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # timm's Attention, head_dim 2
+        batch, tokens, _ = x.shape
+        heads = self.qkv.out_features // 6
+        qkv = self.qkv(x).reshape(batch, tokens, 3, heads, 2).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        return self.proj((q * k + v).transpose(1, 2).reshape(batch, tokens, heads * 2))
+
+
+def _head_problems() -> list[str]:
+    model = _Heads()
+    kwargs = {"num_heads": {model.qkv: 4}, "prune_num_heads": True, "prune_head_dims": False}
+    graph = ChannelGraph(model, torch.zeros(1, 3, 8), kwargs, [model.proj])
+    graph.prune_heads(tp.importance.MagnitudeImportance(p=2), {model.qkv: 0.5})
+    graph.prune_heads(tp.importance.MagnitudeImportance(p=2), {model.qkv: 0.5})
+    if model.qkv.out_features != 6 or graph.num_heads[model.qkv] != 1:
+        return [f"two head steps of half left {model.qkv.out_features} qkv outputs and "
+                f"{graph.num_heads[model.qkv]} heads, expected 6 and 1 (MetaPruner step state)"]  # fmt: skip
+    return []
