@@ -114,6 +114,10 @@ def test_no_measurable_drop_counts_as_fully_recovered():
     flat = Measured(0.9, 0.9, 0.9, 4, (4, 20))
     choice = next_choice(rule, 0.9, TOL, [(first, flat)])
     assert choice.rule == "no drop" and choice.rate == pytest.approx(0.3)
+    # a row of an earlier version, without the measurement right after pruning: held
+    unmeasured = Measured(0.9, None, 0.9, 4, (4, 20))
+    choice = next_choice(rule, 0.9, TOL, [(first, unmeasured)])
+    assert (choice.rule, choice.rate, choice.recovery) == ("hold", 0.2, None)
 
 
 def test_step_count_range_and_the_nominal_schedule():

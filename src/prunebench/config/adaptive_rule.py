@@ -147,13 +147,14 @@ def next_choice(
     tolerance: float,
     history: list[tuple[Choice, Measured | None]],
 ) -> Choice | None:
-    """The step after `history` (each chosen step with what it measured; None: assume it
-    held), or None when the last accepted step reached the target."""
+    """The step after `history` (each chosen step with what it measured; None, or no
+    measurement right after pruning: the share is held), or None when the last accepted step
+    reached the target."""
     if not history:
         return first_choice(rule, target, tolerance)
     last, measured = history[-1]
     base = rule.rate if last.rule == "first cut" else last.rate
-    if measured is None:
+    if measured is None or measured.pruned is None:  # nothing to go by: keep the share
         fired, r, rate = "hold", None, base
     else:
         r = recovery(measured)
@@ -202,3 +203,22 @@ def step_count_range(rule: AdaptiveRule, target: float, tolerance: float) -> tup
     return len(simulate(rule, target, tolerance, "full")), len(
         simulate(rule, target, tolerance, "poor")
     )
+
+
+def describe(rule: AdaptiveRule, target: float, tolerance: float) -> list[str]:
+    """The rule in words, with its bounds (what `prunebench schedule adaptive` prints)."""
+    fewest, most = step_count_range(rule, target, tolerance)
+    retry = (
+        "; a step below it is rejected and retried from the weights before it (once)"
+        if rule.retry
+        else ""
+    )
+    return [
+        f"first cut: {rule.first:g} x the target = {first_choice(rule, target, tolerance).target:.6g}",
+        f"then each step prunes a share of the weights left, starting at {rule.rate:g}, "
+        f"within [{rule.min_rate:g}, {rule.max_rate:g}]",
+        f"recovery >= {rule.full:g} of the drop (validation) within the first {rule.quick:g} of "
+        f"the epoch range: share x{rule.grow:g}",
+        f"recovery < {rule.partial:g}: share x{rule.shrink:g}{retry}; otherwise: held",
+        f"{fewest} to {most} steps; the table: every step holding its share",
+    ]
