@@ -139,7 +139,7 @@ class Driver:
     def _landed(self, key: str, targets: list[str]) -> None:
         for new in self.adaptive.plan_next(key, targets):  # children of `key`: pushed below
             self._order[new] = len(self._order)
-            self._critical[new] = 1
+            self._critical[new] = 1 + self.plan.adaptive_tail(new)
         self.book.landed(key, targets)
         for child in self.plan.nodes[key].children:
             if child in self.stock.needed:
@@ -197,7 +197,7 @@ class Driver:
         self.book.copy_stored()
         for new in self.adaptive.resume():
             self._order[new] = len(self._order)
-            self._critical[new] = 1
+            self._critical[new] = 1 + self.plan.adaptive_tail(new)
         self.book.start_tracking(self.sweep)
         self.book.finish_complete()
         self._ready_at_start()

@@ -21,7 +21,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prunebench.config.adaptive_rule import AdaptiveRule, Choice, first_choice, step_count_range
+from prunebench.config.adaptive_rule import (
+    AdaptiveRule,
+    Choice,
+    first_choice,
+    nominal,
+    step_count_range,
+)
 from prunebench.config.fit_settings import FitSettings, epoch_bounds, finetune_settings
 from prunebench.config.identity import (
     base_id,
@@ -197,12 +203,25 @@ class Plan:
         return node
 
     def critical_path(self) -> dict[str, int]:
-        """Number of steps on the longest chain from each node down (itself included)."""
+        """Number of steps on the longest chain from each node down (itself included); an
+        adaptive run's steps not planned yet count as its nominal schedule's (`adaptive_tail`)."""
         length: dict[str, int] = {}
         for key in reversed(list(self.nodes)):
             node = self.nodes[key]
-            length[key] = 1 + max((length[c] for c in node.children), default=0)
+            below = max((length[c] for c in node.children), default=0)
+            length[key] = 1 + max(below, self.adaptive_tail(key))
         return length
+
+    def adaptive_tail(self, key: str) -> int:
+        """Steps expected after `key` for the adaptive runs whose last planned step it is: those
+        of their nominal schedule (every step holding its share) beyond its target."""
+        tail = 0
+        for rid in self.nodes[key].runs:
+            run = self.run(rid)
+            if is_adaptive(run.cfg) and run.steps[-1].key == key:
+                after = [t for t in nominal(*adaptive_rule(run.cfg)) if t > run.steps[-1].target]
+                tail = max(tail, len(after))
+        return tail
 
 
 def default_label(cfg: RunConfig) -> str:
