@@ -3,6 +3,7 @@ target, the same rows when resumed, and steps shared with fixed regimes."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -12,6 +13,7 @@ import torch
 
 from prunebench.config.adaptive_rule import AdaptiveRule, Choice, Measured, next_choice
 from prunebench.config.schedules import DEFAULT_TOLERANCE
+from prunebench.engine import adaptive as planning
 from prunebench.engine.executors.local import LocalExecutor
 from prunebench.engine.plan import adaptive_range, build_plan, count
 from prunebench.engine.single_run import run
@@ -150,3 +152,35 @@ def test_the_plan_shares_first_cuts_and_dry_run_counts_the_range_of_epochs(tiny)
     # planned: the one shared first cut (2-4 epochs), then each adaptive run's later steps
     later = (epochs_a[0] - 2 + epochs_b[0] - 2, epochs_a[1] - 4 + epochs_b[1] - 4)
     assert counts.planned_epochs == (2 + later[0], 4 + later[1])
+
+
+@pytest.mark.slow
+def test_a_retried_step_starts_over_from_the_weights_before_the_rejected_one(
+    tmp_path, tiny, monkeypatch
+):
+    # every step reads as not recovered (a tiny model may lose nothing): each one shrinks the
+    # share, and the second step is rejected and retried
+    real = planning.measured
+
+    def nothing_regained(step, rows, dense_val, higher):
+        return dataclasses.replace(real(step, rows, dense_val, higher), before=1, pruned=0, after=0)
+
+    monkeypatch.setattr(planning, "measured", nothing_regained)
+    cfg = tiny(
+        *ADAPTIVE[:2],
+        "regime.target=0.5",
+        "regime.adaptive={first: 0.9, rate: 0.4, min_rate: 0.1, retry: true}",
+        "finetune.max_epochs=4",
+    )
+    rows = run(cfg, Store(tmp_path)).rows
+    assert [(r["rule"], r["target"]) for r in rows] == [
+        ("first cut", pytest.approx(0.45)),
+        ("shrink", 0.5),  # 0.45 + 0.2 x 0.55 passes the target: the target
+        ("retry", 0.5),  # rejected: from the first cut's weights again, at half the share
+    ]
+    assert rows[2]["rule_rate"] == pytest.approx(0.1)
+    assert rows[2]["increment"] == pytest.approx(0.05)  # from where the rejected step started
+    assert rows[2]["step_key"] != rows[1]["step_key"]  # the same target, another history
+    # the rejected step's epochs were spent: they count
+    assert rows[2]["cumulative_epochs"] == sum(r["epochs"] for r in rows)
+    assert len(build_plan([cfg]).runs[0].steps) == 1  # the rest is planned as the run goes
