@@ -142,6 +142,7 @@ def test_arrows_point_one_way():
     }
     assert store_users <= {
         "prunebench.engine.driver",
+        "prunebench.engine.adaptive",
         "prunebench.engine.dense_models",
         "prunebench.engine.dead_runs",
         "prunebench.engine.leases",

@@ -88,15 +88,29 @@ def steps_table(df: pd.DataFrame, among: Iterable[str] | None = None) -> Table:
     ids = list(df["run_id"]) if among is None else list(among)
     df["short_id"] = df["run_id"].map(short_ids(ids))
     df = df.sort_values(STEP_ORDER, na_position="last", kind="stable")
+    view = list(STEP_VIEW)
+    if "rule" in df and df["rule"].notna().any():  # adaptive runs: the size chosen and why
+        df["rule_note"] = [rule_note(row) for _, row in df.iterrows()]
+        view.append(("rule: share\n(recovery)", "rule_note"))
     table = Table(title="pruning steps")
-    for title, _ in STEP_VIEW:
+    for title, _ in view:
         left = title in ("run", "id", "structure", "criterion", "status")
         table.add_column(title, justify="left" if left else "right", no_wrap=title != "run")
     for _, row in df.iterrows():
-        cells = {col: _fmt(row[col]) for _, col in STEP_VIEW}
+        cells = {col: _fmt(row[col]) for _, col in view}
         cells["run_target"] = _fmt_target(row["run_target"])
-        table.add_row(*(escape(cells[col]) for _, col in STEP_VIEW))
+        table.add_row(*(escape(cells[col]) for _, col in view))
     return table
+
+
+def rule_note(row) -> str | None:
+    """An adaptive step's rule, the share of the remaining weights it chose and the recovery
+    of the step before that made it choose so: 'grow: 0.3 (1.02)'."""
+    if row.get("rule") is None or pd.isna(row.get("rule")):
+        return None
+    recovery = row.get("rule_recovery")
+    measured = "" if recovery is None or pd.isna(recovery) else f" ({recovery:.2f})"
+    return f"{row['rule']}: {row['rule_rate']:.3g}{measured}"
 
 
 def comparison_frame(df: pd.DataFrame) -> pd.DataFrame:

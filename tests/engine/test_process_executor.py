@@ -1,5 +1,5 @@
-"""Worker processes on this machine (--executor processes): the rows of the local executor, and a
-worker that dies fails its step only."""
+"""Worker processes on this machine (--executor processes): the rows of the local executor (the
+adaptive regime's steps too), and a worker that dies fails its step only."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def test_two_worker_processes_write_the_rows_of_the_local_executor(tmp_path):
         cases=[
             {"regime": {"name": "one_shot"}},
             {"regime": {"name": "geometric", "rate": 0.4}},
+            {"regime": {"name": "adaptive", "adaptive": {"rate": 0.4}}},  # planned as it goes
             {
                 "name": "diverges",
                 "regime": {"name": "geometric", "rate": 0.4},
@@ -33,10 +34,10 @@ def test_two_worker_processes_write_the_rows_of_the_local_executor(tmp_path):
     args = ["--results", str(procs_dir), "--executor", "processes", "--workers", "2"]
     proc = run_sweep(str(sweep), *args)
     assert proc.returncode == 1, proc.stderr  # the diverging runs fail; the others finish
-    assert "4 done now, 2 failed" in proc.stdout
+    assert "6 done now, 2 failed" in proc.stdout
 
     _, summary = compute_locally(sweep, procs_dir, local_dir)
-    assert len(summary.done) == 4 and len(summary.failed) == 2
+    assert len(summary.done) == 6 and len(summary.failed) == 2
     assert_same_tables(procs_dir, local_dir)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,7 @@ def _targets(text: str) -> list[float]:
 
 def schedule(
     regime: Annotated[
-        str, typer.Argument(help="one_shot, constant, geometric, hybrid, agp, manual")
+        str, typer.Argument(help="one_shot, constant, geometric, hybrid, agp, manual, adaptive")
     ],
     target: Annotated[float | None, typer.Option(help="final cumulative target in (0, 1)")] = None,
     steps: Annotated[int | None, typer.Option(help="number of steps")] = None,
@@ -37,9 +38,14 @@ def schedule(
     first: Annotated[float | None, typer.Option(help="hybrid: the one-shot step p_k")] = None,
     targets: Annotated[str | None, typer.Option(help="manual: comma-separated targets")] = None,
     tolerance: Annotated[float | None, typer.Option(help="gap closed by the last step")] = None,
+    adaptive: Annotated[
+        str | None, typer.Option(help="adaptive: the rule's parameters, e.g. 'rate=0.3,retry=true'")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Print a schedule's cumulative targets and per-step increments."""
+    """Print a schedule's cumulative targets and per-step increments (adaptive: its rule, and the
+    schedule when every step holds its share)."""
+    from prunebench.config.adaptive_rule import describe, step_count_range
     from prunebench.config.loading import validate
     from prunebench.config.schedules import increments
     from prunebench.config.schema import RegimeConfig
@@ -53,16 +59,25 @@ def schedule(
         "first": first,
         "tolerance": tolerance,
         "targets": _targets(targets) if targets is not None else None,
+        "adaptive": _rule_values(adaptive) if adaptive is not None else None,
     }
     values = {k: v for k, v in given.items() if v is not None}
     cfg = validate(RegimeConfig, values, "schedule", option=_schedule_option)
     cumulative = cfg.schedule()
     inc = increments(cumulative)
+    rule = _adaptive_rule(cfg) if cfg.name == "adaptive" else None
     if as_json:
-        data = {"cumulative": _rounded(cumulative), "increments": _rounded(inc)}
+        data: dict = {"cumulative": _rounded(cumulative), "increments": _rounded(inc)}
+        if rule is not None:
+            data["rule"] = dataclasses.asdict(rule[0])
+            data["steps_range"] = list(step_count_range(*rule))
         out.print_json(json.dumps(data))
         return
     from rich.table import Table
+
+    if rule is not None:
+        for line in describe(*rule):
+            out.print(line)
 
     noun = "step" if len(cumulative) == 1 else "steps"
     table = Table(title=f"{regime}: {len(cumulative)} {noun}")
@@ -71,6 +86,30 @@ def schedule(
     for i, (c, d) in enumerate(zip(cumulative, inc, strict=True), 1):
         table.add_row(str(i), f"{c:.6f}", f"{d:.6f}", f"{1 - c:.6f}")
     out.print(table)
+
+
+def _rule_values(text: str) -> dict[str, object]:
+    """'rate=0.3,retry=true' -> {'rate': 0.3, 'retry': True} (YAML scalars)."""
+    from prunebench.config.loading import parse_override
+
+    values: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        path, value = parse_override(part)
+        values[".".join(path)] = value
+    return values
+
+
+def _adaptive_rule(cfg) -> tuple:
+    """(rule, target, tolerance) of a validated adaptive regime."""
+    from prunebench.config.adaptive_rule import AdaptiveRule
+    from prunebench.config.schedules import DEFAULT_TOLERANCE
+
+    args = cfg.arguments()
+    return (
+        AdaptiveRule.of(args.get("adaptive")),
+        args["target"],
+        args.get("tolerance", DEFAULT_TOLERANCE),
+    )
 
 
 def _schedule_option(key: str) -> str:

@@ -31,7 +31,7 @@ DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # by an earlier version still resume and are reused; any other value gives new ids. Changing the
 # default of an OLDER field changes its dumped value, hence every id that includes it: it is
 # never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {"prune.include": []}
+ADDED_FIELDS: dict[str, Any] = {"prune.include": [], "regime.adaptive": None}
 
 
 def canonical_json(obj: Any) -> str:

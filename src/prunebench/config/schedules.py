@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
+from prunebench.config.adaptive_rule import AdaptiveRule, nominal
 from prunebench.errors import ScheduleError
 from prunebench.registry import Registry
 
@@ -182,6 +183,17 @@ def manual(targets: Sequence[float]) -> list[float]:
         raise ScheduleError("manual needs a non-empty list of cumulative targets")
     values = [_check_target(t) for t in targets]
     return _finish(values, values[-1])
+
+
+@SCHEDULES.register("adaptive")
+def adaptive(
+    target: float, adaptive: dict | None = None, tolerance: float = DEFAULT_TOLERANCE
+) -> list[float]:
+    """Steps chosen while the run goes, from the recovery each step measures
+    (`config/adaptive_rule.py`); returned here: the nominal schedule, every step holding its
+    share (what `prunebench schedule` shows next to the rule)."""
+    target = _check_target(target)
+    return _finish(nominal(AdaptiveRule.of(adaptive), target, _check_tolerance(tolerance)), target)
 
 
 def increments(cumulative: Sequence[float]) -> list[float]:

@@ -295,6 +295,22 @@ class TrainConfig(StrictModel):
     channels_last: Literal["auto"] | bool = "auto"
 
 
+class AdaptiveConfig(StrictModel):
+    """The adaptive regime's rule (config/adaptive_rule.py; docs/concepts.md); unset: its
+    default."""
+
+    first: Float | None = None
+    rate: Float | None = None
+    min_rate: Float | None = None
+    max_rate: Float | None = None
+    grow: Float | None = None
+    shrink: Float | None = None
+    full: Float | None = None
+    partial: Float | None = None
+    quick: Float | None = None
+    retry: Bool | None = None
+
+
 class RegimeConfig(StrictModel):
     """A schedule name plus its arguments; see prunebench.config.schedules."""
 
@@ -306,6 +322,7 @@ class RegimeConfig(StrictModel):
     first: Float | None = None
     targets: list[Float] | None = None
     tolerance: Float | None = None
+    adaptive: AdaptiveConfig | None = None
 
     @field_validator("name")
     @classmethod

@@ -75,10 +75,13 @@ def _fmt(value: Any) -> str:
 
 
 def regime_label(regime: RegimeConfig) -> str:
-    """e.g. 'one-shot', 'geometric q=0.2', 'hybrid p_k=0.5 q=0.04365', 'constant steps=5'."""
+    """e.g. 'one-shot', 'geometric q=0.2', 'hybrid p_k=0.5 q=0.04365', 'constant steps=5',
+    'adaptive rate=0.3 retry=True'."""
     args = regime.arguments()
     parts = [regime.name.replace("_", "-")]
     parts += [f"{label}={_fmt(args[arg])}" for arg, label in ARG_LABELS.items() if arg in args]
+    rule = args.get("adaptive") or {}  # the adaptive rule's parameters that were set
+    parts += [f"{key}={_fmt(value)}" for key, value in rule.items() if value is not None]
     if "tolerance" in args:
         parts.append(f"tol={_fmt(args['tolerance'])}")
     return " ".join(parts)

@@ -24,6 +24,7 @@ import heapq
 import time
 from collections.abc import Sequence
 
+from prunebench.engine.adaptive import AdaptivePlanner
 from prunebench.engine.dead_runs import mark_dead_runs
 from prunebench.engine.dense_models import stored_dense
 from prunebench.engine.estimate import estimate as estimate_plan
@@ -66,6 +67,7 @@ class Driver:
         self.summary = self.book.summary
         self.leases = Leases(store, stale_after)
         self.workspace = Workspace(stored_dense(store, progress, self.leases), progress)
+        self.adaptive = AdaptivePlanner(plan, store, self.stock, self.book, self.workspace)
         self._order = {k: i for i, k in enumerate(plan.nodes)}
         self._critical = plan.critical_path()
         self._heap: list[tuple[int, int, str]] = []
@@ -139,6 +141,9 @@ class Driver:
         self._landed(key, self.book.live_runs(key))
 
     def _landed(self, key: str, targets: list[str]) -> None:
+        for new in self.adaptive.plan_next(key, targets):  # children of `key`: pushed below
+            self._order[new] = len(self._order)
+            self._critical[new] = 1 + self.plan.adaptive_tail(new)
         self.book.landed(key, targets)
         for child in self.plan.nodes[key].children:
             if child in self.stock.needed:
@@ -194,6 +199,9 @@ class Driver:
 
     def _loop(self) -> None:
         self.book.copy_stored()
+        for new in self.adaptive.resume():
+            self._order[new] = len(self._order)
+            self._critical[new] = 1 + self.plan.adaptive_tail(new)
         self.book.start_tracking(self.sweep)
         self.book.finish_complete()
         self._ready_at_start()

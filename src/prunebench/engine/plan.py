@@ -21,6 +21,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from prunebench.config.adaptive_rule import (
+    AdaptiveRule,
+    Choice,
+    first_choice,
+    nominal,
+    step_count_range,
+)
 from prunebench.config.fit_settings import FitSettings, epoch_bounds, finetune_settings
 from prunebench.config.identity import (
     base_id,
@@ -42,8 +49,16 @@ class StepPlan:
     target: float  # this run's schedule value (what its rows report)
     increment: float
     key: str
-    parent_key: str
+    parent_key: str  # the state the step starts from
     settings: FitSettings
+    choice: Choice | None = None  # adaptive regime: the size the rule chose, and why
+    rejected: str | None = None  # adaptive retry: the key of the step it replaces
+
+    @property
+    def budget_parent(self) -> str:
+        """The step whose cumulative epochs this one adds to: the state it starts from, or the
+        rejected step it replaces (whose epochs were spent too)."""
+        return self.rejected or self.parent_key
 
     @property
     def prune_target(self) -> float:
@@ -70,23 +85,50 @@ def settings_identity(settings: FitSettings) -> dict[str, Any]:
     return without_added(fields, "fit.")
 
 
+def make_step(
+    cfg: RunConfig,
+    index: int,
+    target: float,
+    increment: float,
+    parent: str,
+    choice: Choice | None = None,
+    rejected: str | None = None,
+) -> StepPlan:
+    """Step `index` of `cfg`'s run from state `parent` to `target`, with its key."""
+    settings = finetune_settings(cfg.finetune, cfg.pretrain.optimizer.lr, first_step=index == 1)
+    content = {
+        "parent": parent,
+        "target": round(target, KEY_DECIMALS),
+        "finetune": settings_identity(settings),
+    }
+    if rejected is not None:  # a retry: shared only by runs with the same history
+        content["retries"] = rejected
+    return StepPlan(index, target, increment, digest(content), parent, settings, choice, rejected)
+
+
+def is_adaptive(cfg: RunConfig) -> bool:
+    """Whether the run's steps are chosen as it goes (`engine/adaptive.py`)."""
+    return cfg.regime.name == "adaptive"
+
+
+def adaptive_rule(cfg: RunConfig) -> tuple[AdaptiveRule, float, float]:
+    """The rule, final target and tolerance of an adaptive run."""
+    args = cfg.regime.arguments()
+    return AdaptiveRule.of(args.get("adaptive")), args["target"], args.get("tolerance", 1e-4)
+
+
 def plan_steps(cfg: RunConfig, base: str) -> list[StepPlan]:
-    """The run's steps with their keys; each key chains the keys before it."""
-    targets = cfg.regime.schedule()
-    pretrain_lr = cfg.pretrain.optimizer.lr
+    """The run's steps with their keys; each key chains the keys before it. An adaptive run's
+    first cut only: the driver plans each later step when the row before it is stored."""
     parent = context_key(cfg, base)
+    if is_adaptive(cfg):
+        choice = first_choice(*adaptive_rule(cfg))
+        return [make_step(cfg, 1, choice.target, choice.target, parent, choice)]
+    targets = cfg.regime.schedule()
     plans = []
     for index, (target, inc) in enumerate(zip(targets, increments(targets), strict=True), 1):
-        settings = finetune_settings(cfg.finetune, pretrain_lr, first_step=index == 1)
-        key = digest(
-            {
-                "parent": parent,
-                "target": round(target, KEY_DECIMALS),
-                "finetune": settings_identity(settings),
-            }
-        )
-        plans.append(StepPlan(index, target, inc, key, parent, settings))
-        parent = key
+        plans.append(make_step(cfg, index, target, inc, parent))
+        parent = plans[-1].key
     return plans
 
 
@@ -146,13 +188,40 @@ class Plan:
     def planned_steps(self) -> int:
         return len(self.nodes)
 
+    def add_step(self, rid: str, step: StepPlan) -> Node:
+        """Append the step an adaptive run chose next (a node of its own, or the one it shares
+        with the runs whose step has the same key)."""
+        run = self.run(rid)
+        run.steps.append(step)
+        node = self.nodes.get(step.key)
+        if node is None:
+            node = self.nodes[step.key] = Node(step, run.root)
+            self.nodes[step.rejected or step.parent_key].children.append(step.key)
+        node.runs.append(rid)
+        if step.target == run.cfg.regime.final_target:
+            node.ends.append(rid)
+        return node
+
     def critical_path(self) -> dict[str, int]:
-        """Number of steps on the longest chain from each node down (itself included)."""
+        """Number of steps on the longest chain from each node down (itself included); an
+        adaptive run's steps not planned yet count as its nominal schedule's (`adaptive_tail`)."""
         length: dict[str, int] = {}
         for key in reversed(list(self.nodes)):
             node = self.nodes[key]
-            length[key] = 1 + max((length[c] for c in node.children), default=0)
+            below = max((length[c] for c in node.children), default=0)
+            length[key] = 1 + max(below, self.adaptive_tail(key))
         return length
+
+    def adaptive_tail(self, key: str) -> int:
+        """Steps expected after `key` for the adaptive runs whose last planned step it is: those
+        of their nominal schedule (every step holding its share) beyond its target."""
+        tail = 0
+        for rid in self.nodes[key].runs:
+            run = self.run(rid)
+            if is_adaptive(run.cfg) and run.steps[-1].key == key:
+                after = [t for t in nominal(*adaptive_rule(run.cfg)) if t > run.steps[-1].target]
+                tail = max(tail, len(after))
+        return tail
 
 
 def default_label(cfg: RunConfig) -> str:
@@ -183,7 +252,8 @@ def build_plan(configs: Iterable[RunConfig]) -> Plan:
                 else:
                     nodes[step.parent_key].children.append(step.key)
             node.runs.append(rid)
-        nodes[steps[-1].key].ends.append(rid)
+        if steps[-1].target == cfg.regime.final_target:  # else adaptive: planned as it goes
+            nodes[steps[-1].key].ends.append(rid)
     return Plan(runs, nodes, roots)
 
 
@@ -199,6 +269,8 @@ class Counts:
     naive_epochs: tuple[int, int]
     planned_epochs: tuple[int, int]  # what is left to compute is `to_compute_epochs`
     to_compute_epochs: tuple[int, int]
+    adaptive_runs: int = 0
+    adaptive_steps: tuple[int, int] = (0, 0)  # fewest and most steps of one adaptive run
 
     @property
     def to_compute(self) -> int:
@@ -212,13 +284,37 @@ def _bounds(plan: Plan, key: str, stored_epochs: dict[str, int]) -> tuple[int, i
     return epoch_bounds(plan.nodes[key].step.settings)
 
 
+def adaptive_range(cfg: RunConfig) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Fewest and most steps, and fine-tuning epochs, an adaptive run can take: every step
+    growing its share and stopping at the fewest epochs, every step shrinking it at the most."""
+    fewest, most = step_count_range(*adaptive_rule(cfg))
+    lr = cfg.pretrain.optimizer.lr
+    first = epoch_bounds(finetune_settings(cfg.finetune, lr, first_step=True))
+    later = epoch_bounds(finetune_settings(cfg.finetune, lr, first_step=False))
+    return (fewest, most), (first[0] + (fewest - 1) * later[0], first[1] + (most - 1) * later[1])
+
+
 def count(plan: Plan, stored_epochs: dict[str, int] | None = None) -> Counts:
-    """Naive vs planned steps and fine-tuning epochs; stored steps count with their real epochs."""
+    """Naive vs planned steps and fine-tuning epochs; stored steps count with their real epochs.
+    An adaptive run's steps after its first cut are not planned yet: they count with the range
+    of epochs they can take (as if shared with no other run)."""
     stored_epochs = stored_epochs or {}
 
     def total(keys: Iterable[str]) -> tuple[int, int]:
         pairs = [_bounds(plan, k, stored_epochs) for k in keys]
         return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+    adaptive = [r for r in plan.runs if is_adaptive(r.cfg)]
+    later, fewest, most = (0, 0), [], []
+    for run in adaptive:
+        steps, epochs = adaptive_range(run.cfg)
+        fewest.append(steps[0])
+        most.append(steps[1])
+        known = total(s.key for s in run.steps)
+        later = (later[0] + epochs[0] - known[0], later[1] + epochs[1] - known[1])
+
+    def plus(lo_hi: tuple[int, int]) -> tuple[int, int]:
+        return lo_hi[0] + later[0], lo_hi[1] + later[1]
 
     stored = [k for k in plan.nodes if k in stored_epochs]
     return Counts(
@@ -226,9 +322,11 @@ def count(plan: Plan, stored_epochs: dict[str, int] | None = None) -> Counts:
         naive_steps=plan.naive_steps,
         planned_steps=plan.planned_steps,
         stored_steps=len(stored),
-        naive_epochs=total(s.key for r in plan.runs for s in r.steps),
-        planned_epochs=total(plan.nodes),
-        to_compute_epochs=total(k for k in plan.nodes if k not in stored_epochs),
+        naive_epochs=plus(total(s.key for r in plan.runs for s in r.steps)),
+        planned_epochs=plus(total(plan.nodes)),
+        to_compute_epochs=plus(total(k for k in plan.nodes if k not in stored_epochs)),
+        adaptive_runs=len(adaptive),
+        adaptive_steps=(min(fewest, default=0), max(most, default=0)),
     )
 
 
@@ -314,4 +412,13 @@ def render_counts(counts: Counts) -> list[str]:
         f"planned {_range(counts.planned_epochs)} "
         f"(ratio {ratio(counts.planned_epochs, counts.naive_epochs)}), "
         f"to compute {_range(counts.to_compute_epochs)}",
+        *(
+            [
+                f"adaptive runs: {counts.adaptive_runs}, {_range(counts.adaptive_steps)} steps "
+                "each (chosen as they run: the step counts above hold their first cuts, the "
+                "epochs the range of all their steps)"
+            ]
+            if counts.adaptive_runs
+            else []
+        ),
     ]

@@ -16,7 +16,7 @@ from prunebench.config.identity import SCHEMA_VERSION, base_id, digest
 from prunebench.config.schema import RunConfig
 from prunebench.engine.chance import chance_metric
 from prunebench.engine.executors.base import StepResult
-from prunebench.engine.plan import Node, Plan
+from prunebench.engine.plan import Node, Plan, is_adaptive
 from prunebench.engine.resume import Stock
 from prunebench.engine.step import RunContext
 from prunebench.engine.workspace import Workspace
@@ -158,16 +158,25 @@ class RunBook:
         self.summary.copied += len(rows)
 
     def _own(self, rid: str, node: Node) -> dict[str, Any]:
-        """The fields of a shared step's row that come from the run itself: its id, and its own
-        schedule's target and increment (equal to the key's up to the last bits)."""
+        """The fields of a shared step's row that come from the run itself: its id, its own
+        schedule's target and increment (equal to the key's up to the last bits), and for an
+        adaptive run why its rule chose this step (None for the others)."""
         step = self.plan.run(rid).steps[node.depth - 1]
-        return {"run_id": rid, "target": step.target, "increment": step.increment}
+        choice = step.choice
+        return {
+            "run_id": rid,
+            "target": step.target,
+            "increment": step.increment,
+            "rule": choice.rule if choice else None,
+            "rule_rate": choice.rate if choice else None,
+            "rule_recovery": choice.recovery if choice else None,
+        }
 
     def write(self, key: str, result: StepResult, lease_owner: str) -> list[str]:
         """Commit a computed step: its checkpoint and one row for every live run through it
         (the others' rows reused=1); returns those runs."""
         node = self.plan.nodes[key]
-        parent_cum = 0 if node.depth == 1 else self.stock.cumulative[node.step.parent_key]
+        parent_cum = 0 if node.depth == 1 else self.stock.cumulative[node.step.budget_parent]
         cumulative = parent_cum + result.row["epochs"]
         owner = result.row["run_id"]
         epochs = epoch_records(result.epochs)
@@ -185,6 +194,7 @@ class RunBook:
             for rid in targets
         ]
         self.store.commit_step(key, result.state, rows, owner=lease_owner)
+        self.stock.sources[key] = rows[0][0] if rows else result.row
         self.tracking.steps([StepRecord(row["run_id"], row, epochs) for row, epochs in rows])
         self.stock.cumulative[key] = cumulative
         self.summary.computed += 1
@@ -200,6 +210,7 @@ class RunBook:
         if lacking:
             self.copy(key, source, lacking)
         self.stock.cumulative[key] = source["cumulative_epochs"]
+        self.stock.sources[key] = source
         self.summary.by_others += 1
 
     def landed(self, key: str, targets: list[str]) -> None:
@@ -211,6 +222,10 @@ class RunBook:
                 self.finish(rid, "done")
 
     def finish(self, rid: str, status: str, error: str | None = None) -> None:
+        run = self.plan.run(rid)
+        if status == "done" and is_adaptive(run.cfg):  # the steps its rule chose
+            targets = [s.target for s in run.steps]
+            self.store.update_run(rid, {"n_steps": len(targets), "schedule_json": dumps(targets)})
         self.store.finish_run(rid, status, error)
         self.tracking.run_finished(rid, status, error)
         title = self.plan.run(rid).title

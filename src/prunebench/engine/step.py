@@ -119,6 +119,7 @@ def compute_step(
     if ctx.parallel is not None:
         ctx.parallel.agree(model, pruner)  # identical structure, weights and masks on every rank
     pruned_test = task.evaluate(model, data.test, device)
+    pruned_val = task.evaluate(model, data.val, device)  # what the adaptive rule reads
     result = fit(
         model,
         data,
@@ -145,6 +146,8 @@ def compute_step(
         **measured,
         "compression_ratio": ctx.dense_params / max(measured["params_nonzero"], 1),
         **{f"pruned_test_{k}": v for k, v in pruned_test.items()},
+        "pruned_val_loss": pruned_val["loss"],
+        "pruned_val_metric": pruned_val[task.metric],
         "best_epoch": result.best_epoch,
         "best_val_loss": best_val["loss"],
         "best_val_metric": best_val[task.metric],

@@ -17,6 +17,7 @@ import prunebench.report.sections as sc
 import prunebench.report.studies as st
 from prunebench.errors import PrunebenchError
 from prunebench.outputs import write_file
+from prunebench.report.adaptive_steps import adaptive_steps
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
@@ -127,6 +128,8 @@ def build_document(
     margins = []
     for ctx in contexts(results, alpha, margin, min_effect):
         sections += setup_sections(ctx)
+        if (steps := adaptive_steps(ctx, results)) is not None:
+            sections.append(steps)
         margins.append(fmt_margin(ctx.metric, ctx.margin))
     if not sections:
         sections.append(

@@ -98,7 +98,7 @@ def step_size(regime: str, schedule_json: str | None) -> float:
     schedule = json.loads(schedule_json) if schedule_json else []
     if regime == "hybrid":
         return schedule[1] - schedule[0] if len(schedule) > 1 else math.nan
-    if regime == "one_shot" or not schedule:
+    if regime in ("one_shot", "adaptive") or not schedule:  # adaptive: no one step size
         return math.nan
     return schedule[0]
 

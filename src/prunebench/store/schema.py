@@ -75,6 +75,8 @@ STEP_COLUMNS: dict[str, str] = {
     "pruned_test_top1": "REAL",
     "pruned_test_top5": "REAL",
     "pruned_test_ppl": "REAL",
+    "pruned_val_loss": "REAL",  # right after pruning, on the validation split
+    "pruned_val_metric": "REAL",
     "best_epoch": "INTEGER",
     "best_val_loss": "REAL",
     "best_val_metric": "REAL",
@@ -86,6 +88,9 @@ STEP_COLUMNS: dict[str, str] = {
     "epochs": "INTEGER",  # fine-tuning epochs of this step
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",
+    "rule": "TEXT",  # adaptive regime: the rule that chose this step's size (first cut, grow, ...)
+    "rule_rate": "REAL",  # adaptive: the share of the remaining weights the step prunes
+    "rule_recovery": "REAL",  # adaptive: the previous step's measured recovery behind the choice
     "calibration_samples": "INTEGER",
     "seconds": "REAL",
     "reused": "INTEGER",  # 1 when copied from an identical step computed earlier
