@@ -247,6 +247,10 @@ class PruneConfig(StrictModel):
     # global scope: channel scores divided by their group's mean before the one ranking
     # (raw sums favour layers with large fan-in); "none" ranks the raw group sums
     group_normalizer: Literal["mean", "none"] = "mean"
+    # structured: the same widths in every layer (peer channel groups keep equal counts; heads
+    # in whole key/value groups, kept where the model's config cannot express fewer): the
+    # shapes a Hugging Face config.json can describe (`prunebench export --format hf`)
+    uniform_widths: Bool = False
     latency: Bool = True  # measure latency of the pruned and the dense model at each step
     latency_batch_size: Int = Field(64, ge=1)
 
@@ -277,7 +281,9 @@ class PruneConfig(StrictModel):
                 f"criterion '{self.criterion}' scores single weights only; use it with "
                 f"prune.structure=unstructured or pick one of {', '.join(usable)}"
             )
-        given = [k for k in ("preset", "layer_ratios", "round_to") if getattr(self, k)]
+        given = [
+            k for k in ("preset", "layer_ratios", "round_to", "uniform_widths") if getattr(self, k)
+        ]
         if given and not structured:
             raise ValueError(f"prune.{given[0]} needs prune.structure=structured")
         if self.scope == "preset":
@@ -396,7 +402,7 @@ DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # by an earlier version still resume and are reused; any other value gives new ids. Changing the
 # default of an OLDER field changes its dumped value, hence every id that includes it: it is
 # never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {}
+ADDED_FIELDS: dict[str, Any] = {"prune.uniform_widths": False}
 
 
 def canonical_json(obj: Any) -> str:

@@ -17,6 +17,7 @@ structure on a fresh dense model: no pickle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ from prunebench.pruning.targets import (
     mean_ratio,
     preset_fractions,
     removal_ratio,
+    uniform_keep,
 )
 from prunebench.pruning.tp_adapter import group_width
 
@@ -133,7 +135,13 @@ class StructuredPruner(Pruner):
         if hooks is None or hooks.heads is None:
             return []
         layouts = hooks.heads(model)
-        failed = inexact_cuts(model, layouts, hooks.heads, hooks.after_step, self.example_inputs)
+        fixed = self.cfg.uniform_widths and hooks.fixed_heads and hooks.fixed_heads(model, layouts)
+        if fixed:  # prune.uniform_widths: heads the model's config cannot express stay
+            failed = {layout.name: f"{fixed} (prune.uniform_widths)" for layout in layouts}
+        else:
+            failed = inexact_cuts(
+                model, layouts, hooks.heads, hooks.after_step, self.example_inputs
+            )
         names = _module_names(model)
         for layout in layouts:
             if layout.name in failed:
@@ -205,16 +213,20 @@ class StructuredPruner(Pruner):
         """Channels each group keeps at cumulative target t (never more than it has now)."""
         originals = [g.original for g in self.groups]
         if self.cfg.scope == "global":
-            return global_keep_counts(
+            keep = global_keep_counts(
                 target, originals, scores, self.cfg.group_normalizer, self.round_to
             )
-        if self.cfg.scope == "preset":
+        elif self.cfg.scope == "preset":
             ratios = [g.ratio for g in self.groups]
             names = [g.root for g in self.groups]
             fractions = preset_fractions(target, ratios, self.mean_ratio, names)
+            keep = local_keep_counts(fractions, originals, current, self.round_to)
         else:
-            fractions = [target] * len(self.groups)
-        return local_keep_counts(fractions, originals, current, self.round_to)
+            keep = local_keep_counts([target] * len(self.groups), originals, current, self.round_to)
+        if not self.cfg.uniform_widths:
+            return keep
+        peers = [f"{re.sub(r'[0-9]+', '#', g.root)}:{g.original}" for g in self.groups]
+        return uniform_keep(peers, keep, current, self.round_to)
 
     # ------------------------------------------------------------------ pruning
     def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
