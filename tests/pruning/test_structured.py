@@ -168,7 +168,7 @@ def test_resnet18_cifar_layout():
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
 
 
-# Measured here (CIFAR-100 head) vs the paper's table 2; see README "Structured pruning".
+# Measured here (CIFAR-100 head) vs the paper's table 2; see docs/structured-and-export.md.
 TABLE2 = {1: (0.6961, 0.7029), 2: (0.9327, 0.9380), 3: (0.8525, 0.8796), 4: (0.9763, 0.9879)}
 
 
