@@ -120,8 +120,12 @@ PER_LAYER = PruneConfig(
 @pytest.mark.parametrize(
     ("family", "prune", "what"),
     [
-        ("gpt2", PruneConfig(structure="structured", scope="layerwise", latency=False), "c_attn"),
-        ("llama", PER_LAYER, "different MLP widths"),
+        (
+            "gpt2",
+            PruneConfig(structure="structured", scope="layerwise", latency=False),
+            "GPT2Config",
+        ),
+        ("llama", PER_LAYER, "(intermediate_size)"),
     ],
     ids=["gpt2-heads", "llama-per-layer-mlp"],
 )
@@ -197,3 +201,27 @@ def test_a_run_exports_with_the_cli_to_the_logits_of_load_pruned(tmp_path, invok
         gap = reference(input_ids=ids, use_cache=False).logits - loaded(input_ids=ids).logits
     assert gap.abs().max() < 1e-4
     assert loaded.config.num_key_value_heads == (1 if structure == "structured" else 2)
+
+
+@pytest.mark.parametrize("prune", [UNIFORM, UNSTRUCTURED], ids=["structured", "unstructured"])
+def test_an_image_classifier_loads_with_auto_model_for_image_classification(tmp_path, prune):
+    from transformers import AutoModelForImageClassification
+
+    path = tmp_path / "vit.json"
+    path.write_text(json.dumps({"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2,
+                                "num_attention_heads": 4, "intermediate_size": 64,
+                                "patch_size": 8}))  # fmt: skip
+    cfg = ModelConfig(name="hf", options={"config": str(path)})
+    info = DataInfo("classification", num_classes=3, in_channels=3, image_size=16)
+    torch.manual_seed(0)
+    model = build_model(cfg, info)
+    model = make_pruner(prune, model, model_spec(cfg), info).prune_to(model, 0.5).eval()
+    images = torch.randn(2, 3, 16, 16)
+    folder = write_hf_folder(model, tmp_path / "hf", "classification", images)
+    loaded = AutoModelForImageClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        gap = (model(pixel_values=images).logits - loaded(pixel_values=images).logits).abs()
+    assert gap.max() < 1e-4
+    assert loaded.config.num_labels == 3
+    if prune.structure == "structured":
+        assert loaded.config.num_attention_heads == 2 and loaded.config.intermediate_size == 32

@@ -52,15 +52,29 @@ def _set_heads(config: Any, heads: int, kv_heads: int, head_dim: int) -> None:
     config.head_dim = head_dim  # read where the attention honours it (Llama, Qwen2, ...)
 
 
-def _mlp_field(config: Any, hidden: int | None) -> tuple[str, int] | None:
+def _width_fields(config: Any) -> list[tuple[str, int]]:
+    """(field, dense value) of the residual width and the MLP width the config holds."""
+    hidden = getattr(config, "hidden_size", None)
+    out = [("hidden_size", hidden)] if isinstance(hidden, int) else []
     for name in MLP_FIELDS:
         if hasattr(config, name):
             value = getattr(config, name)
             if value is None and name == "n_inner" and hidden:
                 value = 4 * hidden  # GPT-2's default
             if isinstance(value, int):
-                return name, value
-    return None
+                return [*out, (name, value)]
+    return out
+
+
+def _new_widths(want: dict, have: dict, dense: int) -> set[int]:
+    """The sizes that dimensions of size `dense` in the config's shapes have in the model."""
+    return {
+        got
+        for key, shape in have.items()
+        if key in want and len(want[key]) == len(shape)
+        for was, got in zip(want[key], shape, strict=True)
+        if was == dense and got != dense
+    }
 
 
 def _mismatch(want: dict, have: dict) -> str | None:
@@ -92,19 +106,13 @@ def exportable_config(model: nn.Module, layouts: list) -> Any:
         _set_heads(config, q, kv, head_dim)
     have = _shapes(model)
     want = _meta_shapes(model, config)
-    hidden = getattr(config, "hidden_size", None)
-    mlp = _mlp_field(config, hidden)
-    if mlp is not None and _mismatch(want, have):
-        name, dense = mlp
-        widths = {
-            got
-            for key, shape in have.items()
-            if key in want and len(want[key]) == len(shape)
-            for was, got in zip(want[key], shape, strict=True)
-            if was == dense and got != dense
-        }
+    for field in _width_fields(config):  # the residual width first: the MLP's may follow it
+        if _mismatch(want, have) is None:
+            break
+        name, dense = field
+        widths = _new_widths(want, have, dense)
         if len(widths) > 1:
-            raise NotExpressible(f"the layers keep different MLP widths {sorted(widths)}")
+            raise NotExpressible(f"the layers keep different widths {sorted(widths)} ({name})")
         if widths:
             setattr(config, name, widths.pop())
             want = _meta_shapes(model, config)
