@@ -215,6 +215,14 @@ class PretrainConfig(StrictModel):
         return opt
 
 
+class DistillConfig(StrictModel):
+    """Fine-tuning distils from the dense model: (1 - alpha) * task loss + alpha * T^2 *
+    KL(teacher || student) over temperature-softened outputs (engine/distill.py)."""
+
+    alpha: Float = Field(0.5, gt=0.0, le=1.0)  # weight of the teacher term
+    temperature: Float = Field(2.0, gt=0.0)
+
+
 class FinetuneConfig(StrictModel):
     """Retraining after each pruning step (paper algorithm 1 when mode is 'patience')."""
 
@@ -227,6 +235,7 @@ class FinetuneConfig(StrictModel):
     min_delta: Float = Field(0.0, ge=0.0)
     monitor: Monitor = "val_loss"
     optimizer: OptimizerConfig = OptimizerConfig()
+    distill: DistillConfig | None = None  # None: plain fine-tuning on the task loss
 
 
 class PruneConfig(StrictModel):
@@ -402,7 +411,11 @@ DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # by an earlier version still resume and are reused; any other value gives new ids. Changing the
 # default of an OLDER field changes its dumped value, hence every id that includes it: it is
 # never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {"prune.uniform_widths": False}
+ADDED_FIELDS: dict[str, Any] = {
+    "prune.uniform_widths": False,
+    "finetune.distill": None,
+    "fit.distill": None,  # a step's fine-tuning settings in its key (engine/plan.py)
+}
 
 
 def canonical_json(obj: Any) -> str:
