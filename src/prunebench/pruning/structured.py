@@ -139,9 +139,7 @@ class StructuredPruner(Pruner):
         if fixed:  # prune.uniform_widths: heads the model's config cannot express stay
             failed = {layout.name: f"{fixed} (prune.uniform_widths)" for layout in layouts}
         else:
-            failed = inexact_cuts(
-                model, layouts, hooks.heads, hooks.after_step, self.example_inputs
-            )
+            failed = inexact_cuts(model, layouts, hooks.after_step, self.example_inputs)
         names = _module_names(model)
         for layout in layouts:
             if layout.name in failed:
