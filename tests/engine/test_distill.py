@@ -94,6 +94,22 @@ def test_a_distilled_run_with_patience(tiny, tmp_path):
     # the same dense model and pruning; the training loss (and so the weights) differ
     assert result.rows[0]["pruned_test_top1"] == plain.rows[0]["pruned_test_top1"]
     assert result.rows[0]["test_loss"] != plain.rows[0]["test_loss"]
+    # the report pairs the distilled variant with the same one without distillation
+    from prunebench.report.build import contexts
+    from prunebench.report.distillation import distillation
+    from prunebench.store.results import load_results
+
+    (ctx,) = contexts(load_results(tmp_path, outcomes=True), 0.05, None)
+    (table,) = distillation(ctx).tables()
+    ((ratio, _, label, distilled, plain_cell, epochs, _, verdict),) = table.rows
+    assert (
+        epochs
+        == f"{sum(r['epochs'] for r in result.rows):g} / {sum(r['epochs'] for r in plain.rows):g}"
+    )
+    assert ratio == "80 %" and "alpha=0.7" in label
+    assert distilled == f"{100 * result.rows[-1]['test_top1']:.2f}"
+    assert plain_cell == f"{100 * plain.rows[-1]['test_top1']:.2f}"
+    assert verdict in ("distillation better", "plain better", "equivalent", "inconclusive")
 
 
 def test_distillation_runs_through_graph_capture(tiny):

@@ -20,6 +20,7 @@ from prunebench.outputs import write_file
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
+from prunebench.report.distillation import distillation, distilled
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
@@ -92,6 +93,7 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
         st.hybrid(ctx),
         st.ablation(ctx, "patience"),
         st.ablation(ctx, "step_size"),
+        *([distillation(ctx)] if distilled(ctx) else []),
         ov.claims(ctx),
     ]
 
