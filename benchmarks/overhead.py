@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import interleaved, median, paired, paired_ratio, report
 
 from prunebench.config.fit_settings import FitSettings
-from prunebench.config.schema import PruneConfig, load_run_config
+from prunebench.config.loading import load_run_config
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS
 from prunebench.engine.finetune import fit
@@ -96,7 +97,7 @@ def prunebench_finetune(data, start_state, root: Path, tracking: Tracking | None
     store.start_run("bench", {"regime": "one_shot"})
     row = {"run_id": "bench", "step": 1, "step_key": "bench", **pruner.measure(model)}
     epochs = [asdict(r) for r in result.history]
-    store.write_step(row, epochs)
+    store.write_steps([(row, epochs)])
     if tracking is not None:
         full = {**row, "epochs": len(epochs), "cumulative_epochs": len(epochs), "target": SPARSITY}
         tracking.steps([StepRecord(root.name, full, epochs)])

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from prunebench.accel import autocast, prepare_inputs, prepare_model
 from prunebench.data.base import Batch, to_device
 from prunebench.registry import Registry
-from prunebench.store.example_outcomes import pack_correct, pack_nll
+from prunebench.store.example_outcomes import pack_correct, pack_nll, with_groups
 
 TASKS: Registry[type[Task]] = Registry("task")
 
@@ -87,8 +87,10 @@ class Task:
         batches: Iterable[Batch],
         device: torch.device,
         outcomes: bool = False,
+        groups: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        """Whole-split metrics; with `outcomes`, also 'outcomes': the per-example blob."""
+        """Whole-split metrics; with `outcomes`, also 'outcomes': the per-example blob (with
+        `groups`, a group id per example, stored in it)."""
         was_training = model.training
         model.eval()
         # Outside inference mode: a conversion inside it would turn the weights into inference
@@ -119,7 +121,8 @@ class Task:
             raise ValueError("cannot evaluate on an empty split")
         result: dict[str, Any] = self.metrics(sums)
         if outcomes:
-            result["outcomes"] = self.pack_outcomes(self.gather_rows(rows).numpy())
+            blob = self.pack_outcomes(self.gather_rows(rows).numpy())
+            result["outcomes"] = with_groups(blob, None if groups is None else groups.numpy())
         return result
 
 

@@ -19,17 +19,15 @@ def add_run(store, run_id, regime, target, seed, finals, n_steps=2):
     )
     for step in range(1, n_steps + 1):
         top1, cum = finals if step == n_steps else (0.0, 1)
-        store.write_step(
-            {
-                "run_id": run_id,
-                "step": step,
-                "step_key": f"{run_id}-{step}",
-                "target": target * step / n_steps,
-                "test_top1": top1,
-                "cumulative_epochs": cum,
-            },
-            [],
-        )
+        row = {
+            "run_id": run_id,
+            "step": step,
+            "step_key": f"{run_id}-{step}",
+            "target": target * step / n_steps,
+            "test_top1": top1,
+            "cumulative_epochs": cum,
+        }
+        store.write_steps([(row, [])])
     store.finish_run(run_id, "done")
 
 
@@ -57,7 +55,7 @@ def add_described_run(store, run_id, seed, structure, criterion, target=0.9, nam
         run_id, {**fields, "structure": structure, "criterion": criterion, "metric": "top1"}
     )
     row = {"run_id": run_id, "step": 1, "step_key": f"k-{run_id}", "target": target}
-    store.write_step({**row, "test_top1": 0.9, "cumulative_epochs": 3}, [])
+    store.write_steps([({**row, "test_top1": 0.9, "cumulative_epochs": 3}, [])])
     store.finish_run(run_id, "done")
 
 

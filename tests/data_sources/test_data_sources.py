@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from own_data import DATASET_FILE, MODEL_FILE, image_folders, images, write_folder, write_module
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data.build import build_data
 from prunebench.errors import ConfigError
 
@@ -229,3 +229,52 @@ def test_task_mismatch_is_caught_in_the_config():
         load_run_config(
             None, ["data.name=hf_dataset", "data.root=.", "data.options={text_column: t}"]
         )
+
+
+def test_arrays_group_ids_follow_the_test_examples(tmp_path):
+    """options.groups: with given splits G_test as it is; carved, G follows the test indices."""
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 40), ("test", 12)):
+        np.save(tmp_path / f"x_{split}.npy", rng.normal(size=(n, 4)))
+        np.save(tmp_path / f"y_{split}.npy", rng.integers(0, 2, size=n))
+    np.save(tmp_path / "scene_test.npy", np.array(list("aabbbcccdddd")))
+    bundle = build_data(data_cfg("arrays", tmp_path, "data.options={groups: scene}"), CPU)
+    assert bundle.test_groups.tolist() == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 3]
+    assert build_data(data_cfg("arrays", tmp_path), CPU).test_groups is None
+    carved = tmp_path / "all.npz"
+    x = np.stack([np.arange(60.0), rng.normal(size=60)], axis=1)  # column 0: the row
+    np.savez(carved, x=x, y=np.repeat([0, 1], 30), g=np.arange(60) // 3)
+    bundle = build_data(data_cfg("arrays", carved, "data.options={groups: g}"), CPU)
+    rows = bundle.test.inputs[:, 0].round().long().numpy()  # the loader keeps inputs raw
+    assert len(rows) == bundle.sizes["test"] > 0
+    got = bundle.test_groups.numpy()
+    same = lambda g: g[:, None] == g[None, :]  # noqa: E731  (the partition, not the labels)
+    assert (same(got) == same(rows // 3)).all() and len(set(rows // 3)) > 1
+    with pytest.raises(ConfigError, match=r"data.options.groups: .* has no array 'h_test'"):
+        build_data(data_cfg("arrays", tmp_path, "data.options={groups: h}"), CPU)
+
+
+GROUPED_DATASET = """
+import torch
+from torch.utils.data import TensorDataset
+
+
+class Grouped(TensorDataset):
+    groups = [i // 4 for i in range(20)]  # five patients, four images each
+
+
+def make():
+    g = torch.Generator().manual_seed(0)
+    train = TensorDataset(torch.randn(60, 5, generator=g), torch.arange(60) % 3)
+    return {"train": train, "test": Grouped(torch.randn(20, 5, generator=g), torch.arange(20) % 3)}
+"""
+
+
+def test_python_dataset_test_groups(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_module(tmp_path, "grouped", GROUPED_DATASET)
+    write_module(tmp_path, "mymodel", MODEL_FILE)
+    bundle = build_data(
+        data_cfg("python:grouped.py:make", None, model="python:mymodel.py:mlp"), CPU
+    )
+    assert bundle.test_groups.tolist() == [i // 4 for i in range(20)]

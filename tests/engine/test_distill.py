@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from prunebench.config.fit_settings import Distill, finetune_settings
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.distill import DistillingTask, soft_loss
-from prunebench.engine.driver import run
+from prunebench.engine.single_run import run
 from prunebench.engine.plan import plan_steps
 from prunebench.store.database import Store
 from prunebench.tasks import make_task

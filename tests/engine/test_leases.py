@@ -1,5 +1,5 @@
-"""Cooperating sweeps: a process claims a step before computing it; others take other steps or
-wait; a dead owner's claim is taken over; two processes share a plan and write the rows of one."""
+"""Cooperating sweeps: a process leases a step before computing it; others take other steps or
+wait; a dead owner's lease is taken over; two processes share a plan and write the rows of one."""
 
 from __future__ import annotations
 
@@ -25,28 +25,28 @@ ANYONE = lambda owner, heartbeat: True  # noqa: E731
 NOBODY = lambda owner, heartbeat: False  # noqa: E731
 
 
-def test_a_claim_is_busy_for_others_until_stored_or_taken_over(tmp_path):
+def test_a_lease_is_busy_for_others_until_stored_or_taken_over(tmp_path):
     store = Store(tmp_path)
-    assert store.claim("checkpoint", "k", "a", None, NOBODY) == "claimed"
-    assert store.claim("checkpoint", "k", "a", None, NOBODY) == "claimed"  # its own again
-    assert store.claim("checkpoint", "k", "b", None, NOBODY) == "busy"
-    before = store.claims()[0]["heartbeat"]
+    assert store.lease("checkpoint", "k", "a", None, NOBODY) == "leased"
+    assert store.lease("checkpoint", "k", "a", None, NOBODY) == "leased"  # its own again
+    assert store.lease("checkpoint", "k", "b", None, NOBODY) == "busy"
+    before = store.leases()[0]["heartbeat"]
     time.sleep(0.01)
     store.heartbeat("a")
-    assert store.claims()[0]["heartbeat"] > before
-    assert store.claim("checkpoint", "k", "b", None, ANYONE) == "claimed"  # taken over
-    assert [c["owner"] for c in store.claims()] == ["b"]
+    assert store.leases()[0]["heartbeat"] > before
+    assert store.lease("checkpoint", "k", "b", None, ANYONE) == "leased"  # taken over
+    assert [c["owner"] for c in store.leases()] == ["b"]
     store.release("b")
-    assert store.claims() == []
+    assert store.leases() == []
 
     state = ({"w": torch.zeros(2)}, {})
     row = {"run_id": "r", "step": 1, "step_key": "k", "epochs": 1}
-    assert store.claim("checkpoint", "k", "a", None, NOBODY) == "claimed"
+    assert store.lease("checkpoint", "k", "a", None, NOBODY) == "leased"
     store.commit_step("k", state, [(row, [])], owner="a")
-    assert store.claims() == []  # dropped with the result, in its transaction
-    assert store.claim("checkpoint", "k", "b", None, NOBODY) == "stored"
+    assert store.leases() == []  # dropped with the result, in its transaction
+    assert store.lease("checkpoint", "k", "b", None, NOBODY) == "stored"
     seen = store.written_at("checkpoint")["k"]
-    assert store.claim("checkpoint", "k", "b", seen, NOBODY) == "claimed"  # a rewrite is due
+    assert store.lease("checkpoint", "k", "b", seen, NOBODY) == "leased"  # a rewrite is due
 
 
 def dead_pid() -> int:
@@ -63,8 +63,8 @@ def pretrained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("owner", ["elsewhere:1:ghost", "here"])
-def test_a_claim_whose_owner_stopped_is_taken_over(tmp_path, pretrained, owner):
-    """A fresh claim by a process on another machine is taken after `stale_after` seconds
+def test_a_lease_whose_owner_stopped_is_taken_over(tmp_path, pretrained, owner):
+    """A fresh lease by a process on another machine is taken after `stale_after` seconds
     without a heartbeat; one by a process of this machine that is gone, at once."""
     if owner == "here":
         owner = f"{socket.gethostname()}:{dead_pid()}:ghost"
@@ -73,16 +73,16 @@ def test_a_claim_whose_owner_stopped_is_taken_over(tmp_path, pretrained, owner):
     shutil.copytree(pretrained, tmp_path / "r")
     store = Store(tmp_path / "r")
     key = next(iter(plan.nodes))
-    assert store.claim("checkpoint", key, owner, None, ANYONE) == "claimed"
+    assert store.lease("checkpoint", key, owner, None, ANYONE) == "leased"
     started = time.monotonic()
-    outcome = execute_plan(plan, store, stale_after=3.0)
+    summary = execute_plan(plan, store, stale_after=3.0)
     waited = time.monotonic() - started
-    assert outcome.computed == 1 and not outcome.failed
-    assert store.claims() == []
+    assert summary.computed == 1 and not summary.failed
+    assert store.leases() == []
     if owner.startswith("elsewhere"):
         assert waited >= 3.0
     else:
-        assert waited < 3.0 + outcome.seconds / 2  # did not wait for the heartbeat to age
+        assert waited < 3.0 + summary.seconds / 2  # did not wait for the heartbeat to age
 
 
 def computed(stdout: str) -> tuple[int, int]:
@@ -125,4 +125,4 @@ def test_two_processes_share_one_plan_and_write_the_rows_of_one(tmp_path):
     assert table(shared, "steps", TIMING) == table(alone, "steps", TIMING)
     assert table(shared, "epochs", {"seconds"}) == table(alone, "epochs", {"seconds"})
     assert {r["status"] for r in table(shared, "runs", set())} == {"done"}
-    assert Store(shared).claims() == []
+    assert Store(shared).leases() == []

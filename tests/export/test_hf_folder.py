@@ -171,8 +171,8 @@ def test_an_existing_folder_with_files_is_refused(tmp_path):
 def test_a_run_exports_with_the_cli_to_the_logits_of_load_pruned(tmp_path, invoke, structure):
     """The shipped path: a tiny GQA Llama trained and pruned on the generated stories, then
     `prunebench export --format hf`; the folder's logits equal `load_pruned`'s."""
-    from prunebench.config.schema import load_run_config
-    from prunebench.engine.driver import run
+    from prunebench.config.loading import load_run_config
+    from prunebench.engine.single_run import run
     from prunebench.export.pruned import export_step
     from prunebench.store.database import Store
 

@@ -6,20 +6,22 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
-from prunebench.engine.driver import run
 from prunebench.engine.finetune import monitored_value
 from prunebench.engine.pretrain import initial_model
+from prunebench.engine.single_run import run
 from prunebench.errors import CheckpointError, ConfigError
 from prunebench.models import MODELS
 from prunebench.store.checkpoints import save_tensors
 from prunebench.store.database import Store
+from prunebench.store.example_outcomes import unpack
 from prunebench.tasks import make_task
 
 VOCAB = 11
@@ -171,6 +173,10 @@ def test_pruning_run_on_synthetic_stories_reports_perplexity(tmp_path):
         epochs = store.epochs(result.run_id, row["step"])
         assert row["best_val_metric"] == min(e["val_metric"] for e in epochs)
         assert row["achieved_sparsity"] == pytest.approx(row["target"], abs=1e-4)
+        outcomes = unpack(row["test_outcomes"])  # each sequence knows its story (cluster)
+        assert outcomes.groups is not None and outcomes.groups.size == outcomes.values.size
+        assert 1 < np.unique(outcomes.groups).size < outcomes.values.size
+        assert (np.diff(outcomes.groups) >= 0).all()  # sequences follow the stories' order
     prunable = __import__("json").loads(fields["prunable_json"])
     assert "tied to 'transformer.wte.weight'" in prunable["excluded"]["lm_head.weight"]
     assert "Embedding" in prunable["excluded"]["transformer.wte.weight"]

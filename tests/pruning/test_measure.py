@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prunebench import measure
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.measure import (
     compare_latency,

@@ -10,9 +10,13 @@ from matplotlib.lines import Line2D
 
 from prunebench.report import build_document
 from prunebench.report.build import contexts
+from prunebench.report.candidates import Candidate
+from prunebench.report.decisions import Verdicts
+from prunebench.report.prepare import METRICS
 from prunebench.report.terminal import advise_lines
 from prunebench.report.verdicts import A_BETTER, BETTER, EQUIVALENT, ONLY_ONE, TIED, UNDECIDED
 from prunebench.store.database import Store
+from prunebench.store.example_outcomes import Outcomes
 from prunebench.store.results import load_results
 from report_db import add_run, scratch_dir
 
@@ -125,3 +129,53 @@ def test_advise_command(generated, invoke):
     assert out.splitlines()[0].startswith("digits_cnn on digits, unstructured, magnitude criterion")
     code, _, err = invoke("advise", str(root), "--ratio", "0.33")
     assert code == 2 and "no finished runs at ratio 0.33; ratios run:" in err
+
+
+def _candidate(label, regime, shift, seeds=3, failed=(), n=2000, seed=0):
+    """A variant at 50 % whose per-example top-1 outcomes are right with p = 0.8 + shift."""
+    rng = np.random.default_rng(seed)
+    outcomes = {s: Outcomes("correct", (rng.random(n) < 0.8 + shift).astype(float))
+                for s in range(seeds)}  # fmt: skip
+    values = {s: float(o.values.mean()) for s, o in outcomes.items()}
+    return Candidate(label, regime, "magnitude", 0.5, float(np.mean(list(values.values()))),
+                     10.0, values, outcomes, tuple(failed))  # fmt: skip
+
+
+def _verdicts(cands):
+    return Verdicts("magnitude", METRICS["top1"], 0.05, 0.001, {0.5: cands}).build()
+
+
+def test_a_diverged_seed_is_a_failure_that_the_decision_shows():
+    clear = _verdicts(
+        [_candidate("one_shot", "one_shot", 0.1), _candidate("c", "constant", 0.0, seed=1)]
+    )
+    assert clear.decision(0.5).status == BETTER
+    unstable = _verdicts([_candidate("one_shot", "one_shot", 0.1, failed=(3,)),
+                          _candidate("c", "constant", 0.0, seed=1)])  # fmt: skip
+    d = unstable.decision(0.5)
+    assert d.status == UNDECIDED and "one_shot diverged on 1 of 4 seeds" in d.text
+
+
+def test_representatives_picked_by_test_mean_count_every_variant_pair():
+    single = _verdicts(
+        [_candidate("one_shot", "one_shot", 0.02), _candidate("c", "constant", 0.0, seed=1)]
+    )
+    picked = _verdicts([_candidate("one_shot", "one_shot", 0.02),
+                        _candidate("c", "constant", 0.0, seed=1),
+                        _candidate("c (patience=1)", "constant", -0.01, seed=2),
+                        _candidate("c (patience=2)", "constant", -0.02, seed=3)])  # fmt: skip
+    one, three = single.decision(0.5).deciding, picked.comparison(0.5, "one_shot", "c")
+    assert (one.multiplicity, three.multiplicity) == (1, 3)
+    assert picked.family == single.family == 1
+    assert three.alpha == pytest.approx(one.alpha / 3)  # picked out of 1 x 3 variant pairs
+    text = picked.decision(0.5).text
+    assert "counted x3 in the family" in text and "df: luck between seeds: t(S-1)" in text
+    assert "cluster unit: each test example" in text
+
+
+def test_one_seed_gives_no_verdict_and_no_number_of_seeds():
+    v = _verdicts([_candidate("one_shot", "one_shot", 0.1, seeds=1),
+                   _candidate("c", "constant", 0.0, seeds=1, seed=1)])  # fmt: skip
+    d = v.decision(0.5)
+    assert d.status == UNDECIDED and d.more_seeds is None
+    assert "one seed: training noise unknown; a decision needs at least 2 seeds" in d.text

@@ -7,6 +7,8 @@ import pytest
 from scipy import stats
 
 from prunebench.report.candidates import outcome_spread
+from prunebench.report.seed_quantile_table import RESIDUAL_QUANTILES
+from prunebench.report.seed_quantiles import residual_table, seed_quantiles
 from prunebench.report.uncertainty import (
     CROSSED,
     NESTED,
@@ -40,19 +42,19 @@ def test_crossed_components_match_the_anova_by_projection():
     got = crossed(y)
     assert got.method == CROSSED and (got.seeds, got.examples) == (4, 30)
     assert got.mean == pytest.approx(y.mean())
-    assert got.seed_var == pytest.approx(max(ms_seeds, ms_resid) / 30)
-    assert got.example_var == pytest.approx(max(ms_examples - ms_resid, 0) / 120)
-    assert got.var == pytest.approx(
-        (max(ms_seeds, ms_resid) + max(ms_examples - ms_resid, 0)) / 120
-    )
-    seed_part, example_part = max(ms_seeds, ms_resid) / 120, max(ms_examples - ms_resid, 0) / 120
-    df = got.var**2 / (seed_part**2 / 3 + example_part**2 / 29)  # Welch-Satterthwaite
-    assert got.df() == pytest.approx(df)
+    luck, resid = max(ms_seeds - ms_resid, 0) / 30, ms_resid / 30
+    example = max(ms_examples - ms_resid, 0) / 120
+    assert got.seed_var == pytest.approx(luck)
+    assert got.resid_var == pytest.approx(resid)
+    assert got.example_var == pytest.approx(example)
+    assert got.var == pytest.approx(max(ms_seeds, ms_resid) / 120 + example)
+    c_b, c_r = seed_quantiles(4, 0.05, 3 * 29)
+    half = np.sqrt(c_b**2 * luck / 4 + c_r**2 * resid / 4 + stats.t.ppf(0.975, 29) ** 2 * example)
     low, high = got.interval(0.05)
-    assert high - got.mean == pytest.approx(stats.t.ppf(0.975, df) * np.sqrt(got.var))
+    assert high - got.mean == pytest.approx(half)
     assert got.mean - low == pytest.approx(high - got.mean)
-    p = 2 * stats.t.sf(abs(got.mean) / np.sqrt(got.var), df)
-    assert got.p_value() == pytest.approx(p)
+    assert got.half_width(got.p_value()) == pytest.approx(abs(got.mean), rel=1e-6)
+    assert got.decides and "t(S-1)" in got.df_rule
 
 
 def test_variance_is_that_of_the_mean_over_seeds_and_a_shared_test_set():
@@ -82,9 +84,10 @@ def test_vectorised_equals_one_at_a_time():
 def test_one_seed_is_test_set_noise_only():
     bits = np.array([1.0] * 90 + [0.0] * 10)
     got = crossed(bits[None, :])
-    assert got.method == TEST_ONLY
+    assert got.method == TEST_ONLY and not got.decides  # one seed never decides
     assert got.var == pytest.approx(0.9 * 0.1 * 100 / 99 / 100)  # sample variance / n
-    assert got.df() == pytest.approx(99)
+    low, high = got.interval(0.05)
+    assert high - low == pytest.approx(2 * stats.t.ppf(0.975, 99) * np.sqrt(got.var))
 
 
 def test_seeds_that_agree_exactly_still_get_the_test_set_noise():
@@ -95,7 +98,7 @@ def test_seeds_that_agree_exactly_still_get_the_test_set_noise():
     got = crossed(d)
     assert d.mean(axis=1).var() == 0  # no spread over seeds
     _, _, ms_resid = anova_by_projection(d)
-    assert got.seed_var == pytest.approx(ms_resid / 100) and ms_resid > 0
+    assert got.seed_var == 0 and got.resid_var == pytest.approx(ms_resid / 100) and ms_resid > 0
     low, high = got.interval(0.05)
     assert high - low > 0.05
 
@@ -121,7 +124,8 @@ def test_seeds_with_test_sets_of_different_sizes():
     floor = np.mean([r.var(ddof=1) / r.size for r in rows])
     assert got.method == NESTED and got.mean == pytest.approx(means.mean())
     assert got.var == pytest.approx(max(means.var(ddof=1), floor) / 3)
-    assert got.df() == pytest.approx(2)
+    _low, high = got.interval(0.05)
+    assert high - got.mean == pytest.approx(stats.t.ppf(0.975, 2) * np.sqrt(got.var))
 
 
 def test_models_that_agree_on_every_image_are_not_exactly_equal():
@@ -136,3 +140,31 @@ def test_models_that_agree_on_every_image_are_not_exactly_equal():
     assert classify(0.0, low, high, 0.001) == EQUIVALENT  # 30,000 agreeing outcomes: shown
     low, high = outcome_spread(np.ones((2, 100)), binary=True).interval(0.05)
     assert low < 1.0  # a model right on all 100 images is not known to be perfect
+
+
+def test_grouped_examples_are_summed_per_group_first():
+    """Cluster-robust: the spread equals that of the S x G matrix of group sums (scaled)."""
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(8), [3, 5, 4, 4, 2, 6, 3, 5])
+    y = rng.normal(size=(3, groups.size)) + rng.normal(size=(1, 8))[:, groups]
+    got = crossed(y, groups=groups, unit="document")
+    sums = np.stack([y[:, groups == g].sum(axis=1) for g in range(8)], axis=1) * 8 / groups.size
+    by_hand = crossed(sums)
+    assert (got.clusters, got.cluster_unit, got.examples) == (8, "document", groups.size)
+    assert got.mean == pytest.approx(y.mean())
+    assert (got.seed_var, got.resid_var, got.example_var) == (
+        pytest.approx(by_hand.seed_var), pytest.approx(by_hand.resid_var),
+        pytest.approx(by_hand.example_var))  # fmt: skip
+    assert got.half_width(0.05) > crossed(y).half_width(0.05)  # 8 groups, not 32 examples
+    assert crossed(y, groups=np.arange(groups.size)).clusters == 0  # one example per group
+
+
+def test_stored_residual_quantiles_are_the_computed_ones():
+    """seed_quantile_table.py holds what seed_quantiles._table computes (3 seeds checked)."""
+    _, computed = residual_table(3)
+    assert np.allclose(RESIDUAL_QUANTILES[3], computed, rtol=1e-5)
+    # the residual quantile lies between z (no luck) and the luck quantile t(S-1)
+    c_b, c_r = seed_quantiles(3, 0.05)
+    assert stats.norm.ppf(0.975) < c_r < c_b
+    c_b, c_r = seed_quantiles(40, 0.05)
+    assert c_r < 2.1 and c_b == pytest.approx(stats.t.ppf(1 - 0.9 * 0.05 / 2, 39))

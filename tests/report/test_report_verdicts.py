@@ -10,12 +10,14 @@ from scipy import stats
 
 from prunebench.report.calibration import Scenario, draw, new_method, rate, shift_for
 from prunebench.report.prepare import METRICS
-from prunebench.report.uncertainty import CROSSED, SEEDS_ONLY, Spread, crossed
+from prunebench.report.seed_quantiles import seed_quantiles
+from prunebench.report.uncertainty import CROSSED, SEEDS_ONLY, TEST_ONLY, Spread, crossed
 from prunebench.report.verdicts import (
     A_BETTER,
     B_BETTER,
     EQUIVALENT,
     INCONCLUSIVE,
+    ONE_SEED,
     classify,
     holm_alphas,
     judge,
@@ -68,14 +70,15 @@ def test_holm_intervals_exclude_zero_exactly_when_holm_rejects():
 
 def test_judge_reads_verdicts_off_holm_adjusted_intervals():
     spreads = [
-        Spread(0.02, 1e-4 * 3, 0.0, 3, 0, SEEDS_ONLY),
-        Spread(0.0003, 1e-8, 0.0, 3, 0, SEEDS_ONLY),
+        Spread(0.02, 1e-4 * 3, 0.0, 3, 300, CROSSED, 1e-5),
+        Spread(0.0003, 1e-8, 0.0, 3, 300, CROSSED, 1e-8),
     ]
     first, second = judge(spreads, [(0.5, "a", "b"), (0.9, "a", "b")], 0.001, 0.05)
     p = [s.p_value() for s in spreads]
     levels = holm_alphas(p, 0.05)
     assert (first.alpha, second.alpha) == (pytest.approx(levels[0]), pytest.approx(levels[1]))
-    half = stats.t.ppf(1 - levels[0] / 2, 2) * math.sqrt(1e-4)
+    c_b, c_r = seed_quantiles(3, levels[0], 2 * 299)
+    half = math.sqrt(c_b**2 * 1e-4 + c_r**2 * 1e-5 / 3)
     assert (first.low, first.high) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
     assert first.family == second.family == 2
     assert second.outcome == EQUIVALENT and first.flipped().outcome in (B_BETTER, INCONCLUSIVE)
@@ -92,41 +95,65 @@ def test_margins_in_the_metrics_terms():
 
 
 def test_seeds_to_decide_by_the_stated_rule():
-    """Smallest S' with (t(S'-1) + z(0.8)) * sigma / sqrt(S') <= |estimate|, minus S."""
-    spread = Spread(0.01, 0.0004, 0.0, 3, 0, SEEDS_ONLY)
-    total = next(
-        s for s in range(4, 1000)
-        if (stats.t.ppf(0.975, s - 1) + stats.norm.ppf(0.8)) * 0.02 / math.sqrt(s) <= 0.01
-    )  # fmt: skip
-    assert seeds_to_decide(spread, 0.001, 0.05) == (total - 3, "")
+    """Smallest S' with t(S'-1) half-width + z(0.8) SE <= the minimum effect, minus S; the
+    observed difference plays no part."""
+    for estimate in (0.0, 0.01, -0.03):
+        spread = Spread(estimate, 0.0003, 0.0, 3, 300, CROSSED, 0.0001)
+        total = next(
+            s for s in range(4, 1000)
+            if (stats.t.ppf(0.975, s - 1) + stats.norm.ppf(0.8)) * 0.02 / math.sqrt(s) <= 0.01
+        )  # fmt: skip
+        more, note = seeds_to_decide(spread, 0.001, 0.05, min_effect=0.01)
+        assert more == total - 3 and "--until-decided" in note
+
+
+def test_no_number_of_seeds_where_it_cannot_be_honest():
+    one = Spread(0.01, 0.0, 0.0001, 1, 300, TEST_ONLY)
+    assert seeds_to_decide(one, 0.001, 0.05, 0.005) == (None, ONE_SEED)
+    old = Spread(0.01, 0.0004, 0.0, 3, 0, SEEDS_ONLY)
+    assert seeds_to_decide(old, 0.001, 0.05, 0.005)[0] is None
+    (c,) = judge([old], [(0.5, "a", "b")], 0.001, 0.05)
+    assert c.outcome == INCONCLUSIVE and c.more_seeds is None  # refused, not decided
 
 
 def test_more_seeds_cannot_shrink_the_test_set_part():
-    spread = Spread(0.004, 0.0001, 0.0001, 3, 300, CROSSED)  # test-set SE 1 pp > 0.4 pp / 2.8
-    more, note = seeds_to_decide(spread, 0.001, 0.05)
+    spread = Spread(0.004, 0.0001, 0.0001, 3, 300, CROSSED)  # test-set SE 1 pp
+    more, note = seeds_to_decide(spread, 0.001, 0.05, min_effect=0.02)
     assert more is None and "larger test set" in note
-    assert seeds_to_decide(Spread(0.001, 0.0001, 0.0, 3, 300, CROSSED), 0.001, 0.05)[0] is None
+
+
+def test_one_seed_never_decides_however_clear():
+    bits = np.zeros((1, 1000))
+    bits[0, :300] = 1.0  # A right and B wrong on 300 of 1000 images: 30 pp, one seed
+    (c,) = judge([crossed(bits)], [(0.5, "a", "b")], 0.001, 0.05)
+    assert c.outcome == INCONCLUSIVE and c.low > 0  # the interval shows, the verdict waits
+    assert c.more_seeds is None and c.more_seeds_note == ONE_SEED
+
+
+def test_variants_picked_by_their_means_count_in_the_family():
+    spread = Spread(0.02, 1e-5, 1e-5, 5, 300, CROSSED, 1e-5)
+    (alone,) = judge([spread], [(0.5, "a", "b")], 0.001, 0.05)
+    (picked,) = judge([spread], [(0.5, "a", "b")], 0.001, 0.05, multiplicity=[4])
+    assert picked.alpha == pytest.approx(alone.alpha / 4) and picked.multiplicity == 4
+    assert picked.high - picked.low > alone.high - alone.low
 
 
 def test_seeds_to_decide_gives_about_the_promised_power():
-    """With the true variance parts, the promised seeds decide at least ~80 % of the time
-    (here 0.92: the floored seed part makes the promise conservative); half as many do not."""
+    """With the true variance parts, the promised seeds call a true difference of the minimum
+    effect better at least ~80 % of the time; half as many do not."""
     rng = np.random.default_rng(5)
     sc = Scenario(seeds=3, examples=300)
     a, b = draw(rng, sc, 4000)
     truth = crossed(a.astype(float) - b.astype(float))
-    true_seed_var, true_example_var = (
-        float(np.mean(truth.seed_var)),
-        float(np.mean(truth.example_var)),
-    )
-    se3 = math.sqrt(true_seed_var / 3 + true_example_var)
-    difference = 2.0 * se3
-    spread = Spread(difference, true_seed_var, true_example_var, 3, 300, CROSSED)
-    more, _ = seeds_to_decide(spread, 0.001, 0.05)
+    parts = [float(np.mean(x)) for x in (truth.seed_var, truth.resid_var, truth.example_var)]
+    se3 = math.sqrt((parts[0] + parts[1]) / 3 + parts[2])
+    effect = 2.0 * se3
+    spread = Spread(0.0, parts[0], parts[2], 3, 300, CROSSED, parts[1])
+    more, _ = seeds_to_decide(spread, 0.001, 0.05, effect)
     assert more is not None and more > 0
     big = Scenario(seeds=3 + more, examples=300)
-    a, b = draw(rng, big, 600, shift_for(big, difference))
-    assert rate(new_method(a, b, 0.05, 0.001), A_BETTER) >= 0.7
-    fewer = Scenario(seeds=3 + more // 2, examples=300)
-    a, b = draw(rng, fewer, 600, shift_for(fewer, difference))
-    assert rate(new_method(a, b, 0.05, 0.001), A_BETTER) < 0.8
+    a, b = draw(rng, big, 600, shift_for(big, effect))
+    assert rate(new_method(a, b, 0.05, 0.001), A_BETTER) >= 0.75
+    fewer = Scenario(seeds=3 + more // 3, examples=300)
+    a, b = draw(rng, fewer, 600, shift_for(fewer, effect))
+    assert rate(new_method(a, b, 0.05, 0.001), A_BETTER) < 0.75

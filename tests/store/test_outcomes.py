@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from prunebench.data.memory import TensorLoader
-from prunebench.engine.driver import run
+from prunebench.data.text import encode_documents, pack, sequence_documents
+from prunebench.engine.single_run import run
 from prunebench.store.database import Store
-from prunebench.store.example_outcomes import pack_correct, pack_nll, unpack
+from prunebench.store.example_outcomes import pack_correct, pack_nll, unpack, with_groups
 from prunebench.store.results import load_results
 from prunebench.tasks import make_task
 
@@ -85,3 +86,32 @@ def test_runs_store_outcomes_and_reused_steps_copy_them(tiny, tmp_path):
     assert "test_outcomes" not in plain.columns  # exports stay plain tables
     blobs = load_results(tmp_path, outcomes=True)["test_outcomes"]
     assert len(blobs) == 3 and all(isinstance(b, bytes) for b in blobs)
+
+
+def test_group_ids_travel_with_the_outcomes_and_leave_old_blobs_alone():
+    bits = np.random.default_rng(2).random(37) < 0.7
+    groups = np.arange(37) // 5
+    plain = pack_correct(bits)
+    grouped = with_groups(plain, groups)
+    assert with_groups(plain, None) == plain and plain[3] == 1  # no groups: version 1 as before
+    assert grouped == pack_correct(bits, groups) and grouped[3] == 2
+    got = unpack(grouped)
+    assert list(got.values) == list(bits.astype(float)) and list(got.groups) == list(groups)
+    assert unpack(plain).groups is None
+    got = unpack(pack_nll(np.array([1.0, 2.0]), np.array([3, 4]), np.array([7, 7])))
+    assert list(got.groups) == [7, 7] and list(got.tokens) == [3, 4]
+    with pytest.raises(ValueError):
+        pack_correct(bits, groups[:-1])
+
+
+def test_language_model_sequences_know_their_document():
+    """Three stories of 5, 2 and 9 tokens (+ end-of-text each), packed into 4-token sequences:
+    each sequence's group is the story its first input token came from."""
+    stories = ["a" * 5, "b" * 2, "c" * 9]
+    encode = lambda batch: [[ord(ch) for ch in s] for s in batch]  # noqa: E731
+    stream, story = encode_documents(stories, encode, eos_id=0)
+    assert len(stream) == len(story) == 6 + 3 + 10
+    x, _ = pack(stream, 4)
+    docs = sequence_documents(story, 4, len(x))
+    assert list(docs) == [0, 0, 1, 2]  # tokens 0, 4, 8, 12 of a a a a a / b b / c...
+    assert torch.equal(x[:, 0], stream[[0, 4, 8, 12]])

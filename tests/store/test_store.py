@@ -9,7 +9,10 @@ import torch
 
 from prunebench.errors import CheckpointError, DamagedDatabase, StorageError
 from prunebench.store import checkpoints
-from prunebench.store.database import STEP_COLUMNS, Store, digest_ok, row_digest
+from prunebench.store.connection import Database
+from prunebench.store.database import Store
+from prunebench.store.digests import digest_ok, row_digest
+from prunebench.store.schema import STEP_COLUMNS
 
 
 def step_row(run_id: str, step: int, **extra):
@@ -20,8 +23,8 @@ def test_step_and_epochs_land_together_and_replace_a_previous_attempt(tmp_path):
     store = Store(tmp_path)
     store.start_run("r", {"regime": "one_shot"})
     epochs = [{"epoch": e, "train_loss": 1.0 / e} for e in (1, 2, 3)]
-    store.write_step(step_row("r", 1, epochs=3), epochs)
-    store.write_step(step_row("r", 1, epochs=2), epochs[:2])  # a retried step replaces
+    store.write_steps([(step_row("r", 1, epochs=3), epochs)])
+    store.write_steps([(step_row("r", 1, epochs=2), epochs[:2])])  # a retried step replaces
     assert [r["epochs"] for r in store.steps("r")] == [2]
     assert [e["epoch"] for e in store.epochs("r", 1)] == [1, 2]
 
@@ -30,14 +33,14 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     store = Store(tmp_path)
     store.start_run("r", {})
     with pytest.raises(KeyError, match="no column 'bogus'"):
-        store.write_step(step_row("r", 1), [{"epoch": 1}, {"epoch": 2, "bogus": 1}])
+        store.write_steps([(step_row("r", 1), [{"epoch": 1}, {"epoch": 2, "bogus": 1}])])
     assert store.steps("r") == []
     assert store.epochs("r", 1) == []
 
 
 def test_reads_of_a_missing_database_write_nothing(tmp_path):
     store = Store(tmp_path / "none")
-    assert store.run("x") is None and store.steps("x") == [] and store.step_by_key("k") is None
+    assert store.run("x") is None and store.steps("x") == [] and store.stored_steps() == {}
     assert not (tmp_path / "none").exists()
 
 
@@ -52,11 +55,14 @@ def test_old_databases_gain_new_columns(tmp_path):
     assert set(STEP_COLUMNS) <= set(store.steps("old")[0])
 
 
-def test_step_by_key_prefers_the_computed_row(tmp_path):
+def test_a_stored_step_is_its_computed_row_whoever_copied_it(tmp_path):
     store = Store(tmp_path)
-    store.write_step(step_row("copy", 1, reused=1), [])
-    store.write_step(step_row("orig", 1, reused=0), [])
-    assert store.step_by_key("k1")["run_id"] == "orig"
+    state = ({"w": torch.zeros(2)}, {})
+    store.commit_step("k1", state, [(step_row("orig", 1, reused=0), [])])
+    store.write_steps([(step_row("copy", 1, reused=1), [])])  # a later run's copy
+    assert store.stored_steps()["k1"]["run_id"] == "orig"
+    assert store.stored_steps(["k1"])["k1"]["run_id"] == "orig"
+    assert sorted(r["run_id"] for r in store.rows_of("k1")) == ["copy", "orig"]
 
 
 def test_checkpoint_roundtrip_and_metadata(tmp_path):
@@ -100,7 +106,7 @@ def test_pth_state_dict_is_read_without_pickle(tmp_path):
 
 def test_every_row_gets_a_digest_that_a_changed_value_breaks(tmp_path):
     store = Store(tmp_path)
-    store.write_step(step_row("r", 1, test_loss=0.0882, test_top1=float("nan"), epochs=3), [])
+    store.write_steps([(step_row("r", 1, test_loss=0.0882, test_top1=float("nan"), epochs=3), [])])
     row = store.steps("r")[0]
     assert row["test_top1"] is None  # SQLite stores NaN as NULL: the digest is of what it keeps
     assert row["digest"] == row_digest(row) and digest_ok(row) is True
@@ -115,11 +121,11 @@ def test_every_row_gets_a_digest_that_a_changed_value_breaks(tmp_path):
 
 
 def test_a_column_added_later_keeps_digests_and_bytes_count_by_their_hash(tmp_path, monkeypatch):
-    Store(tmp_path).write_step(step_row("old", 1, epochs=1), [])
+    Store(tmp_path).write_steps([(step_row("old", 1, epochs=1), [])])
     monkeypatch.setitem(STEP_COLUMNS, "outcomes", "BLOB")  # what a later version may add
     store = Store(tmp_path)
     assert digest_ok(store.steps("old")[0]) is True  # NULL in the new column: same digest
-    store.write_step(step_row("new", 1, outcomes=b"\x01\x00\x01"), [])
+    store.write_steps([(step_row("new", 1, outcomes=b"\x01\x00\x01"), [])])
     assert digest_ok(store.steps("new")[0]) is True
     con = sqlite3.connect(store.db_path)
     con.execute("UPDATE steps SET outcomes=? WHERE run_id='new'", (b"\x01\x01\x01",))
@@ -130,19 +136,19 @@ def test_a_column_added_later_keeps_digests_and_bytes_count_by_their_hash(tmp_pa
 
 def test_a_full_database_is_a_storage_error_with_nothing_written(tmp_path, monkeypatch):
     store = Store(tmp_path)
-    store.write_step(step_row("r", 1), [])
-    opened = Store._open
+    store.write_steps([(step_row("r", 1), [])])
+    opened = Database._open
 
     def capped(self):  # SQLite's own "database or disk is full", as on a full disk
         con = opened(self)
         con.execute(f"PRAGMA max_page_count={con.execute('PRAGMA page_count').fetchone()[0]}")
         return con
 
-    monkeypatch.setattr(Store, "_open", capped)
+    monkeypatch.setattr(Database, "_open", capped)
     epochs = [{"epoch": e, "train_loss": float(e)} for e in range(1, 400)]
     with pytest.raises(StorageError, match="database or disk is full"):
-        store.write_step(step_row("r", 2, created_at="x" * 5000), epochs)
-    monkeypatch.setattr(Store, "_open", opened)
+        store.write_steps([(step_row("r", 2, created_at="x" * 5000), epochs)])
+    monkeypatch.setattr(Database, "_open", opened)
     assert [r["step"] for r in store.steps("r")] == [1] and store.epochs("r", 2) == []
 
 
@@ -150,7 +156,7 @@ def test_a_full_database_is_a_storage_error_with_nothing_written(tmp_path, monke
 def test_a_damaged_database_is_one_line_for_every_read(tmp_path, damage):
     store = Store(tmp_path)
     for step in range(1, 40):
-        store.write_step(step_row("r", step, created_at="x" * 200), [{"epoch": 1}])
+        store.write_steps([(step_row("r", step, created_at="x" * 200), [{"epoch": 1}])])
     data = store.db_path.read_bytes()
     cut = data[: len(data) // 2] if damage == "truncated" else b"\xff" * 100 + data[100:]
     store.db_path.write_bytes(cut)

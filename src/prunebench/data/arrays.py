@@ -5,7 +5,9 @@
 (and optionally `x_val`, `y_val`) the splits are given, with `x` and `y` test and validation
 splits are carved, stratified and seeded. Inputs of shape (N, C, H, W), (N, H, W, C) or (N, H, W)
 are images (uint8 0..255 or floats; `options.layout` forces nchw/nhwc), (N, F) feature vectors.
-Labels are integer classes 0..K-1 (shape (N,) or (N, 1)) or class names (numbered in sorted
+`options.groups` names an array of group ids (`G_test` with given splits, else `G` for all
+samples): the scene, document or patient each example comes from, so that the report's intervals
+are cluster-robust. Labels are integer classes 0..K-1 (shape (N,) or (N, 1)) or class names (numbered in sorted
 order). Files are read with `allow_pickle=False`: no code runs.
 Everything is kept in memory; images go through data/images.py (normalisation from the training
 split, crop/flip augmentation), feature vectors are standardised with the training split's
@@ -14,13 +16,14 @@ per-feature mean and std.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from prunebench.data.base import DataBundle
+from prunebench.data.base import DataBundle, checked_groups
 from prunebench.data.images import carve, count_classes, sizes_of, tensor_bundle
 from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.loaders import split_bundle
@@ -127,7 +130,8 @@ def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
     root = cfg.root
     if root is None:
         raise ConfigError("data.root must point at an .npz file or a folder of .npy files")
-    parts = pick(read_arrays(root), opts, root)
+    arrays = read_arrays(root)
+    parts = pick(arrays, opts, root)
     named = class_labels({name: y for name, (_, y) in parts.items()})
     xs, ys, positions = [], [], {}
     for name, (x, _) in parts.items():
@@ -168,13 +172,39 @@ def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
             train = positions["train"]
             index["train"], index["val"] = train[carved["train"]], train[carved["val"]]
     y = torch.from_numpy(labels)
+    total = len(labels) if "all" in positions else None
+    groups = test_groups(arrays, opts["groups"], index["test"], total, root)
     if inputs.ndim == 2:
-        return vector_bundle(torch.from_numpy(inputs).float(), y, index, num_classes, cfg, device)
+        bundle = vector_bundle(torch.from_numpy(inputs).float(), y, index, num_classes, cfg,
+                               device)  # fmt: skip
+        return replace(bundle, test_groups=groups)
     images = torch.from_numpy(as_images(inputs, opts["layout"]))
     if images.dtype != torch.uint8:
         images = images.float()
     max_value = 255.0 if images.dtype == torch.uint8 else 1.0
-    return tensor_bundle(images, y, index, num_classes, cfg, opts, device, max_value)
+    bundle = tensor_bundle(images, y, index, num_classes, cfg, opts, device, max_value)
+    return replace(bundle, test_groups=groups)
+
+
+def test_groups(
+    arrays: dict[str, np.ndarray],
+    name: str | None,
+    test: np.ndarray,
+    total: int | None,
+    root: Path,
+) -> torch.Tensor | None:
+    """The group id of each test example from the array `options.groups` names (G_test with
+    given splits; G for all `total` samples when the splits are carved), or None."""
+    if name is None:
+        return None
+    key = name if total is not None else f"{name}_test"
+    if key not in arrays:
+        known = ", ".join(sorted(arrays))
+        raise ConfigError(f"data.options.groups: '{root}' has no array '{key}' (arrays: {known})")
+    groups = arrays[key]
+    if total is not None:
+        groups = checked_groups(groups, total, "data.options.groups")[torch.as_tensor(test)]
+    return checked_groups(groups, len(test), "data.options.groups")
 
 
 class Standardize:

@@ -7,9 +7,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from prunebench.data.info import DataInfo
+from prunebench.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -25,6 +27,23 @@ class DataBundle:
     test: Iterable[Batch]
     calibration: Iterable[Batch]
     sizes: dict[str, int]
+    # a group id per test example where examples come in groups (the document of an LM
+    # sequence): stored with the outcomes, so that the report's intervals are cluster-robust
+    test_groups: torch.Tensor | None = None
+
+
+def checked_groups(groups: Any, n: int, where: str) -> torch.Tensor | None:
+    """A group id per test example (ints, or names numbered in sorted order), or None; a
+    ConfigError naming `where` when there is not one per example."""
+    if groups is None:
+        return None
+    array = np.asarray(groups)
+    if array.ndim != 1 or array.size != n:
+        raise ConfigError(
+            f"{where}: the test groups have shape {array.shape}; give one group id per test "
+            f"example ({n})"
+        )
+    return torch.from_numpy(np.unique(array.astype(str), return_inverse=True)[1].astype(np.int64))
 
 
 def take_samples(batches: Iterable[Batch], n_samples: int) -> Iterator[Batch]:

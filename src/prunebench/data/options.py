@@ -31,6 +31,7 @@ OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
         "labels": "y",
         "layout": "auto",  # images: auto, nchw or nhwc
         "test_fraction": 0.2,
+        "groups": None,  # an array of group ids (clusters of test examples), by name
     },
     "hf_dataset": {
         **IMAGE_OPTIONS,

@@ -2,7 +2,8 @@
 
 `FUNCTION(**data.options)` returns torch Datasets: `{"train": ..., "test": ..., "val": ...}`
 (val optional) or a tuple `(train, test)` / `(train, val, test)`; or the attribute is a whole
-`DatasetSpec`. Items are `(input, label)`: an integer label makes an image / vector
+`DatasetSpec`. A test Dataset with a `groups` attribute (one id per item: the document, scene or
+patient it comes from) makes the report's intervals cluster-robust. Items are `(input, label)`: an integer label makes an image / vector
 classification dataset (classes from the dataset's `classes`, else the largest label + 1), a
 token-id sequence as long as the input makes a causal-LM dataset (vocabulary from the dataset's
 `vocab_size`, else the largest id + 1). Without val, a seeded (stratified) validation split is
@@ -13,13 +14,14 @@ included, run per item; the calibration batches are the training set's).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from prunebench.config.source_names import load_builder
-from prunebench.data.base import DataBundle
+from prunebench.data.base import DataBundle, checked_groups
 from prunebench.data.images import count_classes
 from prunebench.data.info import DataInfo, DatasetSpec
 from prunebench.data.loaders import data_loader, split_bundle
@@ -140,4 +142,7 @@ def build_python(
     def loader(name: str, batch_size: int, shuffle: bool, augment: bool):
         return data_loader(parts[name], batch_size, shuffle, cfg, device)
 
-    return split_bundle(info, loader, cfg, {n: len(parts[n]) for n in ("train", "val", "test")})
+    bundle = split_bundle(info, loader, cfg, {n: len(parts[n]) for n in ("train", "val", "test")})
+    groups = getattr(parts["test"], "groups", None)
+    where = f"python:{target}"
+    return replace(bundle, test_groups=checked_groups(groups, len(parts["test"]), where))

@@ -27,12 +27,27 @@ ENCODE_CHUNK = 1000  # stories per tokenizer call (fast tokenizers batch interna
 
 def encode_stories(stories: Sequence[str], encode: Encode, eos_id: int) -> torch.Tensor:
     """One flat int64 stream: story tokens, end-of-text, story tokens, end-of-text, ..."""
+    return encode_documents(stories, encode, eos_id)[0]
+
+
+def encode_documents(
+    stories: Sequence[str], encode: Encode, eos_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(stream as encode_stories, the index of the story each token came from)."""
     stream: list[int] = []
+    story: list[int] = []
     for start in range(0, len(stories), ENCODE_CHUNK):
-        for ids in encode(list(stories[start : start + ENCODE_CHUNK])):
+        for offset, ids in enumerate(encode(list(stories[start : start + ENCODE_CHUNK]))):
             stream.extend(ids)
             stream.append(eos_id)
-    return torch.tensor(stream, dtype=torch.long)
+            story.extend([start + offset] * (len(ids) + 1))
+    return torch.tensor(stream, dtype=torch.long), torch.tensor(story, dtype=torch.long)
+
+
+def sequence_documents(story: torch.Tensor, seq_len: int, n: int) -> torch.Tensor:
+    """The document of each of `n` packed sequences: the story of its first input token
+    (sequences cut from one story share its topic and style: a cluster of test examples)."""
+    return story[: n * seq_len : seq_len].clone()
 
 
 def pack(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,10 +74,13 @@ def lm_bundle(
 ) -> DataBundle:
     """A DataBundle of packed (input_ids, target_ids) batches kept on the device."""
     packed = {}
+    documents = None
     for name in ("train", "val", "test"):
-        stream = encode_stories(splits[name], encode, eos_id)
+        stream, story = encode_documents(splits[name], encode, eos_id)
         x, y = pack(stream, cfg.seq_len)
         packed[name] = (x.to(device), y.to(device))
+        if name == "test":
+            documents = sequence_documents(story, cfg.seq_len, len(x))
 
     def loader(name: str, batch_size: int, shuffle: bool) -> TensorLoader:
         x, y = packed[name]
@@ -75,6 +93,7 @@ def lm_bundle(
         test=loader("test", cfg.eval_batch_size, False),
         calibration=loader("train", cfg.batch_size, True),
         sizes={name: len(packed[name][0]) for name in packed},
+        test_groups=documents,
     )
 
 

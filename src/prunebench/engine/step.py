@@ -130,7 +130,7 @@ def compute_step(
         teacher=ctx.dense.model if plan.settings.distill is not None else None,
     )
     best_val = result.best_val or task.evaluate(model, data.val, device)
-    test = task.evaluate(model, data.test, device, outcomes=True)  # -> row["test_outcomes"]
+    test = task.evaluate(model, data.test, device, outcomes=True, groups=data.test_groups)
     measured = pruner.measure(model)
     if cfg.prune.structure == "structured" and cfg.prune.latency:
         measured |= latency_pair(

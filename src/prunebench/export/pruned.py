@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from prunebench.config.schema import ModelConfig, PruneConfig, validate
+from prunebench.config.loading import validate
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.config.source_names import hf_config_file, parse
 from prunebench.data.info import DataInfo
 from prunebench.engine.pruned_state import rebuild, restore, stored_masks
@@ -34,7 +35,8 @@ from prunebench.models.build import build_model
 from prunebench.models.catalog import MODELS
 from prunebench.outputs import write_file
 from prunebench.store.checkpoints import check_fits, load_tensors, save_tensors, sha256_file
-from prunebench.store.database import digest_ok, open_existing
+from prunebench.store.database import open_existing
+from prunebench.store.digests import digest_ok
 from prunebench.store.results import find_run, load_results, require_runs
 
 FORMAT = "prunebench-pruned/1"

@@ -48,22 +48,36 @@ def describe(metric: Metric, c: Comparison) -> str:
 
 
 def basis(c: Comparison) -> str:
-    """'2 seeds x 360 test examples' or '3 seeds (no per-example outcomes)'."""
+    """'2 seeds x 360 test examples (20 documents)' or '3 seeds (no per-example outcomes)'."""
     if c.method == CROSSED:
-        return f"{c.seeds} seeds x {c.examples} test examples"
+        groups = f" in {c.clusters} {c.cluster_unit}s" if c.clusters else ""
+        return f"{c.seeds} seeds x {c.examples} test examples{groups}"
     return c.method if c.seeds <= 1 else f"{c.seeds} seeds; {c.method}"
 
 
+def how_judged(c: Comparison) -> str:
+    """Which representative, df rule and cluster unit a comparison used (report and advise)."""
+    unit = f"{c.clusters} {c.cluster_unit}s" if c.clusters else "each test example"
+    picked = (
+        f"representatives picked by test mean, counted x{c.multiplicity} in the family"
+        if c.multiplicity > 1
+        else "one variant per regime"
+    )
+    return f"{basis(c)}; df: {c.df_rule or 'none'}; cluster unit: {unit}; {picked}"
+
+
 def seeds_text(more: int | None, note: str) -> str:
+    """'run about 3 more seeds to decide the minimum effect (...)', or why no number."""
     if more is None:
         return note
-    text = f"run about {more} more seed{'s' if more != 1 else ''} to decide"
+    text = f"about {more} more seed{'s' if more != 1 else ''} would decide the minimum effect"
     return f"{text} ({note})" if note else text
 
 
 def _caveat(c: Comparison | None) -> str:
     text = CAVEATS.get(c.method, "") if c is not None else ""
-    return f" Caveat: {text}." if text else ""
+    text = f" Caveat: {text}." if text else ""
+    return text + (f" [{how_judged(c)}]" if c is not None else "")
 
 
 def decision_text(

@@ -38,6 +38,7 @@ def summarize(finals: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 "std": _std(valid["value"]),
                 "values": tuple(float(v) for v in valid["value"]),
                 "seeds": tuple(int(s) for s in valid["seed"]),
+                "failed": tuple(int(s) for s in group.loc[group["value"].isna(), "seed"]),
                 "outcomes": decode(zip(valid["seed"], valid["outcomes"], strict=True)),
                 "top1_mean": group["top1"].mean(),
                 "top1_std": _std(group["top1"]),

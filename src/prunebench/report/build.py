@@ -25,18 +25,20 @@ from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
-from prunebench.report.verdicts import ALPHA, margin_for
+from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
 from prunebench.store.results import database_path, load_results
 
 FIGURE_FORMATS = ("png", "svg")
 
 
-def check_settings(alpha: float, margin: float | None) -> None:
+def check_settings(alpha: float, margin: float | None, min_effect: float | None = None) -> None:
     """One-line errors for settings out of range (the CLI exits with 2)."""
     if not 0 < alpha < 1:
         raise PrunebenchError(f"--alpha must be between 0 and 1, got {alpha:g}")
     if margin is not None and margin < 0:
         raise PrunebenchError(f"--margin must be >= 0, got {margin:g}")
+    if min_effect is not None and min_effect <= 0:
+        raise PrunebenchError(f"--min-effect must be > 0, got {min_effect:g}")
 
 
 @dataclass
@@ -48,7 +50,12 @@ class ReportFiles:
 
 
 def context(
-    setup: str, prefix: str, finals: pd.DataFrame, alpha: float, margin: float | None
+    setup: str,
+    prefix: str,
+    finals: pd.DataFrame,
+    alpha: float,
+    margin: float | None,
+    min_effect: float | None = None,
 ) -> sc.Context:
     """Everything the sections of one setup need, the decisions included (made once here)."""
     summary = summarize(finals, alpha)
@@ -67,17 +74,22 @@ def context(
         reps=representatives(main, metric),
         alpha=alpha,
         margin=margin_value,
-        verdicts=decide(summary, metric, alpha, margin_value),
+        verdicts=decide(
+            summary, metric, alpha, margin_value, min_effect_for(metric, min_effect, margin_value)
+        ),
     )
 
 
-def contexts(results: pd.DataFrame, alpha: float, margin: float | None) -> list[sc.Context]:
-    """One context per setup (model, dataset, structure) of `load_results(..., outcomes=True)`."""
+def contexts(
+    results: pd.DataFrame, alpha: float, margin: float | None, min_effect: float | None = None
+) -> list[sc.Context]:
+    """One context per setup (model, dataset, structure) of `load_results(..., outcomes=True)`;
+    `min_effect`: the difference the seeds advice aims at (pp of accuracy / % of perplexity)."""
     finals = final_runs(results)
     setups = sorted(finals["setup"].unique())
     return [
         context(setup, f"s{i + 1}-" if len(setups) > 1 else "",
-                finals[finals["setup"] == setup], alpha, margin)
+                finals[finals["setup"] == setup], alpha, margin, min_effect)
         for i, setup in enumerate(setups)
     ]  # fmt: skip
 
@@ -99,7 +111,11 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
 
 
 def build_document(
-    results: pd.DataFrame, source: str, alpha: float = ALPHA, margin: float | None = None
+    results: pd.DataFrame,
+    source: str,
+    alpha: float = ALPHA,
+    margin: float | None = None,
+    min_effect: float | None = None,
 ) -> Document:
     """The whole report as data, from `load_results(..., outcomes=True)` rows. `margin`: in
     percentage points of accuracy or percent of perplexity (default 0.1 / 1)."""
@@ -109,7 +125,7 @@ def build_document(
     intro = [f"Built from {source}: {len(runs)} runs ({counts or 'none'})."]
     sections: list[Section] = []
     margins = []
-    for ctx in contexts(results, alpha, margin):
+    for ctx in contexts(results, alpha, margin, min_effect):
         sections += setup_sections(ctx)
         margins.append(fmt_margin(ctx.metric, ctx.margin))
     if not sections:
@@ -127,13 +143,14 @@ def write_report(
     figure_format: str | None = None,
     alpha: float = ALPHA,
     margin: float | None = None,
+    min_effect: float | None = None,
 ) -> ReportFiles:
     """Write report.html (self-contained) and report.md to `out` (default DIRECTORY/report)."""
     if figure_format is not None and figure_format not in FIGURE_FORMATS:
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
-    check_settings(alpha, margin)
+    check_settings(alpha, margin, min_effect)
     results = load_results(directory, outcomes=True)
-    doc = build_document(results, str(database_path(directory)), alpha, margin)
+    doc = build_document(results, str(database_path(directory)), alpha, margin, min_effect)
     out = Path(out) if out is not None else Path(directory) / "report"
     images, written, links = {}, [], {}
     contents: dict[Path, bytes] = {}

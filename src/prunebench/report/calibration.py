@@ -11,6 +11,11 @@ probability sigmoid(L_i + v_ri + u_rs + shift_r):
     u_rs   regime r's training luck with seed s
     shift  A's true advantage (0 under the null)
 
+With `clusters`, examples come in that many equal groups (documents, or images of one scene)
+that share part of their difficulty and of each regime's effect (cluster_sd). With
+outcome="nll", the outcome is continuous (a per-sequence negative log-likelihood, lower is
+better; A's advantage is then B's minus A's): y = L_i + v_ri + u_rs + noise - shift.
+
 Both methods see the same draws: the report's (candidates.outcome_spread on the paired
 per-example differences, verdicts.classify) and the old one (Welch's test over per-seed accuracies; with no
 spread to test, the better mean counted as better, as the old claims check did). Used by
@@ -25,7 +30,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from prunebench.report.candidates import outcome_spread
-from prunebench.report.verdicts import A_BETTER, B_BETTER, classify
+from prunebench.report.verdicts import A_BETTER, B_BETTER, INCONCLUSIVE, classify
 
 
 @dataclass(frozen=True)
@@ -36,27 +41,92 @@ class Scenario:
     difficulty_sd: float = 1.5
     example_sd: float = 0.5
     seed_sd: float = 0.2
+    clusters: int = 0  # 0: independent examples
+    cluster_sd: float = 0.0
+    outcome: str = "correct"  # or "nll"
+    noise_sd: float = 1.0  # nll: per-seed, per-example noise
+
+
+# The settings a user meets, each with no true difference: the benchmark and the calibration
+# tests check that none says "better" more often than alpha.
+SETTINGS = {
+    "1 seed, training noise": Scenario(seeds=1),
+    "2 seeds": Scenario(seeds=2),
+    "2 seeds, 99 % accuracy (the demo)": Scenario(seeds=2, accuracy_logit=5.5),
+    "3 seeds": Scenario(seeds=3),
+    "5 seeds": Scenario(seeds=5),
+    "10 seeds": Scenario(seeds=10),
+    "5 seeds, strong seed noise": Scenario(seeds=5, seed_sd=0.8),
+    "10 seeds, strong test-set effects": Scenario(seeds=10, example_sd=1.0),
+    "perplexity, 2 seeds": Scenario(seeds=2, examples=200, outcome="nll", seed_sd=0.1),
+    "perplexity, 3 seeds": Scenario(seeds=3, examples=200, outcome="nll", seed_sd=0.1),
+    "perplexity, 5 seeds": Scenario(seeds=5, examples=200, outcome="nll", seed_sd=0.1),
+    "systematic per-example differences, 2 seeds": Scenario(
+        seeds=2, accuracy_logit=6.0, difficulty_sd=4.0, example_sd=2.0, seed_sd=0.1
+    ),
+    "systematic per-example differences, 3 seeds": Scenario(
+        seeds=3, accuracy_logit=6.0, difficulty_sd=4.0, example_sd=2.0, seed_sd=0.1
+    ),
+    "clustered images (30 scenes), 3 seeds": Scenario(seeds=3, clusters=30, cluster_sd=0.8),
+    "documents (20 x 7 sequences), 3 seeds": Scenario(
+        seeds=3, examples=140, outcome="nll", clusters=20, cluster_sd=1.0, seed_sd=0.02
+    ),
+}
+
+
+def groups(sc: Scenario) -> np.ndarray | None:
+    """The group label of each example (None without clusters)."""
+    return None if not sc.clusters else np.arange(sc.examples) * sc.clusters // sc.examples
+
+
+def _shared(rng: np.random.Generator, sc: Scenario, sims: int, sd: float) -> np.ndarray:
+    """(sims, 1, examples) effects: per example, plus per cluster where there are clusters."""
+    effect = sd * rng.standard_normal((sims, 1, sc.examples))
+    if sc.clusters:
+        per_cluster = sc.cluster_sd * rng.standard_normal((sims, 1, sc.clusters))
+        effect = effect + per_cluster[..., groups(sc)]
+    return effect
 
 
 def draw(rng: np.random.Generator, sc: Scenario, sims: int, shift: float = 0.0):
-    """(a, b): bool arrays (sims, seeds, examples) of top-1 correct."""
-    shape = (sims, 1, sc.examples)
-    base = sc.accuracy_logit + sc.difficulty_sd * rng.standard_normal(shape)
+    """(a, b): arrays (sims, seeds, examples): top-1 correct (bool) or NLL (float)."""
+    return tuple(_regimes(rng, sc, sims, [shift, 0.0]))
+
+
+def _regimes(rng: np.random.Generator, sc: Scenario, sims: int, offsets: list[float]):
+    base = sc.accuracy_logit + _shared(rng, sc, sims, sc.difficulty_sd)
 
     def regime(offset: float) -> np.ndarray:
-        logit = (
+        latent = (
             base
-            + sc.example_sd * rng.standard_normal(shape)
+            + _shared(rng, sc, sims, sc.example_sd)
             + sc.seed_sd * rng.standard_normal((sims, sc.seeds, 1))
-            + offset
         )
-        return rng.random((sims, sc.seeds, sc.examples)) < special.expit(logit)
+        if sc.outcome == "nll":
+            noise = sc.noise_sd * rng.standard_normal((sims, sc.seeds, sc.examples))
+            return latent + noise - offset
+        return rng.random((sims, sc.seeds, sc.examples)) < special.expit(latent + offset)
 
-    return regime(shift), regime(0.0)
+    return [regime(offset) for offset in offsets]
+
+
+def draw_variants(rng: np.random.Generator, sc: Scenario, sims: int, variants: int):
+    """(list of `variants` arrays of regime A's variants, b): all as good as B, on one shared
+    test set (each variant with its own per-example effects and training luck)."""
+    *a, b = _regimes(rng, sc, sims, [0.0] * (variants + 1))
+    return a, b
+
+
+def advantages(a: np.ndarray, b: np.ndarray, sc: Scenario) -> np.ndarray:
+    """A's per-cell advantage over B: correct minus correct, or NLL_B minus NLL_A."""
+    a, b = a.astype(float), b.astype(float)
+    return b - a if sc.outcome == "nll" else a - b
 
 
 def true_difference(sc: Scenario, shift: float, draws: int = 400_000, seed: int = 7) -> float:
     """E[accuracy_A - accuracy_B] for a shift (Monte Carlo over the latent effects)."""
+    if sc.outcome == "nll":
+        return shift
     rng = np.random.default_rng(seed)
     n = draws
     common = sc.accuracy_logit + sc.difficulty_sd * rng.standard_normal(n)
@@ -76,12 +146,18 @@ def shift_for(sc: Scenario, difference: float) -> float:
 def null_se(rng: np.random.Generator, sc: Scenario, sims: int = 4000) -> float:
     """The true standard error of the mean paired difference: its spread over null draws."""
     a, b = draw(rng, sc, sims)
-    return float((a.mean(axis=(1, 2)) - b.mean(axis=(1, 2))).std(ddof=1))
+    return float(advantages(a, b, sc).mean(axis=(1, 2)).std(ddof=1))
 
 
-def new_method(a: np.ndarray, b: np.ndarray, alpha: float, margin: float) -> np.ndarray:
-    """The report's verdicts: paired over seeds and examples, one comparison at a time."""
-    spread = outcome_spread(a.astype(float) - b.astype(float), binary=True)
+def new_method(
+    a: np.ndarray, b: np.ndarray, alpha: float, margin: float, sc: Scenario | None = None
+) -> np.ndarray:
+    """The report's verdicts: paired over seeds and examples (and groups), one comparison at
+    a time, through the report's own spread and judge rules."""
+    sc = sc or Scenario(seeds=a.shape[-2], examples=a.shape[-1])
+    spread = outcome_spread(advantages(a, b, sc), sc.outcome == "correct", groups(sc))
+    if not spread.decides:
+        return np.full(a.shape[0], INCONCLUSIVE)
     low, high = spread.interval(alpha)
     return np.asarray(classify(spread.mean, low, high, margin))
 

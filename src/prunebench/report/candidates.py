@@ -40,6 +40,7 @@ class Candidate:
     epochs: float  # mean total fine-tuning epochs
     values: dict[int, float]  # seed -> headline metric
     outcomes: dict[int, Outcomes] = field(default_factory=dict, compare=False)
+    failed: tuple[int, ...] = ()  # seeds that diverged (NaN): failures of this variant
 
     @property
     def seeds(self) -> list[int]:
@@ -62,6 +63,7 @@ def from_summary(row: pd.Series) -> Candidate:
         epochs=float(row["epochs_mean"]),
         values=dict(zip(row["seeds"], row["values"], strict=True)),
         outcomes=row["outcomes"],
+        failed=tuple(row.get("failed", ()) or ()),
     )
 
 
@@ -70,12 +72,30 @@ def _usable(outcomes: dict[int, Outcomes], seeds: list[int], metric: Metric) -> 
     return bool(seeds) and all(s in outcomes and outcomes[s].kind == kind for s in seeds)
 
 
-def outcome_spread(rows: list[np.ndarray] | np.ndarray, binary: bool) -> Spread:
+def shared_groups(outcomes: list[Outcomes]) -> tuple[np.ndarray | None, str]:
+    """(the group ids every one of these outcomes carries, their unit), or (None, '') where
+    any lacks them or they differ (then the examples count as independent)."""
+    first = outcomes[0].groups
+    if first is None or any(
+        o.groups is None or not np.array_equal(o.groups, first) for o in outcomes[1:]
+    ):
+        return None, ""
+    return first, "document" if outcomes[0].kind == "nll" else "group"
+
+
+def outcome_spread(
+    rows: list[np.ndarray] | np.ndarray,
+    binary: bool,
+    groups: np.ndarray | None = None,
+    unit: str = "group",
+) -> Spread:
     """The spread of per-seed rows of per-example values (a list, or an array (..., S, n));
-    right/wrong outcomes (`binary`) get the one-example floor."""
+    right/wrong outcomes (`binary`) get the one-example floor; `groups`: a label per example
+    where examples come in groups (cluster-robust)."""
     if isinstance(rows, np.ndarray) or len({r.size for r in rows}) == 1:
         y = rows if isinstance(rows, np.ndarray) else np.stack(rows)
-        return crossed(y, one_example_floor(y.shape[-2] * y.shape[-1]) if binary else 0.0)
+        floor = one_example_floor(y.shape[-2] * y.shape[-1]) if binary else 0.0
+        return crossed(y, floor, groups, unit)
     return nested(rows, one_example_floor(sum(r.size for r in rows)) if binary else 0.0)
 
 
@@ -88,7 +108,10 @@ def advantage(a: Candidate, b: Candidate, metric: Metric) -> Spread:
     if _usable(a.outcomes, seeds, metric) and _usable(b.outcomes, seeds, metric):
         pairs = [(a.outcomes[s].values, b.outcomes[s].values) for s in seeds]
         if all(x.size == y.size for x, y in pairs):
-            return outcome_spread([sign * (x - y) for x, y in pairs], metric.name == "top1")
+            groups, unit = shared_groups([a.outcomes[s] for s in seeds]
+                                         + [b.outcomes[s] for s in seeds])  # fmt: skip
+            diffs = [sign * (x - y) for x, y in pairs]
+            return outcome_spread(diffs, metric.name == "top1", groups, unit)
     if metric.higher_is_better:
         diffs = [a.values[s] - b.values[s] for s in seeds]
     else:
@@ -101,7 +124,9 @@ def point_spread(c: Candidate, metric: Metric) -> Spread:
     if not c.values:
         return Spread(math.nan, math.nan, 0.0, 0, 0, NONE)
     if _usable(c.outcomes, c.seeds, metric):
-        return outcome_spread([c.outcomes[s].values for s in c.seeds], metric.name == "top1")
+        groups, unit = shared_groups([c.outcomes[s] for s in c.seeds])
+        rows = [c.outcomes[s].values for s in c.seeds]
+        return outcome_spread(rows, metric.name == "top1", groups, unit)
     values = np.array([c.values[s] for s in c.seeds])
     return seeds_only(values if metric.higher_is_better else np.log(values))
 

@@ -7,12 +7,16 @@ itself, so they cannot disagree.
 At a ratio and a retraining budget (mean total fine-tuning epochs), the candidates are the
 variants that fit the budget; each regime is represented by its best affordable variant (best
 mean, then fewer epochs), and the recommended one is the best of those. It is compared with
-every other regime's representative (verdicts.py). Its status:
+every other regime's representative (verdicts.py); since the representatives are picked by
+their test means, each comparison counts as every pair of variants it was picked from
+(k_a x k_b) in the multiple-comparison family, so the choice does not peek. Its status:
 
     better        better than every other regime
     equivalent    better than or equivalent to each, equivalent to at least one; the cheapest
                   equivalent regime is named as the cheaper alternative
-    inconclusive  at least one comparison cannot tell yet (with the seeds it would take)
+    inconclusive  at least one comparison cannot tell yet (with the seeds it would take), or
+                  the recommended variant diverged (NaN) on some seed: a failure of that
+                  regime, shown, and never hidden by leaving the seed out
 
 All comparisons a criterion's decisions and the paper's claims need form ONE Holm family, so a
 comparison has the same interval wherever it is printed.
@@ -42,6 +46,8 @@ from prunebench.report.verdicts import (
     Comparison,
     judge,
 )
+
+SELECTION = "representative: the best test mean among a regime's variants, every variant pair counted in the Holm family"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class Verdicts:
     decisions: dict[tuple[float, float | None], Decision] = field(default_factory=dict)
     claims: list[ClaimCheck] = field(default_factory=list)
     family: int = 0
+    min_effect: float | None = None  # advantage units; seeds advice aims at it
 
     def comparison(self, ratio: float, a: str, b: str) -> Comparison:
         """A vs B at `ratio`, whichever way round it was computed."""
@@ -122,6 +129,11 @@ class Verdicts:
                         None, "", text)  # fmt: skip
 
     # ------------------------------------------------------------------ building
+    def variants(self, c: Candidate) -> int:
+        """How many variants of c's regime were run at c's ratio (its representative was
+        picked from them)."""
+        return sum(o.regime == c.regime for o in self.candidates[c.ratio])
+
     def _affordable(self, ratio: float, level: float | None) -> dict[str, Candidate]:
         cands = self.candidates[ratio]
         if level is not None:
@@ -153,7 +165,8 @@ class Verdicts:
         keys = list(wanted)
         spreads = [advantage(a, b, self.metric) for a, b in wanted.values()]
         bound = 1.0 if self.metric.higher_is_better else None  # accuracies are fractions
-        judged = judge(spreads, keys, self.margin, self.alpha, bound)
+        times = [self.variants(a) * self.variants(b) for a, b in wanted.values()]
+        judged = judge(spreads, keys, self.margin, self.alpha, bound, self.min_effect, times)
         self.comparisons = dict(zip(keys, judged, strict=True))
         self.family = judged[0].family if judged else 0
         for ratio, level in self._points():
@@ -183,6 +196,9 @@ class Verdicts:
         else:
             assert all(c.outcome == A_BETTER for c in comps)
             status, deciding = BETTER, comps[0]
+        if rec.failed and status in (BETTER, TIED):
+            status, more = UNDECIDED, None
+            note = f"{rec.label} diverged on {len(rec.failed)} of {len(rec.failed) + len(rec.values)} seeds"
         text = decision_text(ratio, level, rec, status, deciding, alternative, more, note,
                              self.metric, self.margin, others)  # fmt: skip
         return Decision(self.criterion, ratio, level, rec, comps, status, deciding, alternative,
@@ -190,7 +206,11 @@ class Verdicts:
 
 
 def decide(
-    summary: pd.DataFrame, metric: Metric, alpha: float, margin: float
+    summary: pd.DataFrame,
+    metric: Metric,
+    alpha: float,
+    margin: float,
+    min_effect: float | None = None,
 ) -> dict[str, Verdicts]:
     """criterion -> its Verdicts, from one setup's summary rows (random criterion left out)."""
     out = {}
@@ -199,5 +219,7 @@ def decide(
         cands: dict[float, list[Candidate]] = {}
         for _, row in best_by_ratio(group, metric).iterrows():
             cands.setdefault(float(row["ratio"]), []).append(from_summary(row))
-        out[str(criterion)] = Verdicts(str(criterion), metric, alpha, margin, cands).build()
+        out[str(criterion)] = Verdicts(
+            str(criterion), metric, alpha, margin, cands, min_effect=min_effect
+        ).build()
     return out

@@ -145,18 +145,27 @@ def method(alpha: float, margins: list[str]) -> Section:
                 "each sequence's NLL and token count). A mean over S seeds and n test examples "
                 "(the same examples for every seed) has two noise sources: training (seeds) and "
                 "the finite test set. Both are estimated from the two-way ANOVA of the seeds x "
-                "examples matrix: the seed part (floored at the test-set sampling noise, t with "
-                "S - 1 degrees of freedom) plus the test-set part, combined with "
-                "Welch-Satterthwaite degrees of freedom (an analytic equivalent of resampling "
-                "seeds, then examples; a bootstrap cannot resample 2-5 seeds reliably).",
+                "examples matrix: luck between seeds (t with S - 1 degrees of freedom), the "
+                "residual noise of each seed (a quantile that holds however luck and residual "
+                "split, so 2-3 seeds keep what power they can honestly have), and the test-set "
+                "part (t with n - 1 df), added as Banerjee (1960) did: conservative where the "
+                "plug-in Welch-Satterthwaite df is not. Where test examples come in groups (the "
+                "documents language-model sequences are cut from, or a data group column), "
+                "every part is computed over groups (cluster-robust).",
                 "Comparisons are paired: regimes run with the same seed share the dense model, "
                 "data split and test examples, so the interval is that of the per-seed, "
-                "per-example differences.",
+                "per-example differences; a seed that diverged (NaN) is a failure of its "
+                "regime, shown, and the comparison uses the seeds both sides finished.",
                 f"Verdicts: 'better' when the interval excludes 0 and the difference exceeds the "
                 f"margin ({margin}); 'equivalent' when the whole interval lies within ± the "
-                "margin; else 'inconclusive', with the number of further seeds that would give "
-                "80 % power to decide (from the observed variance parts; more seeds cannot "
-                "shrink the test-set part).",
+                "margin; else 'inconclusive', with the further seeds that would give 80 % power "
+                "to call a difference of the minimum effect (--min-effect) better, never a "
+                "number computed from the observed difference. Judging again on the same test "
+                "set after adding seeds needs `sweep --until-decided` (sequential) or fresh test "
+                "data. One seed never decides.",
+                "Representatives: a regime with several variants at a ratio is represented by "
+                "its best test mean; each such comparison counts as every variant pair it was "
+                "picked from in the Holm family, so the choice does not peek.",
                 f"Several comparisons at once: Holm's step-down correction over every comparison "
                 f"a criterion's recommendations, budget choices and claims use, α = {alpha:g}: "
                 "sorted by p-value, the j-th of m gets a 1 - α/(m - j + 1) interval up to the "

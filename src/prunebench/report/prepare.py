@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prunebench.config.schema import ADDED_FIELDS, RegimeConfig
+from prunebench.config.identity import ADDED_FIELDS
+from prunebench.config.schema import RegimeConfig
 from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
 from prunebench.tables import final_steps

@@ -25,14 +25,15 @@ def advise_decisions(
     budget: float | None = None,
     alpha: float = ALPHA,
     margin: float | None = None,
+    min_effect: float | None = None,
 ) -> list[tuple[str, str, list[Decision], str]]:
     """(setup, criterion, decisions, how) for every setup and non-random criterion."""
-    check_settings(alpha, margin)
+    check_settings(alpha, margin, min_effect)
     if budget is not None and budget < 0:
         raise PrunebenchError(f"--budget must be >= 0 epochs, got {budget:g}")
     out = []
     seen: set[float] = set()
-    for ctx in contexts(load_results(directory, outcomes=True), alpha, margin):
+    for ctx in contexts(load_results(directory, outcomes=True), alpha, margin, min_effect):
         for criterion, v in ctx.verdicts.items():
             seen |= set(v.candidates)
             ratios = [r for r in sorted(v.candidates)
@@ -41,7 +42,8 @@ def advise_decisions(
                 continue
             how = (
                 f"Holm over {v.family} comparisons, α = {alpha:g}, "
-                f"margin {fmt_margin(ctx.metric, ctx.margin)}"
+                f"margin {fmt_margin(ctx.metric, ctx.margin)}, seeds advice for a minimum "
+                f"effect of {fmt_margin(ctx.metric, v.min_effect).lstrip('±')}"
             )
             out.append((ctx.setup, criterion, [v.decision(r, budget) for r in ratios], how))
     if not out:

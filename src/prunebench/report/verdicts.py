@@ -14,6 +14,15 @@ Several comparisons made at once (every comparison a report makes for a criterio
 corrected with Holm's step-down procedure, expressed as interval levels: sorted by p-value, the
 j-th of m gets a (1 - alpha / (m - j + 1)) interval until the first one that includes 0; that
 one and all after it keep its level. An interval then excludes 0 exactly when Holm rejects.
+A comparison between representatives picked by their test means out of k_a and k_b variants
+counts as k_a x k_b comparisons (its p-value times k_a k_b, its level alpha / (k_a k_b)), so the
+choice cannot peek. An interval that cannot decide (one seed; no per-example outcomes) gives
+"inconclusive" with the reason, whatever it shows.
+
+"More seeds" is computed for a user-set minimum effect (`--min-effect`, default 0.5 pp of
+accuracy or 2 % of perplexity), never from the observed difference; judging again on the same
+test set after adding seeds is a second look: it needs a sequential method
+(`sweep --until-decided`) or fresh test data.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from prunebench.report.prepare import Metric
-from prunebench.report.uncertainty import Spread
+from prunebench.report.uncertainty import EXAMPLE, NONE, TEST_ONLY, Spread
 
 ALPHA = 0.05  # family-wise, over the comparisons corrected together
 A_BETTER, B_BETTER, EQUIVALENT, INCONCLUSIVE = "A better", "B better", "equivalent", "inconclusive"
@@ -36,6 +45,13 @@ ONLY_ONE, NOTHING_FITS = "only one regime", "nothing fits the budget"
 POWER = 0.8  # the chance to decide that "more seeds" aims at
 MAX_SEEDS = 1000
 DEFAULT_MARGIN = {True: 0.1, False: 1.0}  # pp of accuracy; % of perplexity
+DEFAULT_MIN_EFFECT = {True: 0.5, False: 2.0}  # the smallest difference worth seeds
+SECOND_LOOK = (
+    "judging again on this test set after adding seeds needs `sweep --until-decided` "
+    "(sequential) or fresh test data"
+)
+ONE_SEED = "one seed: training noise unknown; a decision needs at least 2 seeds"
+NO_OUTCOMES = "no per-example outcomes: the shared test set's noise is unknown; no verdict"
 
 
 def margin_for(metric: Metric, given: float | None = None) -> float:
@@ -45,6 +61,14 @@ def margin_for(metric: Metric, given: float | None = None) -> float:
     if value < 0:
         raise ValueError("the margin must be >= 0")
     return value / metric.scale if metric.higher_is_better else math.log1p(value / 100)
+
+
+def min_effect_for(metric: Metric, given: float | None, margin: float) -> float:
+    """The minimum effect in advantage units (as margin_for; at least twice the margin)."""
+    value = DEFAULT_MIN_EFFECT[metric.higher_is_better] if given is None else given
+    if value <= 0:
+        raise ValueError("the minimum effect must be > 0")
+    return max(margin_for(metric, value), 2 * margin)
 
 
 def classify(estimate, low, high, margin: float):
@@ -78,32 +102,41 @@ def holm_alphas(p_values, alpha: float) -> np.ndarray:
     return out
 
 
-def seeds_to_decide(spread: Spread, margin: float, alpha: float) -> tuple[int | None, str]:
-    """More seeds that would give POWER to decide, the estimate and variance parts as now.
+def refusal(spread: Spread) -> str:
+    """Why this spread gives no verdict ('' when it may give one)."""
+    if spread.decides:
+        return ""
+    if spread.method in (TEST_ONLY, NONE) or spread.seeds == 1:
+        return ONE_SEED
+    return NO_OUTCOMES if spread.method != NONE else ONE_SEED
 
-    Aims at "better" when the estimate is beyond the margin, else at "equivalent". Returns
-    (None, why) when no number of seeds would do: the test set's own noise is too large, or
-    the estimate sits on the margin.
-    """
-    if np.isnan(spread.var):
-        return None, "no noise estimate: needs per-example outcomes, or seeds that differ"
-    est = abs(float(spread.mean))
-    distance = est if est > margin else margin - est
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)
-    if distance <= 0:
-        return None, "the estimate sits on the margin: no number of seeds decides it"
-    if z * np.sqrt(spread.example_var) >= distance:
+
+def seeds_to_decide(
+    spread: Spread, margin: float, alpha: float, min_effect: float
+) -> tuple[int | None, str]:
+    """More seeds that would give POWER to call a true difference of `min_effect` "better"
+    (it must beyond the margin too), the variance parts as estimated now. The projected
+    intervals use t(S'-1) for luck and residual alike (no narrower than the report's own).
+    Returns (None, why) where no honest number exists: one seed (no training noise measured),
+    no per-example outcomes, or a test set whose own noise is too large."""
+    if (why := refusal(spread)) or np.isnan(spread.var):
+        return None, why or "no noise estimate"
+    z = stats.norm.ppf(POWER)
+    q = stats.norm.ppf(1 - alpha / 2)
+    if (q + z) * np.sqrt(spread.example_var) >= min_effect - margin:
         return None, (
-            f"more seeds cannot decide this: the test set's own noise ({spread.examples} "
-            "examples) is too large for this difference; a larger test set would"
+            f"more seeds cannot decide a difference of {min_effect:.3g}: the test set's own "
+            f"noise ({spread.units} {spread.cluster_unit}s) is too large; a larger test set would"
         )
-    note = "at least: one seed cannot show training noise" if spread.seeds == 1 else ""
-    totals = np.arange(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1)
-    q = stats.t.ppf(1 - alpha / 2, spread.df(totals))
-    enough = (q + stats.norm.ppf(POWER)) * np.sqrt(spread.projected_var(totals)) <= distance
-    if not enough.any():
-        return None, f"more than {MAX_SEEDS} more seeds"
-    return int(totals[np.argmax(enough)]) - spread.seeds, note
+    for total in range(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1):
+        q_total = stats.t.ppf(1 - alpha / 2, total - 1)
+        parts = (spread.seed_var + spread.resid_var) / total
+        half = np.sqrt(q_total**2 * parts + stats.t.ppf(1 - alpha / 2, max(spread.units - 1, 1)) ** 2
+                       * spread.example_var)  # fmt: skip
+        se = np.sqrt(spread.projected_var(total))
+        if half + z * se <= min_effect and margin + z * se <= min_effect:
+            return total - spread.seeds, SECOND_LOOK
+    return None, f"more than {MAX_SEEDS} more seeds"
 
 
 @dataclass(frozen=True)
@@ -125,6 +158,10 @@ class Comparison:
     family: int  # comparisons corrected together
     more_seeds: int | None = None  # to decide, when inconclusive
     more_seeds_note: str = ""
+    df_rule: str = ""
+    clusters: int = 0  # independent test units where examples come in groups
+    cluster_unit: str = EXAMPLE
+    multiplicity: int = 1  # variant pairs the representatives were picked from
 
     def flipped(self) -> Comparison:
         swap = {A_BETTER: B_BETTER, B_BETTER: A_BETTER}
@@ -145,22 +182,29 @@ def judge(
     margin: float,
     alpha: float,
     bound: float | None = None,
+    min_effect: float | None = None,
+    multiplicity: list[int] | None = None,
 ) -> list[Comparison]:
     """Verdicts for a family of comparisons (ratio, a, b), Holm-corrected together.
     `bound`: the largest possible |difference| (1 for accuracies); intervals are cut to it,
-    which keeps their coverage (the truth lies inside the bound)."""
-    p = np.array([s.p_value() for s in spreads], dtype=float)
-    alphas = holm_alphas(p, alpha)
+    which keeps their coverage (the truth lies inside the bound). `multiplicity`: per
+    comparison, how many variant pairs its representatives were picked from."""
+    min_effect = 5 * margin if min_effect is None else min_effect
+    k = np.ones(len(spreads)) if multiplicity is None else np.asarray(multiplicity, float)
+    p = np.array([s.p_value() if s.decides else np.nan for s in spreads], dtype=float)
+    alphas = holm_alphas(np.minimum(p * k, 1.0), alpha) / k
     family = int((~np.isnan(p)).sum())
     out = []
-    for spread, (ratio, a, b), level, p_value in zip(spreads, pairs, alphas, p, strict=True):
+    for spread, (ratio, a, b), level, p_value, times in zip(
+        spreads, pairs, alphas, p, k, strict=True
+    ):
         low, high = spread.interval(level)
         if bound is not None:
             low, high = max(low, -bound), min(high, bound)
-        outcome = classify(spread.mean, low, high, margin)
+        outcome = classify(spread.mean, low, high, margin) if spread.decides else INCONCLUSIVE
         more, note = (0, "")
         if outcome == INCONCLUSIVE:
-            more, note = seeds_to_decide(spread, margin, level)
+            more, note = seeds_to_decide(spread, margin, level, min_effect)
         out.append(
             Comparison(
                 a,
@@ -178,6 +222,10 @@ def judge(
                 family,
                 more,
                 note,
+                spread.df_rule,
+                spread.clusters,
+                spread.cluster_unit,
+                int(times),
             )
         )
     return out

@@ -1,1 +1,2 @@
-"""The results directory: the SQLite database, checkpoints, the one reader, verification."""
+"""The results directory: the SQLite database (schema, connection, runs, steps, files, leases,
+frames behind the `Store` facade), checkpoints, the one reader, verification."""

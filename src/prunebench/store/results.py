@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from prunebench.errors import PrunebenchError
-from prunebench.store.database import DB_NAME, open_existing
+from prunebench.store.database import open_existing
+from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 

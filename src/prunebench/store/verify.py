@@ -118,11 +118,11 @@ def _check(store: Store, out: Verification) -> None:
             f"files: {len(files.unhashed)} not hashed (written by an earlier version; the next "
             "run or sweep records their hashes)"
         )
-    claims = store.claims()
-    if claims:
-        oldest = max(time.time() - c["heartbeat"] for c in claims)
+    leases = store.leases()
+    if leases:
+        oldest = max(time.time() - c["heartbeat"] for c in leases)
         out.note(
-            f"claims: {len(claims)} held (steps being computed, or left by a killed process and "
+            f"leases: {len(leases)} held (steps being computed, or left by a killed process and "
             f"taken over by the next run); the oldest heartbeat is {oldest:.0f} s old"
         )
     if files.orphans:

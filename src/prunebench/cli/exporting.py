@@ -1,0 +1,58 @@
+"""The `export` command: a stored pruned model as safetensors + structure.json, ONNX, or a
+Hugging Face from_pretrained folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prunebench.cli.base import DirectoryArg, out
+from prunebench.errors import PrunebenchError
+from prunebench.outputs import check_output_dir
+
+
+def export(
+    directory: DirectoryArg,
+    out_dir: Annotated[Path, typer.Argument(help="directory to write the pruned model to")],
+    run_id: Annotated[str, typer.Option("--run", help="run id (or a unique prefix)")],
+    step: Annotated[int | None, typer.Option(help="pruning step (default: the last)")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="safetensors (+ structure.json); onnx: model.onnx beside them; hf: a folder "
+            "that transformers' from_pretrained loads",
+        ),
+    ] = "safetensors",
+) -> None:
+    """Export a pruned model: safetensors weights + JSON structure, loadable with
+    prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
+    onnxruntime; with --format hf a from_pretrained folder (config.json, model.safetensors,
+    tokenizer files) instead."""
+    if fmt not in ("safetensors", "onnx", "hf"):
+        raise PrunebenchError(f"--format must be safetensors, onnx or hf, not '{fmt}'")
+    if fmt == "onnx":
+        from prunebench.export.onnx import check_installed
+
+        check_installed()
+    check_output_dir(out_dir, "export directory")
+    if fmt == "hf":
+        from prunebench.export.hf_folder import export_hf_step
+
+        folder = export_hf_step(directory, run_id, step, out_dir)
+        out.print(f"exported to {folder} (config.json + model.safetensors; from_pretrained)")
+        return
+    from prunebench.export.pruned import export_step
+
+    path = export_step(directory, run_id, step, out_dir)
+    out.print(f"exported to {path.parent} ({path.name} + weights.safetensors)")
+    if fmt == "onnx":
+        from prunebench.export.onnx import describe, write_onnx
+
+        result = write_onnx(path.parent)
+        out.print(describe(result), markup=False, highlight=False)
+        if result.note:
+            out.print(f"note: {result.note}", markup=False, highlight=False)
