@@ -12,8 +12,8 @@ from torch import nn
 from prunebench.config.fit_settings import Distill, finetune_settings
 from prunebench.config.identity import run_id
 from prunebench.engine.distill import DistillingTask, soft_loss
-from prunebench.engine.single_run import run
 from prunebench.engine.plan import plan_steps
+from prunebench.engine.single_run import run
 from prunebench.store.database import Store
 from prunebench.tasks import make_task
 

@@ -50,7 +50,7 @@ from prunebench.pruning.targets import (
     removal_ratio,
     uniform_keep,
 )
-from prunebench.pruning.tp_adapter import group_width
+from prunebench.pruning.tp_adapter import group_width, slices
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
@@ -125,6 +125,7 @@ class StructuredPruner(Pruner):
                 self.groups = self._discover_groups(model)
         except GraphBudgetExceeded as exc:
             raise graph_error(model, model_name, exc, None) from None
+        self.scored_layers = self._layers_in_groups(model)
         self.original = sum(g.original for g in self.groups)
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
@@ -228,10 +229,21 @@ class StructuredPruner(Pruner):
         return uniform_keep(peers, keep, current, self.round_to)
 
     # ------------------------------------------------------------------ pruning
+    def _layers_in_groups(self, model: nn.Module) -> set[str]:
+        """Names of the layers some channel group or head layout cuts: the only weights whose
+        scores are read (a language model's output layer is not one: no gradient is kept)."""
+        names = _module_names(model)
+        layers = {piece.layer for g in self.groups for piece in slices(self._full_group(g))}
+        for layout in self.head_layouts:
+            layers.update((*layout.projections, layout.output))
+        return {names[m] for m in layers if m in names}
+
     def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """Weights of the layers a channel group can touch (conv, linear, norms)."""
         out = {}
         for name, module in model.named_modules():
+            if name not in self.scored_layers:
+                continue
             weight = getattr(module, "weight", None)
             scored = isinstance(module, SCORED) or is_conv1d(module)
             if scored and isinstance(weight, nn.Parameter):
