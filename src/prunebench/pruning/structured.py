@@ -233,7 +233,8 @@ class StructuredPruner(Pruner):
         """Names of the layers some channel group or head layout cuts: the only weights whose
         scores are read (a language model's output layer is not one: no gradient is kept)."""
         names = _module_names(model)
-        layers = {piece.layer for g in self.groups for piece in slices(self._full_group(g))}
+        roots = [g.module for g in self.groups] + list(self.graph.num_heads)  # + TP's heads
+        layers = {p.layer for m in roots for p in slices(self.graph.full_group(m))}
         for layout in self.head_layouts:
             layers.update((*layout.projections, layout.output))
         return {names[m] for m in layers if m in names}
