@@ -46,7 +46,16 @@ class Task:
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss over the batch, for backward."""
+        inputs, targets = batch
+        return self.loss_of(self.forward(model, inputs), targets)
+
+    def loss_of(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a batch's outputs."""
         raise NotImplementedError
+
+    def scored_rows(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, classes): the output rows the loss scores (distillation compares these)."""
+        return outputs
 
     def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sums over one batch, including 'count' (samples or scored tokens)."""
@@ -122,9 +131,8 @@ class Classification(Task):
     metric = "top1"
     higher_is_better = True
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs, targets = batch
-        return F.cross_entropy(self.forward(model, inputs), targets)
+    def loss_of(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets)
 
     @staticmethod
     def _hits(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -176,9 +184,11 @@ class CausalLM(Task):
             reduction=reduction,
         )
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs, targets = batch
-        return self._nll(self.forward(model, inputs), targets, "mean")
+    def loss_of(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._nll(outputs, targets, "mean")
+
+    def scored_rows(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return outputs.reshape(-1, outputs.shape[-1])[targets.reshape(-1) != self.ignore_index]
 
     def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return {

@@ -136,7 +136,10 @@ def _cli_rank(rank: int, port: int, argv: list[str], queue) -> None:
         queue.put((rank, traceback.format_exc()))
 
 
-def test_two_ranks_fine_tune_one_run_and_only_rank_0_writes(tmp_path):
+@pytest.mark.parametrize(
+    "distill", [[], ["finetune.distill={alpha: 0.5}"]], ids=["plain", "distill"]
+)
+def test_two_ranks_fine_tune_one_run_and_only_rank_0_writes(tmp_path, distill):
     """`prunebench run` in two gloo ranks, as torchrun starts them (forked here: no start-up
     cost): the rows land once, under the run id a single process gives the config (how a run
     is executed is not what it is), and the first step prunes the same dense model alike."""
@@ -147,6 +150,7 @@ def test_two_ranks_fine_tune_one_run_and_only_rank_0_writes(tmp_path):
         "finetune.max_epochs=1",
         "finetune.patience=1",
         "regime={name: geometric, target: 0.8, steps: 2}",
+        *distill,  # the teacher (the dense model) runs on every rank's shard
     ]
     cfg = load_run_config(DIGITS, overrides)
     alone = run(cfg, Store(tmp_path / "alone"))  # first: the forked ranks inherit its imports

@@ -111,7 +111,7 @@ def test_the_cli_exports_onnx_beside_the_safetensors(tmp_path, tiny, invoke):
     code, _, err = invoke(
         "export", str(tmp_path / "r"), str(tmp_path / "x"), "--run", "0", "-f", "tf"
     )
-    assert code == 2 and "--format must be safetensors or onnx" in err
+    assert code == 2 and "--format must be safetensors, onnx or hf" in err
 
 
 BUILDER = """

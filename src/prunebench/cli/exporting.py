@@ -1,4 +1,5 @@
-"""The `export` command: a stored pruned model as safetensors + structure.json, or ONNX."""
+"""The `export` command: a stored pruned model as safetensors + structure.json, ONNX, or a
+Hugging Face from_pretrained folder."""
 
 from __future__ import annotations
 
@@ -20,20 +21,30 @@ def export(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", "-f", help="safetensors (+ structure.json), or onnx: model.onnx beside them"
+            "--format",
+            "-f",
+            help="safetensors (+ structure.json); onnx: model.onnx beside them; hf: a folder "
+            "that transformers' from_pretrained loads",
         ),
     ] = "safetensors",
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
     prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
-    onnxruntime."""
-    if fmt not in ("safetensors", "onnx"):
-        raise PrunebenchError(f"--format must be safetensors or onnx, not '{fmt}'")
+    onnxruntime; with --format hf a from_pretrained folder (config.json, model.safetensors,
+    tokenizer files) instead."""
+    if fmt not in ("safetensors", "onnx", "hf"):
+        raise PrunebenchError(f"--format must be safetensors, onnx or hf, not '{fmt}'")
     if fmt == "onnx":
         from prunebench.export.onnx import check_installed
 
         check_installed()
     check_output_dir(out_dir, "export directory")
+    if fmt == "hf":
+        from prunebench.export.hf_folder import export_hf_step
+
+        folder = export_hf_step(directory, run_id, step, out_dir)
+        out.print(f"exported to {folder} (config.json + model.safetensors; from_pretrained)")
+        return
     from prunebench.export.pruned import export_step
 
     path = export_step(directory, run_id, step, out_dir)

@@ -17,6 +17,14 @@ SchedulerFactory = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
+class Distill:
+    """Distillation from the dense model during fine-tuning (engine/distill.py)."""
+
+    alpha: float  # weight of the soft (teacher) term; 1 - alpha weighs the task loss
+    temperature: float
+
+
+@dataclass(frozen=True)
 class FitSettings:
     """`patience=None` trains exactly `max_epochs` epochs and keeps the last weights."""
 
@@ -28,6 +36,7 @@ class FitSettings:
     patience: int | None
     min_delta: float = 0.0
     monitor: str = "val_loss"
+    distill: Distill | None = None  # None: plain fine-tuning (left out of step keys)
     scheduler: SchedulerFactory | None = field(default=None, compare=False)
 
 
@@ -47,6 +56,7 @@ def finetune_settings(cfg: FinetuneConfig, pretrain_lr: float, first_step: bool)
         patience=None if cfg.mode == "fixed" else patience,
         min_delta=cfg.min_delta,
         monitor=cfg.monitor,
+        distill=Distill(cfg.distill.alpha, cfg.distill.temperature) if cfg.distill else None,
     )
 
 

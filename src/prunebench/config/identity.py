@@ -31,7 +31,13 @@ DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # by an earlier version still resume and are reused; any other value gives new ids. Changing the
 # default of an OLDER field changes its dumped value, hence every id that includes it: it is
 # never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {"prune.include": [], "regime.adaptive": None}
+ADDED_FIELDS: dict[str, Any] = {
+    "prune.include": [],
+    "regime.adaptive": None,
+    "prune.uniform_widths": False,
+    "finetune.distill": None,
+    "fit.distill": None,  # a step's fine-tuning settings in its key (engine/plan.py)
+}
 
 
 def canonical_json(obj: Any) -> str:

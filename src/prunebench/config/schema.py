@@ -204,6 +204,14 @@ class PretrainConfig(StrictModel):
         return opt
 
 
+class DistillConfig(StrictModel):
+    """Fine-tuning distils from the dense model: (1 - alpha) * task loss + alpha * T^2 *
+    KL(teacher || student) over temperature-softened outputs (engine/distill.py)."""
+
+    alpha: Float = Field(0.5, gt=0.0, le=1.0)  # weight of the teacher term
+    temperature: Float = Field(2.0, gt=0.0)
+
+
 class FinetuneConfig(StrictModel):
     """Retraining after each pruning step (paper algorithm 1 when mode is 'patience')."""
 
@@ -216,6 +224,7 @@ class FinetuneConfig(StrictModel):
     min_delta: Float = Field(0.0, ge=0.0)
     monitor: Monitor = "val_loss"
     optimizer: OptimizerConfig = OptimizerConfig()
+    distill: DistillConfig | None = None  # None: plain fine-tuning on the task loss
 
 
 class PruneConfig(StrictModel):
@@ -238,6 +247,10 @@ class PruneConfig(StrictModel):
     # global scope: channel scores divided by their group's mean before the one ranking
     # (raw sums favour layers with large fan-in); "none" ranks the raw group sums
     group_normalizer: Literal["mean", "none"] = "mean"
+    # structured: the same widths in every layer (peer channel groups keep equal counts; heads
+    # in whole key/value groups, kept where the model's config cannot express fewer): the
+    # shapes a Hugging Face config.json can describe (`prunebench export --format hf`)
+    uniform_widths: Bool = False
     latency: Bool = True  # measure latency of the pruned and the dense model at each step
     latency_batch_size: Int = Field(64, ge=1)
 
@@ -268,7 +281,11 @@ class PruneConfig(StrictModel):
                 f"criterion '{self.criterion}' scores single weights only; use it with "
                 f"prune.structure=unstructured or pick one of {', '.join(usable)}"
             )
-        given = [k for k in ("preset", "layer_ratios", "round_to", "include") if getattr(self, k)]
+        given = [
+            k
+            for k in ("preset", "layer_ratios", "round_to", "include", "uniform_widths")
+            if getattr(self, k)
+        ]
         if given and not structured:
             raise ValueError(f"prune.{given[0]} needs prune.structure=structured")
         if self.scope == "preset":

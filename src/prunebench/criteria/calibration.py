@@ -2,7 +2,14 @@
 
 Everything runs with the model in eval mode (BatchNorm uses its running statistics, dropout is
 off), so a sample's gradient does not depend on which other samples share its batch, and the
-model's own `.grad` fields are never touched.
+model's own `.grad` fields are left as they were.
+
+Memory: statistics are collected layer by layer. Gradients are added into the sums by a hook on
+each parameter as backward reaches it and dropped at once (never all of a model's gradients at
+the same time); input norms are reduced inside each layer's forward hook, from at most one extra
+copy of that layer's input. The sums are float64 for models up to EXACT_SUMS scored weights and
+in the weights' own dtype above it, so a large language model's statistics cost one copy of its
+scored weights (the scores then reuse that memory).
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ if TYPE_CHECKING:
     from prunebench.data.base import Batch
     from prunebench.tasks import Task
 
-# Per-sample gradients are computed for this many weights at once (vmap chunk x params).
+# Per-sample gradients are computed for this many weights at once (vmap chunk x params); a model
+# with more scored weights than this takes one backward per sample instead.
 VMAP_BUDGET = 50_000_000
+EXACT_SUMS = 50_000_000  # scored weights up to which the sums are float64
 
 
 @contextmanager
@@ -53,7 +62,10 @@ def _sample_average(
 ) -> tuple[dict[str, torch.Tensor], int]:
     """(1/N) x the float64 sums that `add_batch(inputs, targets, sums)` adds per batch, over all
     N calibration samples, in eval mode."""
-    sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    exact = sum(p.numel() for p in params.values()) <= EXACT_SUMS
+    sums = {
+        n: torch.zeros_like(p, dtype=torch.float64 if exact else None) for n, p in params.items()
+    }
     count = 0
     device = _device(params)
     with eval_mode(model):
@@ -63,7 +75,40 @@ def _sample_average(
             count += len(targets)
     if count == 0:
         raise PrunebenchError("the calibration split gave no samples")
-    return {k: (v / count).to(params[k].dtype) for k, v in sums.items()}, count
+    return {k: _mean(v, count, params[k].dtype) for k, v in list(sums.items())}, count
+
+
+def _mean(total: torch.Tensor, count: int, dtype: torch.dtype) -> torch.Tensor:
+    """total / count in `dtype`, in place where the sum already has that dtype."""
+    return total.div_(count) if total.dtype == dtype else (total / count).to(dtype)
+
+
+def backward_into(
+    loss: torch.Tensor, params: Mapping[str, nn.Parameter], add: Callable[[str, torch.Tensor], None]
+) -> None:
+    """Backward of `loss` that hands each parameter's gradient to `add(name, grad)` as soon as
+    it is complete and frees it: one parameter's gradient at a time, `.grad` left as it was."""
+    by_param: dict[nn.Parameter, list[str]] = {}
+    for name, param in params.items():
+        by_param.setdefault(param, []).append(name)
+    saved = {param: param.grad for param in by_param}
+
+    def hook(param: nn.Parameter) -> None:
+        for name in by_param[param]:
+            add(name, param.grad)
+        param.grad = None
+
+    handles = []
+    try:
+        for param in by_param:
+            param.grad = None
+            handles.append(param.register_post_accumulate_grad_hook(hook))
+        torch.autograd.backward(loss, inputs=list(by_param))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for param, grad in saved.items():
+            param.grad = grad
 
 
 def mean_gradients(
@@ -73,14 +118,10 @@ def mean_gradients(
     task: Task,
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Gradient of the mean loss over all calibration samples (independent of batching)."""
-    names = list(params)
 
     def add_batch(inputs, targets, sums):
         loss = task.loss(model, (inputs, targets)) * len(targets)
-        grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
-        for k, g in zip(names, grads, strict=True):
-            if g is not None:
-                sums[k] += g.double()
+        backward_into(loss, params, lambda name, g: sums[name].add_(g))
 
     return _sample_average(model, params, batches, add_batch)
 
@@ -118,13 +159,9 @@ def _per_sample_vmap(model, params, task, inputs, targets, sums) -> None:
 
 
 def _per_sample_loop(model, params, task, inputs, targets, sums) -> None:
-    names = list(params)
     for i in range(len(targets)):
         loss = task.loss(model, (inputs[i : i + 1], targets[i : i + 1]))
-        grads = torch.autograd.grad(loss, [params[k] for k in names], allow_unused=True)
-        for k, g in zip(names, grads, strict=True):
-            if g is not None:
-                sums[k] += g.double().pow(2)
+        backward_into(loss, params, lambda name, g: sums[name].addcmul_(g, g))
 
 
 def mean_squared_sample_gradients(
@@ -137,10 +174,13 @@ def mean_squared_sample_gradients(
     """(1/N) sum_i g_i^2 with g_i the gradient of sample i's own loss: the empirical Fisher
     diagonal, i.e. the diagonal Hessian estimate of OBD. Uses torch.func.vmap when the model
     allows it, else one backward per sample (same result)."""
-    use_vmap = vectorize
+    use_vmap = vectorize and sum(p.numel() for p in params.values()) <= VMAP_BUDGET
 
     def add_batch(inputs, targets, sums):
         nonlocal use_vmap
+        if not use_vmap:  # straight into the sums: no per-batch copy
+            _per_sample_loop(model, params, task, inputs, targets, sums)
+            return
         part = {n: torch.zeros_like(s) for n, s in sums.items()}
         if use_vmap:
             try:
@@ -171,8 +211,9 @@ def _conv_padding(module: nn.Conv2d) -> tuple[int, int]:
 def _feature_squares(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Sum over rows of x^2 per input feature of a Linear, or per (channel, kernel offset) of a
     Conv2d (its im2col rows): the features that each weight multiplies."""
-    if isinstance(module, nn.Linear):
-        return x.detach().reshape(-1, module.in_features).double().pow(2).sum(0)
+    if isinstance(module, nn.Linear):  # one extra copy of the input at most (its squares)
+        rows = x.detach().reshape(-1, module.in_features)
+        return rows.float().square().sum(0, dtype=torch.float64)
     if isinstance(module, nn.Conv2d):
         if module.padding_mode != "zeros":
             raise PrunebenchError("wanda: only zero-padded convolutions are supported")

@@ -20,4 +20,5 @@ class HessianOBD(Criterion):
     def weight_scores(self, model, params, batches=None, task=None):
         require_data(batches, task, self.name)
         diag, _ = mean_squared_sample_gradients(model, params, batches, task, self.vectorize)
-        return {n: 0.5 * diag[n] * p.detach().pow(2) for n, p in params.items()}
+        # in place: the scores reuse the diagonal's memory (one copy of the scored weights)
+        return {n: diag[n].mul_(p.detach().square()).mul_(0.5) for n, p in params.items()}

@@ -19,4 +19,5 @@ class TaylorFirstOrder(Criterion):
     def weight_scores(self, model, params, batches=None, task=None):
         require_data(batches, task, self.name)
         grads, _ = mean_gradients(model, params, batches, task)
-        return {n: (grads[n] * p.detach()).pow(2) for n, p in params.items()}
+        # in place: the scores reuse the gradients' memory (one copy of the scored weights)
+        return {n: grads[n].mul_(p.detach()).square_() for n, p in params.items()}

@@ -17,6 +17,7 @@ from torch import nn
 from prunebench.accel import Execution
 from prunebench.config.fit_settings import FitSettings
 from prunebench.data.base import DataBundle
+from prunebench.engine.distill import DistillingTask
 from prunebench.engine.training import make_optimizer, train_epoch
 from prunebench.pruning.masks import MaskSet
 from prunebench.tasks import Task
@@ -90,11 +91,19 @@ def fit(
     masks: MaskSet | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     execution: Execution | None = None,
+    teacher: nn.Module | None = None,
 ) -> FitResult:
     """Train with a fresh optimizer until the stopping rule fires; leave the kept weights loaded.
 
-    `execution` says how forward passes run (torch.compile, DDP); `model` keeps the weights."""
+    `execution` says how forward passes run (torch.compile, DDP); `model` keeps the weights.
+    With `settings.distill`, training distils from `teacher` (the dense model); validation and
+    the stopping rule use the task's own loss and metric."""
     device = torch.device(device)
+    train_task = task
+    if settings.distill is not None:
+        if teacher is None:
+            raise ValueError("distillation needs the teacher (the dense model)")
+        train_task = DistillingTask(task, teacher, settings.distill)
     train_net, eval_net = (execution or Execution()).modules(model, device)
     optimizer = make_optimizer(
         model.parameters(),
@@ -111,7 +120,7 @@ def fit(
     for epoch in range(1, settings.max_epochs + 1):
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = train_epoch(train_net, data.train, task, optimizer, device, masks)
+        train_loss = train_epoch(train_net, data.train, train_task, optimizer, device, masks)
         if scheduler is not None:
             scheduler.step()
         val = task.evaluate(eval_net, data.val, device)

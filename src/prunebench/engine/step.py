@@ -129,6 +129,7 @@ def compute_step(
         masks=pruner.masks,
         on_epoch=lambda record: ctx.progress.epoch_done(plan.index, record),
         execution=ctx.execution(plan.settings),
+        teacher=ctx.dense.model if plan.settings.distill is not None else None,
     )
     best_val = result.best_val or task.evaluate(model, data.val, device)
     test = task.evaluate(model, data.test, device, outcomes=True, groups=data.test_groups)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,32 @@ def _canonical(obj: Any) -> bytes:
 # ---------------------------------------------------------------------- from a results directory
 
 
+@dataclass
+class StoredStep:
+    """A stored step brought back: the pruned model (CPU) and what describes it."""
+
+    model: nn.Module
+    config: dict[str, Any]  # the run's stored config
+    model_cfg: ModelConfig
+    prune_cfg: PruneConfig
+    info: DataInfo
+    pruner_meta: dict[str, Any]
+    masks: dict[str, torch.Tensor]
+    source: dict[str, Any]
+
+
 def export_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
     """Export the model after step `step` (default: the last stored step) of run `run` (an id
     or a unique prefix of one)."""
+    s = load_step(results, run, step)
+    return export_model(
+        s.model.eval(), out, s.model_cfg, s.prune_cfg, s.info, s.pruner_meta, s.masks, s.source
+    )
+
+
+def load_step(results: Path | str, run: str, step: int | None) -> StoredStep:
+    """The model after step `step` (default: the last stored) of run `run`, checked against
+    its row's digest and its checkpoint's hashes."""
     df = require_runs(load_results(results), results)
     rid = find_run(df, run)
     steps = df[(df["run_id"] == rid) & df["step"].notna()].sort_values("step")
@@ -104,9 +127,7 @@ def export_step(results: Path | str, run: str, step: int | None, out: Path | str
         "test_metric": _plain(chosen.get(f"test_{metric}")),
         "metric": metric,
     }
-    return export_model(
-        model.eval(), out, model_cfg, prune_cfg, info, pruner_meta, masks=masks, source=source
-    )
+    return StoredStep(model, config, model_cfg, prune_cfg, info, pruner_meta, masks, source)
 
 
 def rebuildable(model: dict[str, Any], source: str | None) -> dict[str, Any]:

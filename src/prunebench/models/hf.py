@@ -24,6 +24,7 @@ from prunebench.data.info import DataInfo
 from prunebench.errors import CheckpointError, ConfigError, without_unsafe_advice
 from prunebench.measure import is_conv1d
 from prunebench.models.attention import keep_heads, leaf_attentions
+from prunebench.models.hf_config import fixed_heads
 from prunebench.models.roles import output_tensor as logits_of
 from prunebench.models.spec import HeadLayout, ModelSpec, StructuredHooks
 from prunebench.pruning.heads import counts as head_counts
@@ -269,6 +270,9 @@ SPEC = ModelSpec(
     read_weights=read_hf_weights,
     example_inputs=hf_example_inputs,
     structured=StructuredHooks(
-        pruner_kwargs=hf_pruner_kwargs, after_step=hf_after_step, heads=hf_heads
+        pruner_kwargs=hf_pruner_kwargs,
+        after_step=hf_after_step,
+        heads=hf_heads,
+        fixed_heads=fixed_heads,
     ),
 )

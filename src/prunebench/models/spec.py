@@ -37,6 +37,9 @@ class StructuredHooks:
     # Torch-Pruning's graph cannot follow (grouped-query attention, fused per-head qkv); the
     # hooks must keep these projections out of Torch-Pruning's groups (`ignored_layers`).
     heads: Callable[[nn.Module], list[HeadLayout]] | None = None
+    # Why the model cannot describe fewer heads in its own config (None: it can); with
+    # prune.uniform_widths such heads are kept, so the pruned model stays exportable.
+    fixed_heads: Callable[[nn.Module, list[HeadLayout]], str | None] | None = None
 
 
 @dataclass(frozen=True)

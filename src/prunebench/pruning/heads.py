@@ -10,14 +10,14 @@ Each removal is recorded by layer name and indices and replayed on a freshly bui
 A hook recognises attention by its layers' names and shapes, which cannot tell everything
 (ALiBi slopes per head, a q/k norm over all heads at once, multi-query fused projections, a
 width attribute the hook does not update). So before a layout is trusted, `inexact_cuts` cuts a
-head from a copy of the model and compares it with the original whose head is silenced at the
-output projection: the two are the same function exactly when the cut is right. Attention that
+head from the model (and puts the layers back after: no copy of the model is made) and compares
+it with the original whose head is silenced at the output projection: the two are the same
+function exactly when the cut is right. Attention that
 fails keeps its heads, with the reason recorded, and its MLP widths are still pruned.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -138,7 +138,6 @@ def _silenced_output(model: nn.Module, layouts: list[HeadLayout], example_inputs
 def inexact_cuts(
     model: nn.Module,
     layouts: list[HeadLayout],
-    find_layouts: Callable[[nn.Module], list[HeadLayout]],
     after_step: Callable[[nn.Module, Any], None] | None,
     example_inputs: Any,
 ) -> dict[str, str]:
@@ -155,7 +154,7 @@ def inexact_cuts(
     model.eval()
     try:
         for kind, group in by_class.items():
-            reason = _trial(model, group, find_layouts, after_step, example_inputs)
+            reason = _trial(model, group, after_step, example_inputs)
             if reason is not None:
                 why = (
                     f"attention heads of {kind} are kept: cutting one {reason}; MLP widths are "
@@ -167,20 +166,35 @@ def inexact_cuts(
     return failed
 
 
-def _trial(model, group, find_layouts, after_step, example_inputs) -> str | None:
+WIDTHS = ("out_features", "in_features", "nf", "nx")
+
+
+def _layer_state(group: list[HeadLayout]) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """What `remove` changes in the group's layers: weights, biases, width attributes."""
+    layers = {layer for layout in group for layer, _, _ in slices(layout, 0)}
+    keys = ("weight", "bias", *WIDTHS)
+    return [(m, {k: getattr(m, k) for k in keys if hasattr(m, k)}) for m in layers]
+
+
+def _trial(model, group, after_step, example_inputs) -> str | None:
+    """Cut head 0 of every layout in `group` from the model itself, run it, and put the layers
+    back (no copy of the model: a language model may barely fit once)."""
     expected = _silenced_output(model, group, example_inputs)
-    trial = copy.deepcopy(model)
-    copied = {layout.name: layout for layout in find_layouts(trial)}
+    saved = _layer_state(group)
     try:
         for layout in group:
-            remove(copied[layout.name], [0])
+            remove(layout, [0])
         if after_step is not None:
-            after_step(trial, None)
-        got = output_tensor(call(trial, example_inputs))
+            after_step(model, None)
+        got = output_tensor(call(model, example_inputs))
     except Exception as exc:
         return f"breaks the forward ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"
     finally:
-        del trial
+        for layer, state in saved:
+            for key, value in state.items():
+                setattr(layer, key, value)
+        if after_step is not None:
+            after_step(model, None)
     if got.shape != expected.shape:
         return f"changes the output shape ({tuple(got.shape)} vs {tuple(expected.shape)})"
     scale = float(expected.abs().max()) or 1.0

@@ -17,6 +17,7 @@ structure on a fresh dense model: no pickle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,8 +49,9 @@ from prunebench.pruning.targets import (
     mean_ratio,
     preset_fractions,
     removal_ratio,
+    uniform_keep,
 )
-from prunebench.pruning.tp_adapter import group_width
+from prunebench.pruning.tp_adapter import group_width, slices
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
@@ -127,6 +129,7 @@ class StructuredPruner(Pruner):
                 self.groups = self._discover_groups(model)
         except GraphBudgetExceeded as exc:
             raise graph_error(model, model_name, exc, None) from None
+        self.scored_layers = self._layers_in_groups(model)
         self.original = sum(g.original for g in self.groups)
         self.mean_ratio = self._mean_ratio()
         self.dense_macs = count_macs(model, example_inputs).total
@@ -138,7 +141,11 @@ class StructuredPruner(Pruner):
         if hooks is None or hooks.heads is None:
             return []
         layouts = hooks.heads(model)
-        failed = inexact_cuts(model, layouts, hooks.heads, hooks.after_step, self.example_inputs)
+        fixed = self.cfg.uniform_widths and hooks.fixed_heads and hooks.fixed_heads(model, layouts)
+        if fixed:  # prune.uniform_widths: heads the model's config cannot express stay
+            failed = {layout.name: f"{fixed} (prune.uniform_widths)" for layout in layouts}
+        else:
+            failed = inexact_cuts(model, layouts, hooks.after_step, self.example_inputs)
         names = _module_names(model)
         for layout in layouts:
             if layout.name in failed:
@@ -210,22 +217,38 @@ class StructuredPruner(Pruner):
         """Channels each group keeps at cumulative target t (never more than it has now)."""
         originals = [g.original for g in self.groups]
         if self.cfg.scope == "global":
-            return global_keep_counts(
+            keep = global_keep_counts(
                 target, originals, scores, self.cfg.group_normalizer, self.round_to
             )
-        if self.cfg.scope == "preset":
+        elif self.cfg.scope == "preset":
             ratios = [g.ratio for g in self.groups]
             names = [g.root for g in self.groups]
             fractions = preset_fractions(target, ratios, self.mean_ratio, names)
+            keep = local_keep_counts(fractions, originals, current, self.round_to)
         else:
-            fractions = [target] * len(self.groups)
-        return local_keep_counts(fractions, originals, current, self.round_to)
+            keep = local_keep_counts([target] * len(self.groups), originals, current, self.round_to)
+        if not self.cfg.uniform_widths:
+            return keep
+        peers = [f"{re.sub(r'[0-9]+', '#', g.root)}:{g.original}" for g in self.groups]
+        return uniform_keep(peers, keep, current, self.round_to)
 
     # ------------------------------------------------------------------ pruning
+    def _layers_in_groups(self, model: nn.Module) -> set[str]:
+        """Names of the layers some channel group or head layout cuts: the only weights whose
+        scores are read (a language model's output layer is not one: no gradient is kept)."""
+        names = _module_names(model)
+        roots = [g.module for g in self.groups] + list(self.graph.num_heads)  # + TP's heads
+        layers = {p.layer for m in roots for p in slices(self.graph.full_group(m))}
+        for layout in self.head_layouts:
+            layers.update((*layout.projections, layout.output))
+        return {names[m] for m in layers if m in names}
+
     def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """Weights of the layers a channel group can touch (conv, linear, norms)."""
         out = {}
         for name, module in model.named_modules():
+            if name not in self.scored_layers:
+                continue
             weight = getattr(module, "weight", None)
             scored = isinstance(module, SCORED) or is_conv1d(module)
             if scored and isinstance(weight, nn.Parameter):

@@ -146,3 +146,16 @@ def removal_ratio(current: int, remove: int) -> float:
     if remove <= 0:
         return 0.0
     return (remove - 0.5) / current
+
+
+def uniform_keep(
+    peers: Sequence[str], keep: Sequence[int], current: Sequence[int], round_to: int | None
+) -> list[int]:
+    """Groups with the same `peers` key (the same layer role in every block) all keep their
+    mean count (half up, `round_keep`), so every layer keeps the same widths; the total moves
+    by less than one channel per peer set (before rounding to `round_to`)."""
+    totals: dict[str, list[int]] = {}
+    for key, n in zip(peers, keep, strict=True):
+        totals.setdefault(key, []).append(n)
+    means = {key: math.floor(sum(ns) / len(ns) + 0.5) for key, ns in totals.items()}
+    return [round_keep(means[key], now, round_to) for key, now in zip(peers, current, strict=True)]

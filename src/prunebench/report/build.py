@@ -21,6 +21,7 @@ from prunebench.report.adaptive_steps import adaptive_steps
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
+from prunebench.report.distillation import distillation, distilled
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
@@ -106,6 +107,7 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
         st.hybrid(ctx),
         st.ablation(ctx, "patience"),
         st.ablation(ctx, "step_size"),
+        *([distillation(ctx)] if distilled(ctx) else []),
         ov.claims(ctx),
     ]
 

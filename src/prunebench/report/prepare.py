@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
+from prunebench.config.identity import ADDED_FIELDS
 from prunebench.config.schema import RegimeConfig
 from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
@@ -85,11 +86,16 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def variant_fields(config_json: str | None) -> dict[str, Any]:
+    """The variant fields of a stored config; a field added later (ADDED_FIELDS) at its
+    earlier-version value is left out, so older and newer rows of one variant match."""
     config = flatten(json.loads(config_json)) if config_json else {}
     return {
         k: v
         for k, v in config.items()
-        if k.startswith(VARIANT_PREFIXES) and k not in NOT_VARIANT and v is not None
+        if k.startswith(VARIANT_PREFIXES)
+        and k not in NOT_VARIANT
+        and v is not None
+        and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])
     }
 
 

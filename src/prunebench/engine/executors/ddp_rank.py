@@ -66,6 +66,12 @@ class ReducedTask(Task):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.inner.loss(model, batch)
 
+    def loss_of(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.inner.loss_of(outputs, targets)
+
+    def scored_rows(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.inner.scored_rows(outputs, targets)
+
     def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.inner.batch_sums(outputs, targets)
 

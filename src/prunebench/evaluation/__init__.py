@@ -1,0 +1,1 @@
+"""Standard language-model evaluations on local files (the optional `[lm]` extra)."""

@@ -1,0 +1,121 @@
+"""`prunebench export --format hf`: a folder that `from_pretrained` loads with no custom code.
+
+The folder holds config.json (the model's config with the pruned widths: heads, key/value heads,
+head_dim, MLP width; `models/hf_config.exportable_config` proves on the meta device that it
+builds exactly the pruned shapes), model.safetensors, generation_config.json and, where the
+run's data names a local tokenizer folder, the tokenizer files. It is written to a temporary
+folder beside the target, loaded back with `from_pretrained` (no missing, unexpected or
+mismatched weights; logits equal to the pruned model's within 1e-4) and only then renamed into
+place: a folder that would load with other shapes or without some weights is never written.
+Unstructured pruning is always expressible (zeros in dense tensors); structured pruning when
+every layer keeps the same widths, which `prune.uniform_widths=true` guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench.errors import PrunebenchError, StorageError
+from prunebench.export.pruned import load_step
+from prunebench.models.hf import auto_class, hf_example_inputs, hf_heads
+from prunebench.models.hf_config import NotExpressible, exportable_config
+
+TOLERANCE = 1e-4  # largest |logit difference| between the folder and the pruned model
+OPTION = "prune.uniform_widths=true"
+
+
+def export_hf_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
+    """Export step `step` (default: the last) of run `run` as a from_pretrained folder."""
+    stored = load_step(results, run, step)
+    tokenizer = stored.config.get("data", {}).get("tokenizer")
+    example = hf_example_inputs(stored.info)
+    name = f"run {stored.source['run_id']}"
+    return write_hf_folder(
+        stored.model.eval(), Path(out), stored.info.task, example, tokenizer, name
+    )
+
+
+def write_hf_folder(
+    model: nn.Module,
+    out: Path,
+    task: str,
+    example: torch.Tensor,
+    tokenizer: str | Path | None = None,
+    name: str = "the model",
+) -> Path:
+    """Write `model` (a pruned transformers model) as a from_pretrained folder at `out`."""
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):
+        raise PrunebenchError(
+            f"--format hf needs a Hugging Face model (model.name=hf); {name} holds a "
+            f"{type(model).__name__}: export it as safetensors or onnx"
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PrunebenchError(f"'{out}' exists and is not an empty folder; name a new one")
+    try:
+        config = exportable_config(model, hf_heads(model))
+    except NotExpressible as exc:
+        raise PrunebenchError(
+            f"{name}: its pruned shapes cannot be written as a config.json ({exc}); prune "
+            f"with {OPTION} to export it with --format hf"
+        ) from None
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    dense_config = model.config
+    try:
+        model.config = config
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+        finally:
+            model.config = dense_config
+        if tokenizer is not None:
+            _save_tokenizer(Path(tokenizer), tmp)
+        check_folder(tmp, model, task, example, name)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise StorageError(f"cannot write '{out}': {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _save_tokenizer(path: Path, folder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(path), local_files_only=True).save_pretrained(folder)
+
+
+@torch.no_grad()
+def check_folder(folder: Path, model: nn.Module, task: str, example: Any, name: str) -> None:
+    """`from_pretrained(folder)` loads every weight with its shape and computes the logits of
+    `model` (within TOLERANCE); PrunebenchError otherwise."""
+    loaded, info = auto_class(task).from_pretrained(
+        str(folder), local_files_only=True, output_loading_info=True
+    )
+    problems = {k: v for k, v in info.items() if v and k != "error_msgs"}
+    if problems or info.get("error_msgs"):
+        raise PrunebenchError(f"{name}: the written folder does not load whole: {problems}")
+    loaded.eval()
+    mine = _logits(model, example)
+    theirs = _logits(loaded, example)
+    gap = float((mine - theirs).abs().max()) if mine.shape == theirs.shape else float("inf")
+    if gap > TOLERANCE:
+        raise PrunebenchError(
+            f"{name}: the folder's logits differ from the pruned model's by {gap:.3g} "
+            f"(> {TOLERANCE:g}); nothing was written"
+        )
+
+
+def _logits(model: nn.Module, example: torch.Tensor) -> torch.Tensor:
+    key = "input_ids" if not torch.is_floating_point(example) else "pixel_values"
+    kwargs = {"use_cache": False} if key == "input_ids" else {}
+    return model(**{key: example}, **kwargs).logits.float()

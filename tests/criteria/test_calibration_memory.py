@@ -1,0 +1,62 @@
+"""Calibration statistics layer by layer: gradients handed over one parameter at a time, the
+model's .grad left alone, and the large-model paths (sums in the weights' dtype, one backward per
+sample) giving the small-model results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench.criteria import calibration, make_criterion
+from prunebench.tasks import Classification
+
+
+def model_and_batches():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    batches = [(torch.randn(5, 6), torch.randint(0, 3, (5,))) for _ in range(3)]
+    params = {n: p for n, p in model.named_parameters() if n.endswith("weight")}
+    return model, batches, params
+
+
+def test_gradients_arrive_one_parameter_at_a_time_and_grad_is_left_alone():
+    model, batches, params = model_and_batches()
+    marker = torch.full_like(params["0.weight"], 7.0)
+    params["0.weight"].grad = marker
+    live: list[int] = []
+    got: dict[str, torch.Tensor] = {}
+
+    def add(name, grad):
+        live.append(sum(p.grad is not None for p in params.values()))
+        got[name] = grad.clone()
+
+    loss = Classification().loss(model, batches[0])
+    expected = torch.autograd.grad(loss, list(params.values()), retain_graph=True)
+    calibration.backward_into(loss, params, add)
+    assert live == [1, 1]  # only the parameter being handed over holds a gradient
+    for (name, _), grad in zip(params.items(), expected, strict=True):
+        assert torch.allclose(got[name], grad)
+    assert params["0.weight"].grad is marker and params["2.weight"].grad is None
+    assert all(p.grad is None for n, p in model.named_parameters() if n.endswith("bias"))
+
+
+@pytest.mark.parametrize("name", ["taylor", "hessian"])
+def test_the_large_model_paths_give_the_same_scores(monkeypatch, name):
+    model, batches, params = model_and_batches()
+    task = Classification()
+    exact = make_criterion(name).weight_scores(model, params, batches, task)
+    monkeypatch.setattr(calibration, "EXACT_SUMS", 0)  # sums in float32
+    monkeypatch.setattr(calibration, "VMAP_BUDGET", 0)  # one backward per sample
+    large = make_criterion(name).weight_scores(model, params, batches, task)
+    for key, value in exact.items():
+        assert large[key].dtype == torch.float32
+        assert torch.allclose(large[key], value, rtol=1e-5, atol=1e-12), key
+
+
+def test_wanda_input_norms_match_a_float64_computation():
+    model, batches, _ = model_and_batches()
+    norms, count = calibration.input_feature_norms(model, {"0": model[0]}, batches)
+    rows = torch.cat([x for x, _ in batches]).double()
+    assert count == 15
+    assert torch.allclose(norms["0"], rows.pow(2).sum(0).sqrt(), rtol=1e-6)
