@@ -33,8 +33,10 @@ from common import report
 from synthetic import write_cifar10
 
 from prunebench.config.schema import load_run_config
-from prunebench.engine.driver import dense_model, execute_plan
-from prunebench.engine.executors.pool import LocalExecutor, RayExecutor
+from prunebench.engine.dense_models import dense_model
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors.local import LocalExecutor
+from prunebench.engine.executors.ray import RayExecutor
 from prunebench.engine.plan import build_plan
 from prunebench.store.database import Store
 

@@ -40,9 +40,12 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import median, report
 
 from prunebench.config.sweep_grid import load_sweep
-from prunebench.engine.driver import dense_model, execute_plan, run
-from prunebench.engine.executors.pool import LocalExecutor, RayExecutor
+from prunebench.engine.dense_models import dense_model
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors.local import LocalExecutor
+from prunebench.engine.executors.ray import RayExecutor
 from prunebench.engine.plan import build_plan, count
+from prunebench.engine.single_run import run
 from prunebench.store.database import Store
 
 SWEEPS = Path(__file__).parents[1] / "configs" / "sweeps"

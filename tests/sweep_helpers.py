@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from prunebench.config.sweep_grid import load_sweep
-from prunebench.engine.driver import SweepOutcome, execute_plan
+from prunebench.engine.driver import SweepSummary, execute_plan
 from prunebench.engine.plan import Plan, build_plan
 from prunebench.store.database import Store
 
@@ -70,7 +70,7 @@ def count_rows(results: Path, name: str) -> int:
         con.close()
 
 
-def compute_locally(sweep: Path, computed: Path, results: Path) -> tuple[Plan, SweepOutcome]:
+def compute_locally(sweep: Path, computed: Path, results: Path) -> tuple[Plan, SweepSummary]:
     """`sweep` computed again in this process on one torch thread, from the dense model that
     the sweep in `computed` trained."""
     plan = build_plan(load_sweep(sweep)[1])

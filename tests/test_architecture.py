@@ -127,7 +127,8 @@ def test_arrows_point_one_way():
         "prunebench.engine.step": {
             "prunebench.engine.driver",
             "prunebench.store.database",
-            "prunebench.engine.executors.pool",
+            "prunebench.engine.executors.base",
+            "prunebench.engine.executors.local",
         },
         "prunebench.engine.pretrain": {"prunebench.store.database", "prunebench.engine.driver"},
         "prunebench.export.pruned": {"prunebench.engine.driver", "prunebench.engine.step"},
@@ -137,6 +138,11 @@ def test_arrows_point_one_way():
     store_users = {m for m, deps in graph.items() if "prunebench.store.database" in deps}
     assert store_users <= {
         "prunebench.engine.driver",
+        "prunebench.engine.dense_models",
+        "prunebench.engine.leases",
+        "prunebench.engine.resume",
+        "prunebench.engine.run_rows",
+        "prunebench.engine.single_run",
         "prunebench.engine.migrate",
         "prunebench.store.results",
         "prunebench.export.pruned",
@@ -164,6 +170,21 @@ def test_arrows_point_one_way():
         assert "prunebench.store.database" not in graph[module], (
             f"{module} reads the store directly"
         )
+
+
+def test_the_engine_imports_no_interface_layer():
+    """The engine computes and stores; the CLI, the report and export sit above it."""
+    graph = import_graph()
+    engine = {m for m in graph if m.startswith("prunebench.engine")}
+    assert {"prunebench.engine.driver", "prunebench.engine.executors.base"} <= engine
+    above = ("prunebench.cli", "prunebench.report", "prunebench.export")
+    for module in engine:
+        wrong = {d for d in graph[module] if d.startswith(above)}
+        assert not wrong, f"{module} imports {wrong}"
+    # executors only compute: the driver is the one writer of the results directory
+    executors = {m for m in engine if m.startswith("prunebench.engine.executors")}
+    for module in executors:
+        assert not {d for d in graph[module] if d.startswith("prunebench.store")}, module
 
 
 def test_validating_a_config_imports_no_torch():

@@ -14,7 +14,7 @@ import yaml
 
 from own_data import MODEL_FILE, image_folders, write_module
 from prunebench.config.schema import RunConfig
-from prunebench.engine.driver import stored_dense
+from prunebench.engine.dense_models import stored_dense
 from prunebench.engine.workspace import Workspace
 from prunebench.store.database import Store
 from prunebench.store.results import load_results

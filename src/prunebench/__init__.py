@@ -19,7 +19,7 @@ _EXPORTS = {
     "schedules": ("prunebench.config.schedules", None),
     "load_run_config": ("prunebench.config.schema", "load_run_config"),
     "RunConfig": ("prunebench.config.schema", "RunConfig"),
-    "run": ("prunebench.engine.driver", "run"),
+    "run": ("prunebench.engine.single_run", "run"),
     "Store": ("prunebench.store.database", "Store"),
     "load_results": ("prunebench.store.results", "load_results"),
     "UnstructuredPruner": ("prunebench.pruning.unstructured", "UnstructuredPruner"),

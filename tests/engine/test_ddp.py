@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 
 from prunebench.config.schema import load_run_config, run_id
-from prunebench.engine.driver import run
 from prunebench.engine.executors import ddp_launch as ddp
 from prunebench.engine.executors.ddp_launch import launch, without_option
 from prunebench.engine.executors.ddp_rank import DataParallel, Shard
+from prunebench.engine.single_run import run
 from prunebench.errors import PrunebenchError
 from prunebench.models.small import SmallCNN
 from prunebench.pruning.unstructured import UnstructuredPruner

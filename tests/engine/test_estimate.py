@@ -9,9 +9,9 @@ import torch
 
 from prunebench.data.digits import build_digits
 from prunebench.engine import estimate as est_module
-from prunebench.engine.driver import run
 from prunebench.engine.estimate import EpochTime, Estimate, estimate, measure
 from prunebench.engine.plan import build_plan
+from prunebench.engine.single_run import run
 from prunebench.progress import Progress, RichProgress
 from prunebench.store.database import Store
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.engine.driver import execute_plan, run
-from prunebench.engine.executors import pool as executors
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors import base as executors
 from prunebench.engine.plan import build_plan
+from prunebench.engine.single_run import run
 from prunebench.errors import ConfigError
 from prunebench.store.database import Store
 
@@ -77,14 +78,14 @@ def test_runs_in_a_shared_tree_equal_runs_computed_alone(tmp_path, tiny):
     # constant: 0.1 -> 0.2 -> 0.3 -> 0.4
     assert (plan.naive_steps, plan.planned_steps) == (1 + 2 + 2 + 4 + 3 + 4, 1 + 1 + 5 + 4)
     shared = Store(tmp_path / "shared")
-    outcome = execute_plan(plan, shared)
-    assert outcome.computed == plan.planned_steps and not outcome.failed
-    assert len(outcome.done) == len(configs)
+    summary = execute_plan(plan, shared)
+    assert summary.computed == plan.planned_steps and not summary.failed
+    assert len(summary.done) == len(configs)
     all_rows = shared.frame("steps")
     assert len(all_rows) == plan.naive_steps
     assert int((all_rows["reused"] == 0).sum()) == plan.planned_steps
     # every reused row is counted: shared with a step computed now, or copied (none here)
-    assert (outcome.shared, outcome.copied) == (plan.naive_steps - plan.planned_steps, 0)
+    assert (summary.shared, summary.copied) == (plan.naive_steps - plan.planned_steps, 0)
 
     for i, (cfg, planned) in enumerate(zip(configs, plan.runs, strict=True)):
         alone = copy_dense(shared, tmp_path / f"alone{i}")
@@ -105,10 +106,10 @@ def test_a_later_sweep_reuses_stored_steps_and_skips_finished_runs(tmp_path, tin
     store = Store(tmp_path / "r")
     assert execute_plan(build_plan([first]), store).computed == 2
     plan = build_plan([first, second])
-    outcome = execute_plan(plan, store)
-    assert outcome.already_done == 1
-    assert outcome.copied == 1  # the 0.5 step, stored by the first sweep
-    assert outcome.computed == plan.planned_steps - 2
+    summary = execute_plan(plan, store)
+    assert summary.already_done == 1
+    assert summary.copied == 1  # the 0.5 step, stored by the first sweep
+    assert summary.computed == plan.planned_steps - 2
     rows = store.steps(plan.runs[1].run_id)
     assert [r["reused"] for r in rows] == [1, 0, 0, 0]
     assert [r["target"] for r in rows] == [0.5, 0.75, 0.875, 0.9]
@@ -132,9 +133,9 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, tiny, monkeyp
     ]  # both pass through the failing 0.6 step
     plan = build_plan([good, diverges, *oom])
     store = Store(tmp_path / "r")
-    outcome = execute_plan(plan, store)
-    assert outcome.done == [plan.runs[0].run_id]
-    assert set(outcome.failed) == {r.run_id for r in plan.runs[1:]}
+    summary = execute_plan(plan, store)
+    assert summary.done == [plan.runs[0].run_id]
+    assert set(summary.failed) == {r.run_id for r in plan.runs[1:]}
     runs = {r["name"]: r for r in store.runs()}
     assert runs["good"]["status"] == "done" and runs["good"]["error"] is None
     assert runs["diverges"]["status"] == "failed"
@@ -150,7 +151,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, tiny, monkeyp
     assert "3 runs not done" in shown.stdout and "TrainingDiverged" in shown.stdout
 
     again = execute_plan(plan, store)  # failed runs are tried again; finished ones are not
-    assert again.already_done == 1 and not again.done and again.failed == outcome.failed
+    assert again.already_done == 1 and not again.done and again.failed == summary.failed
 
 
 def test_bad_model_settings_fail_before_anything_is_written(tmp_path, tiny):

@@ -47,15 +47,15 @@ def test_a_diverging_pretraining_fails_only_the_runs_that_start_from_it(tmp_path
     diverging = tiny_config("name=diverging", "pretrain.optimizer.lr=1e6")
     plan = build_plan([diverging, healthy])  # the failing one first: the sweep must go on
     store = Store(tmp_path / "r")
-    outcome = execute_plan(plan, store)
-    assert outcome.done == [run_id(healthy)]
-    assert list(outcome.failed) == [run_id(diverging)]
+    summary = execute_plan(plan, store)
+    assert summary.done == [run_id(healthy)]
+    assert list(summary.failed) == [run_id(diverging)]
     runs = {r["name"]: r for r in store.runs()}
     assert runs["healthy"]["status"] == "done" and len(store.steps(run_id(healthy))) == 2
     assert runs["diverging"]["status"] == "failed"
     assert runs["diverging"]["error"].startswith("pretraining: TrainingDiverged")
     assert runs["diverging"]["regime"] == "geometric" and not store.steps(run_id(diverging))
-    assert isinstance(outcome.exceptions[run_id(diverging)], TrainingDiverged)
+    assert isinstance(summary.exceptions[run_id(diverging)], TrainingDiverged)
 
     code, out, _ = invoke("results", str(store.root))
     assert code == 0 and "pretraining: TrainingDiverged" in out

@@ -75,14 +75,14 @@ def test_a_lease_whose_owner_stopped_is_taken_over(tmp_path, pretrained, owner):
     key = next(iter(plan.nodes))
     assert store.lease("checkpoint", key, owner, None, ANYONE) == "leased"
     started = time.monotonic()
-    outcome = execute_plan(plan, store, stale_after=3.0)
+    summary = execute_plan(plan, store, stale_after=3.0)
     waited = time.monotonic() - started
-    assert outcome.computed == 1 and not outcome.failed
+    assert summary.computed == 1 and not summary.failed
     assert store.leases() == []
     if owner.startswith("elsewhere"):
         assert waited >= 3.0
     else:
-        assert waited < 3.0 + outcome.seconds / 2  # did not wait for the heartbeat to age
+        assert waited < 3.0 + summary.seconds / 2  # did not wait for the heartbeat to age
 
 
 def computed(stdout: str) -> tuple[int, int]:

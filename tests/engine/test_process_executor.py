@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from prunebench.engine.driver import stored_dense
-from prunebench.engine.executors.pool import NodeJob, ProcessExecutor
+from prunebench.engine.dense_models import stored_dense
+from prunebench.engine.executors.base import StepJob
+from prunebench.engine.executors.processes import ProcessExecutor
 from prunebench.engine.plan import build_plan
 from prunebench.engine.workspace import Workspace
 from prunebench.store.database import Store
@@ -34,8 +35,8 @@ def test_two_worker_processes_write_the_rows_of_the_local_executor(tmp_path):
     assert proc.returncode == 1, proc.stderr  # the diverging runs fail; the others finish
     assert "4 done now, 2 failed" in proc.stdout
 
-    _, outcome = compute_locally(sweep, procs_dir, local_dir)
-    assert len(outcome.done) == 4 and len(outcome.failed) == 2
+    _, summary = compute_locally(sweep, procs_dir, local_dir)
+    assert len(summary.done) == 4 and len(summary.failed) == 2
     assert_same_tables(procs_dir, local_dir)
 
 
@@ -43,7 +44,7 @@ def test_a_worker_that_dies_fails_its_step_and_is_replaced(tmp_path, tiny):
     plan = build_plan([tiny("regime.steps=1")])
     (key,) = plan.nodes
     run = plan.runs[0]
-    job = NodeJob(key, run.steps[0], run.run_id, run.cfg, run.title, 1, None)
+    job = StepJob(key, run.steps[0], run.run_id, run.cfg, run.title, 1, None)
     workspace = Workspace(stored_dense(Store(tmp_path)))
     executor = ProcessExecutor(workers=1, threads=1)
     executor.start()
@@ -55,8 +56,8 @@ def test_a_worker_that_dies_fails_its_step_and_is_replaced(tmp_path, tiny):
         assert dead.error.startswith("worker process died (exit code ")
         assert executor.has_room() and not executor.busy
         executor.submit(job, workspace)  # the replacement computes it
-        ((_, outcome),) = executor.wait()
-        assert outcome.error is None and outcome.row["step"] == 1
+        ((_, result),) = executor.wait()
+        assert result.error is None and result.row["step"] == 1
     finally:
         executor.close()
     assert not worker.process.is_alive()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from prunebench.engine.driver import execute_plan
-from prunebench.engine.executors.pool import RayExecutor
+from prunebench.engine.executors.ray import RayExecutor
 from prunebench.engine.executors.ray_auth import cluster_requires_token, existing_cluster
 from prunebench.engine.plan import build_plan
 from prunebench.errors import PrunebenchError
@@ -47,8 +47,8 @@ def test_ray_with_two_workers_writes_the_rows_of_the_local_executor(tmp_path):
     assert proc.returncode == 1, proc.stderr  # the diverging runs fail; the others finish
     assert "6 done now, 2 failed" in proc.stdout
 
-    plan, outcome = compute_locally(sweep, ray_dir, local_dir)
-    assert len(outcome.done) == 6 and len(outcome.failed) == 2
+    plan, summary = compute_locally(sweep, ray_dir, local_dir)
+    assert len(summary.done) == 6 and len(summary.failed) == 2
     assert_same_tables(ray_dir, local_dir)
     drop = {"seconds", "created_at"}
     steps = table(ray_dir, "steps", drop)
@@ -199,14 +199,14 @@ def test_two_steps_share_one_gpu_and_write_the_rows_of_the_local_executor(tmp_pa
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         executor = RayExecutor(threads=1, gpus_per_step=0.5)
-        outcome = execute_plan(plan, Store(tmp_path / "ray"), executor)
+        summary = execute_plan(plan, Store(tmp_path / "ray"), executor)
         assert executor.options["num_gpus"] == 0.5 and executor.slots == 2
         shutil.copytree(tmp_path / "ray" / "dense", tmp_path / "local" / "dense")
         local = execute_plan(plan, Store(tmp_path / "local"))
     finally:
         ray.shutdown()
         torch.set_num_threads(threads)
-    assert len(outcome.done) == len(local.done) == 2
+    assert len(summary.done) == len(local.done) == 2
     drop = {"seconds", "created_at"}
     assert table(tmp_path / "ray", "steps", drop) == table(tmp_path / "local", "steps", drop)
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from prunebench.config.schema import run_id
-from prunebench.engine.driver import run, stored_dense
+from prunebench.engine.dense_models import stored_dense
 from prunebench.engine.plan import plan_steps
+from prunebench.engine.single_run import run
 from prunebench.engine.workspace import Workspace
 from prunebench.errors import TrainingDiverged
 from prunebench.progress import Progress

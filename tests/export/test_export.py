@@ -10,7 +10,8 @@ import torch
 from safetensors import safe_open
 
 import prunebench
-from prunebench.engine.driver import run, stored_dense
+from prunebench.engine.dense_models import stored_dense
+from prunebench.engine.single_run import run
 from prunebench.engine.workspace import Workspace
 from prunebench.errors import CheckpointError, PrunebenchError
 from prunebench.export.pruned import STRUCTURE_FILE, WEIGHTS_FILE, export_step, read_description

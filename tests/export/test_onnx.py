@@ -92,7 +92,7 @@ def test_unstructured_exports_keep_their_zeros_and_say_so(tmp_path):
 
 @pytest.mark.slow
 def test_the_cli_exports_onnx_beside_the_safetensors(tmp_path, tiny, invoke):
-    from prunebench.engine.driver import run
+    from prunebench.engine.single_run import run
     from prunebench.store.database import Store
 
     cfg = tiny("prune.structure=structured", "prune.scope=layerwise", "prune.latency=false")

@@ -14,9 +14,9 @@ from torch import nn
 from prunebench.config.schema import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
-from prunebench.engine.driver import run
 from prunebench.engine.finetune import monitored_value
 from prunebench.engine.pretrain import initial_model
+from prunebench.engine.single_run import run
 from prunebench.errors import CheckpointError, ConfigError
 from prunebench.models import MODELS
 from prunebench.store.checkpoints import save_tensors

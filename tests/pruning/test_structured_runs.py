@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.engine.driver import run
+from prunebench.engine.single_run import run
 from prunebench.pruning.masks import count_to_prune
 from prunebench.store.database import Store
 

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import tiny_config
 from prunebench.config.schema import base_id, run_id
-from prunebench.engine.driver import run
+from prunebench.engine.single_run import run
 from prunebench.store import checkpoints
 from prunebench.store.database import Store
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from prunebench.data.memory import TensorLoader
 from prunebench.data.text import encode_documents, pack, sequence_documents
-from prunebench.engine.driver import run
+from prunebench.engine.single_run import run
 from prunebench.store.database import Store
 from prunebench.store.example_outcomes import pack_correct, pack_nll, unpack, with_groups
 from prunebench.store.results import load_results

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from prunebench.config.schema import run_id
-from prunebench.engine.driver import execute_plan, run
-from prunebench.engine.executors import pool as executors
+from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors import base as executors
 from prunebench.engine.plan import build_plan
+from prunebench.engine.single_run import run
 from prunebench.errors import ConfigError
 from prunebench.store.database import Store
 from prunebench.tracking.base import EPOCH_COLUMNS, STEP_COLUMNS, RunInfo, StepRecord, flatten

@@ -197,7 +197,7 @@ def pretrain(
 
     cfg = load_run_config(config, _overrides(set_, device))
     check_output_dir(results, "--results")
-    from prunebench.engine.driver import dense_model
+    from prunebench.engine.dense_models import dense_model
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 
@@ -251,7 +251,7 @@ def run(
         if code:
             raise typer.Exit(code)
         return
-    from prunebench.engine.driver import run as run_one
+    from prunebench.engine.single_run import run as run_one
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 
@@ -263,8 +263,8 @@ def run(
 
 def _run_data_parallel(cfg, results: Path, quiet: bool, log: list[str]) -> None:
     """Rank 0 drives and writes (the only writer); the other ranks follow it step by step."""
-    from prunebench.engine.driver import run as run_one
     from prunebench.engine.executors.ddp_launch import DataParallelExecutor, follow, start, stop
+    from prunebench.engine.single_run import run as run_one
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
 
@@ -390,7 +390,9 @@ def sweep(
     import torch
 
     from prunebench.engine.driver import execute_plan
-    from prunebench.engine.executors.pool import LocalExecutor, ProcessExecutor, RayExecutor
+    from prunebench.engine.executors.local import LocalExecutor
+    from prunebench.engine.executors.processes import ProcessExecutor
+    from prunebench.engine.executors.ray import RayExecutor
     from prunebench.progress import make_progress
     from prunebench.store.database import Store
     from prunebench.store.results import load_results

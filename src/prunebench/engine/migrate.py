@@ -7,7 +7,7 @@ checkpoints under keys made from the old base id. When a stored run's rows carry
 step keys its stored config gives with the old base id, those steps and the dense model are
 renamed to the current keys (files, then rows in one transaction), so the run resumes and its
 steps are reused by any new run that shares them. Anything else is left alone (and
-`driver.check_stored` refuses a planned run whose stored keys match neither).
+`resume.check_stored` refuses a planned run whose stored keys match neither).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the CPU). Rank 0 is the leader: it runs the ordinary driver, the ONLY writer of 
 directory (it loads or pretrains the dense model alone, then stores every row), with
 `DataParallelExecutor`, which sends each step (and the dense model, once) to the other ranks
 before computing it. The followers compute the same steps in lockstep (`follow`) and never open
-the results directory; what is shared between ranks inside a step is in `parallel.py`.
+the results directory; what is shared between ranks inside a step is in `ddp_rank.py`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,10 @@ import torch.distributed as dist
 from prunebench.config.schema import RunConfig, base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
+from prunebench.engine.executors.base import StepJob, compute_job
 from prunebench.engine.executors.ddp_rank import DataParallel
-from prunebench.engine.executors.pool import (
-    LocalExecutor,
-    NodeJob,
-    compute_node,
-    dense_from_payload,
-    dense_payload,
-)
+from prunebench.engine.executors.local import LocalExecutor
+from prunebench.engine.executors.workers import dense_from_payload, dense_payload
 from prunebench.engine.pretrain import Dense
 from prunebench.engine.step import RunContext
 from prunebench.engine.workspace import Workspace
@@ -118,7 +114,7 @@ class DataParallelExecutor(LocalExecutor):
         self._shipped: set[str] = set()
         self._stopped = False
 
-    def context(self, job: NodeJob) -> RunContext:
+    def context(self, job: StepJob) -> RunContext:
         """Send the job (and the dense model, the first time) to the followers; then this rank's
         context for it: the driver's data and dense model, seen through `parallel`."""
         ws = self._workspace
@@ -142,7 +138,7 @@ class DataParallelExecutor(LocalExecutor):
 
 def follow(parallel: DataParallel) -> None:
     """A follower: compute each step the leader sends, in lockstep, until it says stop. Writes
-    nothing; its outcome is the leader's (its errors are printed for the log)."""
+    nothing; its result is the leader's (its errors are printed for the log)."""
     shipped: dict[str, Any] = {}
 
     def dense_from_leader(cfg: RunConfig, data: DataBundle, task: Task, device) -> Dense:
@@ -159,6 +155,6 @@ def follow(parallel: DataParallel) -> None:
             cfg = job.cfg
             data, dense = workspace.data(cfg), workspace.dense(cfg)
             contexts[rid] = RunContext(cfg, data, dense, Progress(), parallel)
-        outcome = compute_node(contexts[rid], job)
-        if outcome.error is not None:
-            print(f"rank {parallel.rank}: {outcome.error}", file=sys.stderr)
+        result = compute_job(contexts[rid], job)
+        if result.error is not None:
+            print(f"rank {parallel.rank}: {result.error}", file=sys.stderr)
