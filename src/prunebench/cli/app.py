@@ -345,6 +345,23 @@ def sweep(
         ),
     ] = None,
     log: LogOpt = None,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="add seeds in rounds, only to open questions and to regimes still in "
+            "contention, until each is decided (sequential error rates)",
+        ),
+    ] = False,
+    max_seeds: Annotated[
+        int | None, typer.Option(help="--until-decided: at most this many seeds (default 6)")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="--until-decided: stop at this many fine-tuning epochs")
+    ] = None,
+    budget_hours: Annotated[
+        float | None, typer.Option(help="--until-decided: stop after this many hours")
+    ] = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -354,6 +371,13 @@ def sweep(
     from prunebench.config.sweep_grid import load_sweep
 
     _, configs, skipped = load_sweep(sweep_file, _overrides(set_, device))
+    rounds = None
+    if until_decided:
+        from prunebench.cli.until_decided import design_for
+
+        rounds = design_for(configs, results, max_seeds, budget, budget_hours)
+    elif max_seeds is not None or budget is not None or budget_hours is not None:
+        raise PrunebenchError("--max-seeds, --budget and --budget-hours need --until-decided")
     if executor not in ("local", "processes", "ray"):
         raise PrunebenchError(f"--executor must be local, processes or ray, not '{executor}'")
     if executor == "local" and workers:
@@ -378,6 +402,10 @@ def sweep(
     if dry_run:
         stored = _stored_epochs(results, plan)
         lines = [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]
+        if rounds is not None:
+            from prunebench.cli.until_decided import dry_run_lines
+
+            lines += ["", *dry_run_lines(configs, rounds[0], stored)]
         if estimate:
             if threads is not None:
                 import torch
@@ -405,6 +433,20 @@ def sweep(
         "processes": lambda: ProcessExecutor(workers, threads),
         "ray": lambda: RayExecutor(address, workers, threads, gpus_per_step),
     }[executor]()
+    if rounds is not None:
+        from prunebench.cli.until_decided import run_until_decided
+
+        def execute(cfgs):
+            return execute_plan(build_plan(cfgs), Store(results), chosen, make_progress(quiet),
+                                log, sweep_file.stem)  # fmt: skip
+
+        done, lines = run_until_decided(configs, results, *rounds, execute)
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+        out.print(f"results: {results / 'results.sqlite'}")
+        if any(o.failed for o in done.outcomes):
+            raise typer.Exit(1)
+        return
     outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     order = {r.run_id: i for i, r in enumerate(plan.runs)}  # columns in the sweep's order
     df = load_results(results)

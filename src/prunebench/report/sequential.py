@@ -45,6 +45,7 @@ from prunebench.report.advice import describe
 from prunebench.report.analysis import summarize
 from prunebench.report.candidates import Candidate, advantage, from_summary
 from prunebench.report.decisions import representatives
+from prunebench.report.document import Bullets, Paragraph, Section
 from prunebench.report.prepare import Metric, final_runs, metric_for, pct
 from prunebench.report.uncertainty import Spread
 from prunebench.report.verdicts import (
@@ -52,6 +53,7 @@ from prunebench.report.verdicts import (
     BETTER,
     EQUIVALENT,
     INCONCLUSIVE,
+    ONLY_ONE,
     TIED,
     UNDECIDED,
     Comparison,
@@ -144,6 +146,7 @@ class Rounds:
     looks: int
     seeds: int  # seeds of the last look
     finished: bool
+    max_seeds: int = 0
 
 
 def _candidates(finals: pd.DataFrame, metric: Metric) -> dict[float, list[Candidate]]:
@@ -170,7 +173,8 @@ class _Replay:
         self.templates: dict[tuple, str] = {}  # same key -> a run id of that variant
         for row in self.finals.itertuples():
             key = (row.setup, row.criterion, float(row.ratio), row.label)
-            self.templates.setdefault(key, row.run_id)
+            if row.seed in design.first_seeds:  # rounds add seeds to first-round runs
+                self.templates.setdefault(key, row.run_id)
             self.seeds_of[key] = len(design.first_seeds)
 
     def allowed(self) -> pd.DataFrame:
@@ -264,9 +268,13 @@ class _Replay:
         v.contenders = [r for r in v.contenders if r not in v.dropped]
         rec = next((lab for lab in labels if regimes[lab] in v.contenders), None)
         v.recommended = rec
+        if rec is not None and len(labels) == 1:  # nothing else fits this budget
+            v.status, v.decided_at, v.why_open = ONLY_ONE, seeds, ""
+            return
         others = [lab for lab in labels if lab != rec and regimes[lab] in v.contenders]
         comps = [self._decided((setup, criterion, ratio, rec, o)) for o in others]
-        v.comparisons = [c for c in comps if c is not None]
+        shown = [self._decided((setup, criterion, ratio, rec, o)) for o in labels if o != rec]
+        v.comparisons = [c for c in shown if c is not None]
         if rec is not None and all(c is not None and c.outcome in (A_BETTER, EQUIVALENT)
                                    for c in comps):  # fmt: skip
             v.status = TIED if any(c.outcome == EQUIVALENT for c in comps) else BETTER
@@ -325,15 +333,15 @@ def replay(results: pd.DataFrame, design: Design) -> Rounds:
         state.look(seeds)
         needs = state.needs()
         if not needs or seeds == design.max_seeds:
-            return Rounds(state.verdicts, [], seeds - first + 1, seeds, True)
+            return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
         seed = design.extra_seeds[seeds - first]
         wanted = [(state.templates[k], seed) for k in needs]
         have = _variant_seeds(finals, needs)
         if not all((k, seed) in have for k in needs):
-            return Rounds(state.verdicts, wanted, seeds - first + 1, seeds, False)
+            return Rounds(state.verdicts, wanted, seeds - first + 1, seeds, False, design.max_seeds)
         for k in needs:
             state.seeds_of[k] += 1
-    return Rounds(state.verdicts, [], seeds - first + 1, seeds, True)
+    return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
 
 
 def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
@@ -356,19 +364,46 @@ def question_lines(rounds: Rounds, stop: str = "") -> list[str]:
         where = f"{setup}, {criterion}, {pct(ratio)}" + (
             f" within {level:g} epochs" if level is not None else ""
         )
+        if v.status == ONLY_ONE:
+            lines.append(f"{where}: only {v.recommended} fits; nothing to compare")
+            continue
+        shown = "; ".join(f"vs {c.b}: {c.outcome}, {describe(v.metric, c)} at {c.seeds} seeds"
+                          for c in v.comparisons)  # fmt: skip
         if v.status in (BETTER, TIED):
-            closest = v.comparisons[0] if v.comparisons else None
-            detail = f" ({describe(v.metric, closest)} vs {closest.b})" if closest else ""
             word = (
                 "better than every other regime" if v.status == BETTER else "equivalent or better"
             )
             lines.append(f"{where}: {v.recommended} is {word}, decided at {v.decided_at} seeds "
-                         f"(sequential){detail}")  # fmt: skip
+                         f"(sequential: {shown})")  # fmt: skip
             continue
+        if v.stopped:
+            reason = v.why_open
+        else:
+            at_most = v.seeds >= rounds.max_seeds
+            reason = f"{v.why_open or 'no comparison decided'}; " + (
+                stop or ("--max-seeds reached" if at_most else "more seeds may decide it")
+            )
         dropped = "; ".join(f"{r} {why}" for r, why in v.dropped.items())
-        reason = stop or "more seeds would decide"
         lines.append(
-            f"{where}: open after {v.seeds} seeds ({v.why_open or 'no comparison decided'}; "
-            f"{reason}){'; dropped: ' + dropped if dropped else ''}; best so far {v.recommended}"
+            f"{where}: open after {v.seeds} seeds ({reason}); best so far {v.recommended}"
+            + (f"; dropped: {dropped}" if dropped else "")
+            + (f"; decided so far: {shown}" if shown else "")
         )
     return lines
+
+
+SEQUENTIAL_NOTE = (
+    "These questions were decided by `sweep --until-decided`: seeds were added in rounds only "
+    "where a question was open, so the fixed-sample intervals of the sections above looked at "
+    "the data more than once. The decisions here are the sequential ones (alpha spent over at "
+    "most K looks; report/sequential.py), each with the seeds it took and the interval it was "
+    "decided on; act on these."
+)
+
+
+def sequential_section(results: pd.DataFrame, design: Design) -> Section:
+    """The report's section for an --until-decided results directory."""
+    rounds = replay(results, design)
+    return Section("sequential", "Sequential decisions (sweep --until-decided)").add(
+        Paragraph(SEQUENTIAL_NOTE), Bullets(question_lines(rounds))
+    )

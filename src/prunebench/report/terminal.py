@@ -13,6 +13,7 @@ from prunebench.report.advice import fmt_margin
 from prunebench.report.build import check_settings, contexts
 from prunebench.report.decisions import Decision
 from prunebench.report.prepare import pct
+from prunebench.report.sequential import Design, question_lines, replay
 from prunebench.report.verdicts import ALPHA
 from prunebench.store.results import load_results
 
@@ -57,8 +58,14 @@ def advise_decisions(
 
 
 def advise_lines(directory: Path | str, **kwargs) -> list[str]:
-    """What `prunebench advise` prints."""
+    """What `prunebench advise` prints (an --until-decided sweep's sequential decisions
+    first)."""
     lines = []
+    design = Design.load(Path(directory))
+    if design is not None:
+        rounds = replay(load_results(directory, outcomes=True), design)
+        lines.append("Sequential decisions (sweep --until-decided; act on these):")
+        lines += [f"  {line}" for line in question_lines(rounds)]
     for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
         lines.append(f"{setup}, {criterion} criterion ({how}):")
         lines += [f"  {d.text}" for d in decisions]
