@@ -38,6 +38,7 @@ def seeds_by_regime(results) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.slow  # three CLI processes
 def test_options_need_until_decided_and_a_sane_design(tmp_path):
     sweep = tiny_sweep(tmp_path)
     bad = run_sweep(str(sweep), "--results", str(tmp_path / "r"), "--max-seeds", "4")
