@@ -20,7 +20,7 @@ PIP_EXTRA_INDEXES = $(shell $(PYTHON) -m pip config get global.extra-index-url 2
 INSTALL = $(if $(PIP_EXTRA_INDEXES),UV_EXTRA_INDEX_URL="$(PIP_EXTRA_INDEXES)") \
 	UV_INDEX_STRATEGY=unsafe-best-match $(UV) pip install --quiet --python $(PY) $(if $(TORCH),--torch-backend $(TORCH))
 
-.PHONY: setup demo test test-zoo lint format bench clean
+.PHONY: setup demo test test-slow test-zoo lint format bench clean
 
 $(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,12 @@ demo: $(CORE)
 test: $(FULL)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
+
+# End-to-end tests of many seconds each: several processes, Ray, a real MLflow server, ONNX
+# exports of every model family, a pseudo-terminal (pytest -m slow; CI runs them).
+test-slow: $(FULL)
+	$(VENV)/bin/pytest -n 2 -m slow
 
 # Every torchvision family and 19 timm families, structured and unstructured (tests/models/test_zoo.py).
 test-zoo: $(FULL)

@@ -45,7 +45,7 @@ from synthetic import write_cifar10
 
 from prunebench.accel import Execution
 from prunebench.config.fit_settings import FitSettings
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data.catalog import DATASETS
 from prunebench.data.transforms import CIFAR10_MEAN, CIFAR10_STD
 from prunebench.engine.finetune import fit

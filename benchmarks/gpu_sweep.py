@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 from synthetic import write_cifar10
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.engine.dense_models import dense_model
 from prunebench.engine.driver import execute_plan
 from prunebench.engine.executors.local import LocalExecutor

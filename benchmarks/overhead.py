@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import interleaved, median, paired, paired_ratio, report
 
 from prunebench.config.fit_settings import FitSettings
-from prunebench.config.schema import PruneConfig, load_run_config
+from prunebench.config.loading import load_run_config
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria import make_criterion
 from prunebench.data import DATASETS
 from prunebench.engine.finetune import fit

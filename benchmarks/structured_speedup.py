@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from common import report
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.export.inference import lean
 from prunebench.measure import count_macs

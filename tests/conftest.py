@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.config.schema import RunConfig, load_run_config
+from prunebench.config.loading import load_run_config
+from prunebench.config.schema import RunConfig
 
 # The models in tests are tiny: one thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prunebench.config.schema import load_run_config, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.loading import load_run_config
 from prunebench.store.database import Store
 from prunebench.store.example_outcomes import pack_correct, pack_nll
 

@@ -135,7 +135,11 @@ def test_arrows_point_one_way():
     }
     for module, forbidden in below.items():
         assert not graph[module] & forbidden, f"{module} imports {graph[module] & forbidden}"
-    store_users = {m for m, deps in graph.items() if "prunebench.store.database" in deps}
+    store_users = {
+        m
+        for m, deps in graph.items()
+        if "prunebench.store.database" in deps and not m.startswith("prunebench.cli.")
+    }
     assert store_users <= {
         "prunebench.engine.driver",
         "prunebench.engine.dense_models",
@@ -147,7 +151,6 @@ def test_arrows_point_one_way():
         "prunebench.store.results",
         "prunebench.export.pruned",
         "prunebench.store.verify",
-        "prunebench.cli.app",
     }, store_users
     # trackers get rows from the driver and never reach back into it, the store or torch code
     tracking = {m for m in graph if m.startswith("prunebench.tracking")}
@@ -165,6 +168,12 @@ def test_arrows_point_one_way():
     for module in store:
         upward = {d for d in graph[module] if d.startswith(above)}
         assert not upward, f"{module} imports {upward}"
+
+    # the command line is the top: nothing of the library imports it
+    cli_users = {
+        m for m, deps in graph.items() if any(d.startswith("prunebench.cli") for d in deps)
+    }
+    assert {m for m in cli_users if not m.startswith("prunebench.cli")} == {"prunebench.__main__"}
     report = {m for m in graph if m.startswith("prunebench.report")}
     for module in report:
         assert "prunebench.store.database" not in graph[module], (
@@ -187,10 +196,36 @@ def test_the_engine_imports_no_interface_layer():
         assert not {d for d in graph[module] if d.startswith("prunebench.store")}, module
 
 
+# What config/ may import besides its own modules: light leaves only (no torch, no engine).
+CONFIG_LEAVES = {
+    "prunebench.errors",
+    "prunebench.registry",
+    "prunebench.models.catalog",
+    "prunebench.data.catalog",
+    "prunebench.data.options",
+    "prunebench.criteria.catalog",
+    "prunebench.pruning.presets",
+    "prunebench.tracking.spec",
+}
+
+
+def test_config_imports_only_light_leaves():
+    graph = import_graph()
+    config = {m for m in graph if m == "prunebench.config" or m.startswith("prunebench.config.")}
+    assert {
+        "prunebench.config.schema",
+        "prunebench.config.identity",
+        "prunebench.config.loading",
+    } <= config
+    for module in config:
+        outside = {d for d in graph[module] if d not in config}
+        assert outside <= CONFIG_LEAVES, f"{module} imports {outside - CONFIG_LEAVES}"
+
+
 def test_validating_a_config_imports_no_torch():
     code = (
         "import sys\n"
-        "from prunebench.config.schema import load_run_config\n"
+        "from prunebench.config import load_run_config\n"
         "load_run_config(None, ['model.name=vit_small_patch16_224', 'prune.criterion=taylor'])\n"
         "heavy = [m for m in ('torch', 'timm', 'transformers', 'torch_pruning') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
@@ -219,3 +254,15 @@ def test_declared_facts_equal_the_loaded_objects(registry, facts):
         loaded = registry.get(name)
         for key, value in declared.items():
             assert getattr(loaded, key) == value, (name, key)
+
+
+def test_config_reexports_its_public_names():
+    """`from prunebench.config import RunConfig, run_id, ...` gives the defining modules' objects."""
+    import importlib
+
+    import prunebench.config as config
+
+    for name, module in config._EXPORTS.items():
+        assert getattr(config, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no attribute 'RunConfg'"):
+        _ = config.RunConfg

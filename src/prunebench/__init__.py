@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "schedules": ("prunebench.config.schedules", None),
-    "load_run_config": ("prunebench.config.schema", "load_run_config"),
+    "load_run_config": ("prunebench.config.loading", "load_run_config"),
     "RunConfig": ("prunebench.config.schema", "RunConfig"),
     "run": ("prunebench.engine.single_run", "run"),
     "Store": ("prunebench.store.database", "Store"),

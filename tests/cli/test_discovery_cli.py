@@ -7,7 +7,9 @@ from pathlib import Path
 import yaml
 
 import prunebench
-from prunebench.config.schema import RunConfig, load_run_config, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.loading import load_run_config
+from prunebench.config.schema import RunConfig
 
 
 def test_list_models_searches_registered_torchvision_and_timm_names(invoke):

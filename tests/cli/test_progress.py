@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from rich.console import Console
 
 from prunebench.engine.driver import execute_plan
@@ -168,6 +169,7 @@ def test_make_progress_picks_quiet_terminal_or_log(monkeypatch):
     assert isinstance(make_progress(quiet=False), RichProgress)
 
 
+@pytest.mark.slow
 def test_a_log_file_gets_lines_and_the_table_starts_on_its_own_line(tmp_path):
     sweep = write_sweep(tmp_path / "s.yaml", [{"regime": {"name": "one_shot", "target": 0.5}}], {})
     done = subprocess.run(
@@ -186,6 +188,7 @@ def test_a_log_file_gets_lines_and_the_table_starts_on_its_own_line(tmp_path):
     assert "\x1b[" not in done.stdout
 
 
+@pytest.mark.slow
 def test_in_a_pseudo_terminal_80_columns_and_the_final_frame(tmp_path):
     """The real command in a terminal 80 columns wide: no line wraps, the last frame is full."""
     sweep = write_sweep(

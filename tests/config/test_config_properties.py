@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from prunebench.config.identity import base_id, run_id
+from prunebench.config.loading import load_run_config
 from prunebench.config.schedules import SCHEDULES
-from prunebench.config.schema import RunConfig, base_id, load_run_config, run_id
+from prunebench.config.schema import RunConfig
 from prunebench.config.sweep_grid import load_sweep
 from prunebench.criteria import CRITERIA
 from prunebench.data import DATASETS

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.config.schema import PretrainConfig, load_run_config, read_yaml, validate
+from prunebench.config.loading import load_run_config, read_yaml, validate
+from prunebench.config.schema import PretrainConfig
 from prunebench.engine.pretrain import lr_scheduler_factory
 from prunebench.models import MODELS
 

@@ -114,6 +114,7 @@ def test_bad_sweep_input_fails_with_exit_2_and_writes_nothing(tmp_path, cli):
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_tree_and_counts_and_writes_nothing(tmp_path, cli):
     path = write(
         tmp_path,

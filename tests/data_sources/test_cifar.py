@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision import transforms as T
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DATASETS
 from prunebench.data.transforms import CIFAR10_MEAN, CIFAR10_STD
 from prunebench.errors import ConfigError, PrunebenchError

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from own_data import DATASET_FILE, MODEL_FILE, image_folders, images, write_folder, write_module
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data.build import build_data
 from prunebench.errors import ConfigError
 

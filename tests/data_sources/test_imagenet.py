@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DATASETS
 from prunebench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from prunebench.errors import ConfigError

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DATASETS
 from prunebench.data.synthetic_stories import build_tokenizer, generate_stories
 from prunebench.data.text import pack

@@ -21,7 +21,7 @@ from prunebench.accel import (
     should_compile,
 )
 from prunebench.config.fit_settings import FitSettings
-from prunebench.config.schema import base_id, run_id
+from prunebench.config.identity import base_id, run_id
 from prunebench.data.base import DataBundle
 from prunebench.data.digits import build_digits
 from prunebench.data.info import DataInfo

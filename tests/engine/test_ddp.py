@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from prunebench.config.schema import load_run_config, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.loading import load_run_config
 from prunebench.engine.executors import ddp_launch as ddp
 from prunebench.engine.executors.ddp_launch import launch, without_option
 from prunebench.engine.executors.ddp_rank import DataParallel, Shard

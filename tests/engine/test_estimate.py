@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from own_data import DATASET_FILE, MODEL_FILE, write_module
 from prunebench.data.digits import build_digits
 from prunebench.engine import estimate as est_module
 from prunebench.engine.estimate import EpochTime, Estimate, estimate, measure
@@ -67,21 +68,25 @@ def test_measuring_times_batches_and_leaves_the_rng_alone(tiny):
     assert t.val_batches == math.ceil(data.sizes["val"] / cfg.data.eval_batch_size)
 
 
+def dry_run(invoke, folder, sweep_text: str, *options: str) -> tuple[int, str, str]:
+    """`sweep --dry-run` of a sweep file holding `sweep_text`, results in folder/r."""
+    sweep = folder / "sweep.yaml"
+    sweep.write_text(sweep_text)
+    return invoke("sweep", str(sweep), "-r", str(folder / "r"), "--dry-run", *options)
+
+
 def test_dry_run_prints_the_estimated_wall_time(tmp_path, invoke):
-    sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(
+    text = (
         "set: {device: cpu, model.options: {width: 8}, pretrain.epochs: 2, finetune.max_epochs: 2}\n"
         "cases: [{regime: {name: geometric, rate: 0.5}}]\ngrid: {regime.target: [0.5, 0.75]}\n"
     )
-    code, out, err = invoke("sweep", str(sweep), "-r", str(tmp_path / "r"), "--dry-run")
+    code, out, err = dry_run(invoke, tmp_path, text)
     assert code == 0, err
     assert "digits_cnn on digits (cpu):" in out and "s per epoch" in out
     assert "pretraining" in out  # no dense model stored yet
     assert "1 step at a time (local executor):" in out and "8 steps side by side:" in out
     assert not (tmp_path / "r").exists()
-    code, out, _ = invoke(
-        "sweep", str(sweep), "-r", str(tmp_path / "r"), "--dry-run", "--no-estimate"
-    )
+    code, out, _ = dry_run(invoke, tmp_path, text, "--no-estimate")
     assert code == 0 and "estimated wall time" not in out
 
 
@@ -109,3 +114,19 @@ def test_the_live_display_gets_an_estimate_until_steps_are_timed(tmp_path, tiny)
 @pytest.mark.parametrize("seconds", [0, 59.6, 3600 * 2 + 61])
 def test_durations_read_like_the_live_display(seconds):
     assert est_module.duration(seconds) in {"0m00s", "1m00s", "2h01m"}
+
+
+def test_dry_run_builds_a_python_dataset_like_the_run(tmp_path, invoke, monkeypatch):
+    """Issue 23: the estimate built data through its own path and called a `python:` dataset
+    unknown; it now goes through the runs' data builder."""
+    monkeypatch.chdir(tmp_path)
+    write_module(tmp_path, "mydata", DATASET_FILE)
+    write_module(tmp_path, "mymodel", MODEL_FILE)
+    text = (
+        "set: {device: cpu, data.name: 'python:mydata.py:make', model.name: 'python:mymodel.py:mlp',"
+        " pretrain.epochs: 1, finetune.max_epochs: 1}\ngrid: {regime.target: [0.5, 0.75]}\n"
+    )
+    code, out, err = dry_run(invoke, tmp_path, text)
+    assert code == 0, err
+    assert "python:mymodel.py:mlp on python:mydata.py:make (cpu):" in out, out
+    assert "s per epoch" in out and not (tmp_path / "r").exists()

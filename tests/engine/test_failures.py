@@ -16,7 +16,7 @@ import yaml
 from safetensors import SafetensorError
 
 from conftest import tiny_config
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.config.sweep_grid import load_sweep
 from prunebench.engine.driver import execute_plan
 from prunebench.engine.plan import build_plan

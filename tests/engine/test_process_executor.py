@@ -40,6 +40,7 @@ def test_two_worker_processes_write_the_rows_of_the_local_executor(tmp_path):
     assert_same_tables(procs_dir, local_dir)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_step_and_is_replaced(tmp_path, tiny):
     plan = build_plan([tiny("regime.steps=1")])
     (key,) = plan.nodes

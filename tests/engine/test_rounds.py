@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.rounds import BUDGET, DECIDED, STUCK, Budget, run_rounds
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.dense_models import stored_dense
 from prunebench.engine.plan import plan_steps
 from prunebench.engine.single_run import run

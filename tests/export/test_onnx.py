@@ -47,6 +47,7 @@ def exported(name: str, structure: str, out, target: float = 0.5):
     return model.eval(), info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in MODELS.names() if n not in SKIP])
 def test_structured_exports_run_in_onnxruntime_like_pytorch(name, tmp_path):
     model, info = exported(name, "structured", tmp_path)
@@ -143,6 +144,7 @@ def source_config(source: str, tmp_path) -> tuple[ModelConfig, DataInfo]:
 @pytest.mark.parametrize(
     "source", ["torchvision:mobilenet_v3_small", "timm:resnet10t", "python", "hf"]
 )
+@pytest.mark.slow
 def test_model_sources_export_to_onnxruntime_like_pytorch(source, tmp_path):
     """The 'your own model' sources, structurally pruned: the same check as the registry's."""
     model_cfg, info = source_config(source, tmp_path)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.data.memory import TensorLoader
 from prunebench.engine.finetune import monitored_value

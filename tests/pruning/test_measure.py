@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prunebench import measure
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.measure import (
     compare_latency,
@@ -212,6 +212,7 @@ def test_lean_inference_module_matches_the_model(backend, steps):
     assert isinstance(model.bn1, nn.BatchNorm2d)  # the original is untouched
 
 
+@pytest.mark.slow
 def test_latency_on_a_cpu_prints_no_cuda_warning(tmp_path):
     """torch warns "No CUDA runtime is found" when timing imports torch.utils.benchmark on a CUDA
     build with a CUDA toolkit (CUDA_HOME) but no GPU; a structured CPU step must not show it."""

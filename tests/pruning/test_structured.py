@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.errors import CheckpointError, PrunebenchError
 from prunebench.models import MODELS, ModelSpec

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch_pruning as tp
 
-from prunebench.config.schema import load_run_config
+from prunebench.config.loading import load_run_config
 from prunebench.data import DataInfo
 from prunebench.measure import repeat_batch
 from prunebench.models import MODELS

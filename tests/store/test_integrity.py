@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from conftest import tiny_config
-from prunebench.config.schema import base_id, run_id
+from prunebench.config.identity import base_id, run_id
 from prunebench.engine.single_run import run
 from prunebench.store import checkpoints
 from prunebench.store.database import Store

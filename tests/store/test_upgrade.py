@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import prunebench
-import prunebench.config.schema as config_module
-from prunebench.config.schema import load_run_config, run_id
+import prunebench.config.identity as config_module
+from prunebench.config.identity import run_id
+from prunebench.config.loading import load_run_config
 from prunebench.config.sweep_grid import load_sweep
 from prunebench.engine.plan import build_plan
 from prunebench.store.database import Store
@@ -56,7 +57,7 @@ def test_a_legacy_sweep_resumes_without_computing_anything(legacy, invoke):
     assert not list((legacy / "checkpoints").glob("*.tmp"))
     assert {p.stem for p in (legacy / "checkpoints").glob("*.safetensors")} == set(plan.nodes)
     assert {p.stem for p in (legacy / "dense").glob("*.safetensors")} == {
-        prunebench.config.schema.base_id(configs[0])
+        config_module.base_id(configs[0])
     }
 
 

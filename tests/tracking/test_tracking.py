@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prunebench.config.schema import run_id
+from prunebench.config.identity import run_id
 from prunebench.engine.driver import execute_plan
 from prunebench.engine.executors import base as executors
 from prunebench.engine.plan import build_plan

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from prunebench.config.schema import RunConfig, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.schema import RunConfig
 from prunebench.engine.plan import build_plan, count, render_counts
 from prunebench.engine.rounds import Budget, RoundsOutcome, run_rounds, with_seed
 from prunebench.errors import PrunebenchError
 from prunebench.report.prepare import final_runs
 from prunebench.report.sequential import Design, question_lines, replay
+from prunebench.store.database import Store
 from prunebench.store.results import load_results
 
 DEFAULT_MAX_SEEDS = 6
@@ -57,12 +59,18 @@ def design_for(
     return design, Budget(budget_epochs, budget_hours)
 
 
-def dry_run_lines(configs: list[RunConfig], design: Design, stored: dict[str, int]) -> list[str]:
-    """The range of the work: the first round only .. K seeds everywhere."""
+def dry_run_lines(configs: list[RunConfig], design: Design, directory: Path) -> list[str]:
+    """The range of the work: the first round only .. K seeds everywhere (writes nothing)."""
     everything = [with_seed(cfg, seed) for cfg in configs for seed in design.extra_seeds
                   if cfg.seed == design.first_seeds[0]]  # fmt: skip
-    first = count(build_plan(configs), stored)
-    most = count(build_plan(configs + everything), stored)
+    store = Store(directory)
+
+    def counted(cfgs):
+        plan = build_plan(cfgs)
+        stored = {key: row["epochs"] for key, row in store.stored_steps(plan.nodes).items()}
+        return count(plan, stored)
+
+    first, most = counted(configs), counted(configs + everything)
     return [
         f"--until-decided: between the first round ({len(design.first_seeds)} seeds) and "
         f"{design.max_seeds} seeds everywhere",

@@ -1,44 +1,28 @@
-"""Validated run configuration: one pydantic model per concern, YAML files, `--set a.b=c` overrides.
+"""The run configuration's pydantic models, one per concern, with their defaults and checks.
 
-Defaults live here and nowhere else. Every error becomes a `ConfigError` of one line that names
-the key and says how to fix it. A run's id hashes the canonical config (minus fields that do not
-change results) together with SCHEMA_VERSION, so the same experiment always lands on the same id.
+Defaults live here and nowhere else. Unknown keys, wrong types and names no catalog knows are
+validation errors; `config.loading` turns them into one line that names the key and says how to
+fix it, and `config.identity` hashes a validated config into its run id.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import inspect
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-from prunebench.config import source_names as sources
+import prunebench.config.source_names as sources
+import prunebench.data.catalog as data_catalog
+import prunebench.models.catalog as model_catalog
 from prunebench.config.schedules import SCHEDULES
-from prunebench.config.yaml_input import check_plain, parse, parse_value, read_text
 from prunebench.criteria.catalog import CRITERIA
-from prunebench.data import catalog as data_catalog
 from prunebench.data.options import check_dataset_options
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.models import catalog as model_catalog
 from prunebench.pruning.presets import PRESETS
-from prunebench.registry import Registry, UnknownNameError, suggest
+from prunebench.registry import Registry, UnknownNameError
 from prunebench.tracking.spec import parse_log
-
-# Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
-SCHEMA_VERSION = 1
 
 # Numbers are strict: "0.5" (a string) is a wrong type, not 0.5; an int is still a float.
 Int = Annotated[int, Strict()]
@@ -381,189 +365,3 @@ class RunConfig(StrictModel):
                 f"'{self.data.name}' is a {data_task} dataset; pick a matching pair"
             )
         return self
-
-
-# Fields that change how a run is executed, labelled or logged, not the experiment: the label,
-# where it runs, how the arithmetic is executed (compile) and where it is logged. A GPU's rounding
-# differs from the CPU's and a compiled graph's from an eager one's, but the same experiment keeps
-# one id, so a step computed one way is resumed and reused the other way, exactly like a step
-# computed on another device.
-NON_IDENTITY_FIELDS = {"name", "device", "train", "log"}
-# Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
-DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
-# Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
-# earlier versions did). At that value a field is left out of every identity, so results stored
-# by an earlier version still resume and are reused; any other value gives new ids. Changing the
-# default of an OLDER field changes its dumped value, hence every id that includes it: it is
-# never matched silently. FitSettings fields count under "fit.".
-ADDED_FIELDS: dict[str, Any] = {}
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def digest(obj: Any, length: int = 16) -> str:
-    """Stable short hash of a JSON-able object together with the schema version."""
-    payload = canonical_json({"schema": SCHEMA_VERSION, "value": obj})
-    return hashlib.sha256(payload.encode()).hexdigest()[:length]
-
-
-def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`dump` minus the ADDED_FIELDS (under `prefix`) that hold their earlier-version value."""
-    out: dict[str, Any] = {}
-    for key, value in dump.items():
-        path = f"{prefix}{key}"
-        if path in ADDED_FIELDS and value == ADDED_FIELDS[path]:
-            continue
-        out[key] = without_added(value, path + ".") if isinstance(value, dict) else value
-    return out
-
-
-def identity(cfg: RunConfig) -> dict[str, Any]:
-    """Everything that shapes a run's results, as JSON (the run id hashes it)."""
-    return without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
-
-
-def data_identity(cfg: RunConfig) -> dict[str, Any]:
-    """What makes two runs see the same data (split, batches, augmentation): the one definition
-    used by the dense model's id, the step keys and the in-memory data caches."""
-    return {k: v for k, v in identity(cfg)["data"].items() if k not in DATA_LOADING_FIELDS}
-
-
-def run_id(cfg: RunConfig) -> str:
-    return digest(identity(cfg))
-
-
-def base_id(cfg: RunConfig) -> str:
-    """Identity of the dense model: the data split, the architecture and how it was trained."""
-    ident = identity(cfg)
-    return digest(
-        {"data": data_identity(cfg), "model": ident["model"], "pretrain": ident["pretrain"]}
-    )
-
-
-# ---------------------------------------------------------------- loading and error messages
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'a.b=c' -> (['a', 'b'], yaml-parsed 'c'); text that is not YAML stays a string."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects key=value, got '{text}' (e.g. --set finetune.patience=5)")
-    key, raw = text.split("=", 1)
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set has an empty key in '{text}' (e.g. --set regime.target=0.9)")
-    value = parse_value(raw, key) if raw.strip() else raw
-    return key.split("."), value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of `raw` with each `a.b=c` applied (nested dicts created as needed)."""
-    check_plain(raw, "", "config")
-    out = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[path[-1]] = value
-    return out
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A config file as plain data: a mapping with string keys (see yaml_input)."""
-    source = f"config file '{path}'"
-    data = parse(read_text(path, "config file"), source)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
-        raise ConfigError(f"{source} must hold a mapping of keys (e.g. seed: 0), not {kind}")
-    return data
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Names of the fields of the sub-model at `loc` (for 'did you mean' on unknown keys)."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        current = field.annotation
-        args = [a for a in getattr(current, "__args__", ()) if hasattr(a, "model_fields")]
-        if args:
-            current = args[0]
-    return list(getattr(current, "model_fields", {}))
-
-
-def describe_validation_error(
-    exc: ValidationError,
-    model: type[BaseModel],
-    source: str,
-    option: Callable[[str], str] | None = None,
-) -> str:
-    """One line for the first error, e.g. `finetune.patiense: unknown key (did you mean ...)`.
-
-    Config files and --set get the advice to fix the key there; a command whose values come
-    from its own options (`schedule`) passes `option`, which names the option for a key.
-    """
-    errors = exc.errors()
-    first = errors[0]
-    loc = tuple(p for p in first["loc"] if not isinstance(p, int))
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    if first["type"] == "extra_forbidden":
-        hint = suggest(str(loc[-1]), _fields_at(model, loc[:-1]))
-        return f"{source}: unknown key '{key}' ({hint}){more}"
-    message = first["msg"].removeprefix("Value error, ")
-    if not first["loc"]:  # a check of the whole model (e.g. a schedule): its message says it all
-        return f"{source}: {message}{more}"
-    got = first.get("input")
-    got_text = (
-        "" if isinstance(got, dict) or repr(got) in message else f" (got {_shorten(repr(got))})"
-    )
-    if first["type"] in NUMBER_ERRORS and isinstance(got, str):
-        got_text += ", a string: write the number without quotes"
-    if option is not None:
-        where = f"{option(key)}: " if first["loc"] else ""
-        return f"{source}: {where}{message}{got_text}{more}"
-    return f"{source}: {key}: {message}{got_text}; fix it in the file or with --set {key}=...{more}"
-
-
-NUMBER_ERRORS = {"int_type", "float_type", "bool_type"}
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    """A long value (a 300-character path, a 400-digit number) cut so the message stays short."""
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def validate(
-    model: type[StrictModel],
-    raw: dict[str, Any],
-    source: str,
-    option: Callable[[str], str] | None = None,
-) -> Any:
-    """`model` from `raw`, or one ConfigError line (see `describe_validation_error`)."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, model, source, option)) from None
-    except PrunebenchError as exc:  # raised by registries or schedules inside validators
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def load_run_config(
-    path: Path | None = None, overrides: list[str] | None = None, seed: int | None = None
-) -> RunConfig:
-    """Read a YAML run config (or the defaults), apply overrides, validate."""
-    raw = read_yaml(path) if path is not None else {}
-    overrides = list(overrides or [])
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    raw = apply_overrides(raw, overrides)
-    return validate(RunConfig, raw, str(path) if path else "config")

@@ -29,16 +29,9 @@ from typing import Any
 
 from pydantic import Field
 
-from prunebench.config.schema import (
-    RegimeConfig,
-    RunConfig,
-    StrictModel,
-    apply_overrides,
-    canonical_json,
-    read_yaml,
-    run_id,
-    validate,
-)
+from prunebench.config.identity import canonical_json, run_id
+from prunebench.config.loading import apply_overrides, read_yaml, validate
+from prunebench.config.schema import RegimeConfig, RunConfig, StrictModel
 from prunebench.errors import ConfigError
 
 

@@ -7,7 +7,8 @@ import time
 
 import torch
 
-from prunebench.config.schema import RunConfig, base_id
+from prunebench.config.identity import base_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.engine.leases import Leases
 from prunebench.engine.pretrain import Dense, train_dense

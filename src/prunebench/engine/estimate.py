@@ -22,7 +22,8 @@ from itertools import islice
 import torch
 
 from prunebench.config.fit_settings import epoch_bounds
-from prunebench.config.schema import RunConfig, canonical_json, data_identity
+from prunebench.config.identity import canonical_json, data_identity
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import Batch, DataBundle
 from prunebench.devices import resolve_device
 from prunebench.engine.plan import Plan

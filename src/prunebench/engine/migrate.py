@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 
-from prunebench.config.schema import RunConfig, base_id, data_identity, digest, identity
+from prunebench.config.identity import base_id, data_identity, digest, identity
+from prunebench.config.schema import RunConfig
 from prunebench.engine.plan import plan_steps
 from prunebench.errors import PrunebenchError
 from prunebench.store.database import Store

@@ -22,9 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prunebench.config.fit_settings import FitSettings, epoch_bounds, finetune_settings
-from prunebench.config.schedules import increments
-from prunebench.config.schema import (
-    RunConfig,
+from prunebench.config.identity import (
     base_id,
     data_identity,
     digest,
@@ -32,6 +30,8 @@ from prunebench.config.schema import (
     run_id,
     without_added,
 )
+from prunebench.config.schedules import increments
+from prunebench.config.schema import RunConfig
 
 KEY_DECIMALS = 12  # cumulative targets equal to this many decimals share a step
 

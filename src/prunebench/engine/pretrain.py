@@ -15,7 +15,8 @@ from torch import nn
 
 from prunebench.accel import Execution, should_compile
 from prunebench.config.fit_settings import FitSettings, epoch_bounds
-from prunebench.config.schema import PretrainConfig, RunConfig, base_id
+from prunebench.config.identity import base_id
+from prunebench.config.schema import PretrainConfig, RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.engine.finetune import fit
 from prunebench.models.build import build_model

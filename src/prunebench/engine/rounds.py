@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from prunebench.config.schema import RunConfig, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.schema import RunConfig
 
 DECIDED, BUDGET, STUCK = "nothing left to decide", "budget spent", "a round's runs failed"
 

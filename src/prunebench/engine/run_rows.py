@@ -12,7 +12,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.config.schema import SCHEMA_VERSION, RunConfig, base_id, digest
+from prunebench.config.identity import SCHEMA_VERSION, base_id, digest
+from prunebench.config.schema import RunConfig
 from prunebench.engine.executors.base import StepResult
 from prunebench.engine.plan import Node, Plan
 from prunebench.engine.resume import Stock

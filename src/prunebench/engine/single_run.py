@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prunebench.config.schema import RunConfig, run_id
+from prunebench.config.identity import run_id
+from prunebench.config.schema import RunConfig
 from prunebench.engine.driver import execute_plan
 from prunebench.engine.executors.base import Executor
 from prunebench.engine.executors.local import LocalExecutor

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import torch
 
-from prunebench.config.schema import RunConfig, base_id, canonical_json, data_identity, run_id
+from prunebench.config.identity import base_id, canonical_json, data_identity, run_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.data.build import build_data
 from prunebench.devices import resolve_device

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebench.config.schema import ModelConfig, validate
+from prunebench.config.loading import validate
+from prunebench.config.schema import ModelConfig
 from prunebench.data.info import DataInfo
 from prunebench.errors import PrunebenchError
 from prunebench.export.pruned import load_pruned, read_description

@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from prunebench.config.schema import ModelConfig, PruneConfig, validate
+from prunebench.config.loading import validate
+from prunebench.config.schema import ModelConfig, PruneConfig
 from prunebench.config.source_names import hf_config_file, parse
 from prunebench.data.info import DataInfo
 from prunebench.engine.pruned_state import rebuild, restore, stored_masks

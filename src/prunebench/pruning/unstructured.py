@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.config.schema import PruneConfig, validate
+from prunebench.config.loading import validate
+from prunebench.config.schema import PruneConfig
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import ConfigError

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from prunebench.config.schema import RunConfig, base_id, run_id
+from prunebench.config.identity import base_id, run_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
 from prunebench.engine.executors.base import StepJob, compute_job

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from prunebench.config.schema import base_id
+from prunebench.config.identity import base_id
 from prunebench.engine.executors.base import StepJob, StepResult
 from prunebench.engine.executors.workers import StepWorker, WorkerPool, dense_payload
 from prunebench.engine.workspace import Workspace

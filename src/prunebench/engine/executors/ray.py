@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from prunebench.config.schema import base_id
+from prunebench.config.identity import base_id
 from prunebench.engine.executors.base import StepJob, StepResult
 from prunebench.engine.executors.ray_auth import RayAuth, existing_cluster, private_instance
 from prunebench.engine.executors.workers import StepWorker, WorkerPool, dense_payload

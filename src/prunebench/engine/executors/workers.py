@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from prunebench.config.schema import RunConfig, base_id
+from prunebench.config.identity import base_id
+from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.devices import resolve_device
 from prunebench.engine.executors.base import StepJob, StepResult, compute_job

@@ -1,0 +1,78 @@
+"""A run's identities: what of a validated config shapes its results, hashed.
+
+`run_id` (the whole experiment), `base_id` (the dense model it starts from) and `data_identity`
+(the ONE definition of "same data") hash canonical JSON together with SCHEMA_VERSION, so the
+same experiment always lands on the same id and a field added later (ADDED_FIELDS) leaves every
+earlier id as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prunebench.config.schema import RunConfig
+
+# Bump when the meaning of stored rows or of a config field changes: old run ids stop matching.
+SCHEMA_VERSION = 1
+
+# Fields that change how a run is executed, labelled or logged, not the experiment: the label,
+# where it runs, how the arithmetic is executed (compile) and where it is logged. A GPU's rounding
+# differs from the CPU's and a compiled graph's from an eager one's, but the same experiment keeps
+# one id, so a step computed one way is resumed and reused the other way, exactly like a step
+# computed on another device.
+NON_IDENTITY_FIELDS = {"name", "device", "train", "log"}
+# Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
+DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
+# Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
+# earlier versions did). At that value a field is left out of every identity, so results stored
+# by an earlier version still resume and are reused; any other value gives new ids. Changing the
+# default of an OLDER field changes its dumped value, hence every id that includes it: it is
+# never matched silently. FitSettings fields count under "fit.".
+ADDED_FIELDS: dict[str, Any] = {}
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(obj: Any, length: int = 16) -> str:
+    """Stable short hash of a JSON-able object together with the schema version."""
+    payload = canonical_json({"schema": SCHEMA_VERSION, "value": obj})
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`dump` minus the ADDED_FIELDS (under `prefix`) that hold their earlier-version value."""
+    out: dict[str, Any] = {}
+    for key, value in dump.items():
+        path = f"{prefix}{key}"
+        if path in ADDED_FIELDS and value == ADDED_FIELDS[path]:
+            continue
+        out[key] = without_added(value, path + ".") if isinstance(value, dict) else value
+    return out
+
+
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """Everything that shapes a run's results, as JSON (the run id hashes it)."""
+    return without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
+
+
+def data_identity(cfg: RunConfig) -> dict[str, Any]:
+    """What makes two runs see the same data (split, batches, augmentation): the one definition
+    used by the dense model's id, the step keys and the in-memory data caches."""
+    return {k: v for k, v in identity(cfg)["data"].items() if k not in DATA_LOADING_FIELDS}
+
+
+def run_id(cfg: RunConfig) -> str:
+    return digest(identity(cfg))
+
+
+def base_id(cfg: RunConfig) -> str:
+    """Identity of the dense model: the data split, the architecture and how it was trained."""
+    ident = identity(cfg)
+    return digest(
+        {"data": data_identity(cfg), "model": ident["model"], "pretrain": ident["pretrain"]}
+    )

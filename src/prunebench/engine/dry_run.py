@@ -1,0 +1,45 @@
+"""A sweep's dry run: the plan's tree and step counts, and its estimated wall time, without
+training or writing anything.
+
+The estimate builds its data through a `Workspace`, the same builder and cache as the runs
+themselves, so a dry run accepts exactly the datasets a run does (`python:` sources too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+import torch
+
+from prunebench.config.identity import base_id
+from prunebench.config.schema import RunConfig
+from prunebench.data.base import DataBundle
+from prunebench.engine.estimate import estimate, render
+from prunebench.engine.plan import Plan, count, render_counts, render_tree
+from prunebench.engine.pretrain import Dense
+from prunebench.engine.workspace import Workspace
+from prunebench.tasks import Task
+
+
+def plan_lines(plan: Plan, stored: Mapping[str, int]) -> list[str]:
+    """The shared-step tree and the naive-vs-planned counts; `stored`: step key -> epochs of
+    the steps already in the results directory."""
+    return [*render_tree(plan, stored), "", *render_counts(count(plan, stored))]
+
+
+def _no_dense(cfg: RunConfig, data: DataBundle, task: Task, device: torch.device) -> Dense:
+    raise AssertionError("a dry run trains and loads no dense model")
+
+
+def estimate_lines(
+    plan: Plan, stored: Collection[str], stored_dense: Collection[str], workers: int | None
+) -> list[str]:
+    """Time a few batches of each model and data; the plan's wall time per number of steps side
+    by side. `stored`: step keys already computed; `stored_dense`: base ids of the dense models
+    already stored. Builds data and models in memory only: writes nothing."""
+    workspace = Workspace(_no_dense)
+    dense = {base_id(r.cfg): r.cfg for r in plan.runs}
+    missing = [cfg for bid, cfg in dense.items() if bid not in stored_dense]
+    todo = [key for key in plan.nodes if key not in stored]
+    est = estimate(plan, todo, workspace.data, missing)
+    return ["", *render(est, {1, 2, 4, 8, workers or 1})]
