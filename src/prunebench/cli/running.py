@@ -186,6 +186,23 @@ def sweep(
         ),
     ] = None,
     log: LogOpt = None,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="add seeds in rounds, only to open questions and to regimes still in "
+            "contention, until each is decided (sequential error rates)",
+        ),
+    ] = False,
+    max_seeds: Annotated[
+        int | None, typer.Option(help="--until-decided: at most this many seeds (default 6)")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="--until-decided: stop at this many fine-tuning epochs")
+    ] = None,
+    budget_hours: Annotated[
+        float | None, typer.Option(help="--until-decided: stop after this many hours")
+    ] = None,
 ) -> None:
     """Run every point of a grid, computing steps that runs share once; then compare them.
 
@@ -196,6 +213,13 @@ def sweep(
     from prunebench.engine.executors.choice import choose_executor
 
     _, configs, skipped = load_sweep(sweep_file, overrides(set_, device))
+    rounds = None
+    if until_decided:
+        from prunebench.cli.until_decided import design_for
+
+        rounds = design_for(configs, results, max_seeds, budget, budget_hours)
+    elif max_seeds is not None or budget is not None or budget_hours is not None:
+        raise PrunebenchError("--max-seeds, --budget and --budget-hours need --until-decided")
     choice = choose_executor(executor, configs, workers, threads, address, gpus_per_step)
     if not dry_run:
         check_output_dir(results, "--results")
@@ -207,6 +231,11 @@ def sweep(
     plan = build_plan(configs)
     if dry_run:
         _print_dry_run(plan, results, estimate, choice.threads, choice.workers)
+        if rounds is not None:
+            from prunebench.cli.until_decided import dry_run_lines
+
+            for line in ["", *dry_run_lines(configs, rounds[0], results)]:
+                out.print(line, markup=False, highlight=False)
         return
     from prunebench.engine.driver import execute_plan
     from prunebench.engine.executors.factory import make_executor
@@ -214,6 +243,20 @@ def sweep(
     from prunebench.store.database import Store
 
     chosen = make_executor(choice)
+    if rounds is not None:
+        from prunebench.cli.until_decided import run_until_decided
+
+        def execute(cfgs):
+            return execute_plan(build_plan(cfgs), Store(results), chosen, make_progress(quiet),
+                                log, sweep_file.stem)  # fmt: skip
+
+        done, lines = run_until_decided(configs, results, *rounds, execute)
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+        out.print(f"results: {results / 'results.sqlite'}")
+        if any(o.failed for o in done.outcomes):
+            raise typer.Exit(1)
+        return
     outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
     _print_sweep(plan, outcome, results)
     if outcome.failed:

@@ -27,6 +27,7 @@ from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
 from prunebench.report.sanity import sanity_warnings
+from prunebench.report.sequential import Design, sequential_section
 from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
 from prunebench.store.results import database_path, load_results
 
@@ -118,6 +119,7 @@ def build_document(
     alpha: float = ALPHA,
     margin: float | None = None,
     min_effect: float | None = None,
+    design: Design | None = None,
 ) -> Document:
     """The whole report as data, from `load_results(..., outcomes=True)` rows. `margin`: in
     percentage points of accuracy or percent of perplexity (default 0.1 / 1)."""
@@ -138,6 +140,8 @@ def build_document(
             Section("results", "Results", unavailable="no finished runs in the database")
         )
     margins = list(dict.fromkeys(margins))
+    if design is not None:  # an --until-decided sweep: its sequential decisions come first
+        sections.insert(0, sequential_section(results, design))
     sections += [ov.unfinished(unfinished_runs(results)), ov.method(alpha, margins)]
     return Document("prunebench report: which pruning regime?", intro, sections)
 
@@ -155,7 +159,8 @@ def write_report(
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
     check_settings(alpha, margin, min_effect)
     results = load_results(directory, outcomes=True)
-    doc = build_document(results, str(database_path(directory)), alpha, margin, min_effect)
+    doc = build_document(results, str(database_path(directory)), alpha, margin, min_effect,
+                         Design.load(Path(directory)))  # fmt: skip
     out = Path(out) if out is not None else Path(directory) / "report"
     images, written, links = {}, [], {}
     contents: dict[Path, bytes] = {}

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from prunebench.report.candidates import outcome_spread
+from prunebench.report.sequential import Design, futile
 from prunebench.report.verdicts import A_BETTER, B_BETTER, INCONCLUSIVE, classify
 
 
@@ -174,3 +175,35 @@ def old_method(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
 
 def rate(verdicts: np.ndarray, *outcomes: str) -> float:
     return float(np.isin(verdicts, outcomes).mean())
+
+
+def until_decided(
+    diffs: np.ndarray, design: Design, margin: float, binary: bool = True, naive: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(verdict, seeds used) per simulated two-regime question of `diffs` (sims, K, examples):
+    looks at len(design.first_seeds) .. K seeds, each at the design's own level (sequential.py),
+    stopping at the first decision or when futile (sequential.futile). `naive`: the
+    fixed-sample test at full alpha after every seed, stopping at the first "better" (optional
+    stopping without a sequential method)."""
+    sims, most = diffs.shape[:2]
+    verdict = np.full(sims, INCONCLUSIVE, dtype=object)
+    used = np.full(sims, most)
+    open_ = np.ones(sims, dtype=bool)
+    for seeds in range(len(design.first_seeds), most + 1):
+        level = design.alpha if naive else design.look_alpha(seeds)
+        idx = np.flatnonzero(open_)
+        if level <= 0 or idx.size == 0:
+            continue
+        spread = outcome_spread(diffs[idx, :seeds], binary)
+        if not spread.decides:
+            continue
+        low, high = spread.interval(level)
+        now = np.asarray(classify(spread.mean, low, high, margin))
+        stop = np.isin(now, (A_BETTER, B_BETTER)) if naive else now != INCONCLUSIVE
+        verdict[idx[stop]], used[idx[stop]] = now[stop], seeds
+        if not naive:
+            gave_up = ~stop & futile(spread, margin, design)
+            used[idx[gave_up]] = seeds
+            stop = stop | gave_up
+        open_[idx[stop]] = False
+    return verdict, used

@@ -19,6 +19,7 @@ from prunebench.report.sanity import (
     collapsed_decision_text,
     sanity_warnings,
 )
+from prunebench.report.sequential import Design, question_lines, replay
 from prunebench.report.verdicts import ALPHA
 from prunebench.store.results import load_results
 
@@ -63,10 +64,16 @@ def advise_decisions(
 
 
 def advise_lines(directory: Path | str, **kwargs) -> list[str]:
-    """What `prunebench advise` prints: the sanity warnings first, then per setup and criterion
-    the decisions; where even the recommended regime is at chance, none is recommended."""
+    """What `prunebench advise` prints: the sanity warnings first, an --until-decided sweep's
+    sequential decisions next (act on these), then per setup and criterion the decisions; where
+    even the recommended regime is at chance, none is recommended."""
     df = load_results(directory)
     lines = [f"warning: {w}" for w in sanity_warnings(df)]
+    design = Design.load(Path(directory))
+    if design is not None:
+        rounds = replay(load_results(directory, outcomes=True), design)
+        lines.append("Sequential decisions (sweep --until-decided; act on these):")
+        lines += [f"  {line}" for line in question_lines(rounds)]
     for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
         lines.append(f"{setup}, {criterion} criterion ({how}):")
         lines += [f"  {_sane_text(d, df)}" for d in decisions]

@@ -1,0 +1,409 @@
+"""Sequential decisions for `sweep --until-decided`: seeds added only where a question is open.
+
+A question is (setup, criterion, ratio, budget level). Looks happen after each round: look 1 at
+the configured seeds (S0 of them), look j at S0 + j - 1 seeds, at most K (`--max-seeds`). At a
+look, every comparison an open question needs (its best contender against each other
+contender, as in decisions.py) is judged with the report's fixed-sample interval at the look's
+own level alpha_s, Holm-corrected over the comparisons judged at that look, each counted once per
+variant pair its representatives were picked from. A comparison once decided (better, or
+equivalent) stays decided: later seeds do not reopen it.
+
+Error rates under optional stopping: alpha spending with a union bound (Bonferroni over looks,
+the conservative case of Lan & DeMets 1983). Look s spends
+
+    alpha_s = alpha * w(s) / sum_{s'=S0..K} w(s'),   w(s) = max(s - 2, 0)^3
+
+(one and two seeds decide (almost) nothing, so they spend nothing; most is kept for the last
+looks, as O'Brien-Fleming-like designs do, so that K seeds lose little power against the fixed
+K-seed design, while large differences still stop after 3-4 seeds). The chance that ANY look
+makes a false claim is at most sum alpha_s = alpha, whatever the stopping rule, racing included:
+no assumption on how the looks are correlated, only that each look's interval holds at its own
+level (the assumptions of the fixed-sample verdicts: paired seeds and test examples, the normal
+model of uncertainty.py).
+
+Racing: a regime that a decided comparison found worse than another at a question gets no more
+seeds there. Futility: from 3 seeds on, a question whose open comparisons could not be decided
+at K seeds even if the truth were one standard error more favourable than the estimate (the
+variance parts as estimated now, the last look's level) gets no more seeds either; it stays
+open, and says so. Stopping without a claim cannot make a false one, so neither rule touches
+the error rates. A question is decided when its best contender is better than or equivalent to
+every other contender (dropped regimes were beaten on the way), or when one contender is left.
+Every look is derived only from stored rows (seeds beyond a look's are ignored), so a killed
+sweep replays the same looks and continues with the same decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prunebench.report.advice import describe
+from prunebench.report.analysis import summarize
+from prunebench.report.candidates import Candidate, advantage, from_summary
+from prunebench.report.decisions import representatives
+from prunebench.report.document import Bullets, Paragraph, Section
+from prunebench.report.prepare import Metric, final_runs, metric_for, pct
+from prunebench.report.uncertainty import Spread
+from prunebench.report.verdicts import (
+    A_BETTER,
+    BETTER,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    ONLY_ONE,
+    TIED,
+    UNDECIDED,
+    Comparison,
+    judge,
+    margin_for,
+)
+
+SETTINGS_FILE = "until_decided.json"  # in the results directory: the design, written once
+
+
+@dataclass(frozen=True)
+class Design:
+    """What `--until-decided` was asked for; stored so that every later look and the report
+    replay the same design."""
+
+    first_seeds: tuple[int, ...]
+    max_seeds: int
+    alpha: float = 0.05
+    margin: float | None = None  # pp of accuracy / % of perplexity, as --margin
+
+    @property
+    def extra_seeds(self) -> list[int]:
+        """The seeds rounds add, in order."""
+        start = max(self.first_seeds) + 1
+        return list(range(start, start + self.max_seeds - len(self.first_seeds)))
+
+    def look_alpha(self, seeds: int) -> float:
+        """alpha_s of the look at `seeds` seeds (see the module doc)."""
+        weights = {s: max(s - 2, 0) ** 3 for s in range(len(self.first_seeds), self.max_seeds + 1)}
+        total = sum(weights.values())
+        return self.alpha * weights.get(seeds, 0) / total if total else 0.0
+
+    def save(self, directory: Path) -> None:
+        path = Path(directory) / SETTINGS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)}))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, directory: Path) -> Design | None:
+        path = Path(directory) / SETTINGS_FILE
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        return cls(tuple(raw["first_seeds"]), raw["max_seeds"], raw["alpha"], raw["margin"])
+
+
+Key = tuple[str, str, float]  # setup, criterion, ratio
+Question = tuple[str, str, float, float | None]  # ... and budget level (None: no limit)
+
+
+def futile(spread: Spread, margin: float, design: Design):
+    """Whether K seeds could not decide these comparisons even with the truth one standard error
+    more favourable than the estimate (vectorised over the spread's leading axes)."""
+    if spread.seeds < 3 or spread.seeds >= design.max_seeds:
+        return np.zeros(np.shape(spread.mean), dtype=bool)
+    level = design.look_alpha(design.max_seeds)
+    half = np.asarray(spread.half_width(level, design.max_seeds))
+    se = np.sqrt(np.asarray(spread.var, dtype=float))
+    size = np.abs(np.asarray(spread.mean, dtype=float))
+    better = (size + se > half) & (size + se > margin)
+    equivalent = np.maximum(size - se, 0.0) + half < margin
+    return ~(better | equivalent)
+
+
+@dataclass
+class Verdict:
+    """One question's state after the looks so far."""
+
+    question: Question
+    status: str = UNDECIDED  # BETTER, TIED or UNDECIDED
+    recommended: str | None = None
+    seeds: int = 0  # seeds its contenders have at the last look
+    decided_at: int | None = None  # seeds when decided
+    comparisons: list[Comparison] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)  # regime -> "beaten by X at s seeds"
+    contenders: list[str] = field(default_factory=list)  # regimes still in contention
+    why_open: str = ""
+    metric: Metric | None = None
+    stopped: bool = False  # futile: no more seeds (see the module doc)
+
+
+@dataclass
+class Rounds:
+    """The looks replayed from stored rows: per question its verdict; what the next round must
+    run ((template run id, seed) pairs), empty when nothing is left to run."""
+
+    verdicts: dict[Question, Verdict]
+    needs: list[tuple[str, int]]
+    looks: int
+    seeds: int  # seeds of the last look
+    finished: bool
+    max_seeds: int = 0
+
+
+def _candidates(finals: pd.DataFrame, metric: Metric) -> dict[float, list[Candidate]]:
+    out: dict[float, list[Candidate]] = {}
+    for _, row in summarize(finals).iterrows():
+        if row["n"] > 0:
+            out.setdefault(float(row["ratio"]), []).append(from_summary(row))
+    return out
+
+
+def _levels(cands: list[Candidate]) -> list[float | None]:
+    levels = sorted({c.epochs for c in cands})
+    return [*levels[:-1], None]
+
+
+class _Replay:
+    def __init__(self, finals: pd.DataFrame, design: Design) -> None:
+        self.design = design
+        self.finals = finals[~finals["is_random"]]
+        self.pairs: dict[tuple, Comparison] = {}  # (setup, criterion, ratio, a, b) -> decided
+        self.futile: set[tuple] = set()  # open comparisons K seeds would not decide
+        self.verdicts: dict[Question, Verdict] = {}
+        self.seeds_of: dict[tuple, int] = {}  # (setup, criterion, ratio, label) -> seeds given
+        self.templates: dict[tuple, str] = {}  # same key -> a run id of that variant
+        for row in self.finals.itertuples():
+            key = (row.setup, row.criterion, float(row.ratio), row.label)
+            if row.seed in design.first_seeds:  # rounds add seeds to first-round runs
+                self.templates.setdefault(key, row.run_id)
+            self.seeds_of[key] = len(design.first_seeds)
+
+    def allowed(self) -> pd.DataFrame:
+        first = self.design.first_seeds
+        extra = self.design.extra_seeds
+        keys = list(zip(self.finals["setup"], self.finals["criterion"],
+                        self.finals["ratio"].astype(float), self.finals["label"], strict=True))  # fmt: skip
+        ok = [
+            seed in first or seed in extra[: self.seeds_of[k] - len(first)]
+            for k, seed in zip(keys, self.finals["seed"], strict=True)
+        ]
+        return self.finals[ok]
+
+    def look(self, seeds: int) -> None:
+        """Judge every open question at this look; freeze what is decided; race."""
+        level = self.design.look_alpha(seeds)
+        rows = self.allowed()
+        wanted: dict[tuple, tuple[Candidate, Candidate, int]] = {}
+        for (setup, criterion), group in rows.groupby(["setup", "criterion"], sort=True):
+            metric = metric_for(group["metric"].iloc[0])
+            for ratio, cands in _candidates(group, metric).items():
+                for level_ in _levels(cands):
+                    q = (setup, criterion, ratio, level_)
+                    v = self.verdicts.setdefault(q, Verdict(q, metric=metric))
+                    if v.status != UNDECIDED:
+                        continue
+                    self._contend(v, cands, metric, wanted)
+        if wanted and level > 0:
+            self._judge(wanted, level, rows)
+        for v in self.verdicts.values():
+            if v.status == UNDECIDED:
+                self._settle(v, seeds)
+
+    def _reps(self, v: Verdict, cands: list[Candidate], metric: Metric) -> list[Candidate]:
+        level = v.question[3]
+        affordable = [c for c in cands if level is None or c.epochs <= level]
+        reps = representatives(affordable, metric)
+        return sorted((c for r, c in reps.items() if r not in v.dropped),
+                      key=lambda c: (-metric.score(c.mean), c.epochs, c.label))  # fmt: skip
+
+    def _contend(self, v, cands, metric, wanted) -> None:
+        ordered = self._reps(v, cands, metric)
+        v.contenders = [c.regime for c in ordered]
+        v.recommended = ordered[0].label if ordered else None
+        v.seeds = min((len(c.values) for c in ordered), default=0)
+        setup, criterion, ratio, _ = v.question
+        by_regime = {}
+        for c in cands:
+            by_regime[c.regime] = by_regime.get(c.regime, 0) + 1
+        for other in ordered[1:]:
+            key = (setup, criterion, ratio, ordered[0].label, other.label)
+            if self._decided(key) is None:
+                times = by_regime[ordered[0].regime] * by_regime[other.regime]
+                wanted[key] = (ordered[0], other, times, metric)
+
+    def _decided(self, key: tuple) -> Comparison | None:
+        if key in self.pairs:
+            return self.pairs[key]
+        flipped = (*key[:3], key[4], key[3])
+        return self.pairs[flipped].flipped() if flipped in self.pairs else None
+
+    def _judge(self, wanted: dict, level: float, rows: pd.DataFrame) -> None:
+        """One Holm family per (setup, criterion) at this look's level, as the report's."""
+        families: dict[tuple, list[tuple]] = {}
+        for key in wanted:
+            families.setdefault(key[:2], []).append(key)
+        for keys in families.values():
+            metric = wanted[keys[0]][3]
+            spreads = [advantage(wanted[k][0], wanted[k][1], metric) for k in keys]
+            bound = 1.0 if metric.higher_is_better else None
+            margin = margin_for(metric, self.design.margin)
+            pairs = [(k[2], k[3], k[4]) for k in keys]
+            times = [wanted[k][2] for k in keys]
+            judged = judge(spreads, pairs, margin, level, bound, None, times)
+            for key, c, spread in zip(keys, judged, spreads, strict=True):
+                if c.outcome != INCONCLUSIVE:
+                    self.pairs[key] = c
+                elif spread.decides and bool(futile(spread, margin, self.design)):
+                    self.futile.add(key)
+
+    def _settle(self, v: Verdict, seeds: int) -> None:
+        """Racing and the question's status from the decided comparisons."""
+        setup, criterion, ratio, _ = v.question
+        regimes = self._regime_of(setup, criterion, ratio)
+        labels = self._current_labels(v)
+        for a in labels:
+            for b in labels:
+                c = self._decided((setup, criterion, ratio, a, b))
+                if c is not None and c.outcome == A_BETTER and regimes[b] in v.contenders:
+                    v.dropped.setdefault(regimes[b], f"beaten by {a} at {c.seeds} seeds")
+        v.contenders = [r for r in v.contenders if r not in v.dropped]
+        rec = next((lab for lab in labels if regimes[lab] in v.contenders), None)
+        v.recommended = rec
+        if rec is not None and len(labels) == 1:  # nothing else fits this budget
+            v.status, v.decided_at, v.why_open = ONLY_ONE, seeds, ""
+            return
+        others = [lab for lab in labels if lab != rec and regimes[lab] in v.contenders]
+        comps = [self._decided((setup, criterion, ratio, rec, o)) for o in others]
+        shown = [self._decided((setup, criterion, ratio, rec, o)) for o in labels if o != rec]
+        v.comparisons = [c for c in shown if c is not None]
+        if rec is not None and all(c is not None and c.outcome in (A_BETTER, EQUIVALENT)
+                                   for c in comps):  # fmt: skip
+            v.status = TIED if any(c.outcome == EQUIVALENT for c in comps) else BETTER
+            v.decided_at = seeds
+            v.why_open = ""
+        elif rec is not None:
+            open_ = [o for o, c in zip(others, comps, strict=True) if c is None]
+            v.why_open = f"open against {', '.join(open_)}"
+            if all((setup, criterion, ratio, rec, o) in self.futile for o in open_):
+                v.stopped = True
+                v.why_open += f": {self.design.max_seeds} seeds would not decide it"
+
+    def _regime_of(self, setup, criterion, ratio) -> dict[str, str]:
+        rows = self.finals[(self.finals["setup"] == setup) & (self.finals["criterion"] == criterion)
+                           & (self.finals["ratio"].astype(float) == ratio)]  # fmt: skip
+        return dict(zip(rows["label"], rows["regime"], strict=True))
+
+    def _current_labels(self, v: Verdict) -> list[str]:
+        """The question's representatives, best mean first (as at the last look)."""
+        setup, criterion, ratio, level = v.question
+        rows = self.allowed()
+        rows = rows[(rows["setup"] == setup) & (rows["criterion"] == criterion)
+                    & (rows["ratio"].astype(float) == ratio)]  # fmt: skip
+        if rows.empty:
+            return []
+        metric = metric_for(rows["metric"].iloc[0])
+        cands = _candidates(rows, metric).get(ratio, [])
+        affordable = [c for c in cands if level is None or c.epochs <= level]
+        reps = representatives(affordable, metric)
+        ordered = sorted(reps.values(), key=lambda c: (-metric.score(c.mean), c.epochs, c.label))
+        return [c.label for c in ordered]
+
+    def needs(self) -> list[tuple]:
+        """(setup, criterion, ratio, label) of every variant whose regime is still in
+        contention for an open question: each gets the next seed."""
+        out = set()
+        for (setup, criterion, ratio, _), v in self.verdicts.items():
+            if v.status != UNDECIDED or v.stopped:
+                continue
+            for key in self.templates:
+                if (
+                    key[:3] == (setup, criterion, ratio)
+                    and self._regime_of(setup, criterion, ratio).get(key[3]) in v.contenders
+                ):
+                    out.add(key)
+        return sorted(out)
+
+
+def replay(results: pd.DataFrame, design: Design) -> Rounds:
+    """Every look the stored rows allow, from the first round on (see the module doc)."""
+    finals = final_runs(results)
+    state = _Replay(finals, design)
+    first = len(design.first_seeds)
+    seeds = first
+    for seeds in range(first, design.max_seeds + 1):
+        state.look(seeds)
+        needs = state.needs()
+        if not needs or seeds == design.max_seeds:
+            return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+        seed = design.extra_seeds[seeds - first]
+        wanted = [(state.templates[k], seed) for k in needs]
+        have = _variant_seeds(finals, needs)
+        if not all((k, seed) in have for k in needs):
+            return Rounds(state.verdicts, wanted, seeds - first + 1, seeds, False, design.max_seeds)
+        for k in needs:
+            state.seeds_of[k] += 1
+    return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+
+
+def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
+    wanted = set(keys)
+    out = set()
+    for row in finals.itertuples():
+        key = (row.setup, row.criterion, float(row.ratio), row.label)
+        if key in wanted:
+            out.add((key, int(row.seed)))
+    return out
+
+
+def question_lines(rounds: Rounds, stop: str = "") -> list[str]:
+    """Per question: the decision with the seeds it took and its sequential interval, or why
+    it is still open (and what it would take)."""
+    lines = []
+    for q in sorted(rounds.verdicts, key=lambda q: (q[0], q[1], q[2], q[3] is None, q[3] or 0)):
+        v = rounds.verdicts[q]
+        setup, criterion, ratio, level = q
+        where = f"{setup}, {criterion}, {pct(ratio)}" + (
+            f" within {level:g} epochs" if level is not None else ""
+        )
+        if v.status == ONLY_ONE:
+            lines.append(f"{where}: only {v.recommended} fits; nothing to compare")
+            continue
+        shown = "; ".join(f"vs {c.b}: {c.outcome}, {describe(v.metric, c)} at {c.seeds} seeds"
+                          for c in v.comparisons)  # fmt: skip
+        if v.status in (BETTER, TIED):
+            word = (
+                "better than every other regime" if v.status == BETTER else "equivalent or better"
+            )
+            lines.append(f"{where}: {v.recommended} is {word}, decided at {v.decided_at} seeds "
+                         f"(sequential: {shown})")  # fmt: skip
+            continue
+        if v.stopped:
+            reason = v.why_open
+        else:
+            at_most = v.seeds >= rounds.max_seeds
+            reason = f"{v.why_open or 'no comparison decided'}; " + (
+                stop or ("--max-seeds reached" if at_most else "more seeds may decide it")
+            )
+        dropped = "; ".join(f"{r} {why}" for r, why in v.dropped.items())
+        lines.append(
+            f"{where}: open after {v.seeds} seeds ({reason}); best so far {v.recommended}"
+            + (f"; dropped: {dropped}" if dropped else "")
+            + (f"; decided so far: {shown}" if shown else "")
+        )
+    return lines
+
+
+SEQUENTIAL_NOTE = (
+    "These questions were decided by `sweep --until-decided`: seeds were added in rounds only "
+    "where a question was open, so the fixed-sample intervals of the sections above looked at "
+    "the data more than once. The decisions here are the sequential ones (alpha spent over at "
+    "most K looks; report/sequential.py), each with the seeds it took and the interval it was "
+    "decided on; act on these."
+)
+
+
+def sequential_section(results: pd.DataFrame, design: Design) -> Section:
+    """The report's section for an --until-decided results directory."""
+    rounds = replay(results, design)
+    return Section("sequential", "Sequential decisions (sweep --until-decided)").add(
+        Paragraph(SEQUENTIAL_NOTE), Bullets(question_lines(rounds))
+    )

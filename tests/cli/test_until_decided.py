@@ -1,0 +1,114 @@
+"""`prunebench sweep --until-decided` end to end on a tiny digits sweep: its range in a dry run,
+its rounds, ordinary rows that report/advise/results read, and kill -9 between rounds and inside
+a round ending with the rows and decisions of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import run_cli
+from sweep_helpers import count_rows, env, run_sweep, sweep_cmd, table, write_sweep
+
+TIMING = {"seconds", "created_at"}
+UNTIL = ("--until-decided", "--max-seeds", "3")
+
+
+def tiny_sweep(tmp_path):
+    return write_sweep(
+        tmp_path / "sweep.yaml",
+        cases=[{"regime": {"name": "one_shot"}}, {"regime": {"name": "geometric", "rate": 0.3}}],
+        grid={"regime.target": [0.9], "seed": [0, 1]},
+    )
+
+
+def seeds_by_regime(results) -> dict[str, list[int]]:
+    con = sqlite3.connect(results / "results.sqlite")
+    rows = con.execute("SELECT regime, seed FROM runs WHERE status = 'done' ORDER BY seed")
+    out: dict[str, list[int]] = {}
+    for regime, seed in rows:
+        out.setdefault(regime, []).append(seed)
+    con.close()
+    return out
+
+
+@pytest.mark.slow  # three CLI processes
+def test_options_need_until_decided_and_a_sane_design(tmp_path):
+    sweep = tiny_sweep(tmp_path)
+    bad = run_sweep(str(sweep), "--results", str(tmp_path / "r"), "--max-seeds", "4")
+    assert bad.returncode == 2 and "need --until-decided" in bad.stderr
+    bad = run_sweep(str(sweep), "--results", str(tmp_path / "r"), "--until-decided",
+                    "--max-seeds", "2")  # fmt: skip
+    assert bad.returncode == 2 and "--max-seeds must be at least 3" in bad.stderr
+    dry = run_sweep(str(sweep), "--results", str(tmp_path / "r"), *UNTIL, "--dry-run",
+                    "--no-estimate")  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "between the first round (2 seeds) and 3 seeds everywhere" in dry.stdout
+    assert "runs: 4" in dry.stdout and "runs: 6" in dry.stdout
+    assert not (tmp_path / "r" / "results.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_until_decided_rounds_rows_report_and_advise(tmp_path):
+    sweep, results = tiny_sweep(tmp_path), tmp_path / "res"
+    done = run_sweep(str(sweep), "--results", str(results), *UNTIL)
+    assert done.returncode == 0, done.stderr
+    assert "--until-decided: 2 round(s) here, 3 seeds at the last look" in done.stdout
+    assert "digits_cnn on digits, unstructured, magnitude, 90 %" in done.stdout
+    seeds = seeds_by_regime(results)
+    assert all(s[:2] == [0, 1] for s in seeds.values()) and max(map(len, seeds.values())) == 3
+    advice = run_cli("advise", str(results))
+    assert advice.returncode == 0, advice.stderr
+    assert "Sequential decisions (sweep --until-decided; act on these):" in advice.stdout
+    report = run_cli("report", str(results))
+    assert report.returncode == 0, report.stderr
+    text = (results / "report" / "report.md").read_text()
+    assert "Sequential decisions (sweep --until-decided)" in text
+    plain = run_cli("results", str(results))  # ordinary rows
+    assert plain.returncode == 0 and "pruning steps" in plain.stdout
+    again = run_sweep(str(sweep), "--results", str(results), *UNTIL)  # nothing left to run
+    assert again.returncode == 0 and "1 round(s) here, 3 seeds" in again.stdout
+    assert again.stdout.splitlines()[1:] == done.stdout.splitlines()[1:]  # the same decisions
+
+
+def _kill_when(proc, ready, results) -> None:
+    deadline = time.monotonic() + 400
+    while not ready():
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["between rounds", "inside a round"])
+def test_a_killed_until_decided_sweep_ends_as_an_uninterrupted_one(tmp_path, where):
+    sweep = tiny_sweep(tmp_path)
+    killed, fresh = tmp_path / "killed", tmp_path / "fresh"
+    proc = subprocess.Popen(sweep_cmd(str(sweep), "--results", str(killed), *UNTIL), env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def finished_runs() -> int:
+        try:
+            return sum(len(s) for s in seeds_by_regime(killed).values())
+        except sqlite3.OperationalError:
+            return 0
+
+    if where == "between rounds":
+        _kill_when(proc, lambda: finished_runs() >= 4, killed)  # the first round is done
+    else:
+        _kill_when(proc, lambda: count_rows(killed, "runs") > 4, killed)  # round 2 has begun
+    resumed = run_sweep(str(sweep), "--results", str(killed), *UNTIL)
+    assert resumed.returncode == 0, resumed.stderr
+    shutil.copytree(killed / "dense", fresh / "dense")
+    whole = run_sweep(str(sweep), "--results", str(fresh), *UNTIL)
+    assert whole.returncode == 0, whole.stderr
+    assert table(killed, "steps", TIMING) == table(fresh, "steps", TIMING)
+    assert resumed.stdout.splitlines()[1:-1] == whole.stdout.splitlines()[1:-1]  # decisions
