@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,16 @@ TINY = [
     "regime.target=0.8",
     "regime.steps=2",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """A test that runs torchrun's launcher in-process leaves its SIGINT/SIGTERM handlers behind;
+    the next test in the same process (or pytest-xdist worker) must see Python's own."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
 
 
 def tiny_config(*overrides: str) -> RunConfig:

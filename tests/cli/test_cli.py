@@ -43,7 +43,10 @@ def test_schedule_json_is_rounded_to_12_significant_digits(invoke):
             ["geometric", "--target", "0.9"],
             "schedule: geometric needs exactly one of steps or rate",
         ),
-        (["nope", "--target", "0.5"], "schedule: REGIME: unknown regime 'nope' (known: agp, "),
+        (
+            ["nope", "--target", "0.5"],
+            "schedule: REGIME: unknown regime 'nope' (known: adaptive, agp, ",
+        ),
         (["geometric", "--target", "1.5", "--rate", "0.1"], "schedule: target must be in (0, 1)"),
     ],
 )
