@@ -133,7 +133,9 @@ def _print_run(result, results: Path) -> None:
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
-    out.print(steps_table(df[df["run_id"] == result.run_id], df["run_id"]))
+    mine = df[df["run_id"] == result.run_id]
+    out.print(steps_table(mine, df["run_id"]))
+    warn_sanity(mine, results)
 
 
 ExecutorOpt = Annotated[
@@ -264,4 +266,4 @@ def _print_sweep(plan, outcome, results: Path) -> None:
         f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
     )
     out.print(f"results: {results / 'results.sqlite'}")
-    warn_sanity(df)
+    warn_sanity(df, results)

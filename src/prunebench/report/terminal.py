@@ -66,7 +66,7 @@ def advise_lines(directory: Path | str, **kwargs) -> list[str]:
     """What `prunebench advise` prints: the sanity warnings first, then per setup and criterion
     the decisions; where even the recommended regime is at chance, none is recommended."""
     df = load_results(directory)
-    lines = [f"warning: {w}" for w in sanity_warnings(df)]
+    lines = [f"warning: {w}" for w in sanity_warnings(df, directory)]
     for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
         lines.append(f"{setup}, {criterion} criterion ({how}):")
         lines += [f"  {_sane_text(d, df)}" for d in decisions]
