@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -194,6 +195,7 @@ def sweep(
     A killed sweep resumes where it stopped when run again; a failing run is recorded as
     failed and the others go on (exit code 1 at the end).
     """
+    started = time.monotonic()  # the one clock of the display, the summary and the wall time
     from prunebench.config.sweep_grid import load_sweep
     from prunebench.engine.executors.choice import choose_executor
 
@@ -216,7 +218,9 @@ def sweep(
     from prunebench.store.database import Store
 
     chosen = make_executor(choice)
-    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
+    outcome = execute_plan(
+        plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem, started=started
+    )
     _print_sweep(plan, outcome, results)
     if outcome.failed:
         raise typer.Exit(1)
@@ -247,6 +251,7 @@ def _print_dry_run(
 
 def _print_sweep(plan, outcome, results: Path) -> None:
     """The sweep's runs side by side in the sweep's order, its failures, and what was done."""
+    from prunebench.progress import duration
     from prunebench.store.results import load_results
     from prunebench.tables import comparison_table, failures_table
 
@@ -263,7 +268,7 @@ def _print_sweep(plan, outcome, results: Path) -> None:
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
         f"{len(outcome.failed)} failed; {outcome.computed} steps computed{others}, "
         f"{outcome.shared + outcome.copied} rows reused ({outcome.shared} shared with a step "
-        f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
+        f"computed now, {outcome.copied} copied from stored steps) in {duration(outcome.seconds)}"
     )
     out.print(f"results: {results / 'results.sqlite'}")
     warn_sanity(df, results)
