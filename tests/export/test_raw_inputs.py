@@ -9,9 +9,13 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import yaml
 
 from own_data import MODEL_FILE, image_folders, write_module
+from prunebench.config.schema import DataConfig
+from prunebench.data.arrays import build_arrays
+from prunebench.export.preprocess import Preprocess
 from prunebench.store.results import load_results
 from sweep_helpers import env
 
@@ -97,3 +101,22 @@ def test_image_folder_export_reproduces_accuracy_on_image_files(tmp_path, invoke
     assert len(steps["mean"]) == 3 and steps["max_value"] == 255.0
     correct = correct_in_fresh_process(tmp_path, FOLDER_PROBE, "imgs/test")
     assert abs(correct - recorded * 12) <= 1, (correct, recorded)
+
+
+def test_recorded_preprocessing_gives_the_test_batches_the_data_source_gave(tmp_path):
+    """`Preprocess` on the raw test arrays equals the data source's own test batches: images
+    stored NHWC uint8 and resized to data.image_size, and standardised feature vectors."""
+    rng = np.random.default_rng(1)
+    pictures = rng.integers(0, 256, size=(30, 12, 12, 3), dtype=np.uint8)
+    features = rng.normal(size=(30, 3)) * 7 + 2
+    labels = np.arange(30) % 2
+    for name, x, size in (("img", pictures, 8), ("vec", features, None)):
+        root = tmp_path / f"{name}.npz"
+        np.savez(root, x_train=x[:20], y_train=labels[:20], x_test=x[20:], y_test=labels[20:])
+        cfg = DataConfig(name="arrays", root=root, batch_size=4, eval_batch_size=100,
+                         image_size=size)  # fmt: skip
+        bundle = build_arrays(cfg, torch.device("cpu"))
+        ((given, _),) = list(bundle.test)
+        replayed = Preprocess(bundle.info.preprocessing)(x[20:])
+        assert replayed.shape == given.shape
+        torch.testing.assert_close(replayed, given, rtol=0, atol=1e-6)
