@@ -25,8 +25,8 @@ def export(
     ] = "safetensors",
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
-    prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
-    onnxruntime."""
+    prunebench.load_pruned (no pickle; `raw_inputs=True` adds the data's preprocessing, which
+    structure.json records); with --format onnx also model.onnx, checked in onnxruntime."""
     if fmt not in ("safetensors", "onnx"):
         raise PrunebenchError(f"--format must be safetensors or onnx, not '{fmt}'")
     if fmt == "onnx":
