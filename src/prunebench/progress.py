@@ -24,6 +24,9 @@ class Progress:
     """No-op hooks (the quiet display); subclasses draw something."""
 
     wants_estimate = False  # the driver times a few batches for an ETA only for displays
+    # the sweep's one clock (time.monotonic() when the command started), set by the driver: the
+    # live display's elapsed time, its final line and the summary line all count from it
+    clock_start: float | None = None
 
     def run_started(self, run_id: str, label: str, n_steps: int, metric: str = "top1") -> None:
         """A run (or, with n_steps == 0, the pretraining of a dense model) starts computing;
@@ -62,7 +65,8 @@ class Progress:
         self, steps_done: int, runs_done: int, runs_failed: int, current: list[str]
     ) -> None: ...
 
-    def sweep_finished(self) -> None: ...
+    def sweep_finished(self, seconds: float | None = None) -> None:
+        """The sweep ended after `seconds` on the one clock (shown as the final elapsed time)."""
 
 
 # ---------------------------------------------------------------- what the displays say
@@ -119,7 +123,11 @@ class _State:
         return step_summary(row, label, n_steps, target)
 
     def start_sweep(
-        self, steps: int, runs: int, estimate: tuple[float, float] | None = None
+        self,
+        steps: int,
+        runs: int,
+        estimate: tuple[float, float] | None = None,
+        started: float | None = None,
     ) -> None:
         self.sweep = {
             "steps": steps,
@@ -129,7 +137,8 @@ class _State:
             "runs_done": 0,
             "failed": 0,
             "current": [],
-            "started": time.monotonic(),
+            "started": time.monotonic() if started is None else started,
+            "seconds": None,  # set when the sweep ends: the elapsed time stops there
         }
 
     def counts(self, final: bool = False) -> str:
@@ -137,7 +146,7 @@ class _State:
         first: it is what a cut line must keep)."""
         w = self.sweep
         total, done = w["steps"], w["done"]
-        elapsed = time.monotonic() - w["started"]
+        elapsed = w["seconds"] if w.get("seconds") is not None else time.monotonic() - w["started"]
         eta = "-" if done == 0 else duration(elapsed / done * max(total - done, 0))
         if done == 0 and w.get("estimate"):  # measured batches until measured steps exist
             lo, hi = (duration(max(b - elapsed, 0)) for b in w["estimate"])
@@ -268,7 +277,7 @@ class RichProgress(Progress):
         self.console.print(text, markup=False, highlight=False)
 
     def sweep_started(self, steps, runs, estimate=None):
-        self.state.start_sweep(steps, runs, estimate)
+        self.state.start_sweep(steps, runs, estimate, self.clock_start)
         self._refresh(force=True)
 
     def sweep_update(self, steps_done, runs_done, runs_failed, current):
@@ -277,10 +286,10 @@ class RichProgress(Progress):
         )
         self._refresh()
 
-    def sweep_finished(self):
+    def sweep_finished(self, seconds=None):
         self.state.run = {}
         if self.state.sweep:
-            self.state.sweep["current"] = []
+            self.state.sweep.update(current=[], seconds=seconds)
         self.close()
         self.state.sweep = {}
 
@@ -362,7 +371,7 @@ class LogProgress(Progress):
         self._held = []
 
     def sweep_started(self, steps, runs, estimate=None):
-        self.state.start_sweep(steps, runs, estimate)
+        self.state.start_sweep(steps, runs, estimate, self.clock_start)
         self._print(f"sweep: {steps} steps to compute for {runs} runs")
 
     def sweep_update(self, steps_done, runs_done, runs_failed, current):
@@ -371,9 +380,10 @@ class LogProgress(Progress):
         )
         self._flush()
 
-    def sweep_finished(self):
+    def sweep_finished(self, seconds=None):
         self._flush()
         if self.state.sweep:
+            self.state.sweep["seconds"] = seconds
             self._print(f"sweep finished: {self.state.counts(final=True)}")
         self.state.sweep = {}
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from prunebench.engine.driver import execute_plan
 from prunebench.engine.finetune import EpochRecord
 from prunebench.engine.plan import build_plan
-from prunebench.progress import LogProgress, Progress, RichProgress, make_progress
+from prunebench.progress import LogProgress, Progress, RichProgress, duration, make_progress
 from prunebench.store.database import Store
 from sweep_helpers import env, write_sweep
 
@@ -148,6 +148,23 @@ def test_log_lines_one_per_finished_step_with_counts_and_eta(tmp_path, tiny):
     assert lines[-1].startswith("sweep finished: 3/3 steps · 2/2 runs done · ")
 
 
+def test_the_display_and_the_summary_count_from_the_commands_start(tmp_path, tiny):
+    """The sweep's one clock starts when the command did (`started`): the final elapsed time
+    and the summary's seconds are one number, which includes the time before the sweep."""
+    stream = io.StringIO()
+    before = time.monotonic() - 65  # the command started 65 s ago (planning, data, ...)
+    plan = build_plan([tiny("regime={name: one_shot, target: 0.5}")])
+    summary = execute_plan(
+        plan, Store(tmp_path / "r"), progress=LogProgress(stream), started=before
+    )
+    assert 65 <= summary.seconds <= time.monotonic() - before
+    last = stream.getvalue().splitlines()[-1]
+    assert last.startswith("sweep finished: ") and last.endswith(
+        f"· {duration(summary.seconds)} elapsed"
+    )
+    assert duration(summary.seconds).startswith("1m")
+
+
 def test_log_heartbeat_during_long_steps():
     stream = io.StringIO()
     progress = LogProgress(stream, heartbeat=0.0)
@@ -186,6 +203,10 @@ def test_a_log_file_gets_lines_and_the_table_starts_on_its_own_line(tmp_path):
     finished = next(i for i, line in enumerate(lines) if line.startswith("sweep finished:"))
     assert "final test top1" in lines[finished + 1]  # the table's title, not glued to the line
     assert "\x1b[" not in done.stdout
+    # one duration: the display's final elapsed time is the summary line's
+    elapsed = re.search(r"· (\d+m\d\ds) elapsed$", lines[finished]).group(1)
+    summary = next(line for line in lines if "steps computed" in line)
+    assert summary.endswith(f"copied from stored steps) in {elapsed}"), summary
 
 
 @pytest.mark.slow

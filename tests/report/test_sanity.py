@@ -10,6 +10,7 @@ import pytest
 
 from prunebench.config.loading import load_run_config
 from prunebench.data.digits import build_digits
+from prunebench.report.build import build_document
 from prunebench.report.sanity import clearly_above_chance, collapsed_runs, sanity_warnings
 from prunebench.store.results import load_results
 
@@ -66,3 +67,57 @@ def test_a_model_that_cannot_learn_is_flagged_and_never_recommended(tmp_path, in
     code, out, err = invoke("report", "r")
     assert code == 0, err
     assert "WARNING: the dense model" in (tmp_path / "r" / "report" / "report.md").read_text()
+
+
+HALF_DEAD_MODEL = """
+import torch
+from torch import nn
+
+
+class HalfDead(nn.Module):
+    '''A side layer whose weights are zero and frozen: the first thing magnitude pruning takes.'''
+
+    def __init__(self, features, classes):
+        super().__init__()
+        self.body = nn.Linear(features, 32)
+        self.side = nn.Linear(features, 32)
+        nn.init.zeros_(self.side.weight)
+        self.side.weight.requires_grad_(False)
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x) + self.side(x)))
+
+
+def build(info):
+    return HalfDead(info.input_shape[0], info.num_classes)
+"""
+
+
+def test_a_layer_reduced_to_nothing_is_flagged(tmp_path, invoke, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "halfdead.py").write_text(textwrap.dedent(HALF_DEAD_MODEL))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    (tmp_path / "run.yaml").write_text(
+        "device: cpu\nmodel: {name: 'python:halfdead.py:build'}\n"
+        "data: {name: arrays, root: data.npz, batch_size: 16}\n"
+        "pretrain: {epochs: 2, patience: null}\nfinetune: {mode: fixed, epochs: 1}\n"
+        "regime: {name: one_shot, target: 0.5}\nprune: {latency: false}\n"
+    )
+    code, _, err = invoke("run", "run.yaml", "-r", "r", "-q")
+    assert code == 0, err
+    df = load_results(tmp_path / "r")
+    # 'side' holds 128 of the 384 prunable weights, all zero: a 50 % global cut takes them all
+    assert "reduced 1 layer(s) to nothing (every weight pruned: side.weight)" in err
+    assert sanity_warnings(df) == []  # without the directory no checkpoint is read
+    for command in ("results", "advise"):
+        code, out, err = invoke(command, "r")
+        assert code == 0, err
+        assert "side.weight" in out + err, command
+    # the report's opening (build_document is what `prunebench report` writes out)
+    doc = build_document(load_results(tmp_path / "r", outcomes=True), "r", directory="r")
+    assert any("side.weight" in line for line in doc.intro)

@@ -94,11 +94,12 @@ def warn_integrity(directory: Path) -> None:
         )
 
 
-def warn_sanity(df) -> None:
-    """Dense models at chance and collapsed runs, loudly on stderr (report/sanity.py)."""
+def warn_sanity(df, directory: Path | str | None = None) -> None:
+    """Dense models at chance, collapsed runs and (given the results `directory`) layers
+    reduced to nothing, loudly on stderr (report/sanity.py)."""
     from prunebench.report.sanity import sanity_warnings
 
-    lines = sanity_warnings(df)
+    lines = sanity_warnings(df, directory)
     if lines:
         err = Console(stderr=True, soft_wrap=True)
         for line in lines:

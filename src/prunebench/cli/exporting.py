@@ -29,9 +29,10 @@ def export(
     ] = "safetensors",
 ) -> None:
     """Export a pruned model: safetensors weights + JSON structure, loadable with
-    prunebench.load_pruned (no pickle); with --format onnx also model.onnx, checked in
-    onnxruntime; with --format hf a from_pretrained folder (config.json, model.safetensors,
-    tokenizer files) instead."""
+    prunebench.load_pruned (no pickle; `raw_inputs=True` adds the data's preprocessing, which
+    structure.json records); with --format onnx also model.onnx, checked in onnxruntime; with
+    --format hf a from_pretrained folder (config.json, model.safetensors, tokenizer files)
+    instead."""
     if fmt not in ("safetensors", "onnx", "hf"):
         raise PrunebenchError(f"--format must be safetensors, onnx or hf, not '{fmt}'")
     if fmt == "onnx":

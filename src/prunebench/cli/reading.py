@@ -62,7 +62,7 @@ def results(
         unfinished = run_records(df[df["status"] != "done"])
         if unfinished:
             out.print(failures_table(unfinished))
-        warn_sanity(df)
+        warn_sanity(df, directory)
         return
     data = serialised(df, fmt)
     if output is not None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -133,7 +134,9 @@ def _print_run(result, results: Path) -> None:
     if result.already_done:
         out.print(f"run {result.run_id} is already complete in {results}; nothing to do")
     df = load_results(results)
-    out.print(steps_table(df[df["run_id"] == result.run_id], df["run_id"]))
+    mine = df[df["run_id"] == result.run_id]
+    out.print(steps_table(mine, df["run_id"]))
+    warn_sanity(mine, results)
 
 
 ExecutorOpt = Annotated[
@@ -209,6 +212,7 @@ def sweep(
     A killed sweep resumes where it stopped when run again; a failing run is recorded as
     failed and the others go on (exit code 1 at the end).
     """
+    started = time.monotonic()  # the one clock of the display, the summary and the wall time
     from prunebench.config.sweep_grid import load_sweep
     from prunebench.engine.executors.choice import choose_executor
 
@@ -248,7 +252,7 @@ def sweep(
 
         def execute(cfgs):
             return execute_plan(build_plan(cfgs), Store(results), chosen, make_progress(quiet),
-                                log, sweep_file.stem)  # fmt: skip
+                                log, sweep_file.stem, started=started)  # fmt: skip
 
         done, lines = run_until_decided(configs, results, *rounds, execute)
         for line in lines:
@@ -257,7 +261,9 @@ def sweep(
         if any(o.failed for o in done.outcomes):
             raise typer.Exit(1)
         return
-    outcome = execute_plan(plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem)
+    outcome = execute_plan(
+        plan, Store(results), chosen, make_progress(quiet), log, sweep_file.stem, started=started
+    )
     _print_sweep(plan, outcome, results)
     if outcome.failed:
         raise typer.Exit(1)
@@ -288,6 +294,7 @@ def _print_dry_run(
 
 def _print_sweep(plan, outcome, results: Path) -> None:
     """The sweep's runs side by side in the sweep's order, its failures, and what was done."""
+    from prunebench.progress import duration
     from prunebench.store.results import load_results
     from prunebench.tables import comparison_table, failures_table
 
@@ -304,7 +311,7 @@ def _print_sweep(plan, outcome, results: Path) -> None:
         f"{outcome.runs} runs: {outcome.already_done} already done, {len(outcome.done)} done now, "
         f"{len(outcome.failed)} failed; {outcome.computed} steps computed{others}, "
         f"{outcome.shared + outcome.copied} rows reused ({outcome.shared} shared with a step "
-        f"computed now, {outcome.copied} copied from stored steps) ({outcome.seconds:.1f}s)"
+        f"computed now, {outcome.copied} copied from stored steps) in {duration(outcome.seconds)}"
     )
     out.print(f"results: {results / 'results.sqlite'}")
-    warn_sanity(df)
+    warn_sanity(df, results)

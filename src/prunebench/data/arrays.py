@@ -200,7 +200,8 @@ def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
         images = images.float()
     max_value = 255.0 if images.dtype == torch.uint8 else 1.0
     bundle = tensor_bundle(images, y, index, num_classes, cfg, opts, device, max_value)
-    return replace(bundle, test_groups=groups)
+    steps = {**(bundle.info.preprocessing or {}), "layout": opts["layout"]}
+    return replace(bundle, info=replace(bundle.info, preprocessing=steps), test_groups=groups)
 
 
 def test_groups(
@@ -256,7 +257,13 @@ def vector_bundle(
             x[idx].to(device), y[idx].to(device), batch_size, shuffle=shuffle, transform=transform
         )
 
-    info = DataInfo(task="classification", num_classes=num_classes, input_shape=(x.shape[1],))
+    steps = {"kind": "standardize", "mean": transform.mean.tolist(), "std": transform.std.tolist()}
+    info = DataInfo(
+        task="classification",
+        num_classes=num_classes,
+        input_shape=(x.shape[1],),
+        preprocessing=steps,
+    )
     return split_bundle(info, loader, cfg, sizes_of(index))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,10 +204,13 @@ def tensor_bundle(
         transform = augmented if augment else plain
         return TensorLoader(x, y, batch_size, shuffle=shuffle, transform=transform)
 
-    return split_bundle(image_info(num_classes, shape), loader, cfg, sizes_of(index))
+    info = image_info(num_classes, shape, plain.describe())
+    return split_bundle(info, loader, cfg, sizes_of(index))
 
 
-def image_info(num_classes: int, shape: Sequence[int]) -> DataInfo:
+def image_info(
+    num_classes: int, shape: Sequence[int], preprocessing: dict[str, Any] | None = None
+) -> DataInfo:
     channels, height, width = (int(d) for d in shape)
     if height != width:
         raise ConfigError(
@@ -218,6 +222,7 @@ def image_info(num_classes: int, shape: Sequence[int]) -> DataInfo:
         in_channels=channels,
         image_size=height,
         input_shape=(channels, height, width),
+        preprocessing=preprocessing,
     )
 
 
@@ -240,7 +245,8 @@ def image_bundle(
         decoded = [pool[i] for i in range(len(pool))]
         images = torch.stack([x for x, _ in decoded])
         labels = torch.as_tensor([y for _, y in decoded], dtype=torch.long)
-        return tensor_bundle(images, labels, index, num_classes, cfg, opts, device)
+        bundle = tensor_bundle(images, labels, index, num_classes, cfg, opts, device)
+        return replace(bundle, info=decoded_info(bundle.info, pool))
     from torch.utils.data import Subset
 
     generator = torch.Generator().manual_seed(cfg.split_seed)
@@ -254,5 +260,12 @@ def image_bundle(
         stream = data_loader(subset, batch_size, shuffle, cfg, device)
         return MappedLoader(stream, augmented if augment else plain)
 
-    info = image_info(num_classes, (pool.channels, pool.size, pool.size))
-    return split_bundle(info, loader, cfg, sizes_of(index))
+    info = image_info(num_classes, (pool.channels, pool.size, pool.size), plain.describe())
+    return split_bundle(decoded_info(info, pool), loader, cfg, sizes_of(index))
+
+
+def decoded_info(info: DataInfo, pool: DecodedImages) -> DataInfo:
+    """`info` whose preprocessing starts with the decoding of image files (mode, shorter side
+    resized to the size, centre crop), so an export can read the same files."""
+    decode_step = {"mode": "RGB" if pool.channels == 3 else "L", "size": pool.size}
+    return replace(info, preprocessing={**(info.preprocessing or {}), "decode": decode_step})

@@ -6,7 +6,7 @@ Light on purpose (no torch): config validation and the catalog read these.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -23,6 +23,10 @@ class DataInfo:
     # the shape of one input (e.g. (C, H, W), or (F,) for feature vectors); example inputs are
     # a zero batch of it when the model gives none
     input_shape: tuple[int, ...] | None = None
+    # how the data source turns a raw input into what the model sees (statistics of the training
+    # split, channel conversion, resize/crop, tokenizer), so an export can take raw inputs; see
+    # export/preprocess.py for the kinds. Not part of equality or hashing: a fact, not a key.
+    preprocessing: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.input_shape is not None:  # JSON gives a list back

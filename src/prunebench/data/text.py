@@ -64,6 +64,12 @@ def pack(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor
     return inputs.contiguous(), targets.contiguous()
 
 
+def tokens_step(cfg: DataConfig) -> dict[str, object]:
+    """DataInfo.preprocessing of a text dataset: the tokenizer that turns text into ids."""
+    path = cfg.tokenizer
+    return {"kind": "tokens", "tokenizer": None if path is None else str(path.resolve())}
+
+
 def lm_bundle(
     splits: dict[str, Sequence[str]],
     encode: Encode,
@@ -87,7 +93,12 @@ def lm_bundle(
         return TensorLoader(x, y, batch_size, shuffle=shuffle)
 
     return DataBundle(
-        info=DataInfo(task="causal_lm", vocab_size=vocab_size, seq_len=cfg.seq_len),
+        info=DataInfo(
+            task="causal_lm",
+            vocab_size=vocab_size,
+            seq_len=cfg.seq_len,
+            preprocessing=tokens_step(cfg),
+        ),
         train=loader("train", cfg.batch_size, True),
         val=loader("val", cfg.eval_batch_size, False),
         test=loader("test", cfg.eval_batch_size, False),

@@ -80,6 +80,17 @@ class ImageBatchTransform:
         self.augment = augment
         self.padding = padding
         self.size = size
+        self.mean, self.std, self.max_value = list(mean), list(std), float(max_value)
+
+    def describe(self) -> dict[str, object]:
+        """The deterministic part (no augmentation), as DataInfo.preprocessing records it."""
+        return {
+            "kind": "image",
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "max_value": self.max_value,
+            "resize": self.size,
+        }
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.augment:

@@ -55,7 +55,10 @@ class Driver:
         log: Sequence[str] = (),
         sweep: str | None = None,
         stale_after: float = LEASE_STALE_S,
+        started: float | None = None,
     ):
+        # time.monotonic() when the command started (default: now): the sweep's one clock
+        self.started = time.monotonic() if started is None else started
         self.plan, self.store, self.executor, self.progress = plan, store, executor, progress
         self.sweep = sweep
         self.log_specs = log_specs(plan, log)
@@ -222,7 +225,8 @@ class Driver:
             self._retry_waiting()
 
     def run(self) -> SweepSummary:
-        started = time.perf_counter()
+        started = self.started
+        self.progress.clock_start = started  # one clock for the display and the summary
         for run in self.plan.runs:  # bad input fails here, before anything is written
             if run.run_id in self.stock.active:
                 self.workspace.check(run.cfg)
@@ -247,10 +251,11 @@ class Driver:
         finally:
             self.executor.close()
             self.leases.close()
-            self.progress.sweep_finished()
             # Ctrl-C or a crash: do not hold the user for a slow server (a rerun catches up)
-            self._warn(self.book.tracking.close(5.0 if interrupted else None))
-        self.summary.seconds = time.perf_counter() - started
+            warnings = self.book.tracking.close(5.0 if interrupted else None)
+            self.summary.seconds = time.monotonic() - started
+            self.progress.sweep_finished(self.summary.seconds)
+            self._warn(warnings)
         return self.summary
 
 
@@ -268,11 +273,13 @@ def execute_plan(
     log: Sequence[str] = (),
     sweep: str | None = None,
     stale_after: float = LEASE_STALE_S,
+    started: float | None = None,
 ) -> SweepSummary:
     """Compute every run of `plan` into `store` (resuming, reusing stored steps, sharing the
     work with other processes on the same directory); log to the `log` destinations
     (mlflow[=URI], tensorboard[=DIR]) and those in the runs' configs, with one parent run named
-    `sweep` when given."""
+    `sweep` when given. `started`: the command's time.monotonic() at its start, so that the
+    display, the summary and the wall clock give one duration (default: now)."""
     executor = executor or LocalExecutor()
-    driver = Driver(plan, store, executor, progress or Progress(), log, sweep, stale_after)
-    return driver.run()
+    progress = progress or Progress()
+    return Driver(plan, store, executor, progress, log, sweep, stale_after, started).run()

@@ -19,10 +19,9 @@ from prunebench.data.info import DataInfo
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.factory import make_pruner
-from prunebench.store.checkpoints import load_weights
+from prunebench.store.checkpoints import MASKS, load_weights
 
 WEIGHTS = "model::"
-MASKS = "mask::"
 Tensors = dict[str, torch.Tensor]
 
 

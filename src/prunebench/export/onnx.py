@@ -8,7 +8,9 @@ within `tolerance` of PyTorch's (|ort - torch| <= tol * max(1, |torch|)).
 
 Structured runs give the physically smaller graph. Unstructured runs give the dense graph with
 the pruned weights stored as zeros: dense runtimes (onnxruntime included) compute them anyway,
-so the file says so in its metadata and the CLI says it too.
+so the file says so in its metadata and the CLI says it too. The metadata also holds
+`prunebench.preprocessing` (JSON): the input preprocessing of export/preprocess.py, which the
+graph expects to have been applied.
 
 Only the generic parts of a model are used: its registry spec's example inputs (a token batch
 for language models, an image batch otherwise) and the logits of its output (`.logits` of a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -208,6 +211,8 @@ def write_onnx(
             "prunebench.run_id": str(source.get("run_id", "")),
             "prunebench.step": str(source.get("step", "")),
             "prunebench.onnxruntime_max_difference": f"{difference:.3e}",
+            # the graph takes preprocessed inputs; this is how to make them from raw ones
+            "prunebench.preprocessing": json.dumps(info.preprocessing, sort_keys=True),
             **({"prunebench.note": note} if note else {}),
         },
     )

@@ -1,7 +1,8 @@
 """Safe export of a pruned model: safetensors weights + a JSON description, never a pickle.
 
 An export directory holds
-    structure.json        model name/options, data info, the pruning structure (Torch-Pruning
+    structure.json        model name/options, data info (with `preprocessing`: what turns a
+                          raw input into the model's input, export/preprocess.py), the pruning structure (Torch-Pruning
                           history: layer names + removed channel indices; or the sparse layout),
                           where it came from, and the sha256 of the weights file;
     weights.safetensors   the weights; for unstructured pruning each masked tensor is stored as
@@ -31,6 +32,7 @@ from prunebench.config.source_names import hf_config_file, parse
 from prunebench.data.info import DataInfo
 from prunebench.engine.pruned_state import rebuild, restore, stored_masks
 from prunebench.errors import CheckpointError, ChecksumMismatch, PrunebenchError
+from prunebench.export.preprocess import Preprocess, RawInputModel
 from prunebench.models.build import build_model
 from prunebench.models.catalog import MODELS
 from prunebench.outputs import write_file
@@ -261,8 +263,10 @@ def read_description(path: Path | str) -> dict[str, Any]:
     return description
 
 
-def load_pruned(path: Path | str) -> nn.Module:
-    """Rebuild an exported pruned model (CPU, eval mode) without unpickling anything."""
+def load_pruned(path: Path | str, raw_inputs: bool = False) -> nn.Module:
+    """Rebuild an exported pruned model (CPU, eval mode) without unpickling anything. It takes
+    preprocessed tensors, as in training; with `raw_inputs=True` it is wrapped (`RawInputModel`)
+    in the preprocessing recorded at export, so it takes inputs as the data source gave them."""
     description = read_description(path)
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     tensors, _ = load_tensors(root / WEIGHTS_FILE)
@@ -282,4 +286,6 @@ def load_pruned(path: Path | str) -> nn.Module:
     weights.update(tensors)
     check_fits(model, weights, f"export '{path}'")
     model.load_state_dict(weights)
+    if raw_inputs:
+        return RawInputModel(model, Preprocess(info.preprocessing)).eval()
     return model.eval()

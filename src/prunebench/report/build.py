@@ -120,14 +120,16 @@ def build_document(
     margin: float | None = None,
     min_effect: float | None = None,
     design: Design | None = None,
+    directory: Path | str | None = None,
 ) -> Document:
     """The whole report as data, from `load_results(..., outcomes=True)` rows. `margin`: in
-    percentage points of accuracy or percent of perplexity (default 0.1 / 1)."""
+    percentage points of accuracy or percent of perplexity (default 0.1 / 1). `directory`: the
+    results directory, whose checkpoints show layers reduced to nothing."""
     runs = results.drop_duplicates("run_id")
     status = runs["status"].fillna("unknown").value_counts()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
     intro = [f"Built from {source}: {len(runs)} runs ({counts or 'none'})."]
-    intro += [f"WARNING: {line}." for line in sanity_warnings(results)]  # issue 23
+    intro += [f"WARNING: {line}." for line in sanity_warnings(results, directory)]  # issue 23
     sections: list[Section] = []
     margins = []
     for ctx in contexts(results, alpha, margin, min_effect):
@@ -159,8 +161,15 @@ def write_report(
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
     check_settings(alpha, margin, min_effect)
     results = load_results(directory, outcomes=True)
-    doc = build_document(results, str(database_path(directory)), alpha, margin, min_effect,
-                         Design.load(Path(directory)))  # fmt: skip
+    doc = build_document(
+        results,
+        str(database_path(directory)),
+        alpha,
+        margin,
+        min_effect,
+        Design.load(Path(directory)),
+        directory,
+    )
     out = Path(out) if out is not None else Path(directory) / "report"
     images, written, links = {}, [], {}
     contents: dict[Path, bytes] = {}

@@ -4,12 +4,18 @@ that collapsed to it, said loudly, and never recommended.
 "Clearly above chance": accuracy at least 2 pp and a tenth of the way from chance to 100 %
 above the majority class; perplexity at most 90 % of the uniform vocabulary's. A run is judged
 by its last step's test metric; `chance_metric` is stored with every run (engine/chance.py;
-missing for runs stored before it: nothing is judged then).
+missing for runs stored before it: nothing is judged then). A run whose last stored step left
+a prunable layer with no weight at all (an all-zero keep mask of unstructured pruning;
+structured pruning refuses to remove every channel) is flagged too, read from its checkpoint.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from prunebench.store.results import empty_layers
 
 MIN_GAIN = 0.02  # accuracy: at least this much above chance ...
 MIN_SHARE = 0.1  # ... and this share of the way from chance to 1
@@ -56,10 +62,25 @@ def collapsed_runs(df: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def sanity_warnings(df: pd.DataFrame) -> list[str]:
-    """One line per dense model not clearly above chance, then one per collapsed run."""
-    if "chance_metric" not in df or df.empty:
-        return []
+def sanity_warnings(df: pd.DataFrame, directory: Path | str | None = None) -> list[str]:
+    """One line per dense model not clearly above chance, then one per collapsed run, then
+    (given the results `directory`) one per run with a layer reduced to nothing."""
+    lines = [] if "chance_metric" not in df or df.empty else _chance_warnings(df)
+    if directory is not None:
+        runs = df.drop_duplicates("run_id")
+        for run_id, names in empty_layers(directory, df).items():
+            label = runs.loc[runs["run_id"] == run_id].iloc[0]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            lines.append(
+                f"run {run_id} ({label['regime']}, seed {label['seed']}) reduced "
+                f"{len(names)} layer(s) to nothing (every weight pruned: {shown}); its "
+                "predictions cannot use them: prune less, use prune.scope=layerwise, or leave them "
+                "out with prune.exclude"
+            )
+    return lines
+
+
+def _chance_warnings(df: pd.DataFrame) -> list[str]:
     lines = []
     runs = df.drop_duplicates("run_id")
     for _, row in runs[runs["chance_metric"].notna()].drop_duplicates("base_id").iterrows():

@@ -68,7 +68,7 @@ def advise_lines(directory: Path | str, **kwargs) -> list[str]:
     sequential decisions next (act on these), then per setup and criterion the decisions; where
     even the recommended regime is at chance, none is recommended."""
     df = load_results(directory)
-    lines = [f"warning: {w}" for w in sanity_warnings(df)]
+    lines = [f"warning: {w}" for w in sanity_warnings(df, directory)]
     design = Design.load(Path(directory))
     if design is not None:
         rounds = replay(load_results(directory, outcomes=True), design)

@@ -32,6 +32,8 @@ from prunebench.errors import (
     without_unsafe_advice,
 )
 
+MASKS = "mask::"  # prefix of an unstructured step's keep masks in its checkpoint
+
 META_KEY = "prunebench"
 TMP_SUFFIX = ".tmp"
 

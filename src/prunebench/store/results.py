@@ -4,6 +4,7 @@
 its run beside it (status, error, config_json, ...). A run that failed before its first step
 still gets one row (step fields empty), so that failures are never invisible. Per-example test
 outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables.
+`empty_layers` reads the keep masks of each run's last checkpoint for layers reduced to nothing.
 `integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
 beside tables and reports).
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from safetensors import safe_open
 
 from prunebench.errors import PrunebenchError
+from prunebench.store.checkpoints import MASKS
 from prunebench.store.database import open_existing
+from prunebench.store.files import checkpoint_path
 from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
@@ -80,3 +84,22 @@ def find_run(df: pd.DataFrame, prefix: str) -> str:
     if len(ids) > 1:
         raise PrunebenchError(f"run id prefix '{prefix}' is ambiguous ({len(ids)} runs); give more")
     return ids[0]
+
+
+def empty_layers(directory: Path | str, df: pd.DataFrame) -> dict[str, list[str]]:
+    """run id -> the prunable weights reduced to nothing (all-zero keep mask) at its last
+    stored step, read from the masks of that step's checkpoint (a missing file: not judged)."""
+    out: dict[str, list[str]] = {}
+    if df.empty or "step_key" not in df:
+        return out
+    steps = df[df["step"].notna() & df["step_key"].notna()]
+    for run_id, rows in steps.groupby("run_id", sort=False):
+        path = checkpoint_path(Path(directory), rows.loc[rows["step"].idxmax(), "step_key"])
+        if not path.exists():
+            continue
+        with safe_open(str(path), framework="pt") as stored:
+            names = [k for k in stored.keys() if k.startswith(MASKS)]  # noqa: SIM118
+            empty = [k.removeprefix(MASKS) for k in names if not stored.get_tensor(k).any()]
+        if empty:
+            out[str(run_id)] = sorted(empty)
+    return out
