@@ -48,9 +48,10 @@ test: $(FULL)
 	$(VENV)/bin/pytest -n 2
 
 # End-to-end tests of many seconds each: several processes, Ray, a real MLflow server, ONNX
-# exports of every model family, a pseudo-terminal (pytest -m slow; CI runs them).
+# exports of every model family, a pseudo-terminal (pytest -m slow; CI runs them). One process:
+# these tests start processes and Ray workers of their own and time their waits.
 test-slow: $(FULL)
-	$(VENV)/bin/pytest -n 2 -m slow
+	$(VENV)/bin/pytest -m slow
 
 # Every torchvision family and 19 timm families, structured and unstructured (tests/models/test_zoo.py).
 test-zoo: $(FULL)
