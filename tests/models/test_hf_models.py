@@ -19,20 +19,14 @@ from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.heads import counts
 from prunebench.pruning.targets import head_keep
+from tiny_lm_configs import COMMON, DECODER, GPT2, INFO, VOCAB
 
-VOCAB = 128
-INFO = DataInfo(task="causal_lm", vocab_size=VOCAB, seq_len=16)
-COMMON = {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
-          "max_position_embeddings": 64}  # fmt: skip
-DECODER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-           "num_attention_heads": 4}  # fmt: skip
 CONFIGS = {
     "llama": {"model_type": "llama", **COMMON, **DECODER, "num_key_value_heads": 4},
     "qwen2": {"model_type": "qwen2", **COMMON, **DECODER, "num_key_value_heads": 2},
     "mistral": {"model_type": "mistral", **COMMON, **DECODER, "num_key_value_heads": 2,
                 "sliding_window": None},
-    "gpt2": {"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": 64, "n_layer": 2, "n_head": 4,
-             "n_positions": 64, "bos_token_id": 1, "eos_token_id": 2},
+    "gpt2": GPT2,
     "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
     # no hook of their own: the same recognition (`dense` output, head_dim, GQA) covers them
     "phi": {"model_type": "phi", **COMMON, **DECODER},

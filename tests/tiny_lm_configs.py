@@ -1,0 +1,15 @@
+"""Tiny random causal-LM configs that transformers builds offline (vocab 128, hidden 64, 2 layers,
+4 heads), shared by the model and export tests."""
+
+from __future__ import annotations
+
+from prunebench.data.info import DataInfo
+
+VOCAB = 128
+INFO = DataInfo(task="causal_lm", vocab_size=VOCAB, seq_len=16)
+COMMON = {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+          "max_position_embeddings": 64}  # fmt: skip
+DECODER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4}  # fmt: skip
+GPT2 = {"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": 64, "n_layer": 2, "n_head": 4,
+        "n_positions": 64, "bos_token_id": 1, "eos_token_id": 2}  # fmt: skip
