@@ -29,7 +29,8 @@ def tiny_sweep(tmp_path):
 
 
 def seeds_by_regime(results) -> dict[str, list[int]]:
-    con = sqlite3.connect(results / "results.sqlite")
+    # read-only: polling must never create the file (a 0-byte database is "damaged")
+    con = sqlite3.connect(f"file:{results / 'results.sqlite'}?mode=ro", uri=True)
     rows = con.execute("SELECT regime, seed FROM runs WHERE status = 'done' ORDER BY seed")
     out: dict[str, list[int]] = {}
     for regime, seed in rows:
