@@ -14,6 +14,7 @@ import prunebench
 from prunebench.config.schema import PruneConfig
 from prunebench.criteria.catalog import CRITERIA, make_criterion
 from prunebench.errors import PrunebenchError
+from prunebench.pruning.channel_groups import unit_scores
 from prunebench.pruning.guard import GraphBudgetExceeded, graph_budget
 from prunebench.tasks import make_task
 
@@ -91,7 +92,7 @@ def test_group_scores_are_the_sum_over_everything_a_unit_removes(criterion):
     scores = make_criterion(criterion).weight_scores(model, params, [(x, y)], TASK)
     importance = make_criterion(criterion).group_importance(model, params, [(x, y)], TASK)
     for group in pruner.groups:
-        mine = pruner._channel_scores(pruner._full_group(group), importance)
+        mine = unit_scores(pruner.graph, pruner.graph.full_group(group.module), importance)
         for unit in (0, group.original - 1):
             brute = removed_score(model, pruner, group, unit, scores, x[:1])
             assert float(mine[unit]) == pytest.approx(brute, rel=1e-4), (group.root, unit)

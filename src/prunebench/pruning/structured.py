@@ -8,10 +8,9 @@ exactly where one-shot pruning to the same t would (no compounding):
   * layerwise: every group keeps (1-t) of its own original channels;
   * preset:    group g keeps (1 - t * r_g / r_mean) of its original channels (pruning.presets).
 How many each group (and each attention layer) keeps is pure arithmetic in pruning.targets;
-this module finds the channel groups, chooses the channel indices (lowest group scores, ties by
-index) and prunes each group through `pruning.tp_adapter.ChannelGraph`, the one module that
-touches Torch-Pruning (which also prunes attention heads of models whose hooks pass
-`num_heads`). The pruning history (layer names + channel indices, plain JSON) rebuilds the
+`pruning.channel_groups` finds, scores and cuts the groups and `pruning.head_pruning` the
+attention heads, through `pruning.tp_adapter.ChannelGraph` (the one module that touches
+Torch-Pruning); this module drives a step all or nothing and checks every output after it. The pruning history (layer names + channel indices, plain JSON) rebuilds the
 structure on a fresh dense model: no pickle.
 """
 
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,50 +28,26 @@ from prunebench.config.schema import PruneConfig
 from prunebench.criteria.base import Criterion
 from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
-from prunebench.measure import count_macs, is_conv1d
+from prunebench.measure import count_macs
 from prunebench.models.auto import AUTO_HOOKS
 from prunebench.models.roles import output_layers, output_shape, output_shapes
 from prunebench.models.spec import StructuredHooks
-from prunebench.pruning import rollback
+from prunebench.pruning import channel_groups, rollback
 from prunebench.pruning.base import Pruner
 from prunebench.pruning.guard import GraphBudgetExceeded, build_graph, graph_budget, graph_error
-from prunebench.pruning.heads import counts as head_counts
-from prunebench.pruning.heads import head_scores, inexact_cuts, lowest
-from prunebench.pruning.heads import remove as remove_heads
-from prunebench.pruning.params import check_prefixes, count_nonzero, structured_exclusions
-from prunebench.pruning.presets import PRESETS, match_ratio
+from prunebench.pruning.head_pruning import AttentionHeads
+from prunebench.pruning.params import count_nonzero, structured_exclusions
+from prunebench.pruning.presets import PRESETS
 from prunebench.pruning.targets import (
     global_keep_counts,
-    head_keep,
     local_keep_counts,
-    mean_ratio,
     preset_fractions,
-    removal_ratio,
     uniform_keep,
 )
-from prunebench.pruning.tp_adapter import group_width, slices
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
     from prunebench.tasks import Task
-
-NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
-SCORED = (nn.modules.conv._ConvNd, nn.Linear, *NORMS)
-
-
-@dataclass
-class ChannelGroup:
-    """Channels that go together (a layer's outputs and every slice coupled to them)."""
-
-    root: str  # the root layer's name (its output channels)
-    module: nn.Module
-    original: int  # channels (per channel group of grouped layers) of the dense model
-    ratio: float = 1.0  # preset ratio (relative weight of the target), 1.0 otherwise
-    prefix: str | None = None
-
-
-def _module_names(model: nn.Module) -> dict[nn.Module, str]:
-    return {m: n for n, m in model.named_modules()}
 
 
 class StructuredPruner(Pruner):
@@ -117,41 +91,25 @@ class StructuredPruner(Pruner):
             model, example_inputs, extra, [named[n] for n in self.ignored], model_name
         )
         self.round_to = cfg.round_to or extra.get("round_to")
-        self.heads0 = {_module_names(model)[m]: n for m, n in self.graph.num_heads.items()}
-        self.head_layouts = self._exact_head_layouts(model, hooks)
-        self.kv0 = {h.name: head_counts(h)[1] for h in self.head_layouts}
-        self.heads0.update({h.name: head_counts(h)[0] for h in self.head_layouts})
-        self.head_cuts: list[list[Any]] = []  # [attention name, removed key/value heads]
+        self.heads = AttentionHeads(model, self.graph, hooks, cfg, example_inputs, self.ignored)
         self.output_shape = output_shape(model, example_inputs)
         self.output_shapes = output_shapes(model, example_inputs)
+        ratios = self._ratios()
         try:
             with graph_budget():
-                self.groups = self._discover_groups(model)
+                self.groups = channel_groups.discover(
+                    self.graph, model, ratios, model_name, self.ignored
+                )
         except GraphBudgetExceeded as exc:
             raise graph_error(model, model_name, exc, None) from None
-        self.scored_layers = self._layers_in_groups(model)
+        self.scored_layers = channel_groups.cut_layers(
+            self.graph, self.groups, self.heads.layers(), model
+        )
         self.original = sum(g.original for g in self.groups)
-        self.mean_ratio = self._mean_ratio()
+        preset = cfg.scope == "preset"
+        self.mean_ratio = channel_groups.preset_mean(self.groups, model_name) if preset else 1.0
         self.dense_macs = count_macs(model, example_inputs).total
         self.dense_params = sum(p.numel() for p in model.parameters())
-
-    def _exact_head_layouts(self, model: nn.Module, hooks: StructuredHooks | None) -> list:
-        """The hooks' head layouts whose cut is exact (pruning.heads.inexact_cuts); the others
-        keep their heads (their projections are ignored already) with the reason recorded."""
-        if hooks is None or hooks.heads is None:
-            return []
-        layouts = hooks.heads(model)
-        fixed = self.cfg.uniform_widths and hooks.fixed_heads and hooks.fixed_heads(model, layouts)
-        if fixed:  # prune.uniform_widths: heads the model's config cannot express stay
-            failed = {layout.name: f"{fixed} (prune.uniform_widths)" for layout in layouts}
-        else:
-            failed = inexact_cuts(model, layouts, hooks.after_step, self.example_inputs)
-        names = _module_names(model)
-        for layout in layouts:
-            if layout.name in failed:
-                for projection in layout.projections:
-                    self.ignored[names[projection]] = failed[layout.name]
-        return [layout for layout in layouts if layout.name not in failed]
 
     @classmethod
     def for_model(
@@ -174,41 +132,22 @@ class StructuredPruner(Pruner):
         cfg = validate(PruneConfig, raw, "pruner")
         return cls(model, cfg, make_criterion(cfg.criterion), example_inputs, hooks, classifier)
 
-    # ------------------------------------------------------------------ set-up
+    @property
+    def heads0(self) -> dict[str, int]:
+        """Each attention's ORIGINAL head count (the base of every head target)."""
+        return self.heads.original
+
+    @property
+    def head_layouts(self) -> list:
+        """The hooks' head layouts this pruner cuts (those whose trial cut was exact)."""
+        return self.heads.layouts
+
     def _ratios(self) -> dict[str, float] | None:
         if self.cfg.scope != "preset":
             return None
         if self.cfg.preset is not None:
             return dict(PRESETS.get(self.cfg.preset).ratios)
         return dict(self.cfg.layer_ratios or {})
-
-    def _discover_groups(self, model: nn.Module) -> list[ChannelGroup]:
-        ratios = self._ratios()
-        if ratios is not None:
-            check_prefixes(model, ratios, "prune.layer_ratios")
-        groups = []
-        for module, group in self.graph.root_groups():
-            name = self.graph.module_name(module)
-            units = group_width(group) // self.graph.channel_groups(group)
-            prefix, ratio = match_ratio(ratios, name) if ratios is not None else (None, 1.0)
-            groups.append(ChannelGroup(name, module, units, ratio, prefix))
-        if not groups:
-            raise ConfigError(
-                f"model '{self.model_name}' has no prunable channel groups "
-                f"(ignored: {', '.join(self.ignored) or 'none'})"
-            )
-        return groups
-
-    def _mean_ratio(self) -> float:
-        if self.cfg.scope != "preset":
-            return 1.0
-        mean = mean_ratio([g.ratio for g in self.groups], [g.original for g in self.groups])
-        if mean <= 0:
-            raise ConfigError(
-                f"the preset prunes no channel group of model '{self.model_name}' "
-                f"(group roots: {', '.join(g.root for g in self.groups[:5])}, ...)"
-            )
-        return mean
 
     # ------------------------------------------------------------------ targets
     def keep_counts(
@@ -233,49 +172,9 @@ class StructuredPruner(Pruner):
         return uniform_keep(peers, keep, current, self.round_to)
 
     # ------------------------------------------------------------------ pruning
-    def _layers_in_groups(self, model: nn.Module) -> set[str]:
-        """Names of the layers some channel group or head layout cuts: the only weights whose
-        scores are read (a language model's output layer is not one: no gradient is kept)."""
-        names = _module_names(model)
-        roots = [g.module for g in self.groups] + list(self.graph.num_heads)  # + TP's heads
-        layers = {p.layer for m in roots for p in slices(self.graph.full_group(m))}
-        for layout in self.head_layouts:
-            layers.update((*layout.projections, layout.output))
-        return {names[m] for m in layers if m in names}
-
     def scored_params(self, model: nn.Module) -> dict[str, nn.Parameter]:
-        """Weights of the layers a channel group can touch (conv, linear, norms)."""
-        out = {}
-        for name, module in model.named_modules():
-            if name not in self.scored_layers:
-                continue
-            weight = getattr(module, "weight", None)
-            scored = isinstance(module, SCORED) or is_conv1d(module)
-            if scored and isinstance(weight, nn.Parameter):
-                out[f"{name}.weight" if name else "weight"] = weight
-        return out
-
-    def _full_group(self, group: ChannelGroup):
-        return self.graph.full_group(group.module)
-
-    def _scores_of(self, group: ChannelGroup, full, importance) -> torch.Tensor:
-        try:
-            return self._channel_scores(full, importance)
-        except Exception as exc:  # Torch-Pruning mapped indices past a layer it cannot follow
-            raise PrunebenchError(
-                f"model '{self.model_name}': cannot score the channels of '{group.root}' "
-                f"({type(exc).__name__}: {exc}): Torch-Pruning maps them through a layer it "
-                f"cannot follow; keep them with prune.exclude=[{group.root}] or use "
-                "prune.structure=unstructured"
-            ) from None
-
-    def _channel_scores(self, full, importance) -> torch.Tensor:
-        imp = importance(full)
-        if imp is None:  # a group without scored weights: keep its order, lowest index first
-            imp = torch.arange(group_width(full), dtype=torch.float32)
-        ch_groups = self.graph.channel_groups(full)
-        # a unit of a grouped layer is one channel in EACH channel group: its score is the sum
-        return imp.detach().float().cpu().view(ch_groups, -1).sum(0)
+        """Weights of the layers a channel group or head layout cuts (conv, linear, norms)."""
+        return channel_groups.scored_params(model, self.scored_layers)
 
     def prune_to(
         self,
@@ -289,13 +188,13 @@ class StructuredPruner(Pruner):
         exactly as they were before it, then raises."""
         was_training = model.training
         modules, graph = rollback.snapshot(model), self.graph.save_state()
-        cuts = len(self.head_cuts)
+        cuts = len(self.heads.cuts)
         try:
             self._prune_step(model, target, batches, task)
         except BaseException:
             rollback.restore(modules)
             self.graph.restore_state(graph)
-            del self.head_cuts[cuts:]
+            del self.heads.cuts[cuts:]
             raise
         finally:
             model.train(was_training)
@@ -307,95 +206,30 @@ class StructuredPruner(Pruner):
         importance = self.criterion.group_importance(
             model, self.scored_params(model), batches, task
         )
-        fulls = [self._full_group(g) for g in self.groups]
+        fulls = [self.graph.full_group(g.module) for g in self.groups]
         scores = [
-            self._scores_of(g, f, importance) for g, f in zip(self.groups, fulls, strict=True)
+            channel_groups.group_scores(self.graph, g, f, importance, self.model_name)
+            for g, f in zip(self.groups, fulls, strict=True)
         ]
-        current = [len(s) for s in scores]
-        keep = self.keep_counts(target, current, scores)
-        if self.graph.prunes_heads:
-            self._prune_heads(model, target, importance)
-        self._cut_heads(target, importance)
+        keep = self.keep_counts(target, [len(s) for s in scores], scores)
+        self.heads.prune_to(model, target, importance)
         for group, full, score, n_keep in zip(self.groups, fulls, scores, keep, strict=True):
             if n_keep < len(score):
-                self._prune_group(group, full, score, len(score) - n_keep)
+                n_prune = len(score) - n_keep
+                channel_groups.cut(self.graph, group, full, score, n_prune, self.model_name)
         if self.hooks is not None and self.hooks.after_step is not None:
             self.hooks.after_step(model, self.graph)
         self._check_output(model)
 
-    def _cut_heads(self, target: float, importance) -> None:
-        """Heads of the hooks' `heads` layouts, down to `head_keep(t, ORIGINAL kv heads)`."""
-        scores = getattr(importance, "scores", None)  # None: random scores per head
-        for layout in self.head_layouts:
-            _, kv = head_counts(layout)
-            n_cut = kv - head_keep(target, self.kv0[layout.name])
-            if n_cut > 0:
-                cut = lowest(head_scores(layout, scores), n_cut)
-                remove_heads(layout, cut)
-                self.head_cuts.append([layout.name, cut])
-
     def _check_output(self, model: nn.Module) -> None:
-        """No model changes the shape of any output through pruning (classes, vocabulary,
-        features it returns), except outputs whose layer prune.include lets shrink."""
-        try:
-            shapes = output_shapes(model, self.example_inputs)
-        except Exception as exc:
-            raise PrunebenchError(
-                f"model '{self.model_name}' no longer runs after pruning ({type(exc).__name__}: "
-                f"{' '.join(str(exc).split())}): Torch-Pruning cut a layer whose shape the "
-                "forward relies on (e.g. attention without a hook); keep it with prune.exclude "
-                "or use prune.structure=unstructured"
-            ) from None
-        for place, before in self.output_shapes.items():
-            after = shapes.get(place)
-            if place in self.free_outputs or after == before:
-                continue
-            what = "output shape" if place == "output" else f"{place} shape"
-            got = tuple(after) if after is not None else "nothing"
-            raise PrunebenchError(
-                f"model '{self.model_name}': pruning changed its {what} from "
-                f"{tuple(before)} to {got}; the layer that produces it must be kept: name it "
-                "in prune.exclude or the ModelSpec's classifier"
-            )
-
-    def _prune_group(self, group: ChannelGroup, full, score: torch.Tensor, n_prune: int) -> None:
-        values = score.tolist()
-        order = sorted(range(len(values)), key=lambda j: (values[j], j))
-        chosen = sorted(order[:n_prune])
-        size = len(score)
-        idxs = [i + k * size for k in range(self.graph.channel_groups(full)) for i in chosen]
-        try:
-            if not self.graph.prune(group.module, idxs):
-                raise PrunebenchError(
-                    "it would remove every channel of a coupled layer; keep its channels with "
-                    f"prune.exclude=[{group.root}]"
-                )
-        except PrunebenchError as exc:
-            raise PrunebenchError(
-                f"model '{self.model_name}': cannot prune layer '{group.root}': {exc}"
-            ) from None
-        except Exception as exc:
-            raise PrunebenchError(
-                f"model '{self.model_name}': Torch-Pruning failed on layer '{group.root}': "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-
-    def _prune_heads(self, model: nn.Module, target: float, importance) -> None:
-        """Attention heads, per layer, down to `head_keep(t, ORIGINAL heads)`: the ratio handed
-        to Torch-Pruning is of the CURRENT heads and removes exactly the difference."""
-        names = _module_names(model)
-        removed = {
-            module: current - head_keep(target, self.heads0[names[module]])
-            for module, current in self.graph.num_heads.items()
-        }
-        if any(n > 0 for n in removed.values()):
-            ratios = {m: removal_ratio(self.graph.num_heads[m], n) for m, n in removed.items()}
-            self.graph.prune_heads(importance, ratios)
+        check_outputs(model, self.example_inputs, self.output_shapes, self.free_outputs,
+                      self.model_name)  # fmt: skip
 
     # ------------------------------------------------------------------ records
     def current_channels(self) -> list[int]:
         return [
-            self.graph.out_channels(g.module) // self.graph.channel_groups(self._full_group(g))
+            self.graph.out_channels(g.module)
+            // self.graph.channel_groups(self.graph.full_group(g.module))
             for g in self.groups
         ]
 
@@ -403,7 +237,7 @@ class StructuredPruner(Pruner):
         total, nonzero = count_nonzero(list(model.parameters()))
         kept = sum(self.current_channels())
         macs = count_macs(model, self.example_inputs).total
-        row = {
+        return {
             "achieved_sparsity": 1.0 - kept / self.original,  # of the original channels
             "prunable_total": self.original,  # structured: channels, not weights
             "prunable_nonzero": kept,
@@ -413,14 +247,9 @@ class StructuredPruner(Pruner):
             "macs_pruned": macs,
             "speedup": self.dense_macs / macs if macs else None,
         }
-        return row
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        names = _module_names(self.graph.model)
-        heads = {names[m]: int(n) for m, n in self.graph.num_heads.items()}
-        meta = {"structure": "structured", "history": self.graph.history(), "num_heads": heads}
-        if self.head_cuts:
-            meta["head_cuts"] = [[name, list(cut)] for name, cut in self.head_cuts]
+        meta = {"structure": "structured", "history": self.graph.history(), **self.heads.state()}
         return {}, {**self.extra_meta, **meta}
 
     def restore(self, model, tensors, meta):
@@ -442,17 +271,7 @@ class StructuredPruner(Pruner):
                 f"the pruning history does not fit model '{self.model_name}': "
                 f"{type(exc).__name__}: {exc}"
             ) from None
-        for name, count in meta.get("num_heads", {}).items():
-            module = modules.get(name)
-            if module is None or module not in self.graph.num_heads:
-                raise CheckpointError(f"the checkpoint has heads for unknown layer '{name}'")
-            self.graph.set_heads(module, int(count))
-        layouts = {layout.name: layout for layout in self.head_layouts}
-        for name, cut in meta.get("head_cuts", []):
-            if name not in layouts:
-                raise CheckpointError(f"the checkpoint cuts heads of unknown attention '{name}'")
-            remove_heads(layouts[name], [int(i) for i in cut])
-            self.head_cuts.append([name, [int(i) for i in cut]])
+        self.heads.replay(modules, meta)
         if self.hooks is not None and self.hooks.after_step is not None:
             self.hooks.after_step(model, self.graph)
         self._check_output(model)
@@ -469,7 +288,7 @@ class StructuredPruner(Pruner):
                 {"root": g.root, "channels": g.original, "ratio": g.ratio, "prefix": g.prefix}
                 for g in self.groups
             ],
-            "heads": dict(self.heads0),
+            "heads": dict(self.heads.original),
             "dense_params": self.dense_params,
             "dense_macs": self.dense_macs,
         }
@@ -477,3 +296,34 @@ class StructuredPruner(Pruner):
             out["preset"] = self.cfg.preset or "layer_ratios"
             out["native_target"] = self.mean_ratio
         return out
+
+
+def check_outputs(
+    model: nn.Module,
+    example_inputs: Any,
+    before: dict[str, torch.Size],
+    free: set[str],
+    model_name: str,
+) -> None:
+    """No model changes the shape of any output through pruning (classes, vocabulary,
+    features it returns), except outputs whose layer prune.include lets shrink (`free`)."""
+    try:
+        shapes = output_shapes(model, example_inputs)
+    except Exception as exc:
+        raise PrunebenchError(
+            f"model '{model_name}' no longer runs after pruning ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}): Torch-Pruning cut a layer whose shape the "
+            "forward relies on (e.g. attention without a hook); keep it with prune.exclude "
+            "or use prune.structure=unstructured"
+        ) from None
+    for place, shape in before.items():
+        after = shapes.get(place)
+        if place in free or after == shape:
+            continue
+        what = "output shape" if place == "output" else f"{place} shape"
+        got = tuple(after) if after is not None else "nothing"
+        raise PrunebenchError(
+            f"model '{model_name}': pruning changed its {what} from "
+            f"{tuple(shape)} to {got}; the layer that produces it must be kept: name it "
+            "in prune.exclude or the ModelSpec's classifier"
+        )
