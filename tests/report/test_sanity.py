@@ -43,13 +43,13 @@ def test_clearly_above_chance_needs_a_margin():
     assert not clearly_above_chance(950.0, 1000.0, higher_is_better=False)
 
 
-@pytest.mark.slow
 def test_a_model_that_cannot_learn_is_flagged_and_never_recommended(tmp_path, invoke, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "blind.py").write_text(textwrap.dedent(BLIND_MODEL))
     (tmp_path / "run.yaml").write_text(
         "device: cpu\nmodel: {name: 'python:blind.py:build'}\n"
-        "pretrain: {epochs: 2}\nfinetune: {max_epochs: 1}\nregime: {target: 0.5}\n"
+        "pretrain: {epochs: 2}\nfinetune: {max_epochs: 1}\nregime: {name: one_shot, target: 0.5}\n"
+        "prune: {latency: false}\n"
     )
     code, _, err = invoke("run", "run.yaml", "-r", "r", "-q")
     assert code == 0, err
