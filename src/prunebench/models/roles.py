@@ -76,17 +76,6 @@ def output_tensors(output: Any, path: str = "output") -> dict[str, torch.Tensor]
 
 
 @torch.no_grad()
-def output_shape(model: nn.Module, example_inputs: Any) -> torch.Size:
-    """The shape of the model's logits."""
-    was_training = model.training
-    model.eval()
-    try:
-        return output_tensor(call(model, example_inputs)).shape
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
 def output_shapes(model: nn.Module, example_inputs: Any) -> dict[str, torch.Size]:
     """The shape of every tensor the model returns, by its place in the output."""
     was_training = model.training

@@ -30,7 +30,7 @@ from prunebench.criteria.catalog import make_criterion
 from prunebench.errors import CheckpointError, ConfigError, PrunebenchError
 from prunebench.measure import count_macs
 from prunebench.models.auto import AUTO_HOOKS
-from prunebench.models.roles import output_layers, output_shape, output_shapes
+from prunebench.models.roles import output_layers, output_shapes
 from prunebench.models.spec import StructuredHooks
 from prunebench.pruning import channel_groups, rollback
 from prunebench.pruning.base import Pruner
@@ -92,7 +92,6 @@ class StructuredPruner(Pruner):
         )
         self.round_to = cfg.round_to or extra.get("round_to")
         self.heads = AttentionHeads(model, self.graph, hooks, cfg, example_inputs, self.ignored)
-        self.output_shape = output_shape(model, example_inputs)
         self.output_shapes = output_shapes(model, example_inputs)
         ratios = self._ratios()
         try:
