@@ -14,8 +14,7 @@ scored weights (the scores then reuse that memory).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,6 +23,7 @@ from torch.nn import functional as F
 
 from prunebench.data.base import to_device
 from prunebench.errors import PrunebenchError
+from prunebench.measure import eval_mode
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
@@ -33,16 +33,6 @@ if TYPE_CHECKING:
 # with more scored weights than this takes one backward per sample instead.
 VMAP_BUDGET = 50_000_000
 EXACT_SUMS = 50_000_000  # scored weights up to which the sums are float64
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def require_data(batches: Iterable[Batch] | None, task: Task | None, who: str) -> None:
