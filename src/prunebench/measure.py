@@ -71,6 +71,17 @@ def _layer_macs(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -
 
 
 @contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """`model` in eval mode for the block, then back to the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def countable(model: nn.Module) -> Iterator[None]:
     """A forward whose every multiply FlopCounterMode sees, leaving nothing behind: no parameter
     requires grad (so no graph, no non-leaf tensor cached by the model, e.g. LeViT's attention
@@ -105,15 +116,12 @@ def count_macs(model: nn.Module, inputs: Any) -> MacCount:
                 layers[name] = layers.get(name, 0.0) + _layer_macs(mod, args[0], output)
 
             handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     try:
-        with countable(model), FlopCounterMode(display=False) as counter:
+        with eval_mode(model), countable(model), FlopCounterMode(display=False) as counter:
             call(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return MacCount(total=counter.get_total_flops() / 2.0, layers=layers)
 
 

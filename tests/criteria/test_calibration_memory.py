@@ -60,3 +60,41 @@ def test_wanda_input_norms_match_a_float64_computation():
     rows = torch.cat([x for x, _ in batches]).double()
     assert count == 15
     assert torch.allclose(norms["0"], rows.pow(2).sum(0).sqrt(), rtol=1e-6)
+
+
+def test_a_failing_vmap_leaves_nothing_behind_in_the_sums(monkeypatch):
+    """vmap failing half-way through a batch (an op without a batching rule) switches to one
+    backward per sample without keeping what it had added: the scores equal the loop's."""
+    model, batches, params = model_and_batches()
+    task = Classification()
+    looped = make_criterion("hessian")
+    looped.vectorize = False
+    expected = looped.weight_scores(model, params, batches, task)
+
+    def half_then_fail(model, params, task, inputs, targets, sums):
+        for value in sums.values():
+            value += 1.0
+        raise RuntimeError("no batching rule")
+
+    monkeypatch.setattr(calibration, "_per_sample_vmap", half_then_fail)
+    got = make_criterion("hessian").weight_scores(model, params, batches, task)
+    for key, value in expected.items():
+        assert torch.allclose(got[key], value, rtol=1e-12, atol=0), key
+
+
+def test_wanda_input_norms_in_chunks_match_one_float64_computation(monkeypatch):
+    """Rows (Linear) and images (Conv2d) squared a few at a time, uneven last chunk included,
+    give the norms of all rows at once."""
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 3, 3, padding=1, stride=2)
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(3 * 3 * 3, 4))
+    batches = [(torch.randn(5, 2, 6, 6), torch.randint(0, 4, (5,))) for _ in range(2)]
+    monkeypatch.setattr(calibration, "FEATURE_CHUNK", 100)  # 1 image; 3 rows, then 2
+    modules = {"0": model[0], "2": model[2]}
+    norms, _ = calibration.input_feature_norms(model, modules, batches)
+    images = torch.cat([x for x, _ in batches]).double()
+    cols = nn.functional.unfold(images, 3, padding=1, stride=2)
+    assert torch.allclose(norms["0"], cols.pow(2).sum(dim=(0, 2)).sqrt(), rtol=1e-12)
+    with torch.no_grad():
+        rows = model[1](model[0](torch.cat([x for x, _ in batches]))).double()
+    assert torch.allclose(norms["2"], rows.pow(2).sum(0).sqrt(), rtol=1e-6)

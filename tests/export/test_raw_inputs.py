@@ -120,3 +120,21 @@ def test_recorded_preprocessing_gives_the_test_batches_the_data_source_gave(tmp_
         replayed = Preprocess(bundle.info.preprocessing)(x[20:])
         assert replayed.shape == given.shape
         torch.testing.assert_close(replayed, given, rtol=0, atol=1e-6)
+
+
+def test_raw_feature_vectors_are_standardised_with_the_training_split_statistics(tmp_path):
+    """Independent of the code path both sides share (data.arrays.Standardize): the replayed
+    test features equal (x - mean) / std of x_train, computed here in float64 (population std;
+    a constant feature divides by 1)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4)) * [9.0, 0.5, 3.0, 1.0] + [100.0, -3.0, 0.0, 7.0]
+    x[:, 3] = 7.0
+    labels = np.arange(40) % 2
+    root = tmp_path / "vec.npz"
+    np.savez(root, x_train=x[:20], y_train=labels[:20], x_val=x[20:30], y_val=labels[20:30],
+             x_test=x[30:], y_test=labels[30:])  # fmt: skip
+    bundle = build_arrays(DataConfig(name="arrays", root=root, batch_size=4), torch.device("cpu"))
+    std = x[:20].std(axis=0)
+    expected = (x[30:] - x[:20].mean(axis=0)) / np.where(std > 0, std, 1.0)
+    replayed = Preprocess(bundle.info.preprocessing)(x[30:])
+    torch.testing.assert_close(replayed.double(), torch.from_numpy(expected), rtol=0, atol=1e-5)

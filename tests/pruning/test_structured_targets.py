@@ -17,6 +17,7 @@ from prunebench.pruning.targets import (
     preset_fractions,
     removal_ratio,
     round_keep,
+    uniform_keep,
 )
 
 
@@ -129,3 +130,11 @@ def test_removal_ratio_removes_exactly():
             r = removal_ratio(current, remove)
             assert math.ceil(r * current) == remove  # Torch-Pruning's local head count
             assert current - int(current * (1 - r)) == remove  # its global head count
+
+
+def test_uniform_keep_gives_every_peer_the_mean_count_half_up():
+    # "mlp": (10 + 13) / 2 = 11.5 -> 12 for both; "qkv": (6 + 6 + 7) / 3 = 6.33 -> 6 for all
+    peers = ["mlp", "qkv", "mlp", "qkv", "qkv"]
+    assert uniform_keep(peers, [10, 6, 13, 6, 7], [16, 8, 16, 8, 8], None) == [12, 6, 12, 6, 6]
+    # then round_keep: 12 -> 12 on multiples of 4; a peer never grows past what it has now
+    assert uniform_keep(["a", "a"], [5, 7], [16, 5], 4) == [8, 5]

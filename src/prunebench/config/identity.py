@@ -69,7 +69,11 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
 def data_identity(cfg: RunConfig) -> dict[str, Any]:
     """What makes two runs see the same data (split, batches, augmentation): the one definition
     used by the dense model's id, the step keys and the in-memory data caches."""
-    return {k: v for k, v in identity(cfg)["data"].items() if k not in DATA_LOADING_FIELDS}
+    return _data_part(identity(cfg))
+
+
+def _data_part(ident: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in ident["data"].items() if k not in DATA_LOADING_FIELDS}
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -80,5 +84,5 @@ def base_id(cfg: RunConfig) -> str:
     """Identity of the dense model: the data split, the architecture and how it was trained."""
     ident = identity(cfg)
     return digest(
-        {"data": data_identity(cfg), "model": ident["model"], "pretrain": ident["pretrain"]}
+        {"data": _data_part(ident), "model": ident["model"], "pretrain": ident["pretrain"]}
     )

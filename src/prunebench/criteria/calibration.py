@@ -6,16 +6,16 @@ model's own `.grad` fields are left as they were.
 
 Memory: statistics are collected layer by layer. Gradients are added into the sums by a hook on
 each parameter as backward reaches it and dropped at once (never all of a model's gradients at
-the same time); input norms are reduced inside each layer's forward hook, from at most one extra
-copy of that layer's input. The sums are float64 for models up to EXACT_SUMS scored weights and
-in the weights' own dtype above it, so a large language model's statistics cost one copy of its
-scored weights (the scores then reuse that memory).
+the same time); input norms are reduced inside each layer's forward hook, about FEATURE_CHUNK
+float64 elements at a time (a convolution's im2col rows unfolded for a few images at a time), so
+their extra memory does not grow with the batch. The sums are float64 for models up to
+EXACT_SUMS scored weights and in the weights' own dtype above it, so a large language model's
+statistics cost one copy of its scored weights (the scores then reuse that memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from prunebench.data.base import to_device
 from prunebench.errors import PrunebenchError
+from prunebench.measure import eval_mode
 
 if TYPE_CHECKING:
     from prunebench.data.base import Batch
@@ -33,16 +34,7 @@ if TYPE_CHECKING:
 # with more scored weights than this takes one backward per sample instead.
 VMAP_BUDGET = 50_000_000
 EXACT_SUMS = 50_000_000  # scored weights up to which the sums are float64
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+FEATURE_CHUNK = 1 << 22  # input elements squared in float64 at once (wanda's input norms)
 
 
 def require_data(batches: Iterable[Batch] | None, task: Task | None, who: str) -> None:
@@ -178,21 +170,17 @@ def mean_squared_sample_gradients(
 
     def add_batch(inputs, targets, sums):
         nonlocal use_vmap
-        if not use_vmap:  # straight into the sums: no per-batch copy
-            _per_sample_loop(model, params, task, inputs, targets, sums)
-            return
-        part = {n: torch.zeros_like(s) for n, s in sums.items()}
         if use_vmap:
+            part = {n: torch.zeros_like(s) for n, s in sums.items()}  # discarded if vmap fails
             try:
                 _per_sample_vmap(model, params, task, inputs, targets, part)
             except (RuntimeError, NotImplementedError, TypeError):
-                # an op without a batching rule: one backward per sample from here on
-                use_vmap = False
-                part = {n: torch.zeros_like(s) for n, s in sums.items()}
-        if not use_vmap:
-            _per_sample_loop(model, params, task, inputs, targets, part)
-        for n in sums:
-            sums[n] += part[n]
+                use_vmap = False  # an op without a batching rule: one backward per sample now
+            else:
+                for n in sums:
+                    sums[n] += part[n]
+                return
+        _per_sample_loop(model, params, task, inputs, targets, sums)  # straight into the sums
 
     return _sample_average(model, params, batches, add_batch)
 
@@ -210,21 +198,28 @@ def _conv_padding(module: nn.Conv2d) -> tuple[int, int]:
 
 def _feature_squares(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Sum over rows of x^2 per input feature of a Linear, or per (channel, kernel offset) of a
-    Conv2d (its im2col rows): the features that each weight multiplies."""
-    if isinstance(module, nn.Linear):  # one extra copy of the input at most (its squares)
-        rows = x.detach().reshape(-1, module.in_features)
-        return rows.float().square().sum(0, dtype=torch.float64)
+    Conv2d (its im2col rows): the features that each weight multiplies. In float64, a chunk of
+    at most about FEATURE_CHUNK elements at a time."""
+    x = x.detach()
+    if isinstance(module, nn.Linear):
+        rows = x.reshape(-1, module.in_features)
+        chunks = rows.split(max(1, FEATURE_CHUNK // module.in_features))
+        return sum(chunk.to(torch.float64, copy=True).square_().sum(0) for chunk in chunks)
     if isinstance(module, nn.Conv2d):
         if module.padding_mode != "zeros":
             raise PrunebenchError("wanda: only zero-padded convolutions are supported")
-        cols = F.unfold(
-            x.detach(),
-            module.kernel_size,
-            dilation=module.dilation,
-            padding=_conv_padding(module),
-            stride=module.stride,
-        )
-        return cols.double().pow(2).sum(dim=(0, 2))
+        per_image = module.weight[0].numel() * module.groups * x[0, 0].numel()  # ~ its cols
+        total = 0
+        for images in x.split(max(1, FEATURE_CHUNK // max(per_image, 1))):
+            cols = F.unfold(
+                images,
+                module.kernel_size,
+                dilation=module.dilation,
+                padding=_conv_padding(module),
+                stride=module.stride,
+            )
+            total = total + cols.double().square_().sum(dim=(0, 2))  # cols: a fresh tensor
+        return total
     raise PrunebenchError(f"wanda scores Linear and Conv2d layers, not {type(module).__name__}")
 
 

@@ -142,6 +142,12 @@ def as_images(x: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if layout == "nhwc" else x
 
 
+def image_tensor(x: np.ndarray, layout: str) -> torch.Tensor:
+    """(N, C, H, W) pixels as stored: uint8 kept, anything else float32 (see `as_images`)."""
+    images = torch.from_numpy(as_images(x, layout))
+    return images if images.dtype == torch.uint8 else images.float()
+
+
 def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
     opts = dataset_options("arrays", cfg.options, DEFAULTS)
     root = cfg.root
@@ -195,9 +201,7 @@ def build_arrays(cfg: DataConfig, device: torch.device) -> DataBundle:
         bundle = vector_bundle(torch.from_numpy(inputs).float(), y, index, num_classes, cfg,
                                device)  # fmt: skip
         return replace(bundle, test_groups=groups)
-    images = torch.from_numpy(as_images(inputs, opts["layout"]))
-    if images.dtype != torch.uint8:
-        images = images.float()
+    images = image_tensor(inputs, opts["layout"])
     max_value = 255.0 if images.dtype == torch.uint8 else 1.0
     bundle = tensor_bundle(images, y, index, num_classes, cfg, opts, device, max_value)
     steps = {**(bundle.info.preprocessing or {}), "layout": opts["layout"]}
@@ -236,6 +240,10 @@ class Standardize:
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
         return (x - self.mean) / self.std
 
+    def describe(self) -> dict[str, object]:
+        """What DataInfo.preprocessing records (export/preprocess.py replays it)."""
+        return {"kind": "standardize", "mean": self.mean.tolist(), "std": self.std.tolist()}
+
 
 def vector_bundle(
     x: torch.Tensor,
@@ -257,12 +265,11 @@ def vector_bundle(
             x[idx].to(device), y[idx].to(device), batch_size, shuffle=shuffle, transform=transform
         )
 
-    steps = {"kind": "standardize", "mean": transform.mean.tolist(), "std": transform.std.tolist()}
     info = DataInfo(
         task="classification",
         num_classes=num_classes,
         input_shape=(x.shape[1],),
-        preprocessing=steps,
+        preprocessing=transform.describe(),
     )
     return split_bundle(info, loader, cfg, sizes_of(index))
 

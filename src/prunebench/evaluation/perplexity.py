@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prunebench.errors import PrunebenchError
+from prunebench.measure import eval_mode
 from prunebench.tasks import logits_of
 
 
@@ -53,10 +54,8 @@ def strided_perplexity(
     """Perplexity of `model` (a causal LM: ids (1, T) -> logits (1, T, V)) on the stream `ids`."""
     if not 0 < stride <= context:
         raise PrunebenchError(f"perplexity: need 0 < stride <= context, got {stride}, {context}")
-    was_training = model.training
-    model.eval()
     total, count, scored_to = 0.0, 0, 1  # positions < scored_to are scored (0 never is)
-    try:
+    with eval_mode(model):
         for begin in range(0, len(ids), stride):
             end = min(begin + context, len(ids))
             window = ids[begin:end].unsqueeze(0).to(device)
@@ -70,6 +69,4 @@ def strided_perplexity(
                 scored_to = end
             if end == len(ids):
                 break
-    finally:
-        model.train(was_training)
     return Perplexity(math.exp(total / count), total, count, context, stride)

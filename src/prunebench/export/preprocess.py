@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunebench.data.arrays import as_images
+from prunebench.data.arrays import Standardize, image_tensor
 from prunebench.data.images import decode
 from prunebench.data.transforms import ImageBatchTransform
 from prunebench.errors import PrunebenchError
@@ -36,18 +36,17 @@ class Preprocess:
         self.kind = self.steps.get("kind")
         if self.kind not in (None, "standardize", "image", "tokens"):
             raise PrunebenchError(f"the export's preprocessing kind '{self.kind}' is unknown")
+        s = self.steps
+        if self.kind == "standardize":
+            self.features = Standardize(torch.tensor(s["mean"]), torch.tensor(s["std"]))
         if self.kind == "image":
-            s = self.steps
             self.images = ImageBatchTransform(
                 s["mean"], s["std"], size=s.get("resize"), max_value=s["max_value"]
             )
 
     def __call__(self, inputs: Any) -> torch.Tensor:
         if self.kind == "standardize":
-            x = torch.as_tensor(np.asarray(inputs)).float()
-            mean = torch.tensor(self.steps["mean"], dtype=torch.float32)
-            std = torch.tensor(self.steps["std"], dtype=torch.float32)
-            return (x - mean) / std
+            return self.features(torch.as_tensor(np.asarray(inputs)).float())
         if self.kind == "image":
             return self.images(self._pixels(inputs))
         return inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
@@ -60,8 +59,7 @@ class Preprocess:
             channels = 3 if decode_step["mode"] == "RGB" else 1
             return torch.stack([decode(f, int(decode_step["size"]), channels) for f in files])
         array = inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-        pixels = torch.from_numpy(as_images(array, self.steps.get("layout", "auto")))
-        return pixels if pixels.dtype == torch.uint8 else pixels.float()
+        return image_tensor(array, self.steps.get("layout", "auto"))
 
 
 def _is_array(inputs: Any) -> bool:

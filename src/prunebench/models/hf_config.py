@@ -38,7 +38,7 @@ def _meta_shapes(model: nn.Module, config: Any) -> dict[str, tuple[int, ...]]:
         raise NotExpressible(
             f"{type(config).__name__} refuses the pruned values: {reason}"
         ) from None
-    return {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    return _shapes(built)
 
 
 def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:

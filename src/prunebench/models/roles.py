@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from prunebench.errors import ConfigError
-from prunebench.measure import call, is_weighted
+from prunebench.measure import call, eval_mode, is_weighted
 
 
 def first_conv_name(model: nn.Module) -> str | None:
@@ -78,12 +78,8 @@ def output_tensors(output: Any, path: str = "output") -> dict[str, torch.Tensor]
 @torch.no_grad()
 def output_shapes(model: nn.Module, example_inputs: Any) -> dict[str, torch.Size]:
     """The shape of every tensor the model returns, by its place in the output."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return {k: t.shape for k, t in output_tensors(call(model, example_inputs)).items()}
-    finally:
-        model.train(was_training)
 
 
 def _owners(model: nn.Module) -> dict[nn.Parameter, str]:
@@ -98,10 +94,8 @@ def _owners(model: nn.Module) -> dict[nn.Parameter, str]:
 
 def _traced_output(model: nn.Module, example_inputs: Any) -> Any:
     """One forward in eval mode with autograd on (what the graph searches walk)."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             return call(model, example_inputs)
     except ConfigError:
         raise
@@ -111,8 +105,6 @@ def _traced_output(model: nn.Module, example_inputs: Any) -> Any:
             f"the model fails on example inputs of shape {shape} ({type(exc).__name__}: "
             f"{' '.join(str(exc).split())}); check data.image_size and model.options"
         ) from None
-    finally:
-        model.train(was_training)
 
 
 def _nearest_layer(out: torch.Tensor, owners: dict[nn.Parameter, str]) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench.measure import call, is_conv1d
+from prunebench.measure import call, eval_mode, is_conv1d
 from prunebench.models.roles import output_tensor
 from prunebench.models.spec import HeadLayout
 
@@ -150,9 +150,7 @@ def inexact_cuts(
         if counts(layout)[1] >= 2:  # a single key/value head is never cut
             by_class.setdefault(type(modules[layout.name]).__name__, []).append(layout)
     failed: dict[str, str] = {}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for kind, group in by_class.items():
             reason = _trial(model, group, after_step, example_inputs)
             if reason is not None:
@@ -161,8 +159,6 @@ def inexact_cuts(
                     "still pruned"
                 )
                 failed.update({layout.name: why for layout in group})
-    finally:
-        model.train(was_training)
     return failed
 
 

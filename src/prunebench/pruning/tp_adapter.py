@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -291,11 +292,11 @@ def traced_node(tb: TracebackType | None):
     return found
 
 
-def nearest_layer(node, names: dict[nn.Module, str], seen: set | None = None):
+def nearest_layer(node, names: dict[nn.Module, str]):
     """The nearest nn.Module of the model at or before `node` (operations have none)."""
-    queue, seen = [node], seen or set()
+    queue, seen = deque([node]), set()
     while queue:
-        current = queue.pop(0)
+        current = queue.popleft()
         if id(current) in seen:
             continue
         seen.add(id(current))
