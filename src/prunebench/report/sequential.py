@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunebench.outputs import write_file
 from prunebench.report.advice import describe
 from prunebench.report.analysis import summarize
 from prunebench.report.candidates import Candidate, advantage, from_summary
@@ -87,10 +88,8 @@ class Design:
         return self.alpha * weights.get(seeds, 0) / total if total else 0.0
 
     def save(self, directory: Path) -> None:
-        path = Path(directory) / SETTINGS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)}))
-        tmp.replace(path)
+        text = json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)})
+        write_file(Path(directory) / SETTINGS_FILE, text.encode())
 
     @classmethod
     def load(cls, directory: Path) -> Design | None:
