@@ -36,6 +36,9 @@ def test_a_failed_write_leaves_nothing(tmp_path):
         store.write_steps([(step_row("r", 1), [{"epoch": 1}, {"epoch": 2, "bogus": 1}])])
     assert store.steps("r") == []
     assert store.epochs("r", 1) == []
+    with pytest.raises(KeyError, match="runs has no column 'bogus'"):
+        store.update_run("r", {"status": "done", "bogus": 1})
+    assert store.run("r")["status"] == "running"
 
 
 def test_reads_of_a_missing_database_write_nothing(tmp_path):
