@@ -121,3 +121,9 @@ def test_a_layer_reduced_to_nothing_is_flagged(tmp_path, invoke, monkeypatch):
     # the report's opening (build_document is what `prunebench report` writes out)
     doc = build_document(load_results(tmp_path / "r", outcomes=True), "r", directory="r")
     assert any("side.weight" in line for line in doc.intro)
+    # a damaged checkpoint is verify's to report: the tables still print, unjudged
+    for checkpoint in (tmp_path / "r").rglob("*.safetensors"):
+        checkpoint.write_bytes(b"not a safetensors file")
+    assert not any("side.weight" in line for line in sanity_warnings(df, tmp_path / "r"))
+    code, out, err = invoke("results", "r")
+    assert code == 0 and "side.weight" not in out + err, err

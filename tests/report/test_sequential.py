@@ -31,6 +31,14 @@ def test_looks_spend_alpha_once_over_at_most_k_looks():
     assert Design((3, 5, 9), 5).extra_seeds == [10, 11]
 
 
+def test_the_design_is_stored_whole_and_read_back(tmp_path):
+    design = Design((0, 2), 6, 0.01, 0.25)
+    design.save(tmp_path)
+    assert Design.load(tmp_path) == design
+    assert [p.name for p in tmp_path.iterdir()] == ["until_decided.json"]  # no temp file left
+    assert Design.load(tmp_path / "elsewhere") is None
+
+
 def test_optional_stopping_keeps_false_better_at_alpha():
     """No true difference, a look after every seed from 2 to 8: stopping at the first decision
     with the design's levels says "better" at most alpha of the time; the fixed-sample test

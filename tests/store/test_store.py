@@ -36,6 +36,9 @@ def test_a_failed_write_leaves_nothing(tmp_path):
         store.write_steps([(step_row("r", 1), [{"epoch": 1}, {"epoch": 2, "bogus": 1}])])
     assert store.steps("r") == []
     assert store.epochs("r", 1) == []
+    with pytest.raises(KeyError, match="runs has no column 'bogus'"):
+        store.update_run("r", {"status": "done", "bogus": 1})
+    assert store.run("r")["status"] == "running"
 
 
 def test_reads_of_a_missing_database_write_nothing(tmp_path):
@@ -166,3 +169,18 @@ def test_a_damaged_database_is_one_line_for_every_read(tmp_path, damage):
             DamagedDatabase, match=r"results.sqlite is damaged: .*prunebench verify"
         ):
             read()
+
+
+def test_a_changed_epoch_row_keeps_only_its_own_step_from_being_resumed(tmp_path):
+    store = Store(tmp_path)
+    store.start_run("r", {})
+    for step in (1, 2):
+        store.write_steps([(step_row("r", step), [{"epoch": 1, "val_loss": 0.5}])])
+    con = sqlite3.connect(store.db_path)
+    con.execute("UPDATE epochs SET val_loss=7.5 WHERE step=2")
+    con.commit()
+    con.close()
+    for keys, flagged in ((["k2"], {"k2"}), (["k1"], set()), (None, {"k2"})):
+        damaged: dict[str, str] = {}
+        store.stored_steps(keys, damaged)
+        assert set(damaged) == flagged, keys

@@ -21,7 +21,7 @@ from prunebench.report.adaptive_steps import adaptive_steps
 from prunebench.report.advice import fmt_margin
 from prunebench.report.analysis import main_criterion, representatives, summarize
 from prunebench.report.decisions import decide
-from prunebench.report.distillation import distillation, distilled
+from prunebench.report.distillation import distillation, distilled, pairs
 from prunebench.report.document import Document, Section
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
@@ -78,7 +78,12 @@ def context(
         alpha=alpha,
         margin=margin_value,
         verdicts=decide(
-            summary, metric, alpha, margin_value, min_effect_for(metric, min_effect, margin_value)
+            summary,
+            metric,
+            alpha,
+            margin_value,
+            min_effect_for(metric, min_effect, margin_value),
+            extra=pairs(finals, summary),
         ),
     )
 

@@ -18,8 +18,10 @@ their test means, each comparison counts as every pair of variants it was picked
                   the recommended variant diverged (NaN) on some seed: a failure of that
                   regime, shown, and never hidden by leaving the seed out
 
-All comparisons a criterion's decisions and the paper's claims need form ONE Holm family, so a
-comparison has the same interval wherever it is printed.
+All comparisons a criterion's decisions, the paper's claims and any extra pairs a section asks
+for (distillation.py: each distilled variant against its plain twin) form ONE Holm family, so a
+comparison has the same interval wherever it is printed. An extra pair was not picked by its
+test mean, so it counts once in the family.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Verdicts:
     claims: list[ClaimCheck] = field(default_factory=list)
     family: int = 0
     min_effect: float | None = None  # advantage units; seeds advice aims at it
+    extra: list[tuple[float, str, str]] = field(default_factory=list)  # (ratio, a, b) to judge too
 
     def comparison(self, ratio: float, a: str, b: str) -> Comparison:
         """A vs B at `ratio`, whichever way round it was computed."""
@@ -151,24 +154,30 @@ class Verdicts:
         return points
 
     def build(self) -> Verdicts:
-        wanted: dict[tuple[float, str, str], tuple[Candidate, Candidate]] = {}
+        wanted: dict[tuple[float, str, str], tuple[Candidate, Candidate, int]] = {}
 
-        def want(ratio: float, a: Candidate, b: Candidate) -> None:
+        def want(ratio: float, a: Candidate, b: Candidate, times: int) -> None:
             if (ratio, a.label, b.label) not in wanted and (ratio, b.label, a.label) not in wanted:
-                wanted[(ratio, a.label, b.label)] = (a, b)
+                wanted[(ratio, a.label, b.label)] = (a, b, times)
+
+        def picked(ratio: float, a: Candidate, b: Candidate) -> None:
+            want(ratio, a, b, self.variants(a) * self.variants(b))
 
         for ratio, level in self._points():
             ordered = _order(self._affordable(ratio, level), self.metric)
             for other in ordered[1:]:
-                want(ratio, ordered[0], other)
+                picked(ratio, ordered[0], other)
         best = {ratio: self._affordable(ratio, None) for ratio in self.candidates}
         for ratio, by_regime in best.items():
             for a, b in claim_pairs(by_regime, ratio, self.metric):
-                want(ratio, a, b)
+                picked(ratio, a, b)
+        for ratio, a, b in self.extra:
+            by_label = {c.label: c for c in self.candidates[ratio]}
+            want(ratio, by_label[a], by_label[b], 1)
         keys = list(wanted)
-        spreads = [advantage(a, b, self.metric) for a, b in wanted.values()]
+        spreads = [advantage(a, b, self.metric) for a, b, _ in wanted.values()]
         bound = 1.0 if self.metric.higher_is_better else None  # accuracies are fractions
-        times = [self.variants(a) * self.variants(b) for a, b in wanted.values()]
+        times = [times for _, _, times in wanted.values()]
         judged = judge(spreads, keys, self.margin, self.alpha, bound, self.min_effect, times)
         self.comparisons = dict(zip(keys, judged, strict=True))
         self.family = judged[0].family if judged else 0
@@ -214,8 +223,10 @@ def decide(
     alpha: float,
     margin: float,
     min_effect: float | None = None,
+    extra: dict[str, list[tuple[float, str, str]]] | None = None,
 ) -> dict[str, Verdicts]:
-    """criterion -> its Verdicts, from one setup's summary rows (random criterion left out)."""
+    """criterion -> its Verdicts, from one setup's summary rows (random criterion left out);
+    `extra`: criterion -> further (ratio, a, b) label pairs to judge in its family."""
     out = {}
     rows = summary[~summary["is_random"] & summary["mean"].notna()]
     for criterion, group in rows.groupby("criterion", sort=True):
@@ -223,6 +234,7 @@ def decide(
         for _, row in best_by_ratio(group, metric).iterrows():
             cands.setdefault(float(row["ratio"]), []).append(from_summary(row))
         out[str(criterion)] = Verdicts(
-            str(criterion), metric, alpha, margin, cands, min_effect=min_effect
-        ).build()
+            str(criterion), metric, alpha, margin, cands, min_effect=min_effect,
+            extra=(extra or {}).get(str(criterion), []),
+        ).build()  # fmt: skip
     return out

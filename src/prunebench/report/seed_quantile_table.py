@@ -1,6 +1,6 @@
 """The residual quantiles c_r of seed_quantiles.py for 2-40 seeds, on its LOG_ALPHAS grid.
 
-Computed by seed_quantiles._table (about 2 s per seed count on a laptop core), stored so that a
+Computed by seed_quantiles.residual_table (about 2 s per seed count on a laptop core), stored so that a
 report does not wait for them; tests/report/test_report_uncertainty.py checks a row against the
 computation. Regenerate with `python -m prunebench.report.seed_quantiles` if that grid changes.
 """

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunebench.outputs import write_file
 from prunebench.report.advice import describe
 from prunebench.report.analysis import summarize
 from prunebench.report.candidates import Candidate, advantage, from_summary
@@ -87,10 +88,8 @@ class Design:
         return self.alpha * weights.get(seeds, 0) / total if total else 0.0
 
     def save(self, directory: Path) -> None:
-        path = Path(directory) / SETTINGS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)}))
-        tmp.replace(path)
+        text = json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)})
+        write_file(Path(directory) / SETTINGS_FILE, text.encode())
 
     @classmethod
     def load(cls, directory: Path) -> Design | None:
@@ -176,6 +175,12 @@ class _Replay:
             if row.seed in design.first_seeds:  # rounds add seeds to first-round runs
                 self.templates.setdefault(key, row.run_id)
             self.seeds_of[key] = len(design.first_seeds)
+        self.regimes: dict[Key, dict[str, str]] = {}  # label -> regime, fixed by the grid
+        for row in self.finals.itertuples():
+            self.regimes.setdefault((row.setup, row.criterion, float(row.ratio)), {})[row.label] = (
+                row.regime
+            )
+        self.cands: dict[Key, list[Candidate]] = {}  # this look's candidates, made once a look
 
     def allowed(self) -> pd.DataFrame:
         first = self.design.first_seeds
@@ -193,9 +198,11 @@ class _Replay:
         level = self.design.look_alpha(seeds)
         rows = self.allowed()
         wanted: dict[tuple, tuple[Candidate, Candidate, int]] = {}
+        self.cands = {}
         for (setup, criterion), group in rows.groupby(["setup", "criterion"], sort=True):
             metric = metric_for(group["metric"].iloc[0])
             for ratio, cands in _candidates(group, metric).items():
+                self.cands[(setup, criterion, ratio)] = cands
                 for level_ in _levels(cands):
                     q = (setup, criterion, ratio, level_)
                     v = self.verdicts.setdefault(q, Verdict(q, metric=metric))
@@ -288,20 +295,13 @@ class _Replay:
                 v.why_open += f": {self.design.max_seeds} seeds would not decide it"
 
     def _regime_of(self, setup, criterion, ratio) -> dict[str, str]:
-        rows = self.finals[(self.finals["setup"] == setup) & (self.finals["criterion"] == criterion)
-                           & (self.finals["ratio"].astype(float) == ratio)]  # fmt: skip
-        return dict(zip(rows["label"], rows["regime"], strict=True))
+        return self.regimes.get((setup, criterion, ratio), {})
 
     def _current_labels(self, v: Verdict) -> list[str]:
         """The question's representatives, best mean first (as at the last look)."""
         setup, criterion, ratio, level = v.question
-        rows = self.allowed()
-        rows = rows[(rows["setup"] == setup) & (rows["criterion"] == criterion)
-                    & (rows["ratio"].astype(float) == ratio)]  # fmt: skip
-        if rows.empty:
-            return []
-        metric = metric_for(rows["metric"].iloc[0])
-        cands = _candidates(rows, metric).get(ratio, [])
+        metric = v.metric
+        cands = self.cands.get((setup, criterion, ratio), [])
         affordable = [c for c in cands if level is None or c.epochs <= level]
         reps = representatives(affordable, metric)
         ordered = sorted(reps.values(), key=lambda c: (-metric.score(c.mean), c.epochs, c.label))

@@ -128,14 +128,15 @@ def seeds_to_decide(
             f"more seeds cannot decide a difference of {min_effect:.3g}: the test set's own "
             f"noise ({spread.units} {spread.cluster_unit}s) is too large; a larger test set would"
         )
-    for total in range(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1):
-        q_total = stats.t.ppf(1 - alpha / 2, total - 1)
-        parts = (spread.seed_var + spread.resid_var) / total
-        half = np.sqrt(q_total**2 * parts + stats.t.ppf(1 - alpha / 2, max(spread.units - 1, 1)) ** 2
-                       * spread.example_var)  # fmt: skip
-        se = np.sqrt(spread.projected_var(total))
-        if half + z * se <= min_effect and margin + z * se <= min_effect:
-            return total - spread.seeds, SECOND_LOOK
+    totals = np.arange(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1)  # every count at once
+    q_total = stats.t.ppf(1 - alpha / 2, totals - 1)
+    q_example = stats.t.ppf(1 - alpha / 2, max(spread.units - 1, 1))
+    parts = (spread.seed_var + spread.resid_var) / totals
+    half = np.sqrt(q_total**2 * parts + q_example**2 * spread.example_var)
+    se = np.sqrt(spread.projected_var(totals))
+    enough = np.flatnonzero((half + z * se <= min_effect) & (margin + z * se <= min_effect))
+    if enough.size:
+        return int(totals[enough[0]]) - spread.seeds, SECOND_LOOK
     return None, f"more than {MAX_SEEDS} more seeds"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from prunebench.errors import PrunebenchError
 from prunebench.store.checkpoints import MASKS
@@ -88,7 +88,8 @@ def find_run(df: pd.DataFrame, prefix: str) -> str:
 
 def empty_layers(directory: Path | str, df: pd.DataFrame) -> dict[str, list[str]]:
     """run id -> the prunable weights reduced to nothing (all-zero keep mask) at its last
-    stored step, read from the masks of that step's checkpoint (a missing file: not judged)."""
+    stored step, read from the masks of that step's checkpoint (a missing or unreadable file:
+    not judged; `verify` is where a damaged file is reported, not a table's side note)."""
     out: dict[str, list[str]] = {}
     if df.empty or "step_key" not in df:
         return out
@@ -97,9 +98,12 @@ def empty_layers(directory: Path | str, df: pd.DataFrame) -> dict[str, list[str]
         path = checkpoint_path(Path(directory), rows.loc[rows["step"].idxmax(), "step_key"])
         if not path.exists():
             continue
-        with safe_open(str(path), framework="pt") as stored:
-            names = [k for k in stored.keys() if k.startswith(MASKS)]  # noqa: SIM118
-            empty = [k.removeprefix(MASKS) for k in names if not stored.get_tensor(k).any()]
+        try:
+            with safe_open(str(path), framework="pt") as stored:
+                names = [k for k in stored.keys() if k.startswith(MASKS)]  # noqa: SIM118
+                empty = [k.removeprefix(MASKS) for k in names if not stored.get_tensor(k).any()]
+        except (SafetensorError, OSError):
+            continue
         if empty:
             out[str(run_id)] = sorted(empty)
     return out

@@ -8,7 +8,7 @@ from typing import Any
 
 from prunebench.store.connection import Database
 from prunebench.store.digests import digest_ok, seal
-from prunebench.store.schema import RUN_COLUMNS, insert, now
+from prunebench.store.schema import check_columns, insert, now
 
 
 def start_run(db: Database, run_id: str, fields: dict[str, Any]) -> None:
@@ -38,9 +38,7 @@ def _update(
     matches it after; one that did not keeps failing, unless `reseal` (its fields were all
     written again); an earlier version's stays undigested (rows are never blessed after the
     fact)."""
-    unknown = [k for k in fields if k not in RUN_COLUMNS]
-    if unknown:
-        raise KeyError(f"runs has no column '{unknown[0]}'")
+    check_columns("runs", fields)
     before = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
     sound = reseal or (before is not None and digest_ok(before, "runs") is True)
     sets = ", ".join(f"{k}=?" for k in fields)

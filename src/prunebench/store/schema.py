@@ -152,12 +152,17 @@ def migrate(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX IF NOT EXISTS steps_by_key ON steps (step_key)")
 
 
-def insert(con: sqlite3.Connection, table: str, row: dict[str, Any], upsert: str) -> None:
-    """INSERT one row, refusing a column the table does not declare (a KeyError naming it)."""
-    columns = TABLES[table][0]
-    unknown = [k for k in row if k not in columns]
+def check_columns(table: str, names) -> None:
+    """A KeyError naming the first of `names` that `table` does not declare (before any SQL is
+    built from them)."""
+    unknown = [k for k in names if k not in TABLES[table][0]]
     if unknown:
         raise KeyError(f"{table} has no column '{unknown[0]}'")
+
+
+def insert(con: sqlite3.Connection, table: str, row: dict[str, Any], upsert: str) -> None:
+    """INSERT one row, refusing a column the table does not declare (a KeyError naming it)."""
+    check_columns(table, row)
     names = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     con.execute(f"INSERT {upsert} INTO {table} ({names}) VALUES ({marks})", list(row.values()))

@@ -96,12 +96,13 @@ def stored_steps(
     wanted = None if keys is None else set(keys)
     sources: dict[str, dict[str, Any]] = {}
     failing: set[str] = set()
-    query, args = "SELECT * FROM steps", []
+    query, args, among = "SELECT * FROM steps", [], ""
     if wanted is not None and len(wanted) <= 100:  # a few keys: no full scan
-        query += f" WHERE step_key IN ({', '.join('?' for _ in wanted)})"
+        among = f"step_key IN ({', '.join('?' for _ in wanted)})"
+        query += f" WHERE {among}"
         args = sorted(wanted)
     with db.connect() as con:
-        bad_epochs = _bad_epochs(con)
+        bad_epochs = _bad_epochs(con, among, args)
         rows = con.execute(f"{query} ORDER BY reused DESC, created_at DESC", args)
         for found in rows:  # later rows win: computed (reused=0) and oldest last
             key = found["step_key"]
@@ -130,9 +131,17 @@ def stored_steps(
     return out
 
 
-def _bad_epochs(con: sqlite3.Connection) -> set[tuple[str, int]]:
-    """(run_id, step) of the steps that have an epoch row failing its digest."""
-    rows = con.execute("SELECT * FROM epochs WHERE digest IS NOT NULL")
+def _bad_epochs(con: sqlite3.Connection, among: str = "", args=()) -> set[tuple[str, int]]:
+    """(run_id, step) of the steps that have an epoch row failing its digest; `among`: a
+    condition on the steps table (their step keys), so that resuming one step digests its own
+    epochs rather than every epoch row of the database."""
+    query = "SELECT * FROM epochs WHERE digest IS NOT NULL"
+    if among:
+        query = (
+            "SELECT epochs.* FROM epochs JOIN steps USING (run_id, step) "
+            f"WHERE epochs.digest IS NOT NULL AND steps.{among}"
+        )
+    rows = con.execute(query, list(args))
     return {(r["run_id"], r["step"]) for r in rows if digest_ok(r, "epochs") is False}
 
 
