@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors.choice import choose_executor
 from prunebench.engine.executors.ray import RayExecutor
 from prunebench.engine.executors.ray_auth import cluster_requires_token, existing_cluster
 from prunebench.engine.plan import build_plan
@@ -216,3 +217,11 @@ def test_gpus_per_step_needs_the_ray_executor(tmp_path, invoke):
         code, _, err = invoke("sweep", str(sweep), "-r", str(tmp_path), "--gpus-per-step", value)
         assert code == 2 and "--gpus-per-step" in err
     assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_runs_that_stay_on_the_cpu_take_no_gpu_share_unless_asked(tiny):
+    cpu = [tiny("device=cpu"), tiny("device=cpu", "seed=1")]
+    assert choose_executor("ray", cpu).gpus_per_step == 0.0
+    assert choose_executor("ray", cpu, gpus_per_step=0.5).gpus_per_step == 0.5
+    mixed = [*cpu, tiny("device=auto")]  # may use a GPU: the executor's own default
+    assert choose_executor("ray", mixed).gpus_per_step is None
