@@ -13,6 +13,7 @@ import torch
 
 from prunebench.config.loading import load_run_config
 from prunebench.config.schema import RunConfig
+from sweep_helpers import one_torch_thread
 
 # The models in tests are tiny: one thread is faster than two and immune to a busy machine.
 torch.set_num_threads(1)
@@ -44,6 +45,14 @@ def _signal_handlers_restored():
 def tiny_config(*overrides: str) -> RunConfig:
     """The tiny digits config with extra `a.b=c` overrides applied after TINY."""
     return load_run_config(None, [*TINY, *overrides])
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test whose results are compared at equal thread counts (modules
+    use it with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture

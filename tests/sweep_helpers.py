@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -70,17 +72,25 @@ def count_rows(results: Path, name: str) -> int:
         con.close()
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread while it lasts (results are compared at equal thread counts; an
+    in-process `--threads N` may have left another count), then the count before."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def compute_locally(sweep: Path, computed: Path, results: Path) -> tuple[Plan, SweepSummary]:
     """`sweep` computed again in this process on one torch thread, from the dense model that
     the sweep in `computed` trained."""
     plan = build_plan(load_sweep(sweep)[1])
     shutil.copytree(computed / "dense", results / "dense")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return plan, execute_plan(plan, Store(results))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def assert_same_tables(a: Path, b: Path) -> None:

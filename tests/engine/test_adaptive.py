@@ -9,7 +9,6 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from prunebench.config.adaptive_rule import AdaptiveRule, Choice, Measured, next_choice
 from prunebench.config.schedules import DEFAULT_TOLERANCE
@@ -29,12 +28,7 @@ ADAPTIVE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def without(rows: list[dict], drop: set[str] = TIMING) -> list[dict]:

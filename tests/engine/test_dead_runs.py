@@ -34,14 +34,18 @@ def test_a_run_left_running_by_a_dead_process_is_marked_failed(tmp_path, tiny):
         store.lease("checkpoint", "k1", live, None, lambda owner, beat: False)
         assert mark_dead_runs(Store(tmp_path)) == []  # a live process holds a lease: left alone
         assert status(store, result.run_id)[0] == "running"
+        pid = dead_pid()
+        dead = f"{socket.gethostname()}:{pid}:abcd"
+        store.lease("checkpoint", "k2", dead, None, lambda owner, beat: False)
+        assert mark_dead_runs(Store(tmp_path)) == []  # one live lease among dead ones: too
+        assert status(store, result.run_id)[0] == "running"
     finally:
         other.kill()
         other.wait()
     store.release(live)
-    dead = f"{socket.gethostname()}:{dead_pid()}:abcd"
-    store.lease("checkpoint", "k1", dead, None, lambda owner, beat: False)
     assert mark_dead_runs(Store(tmp_path)) == [result.run_id]
     state, error = status(Store(tmp_path), result.run_id)
     assert state == "failed" and "ended without recording why" in error and "natively" in error
+    assert f"{socket.gethostname()} pid {pid})" in error  # names the process that died
     df = load_results(tmp_path)
     assert set(df["status"]) == {"failed"}

@@ -20,13 +20,7 @@ TIMING = {"seconds", "created_at"}
 PROVENANCE = {"run_id", "reused"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread here; results are compared at equal counts."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def measured(rows: list[dict], drop: set[str] = TIMING | PROVENANCE) -> list[dict]:

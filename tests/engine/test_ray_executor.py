@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from prunebench.engine.driver import execute_plan
+from prunebench.engine.executors.choice import choose_executor
 from prunebench.engine.executors.ray import RayExecutor
 from prunebench.engine.executors.ray_auth import cluster_requires_token, existing_cluster
 from prunebench.engine.plan import build_plan
@@ -184,6 +184,7 @@ def test_more_gpu_per_step_than_the_cluster_has_is_refused(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_two_steps_share_one_gpu_and_write_the_rows_of_the_local_executor(tmp_path, tiny):
     """Fractional GPUs for real: a Ray instance that declares one GPU, two workers asking for
     half of it each. Ray schedules both (it only counts GPUs); the steps run on the CPU here."""
@@ -194,8 +195,6 @@ def test_two_steps_share_one_gpu_and_write_the_rows_of_the_local_executor(tmp_pa
         tiny("regime.steps=null", "regime.rate=0.5", "regime.target=0.8"),
     ]
     plan = build_plan(configs)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         executor = RayExecutor(threads=1, gpus_per_step=0.5)
@@ -205,7 +204,6 @@ def test_two_steps_share_one_gpu_and_write_the_rows_of_the_local_executor(tmp_pa
         local = execute_plan(plan, Store(tmp_path / "local"))
     finally:
         ray.shutdown()
-        torch.set_num_threads(threads)
     assert len(summary.done) == len(local.done) == 2
     drop = {"seconds", "created_at"}
     assert table(tmp_path / "ray", "steps", drop) == table(tmp_path / "local", "steps", drop)
@@ -219,3 +217,11 @@ def test_gpus_per_step_needs_the_ray_executor(tmp_path, invoke):
         code, _, err = invoke("sweep", str(sweep), "-r", str(tmp_path), "--gpus-per-step", value)
         assert code == 2 and "--gpus-per-step" in err
     assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_runs_that_stay_on_the_cpu_take_no_gpu_share_unless_asked(tiny):
+    cpu = [tiny("device=cpu"), tiny("device=cpu", "seed=1")]
+    assert choose_executor("ray", cpu).gpus_per_step == 0.0
+    assert choose_executor("ray", cpu, gpus_per_step=0.5).gpus_per_step == 0.5
+    mixed = [*cpu, tiny("device=auto")]  # may use a GPU: the executor's own default
+    assert choose_executor("ray", mixed).gpus_per_step is None

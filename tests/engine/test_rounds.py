@@ -51,3 +51,20 @@ def test_the_budget_and_a_round_that_changes_nothing_stop_the_rounds(tiny):
     decide = iter([Looks(need, False)]).__next__
     outcome = run_rounds(first, decide, execute, lambda: 0.0, Budget(hours=1.5), clock)
     assert outcome.stop == BUDGET
+
+
+def test_the_stored_epochs_are_read_only_under_an_epochs_budget(tiny):
+    """Counting the epochs spent reads every stored row: not once per round without --budget."""
+    first, asked = first_round(tiny), []
+
+    def epochs_spent() -> float:
+        asked.append(1)
+        return 0.0
+
+    need = [(run_id(first[0]), 2)]
+    decide = iter([Looks(need, False), Looks([], True)]).__next__
+    outcome = run_rounds(first, decide, lambda configs: None, epochs_spent)
+    assert outcome.stop == DECIDED and outcome.rounds == 2 and asked == []
+    decide = iter([Looks(need, False), Looks([], True)]).__next__
+    run_rounds(first, decide, lambda configs: None, epochs_spent, Budget(epochs=10))
+    assert asked == [1]

@@ -49,6 +49,8 @@ def test_rows_are_complete_and_counted_from_weights(reference):
         assert 1 <= row["epochs"] <= 3
         for col in ("pruned_test_top1", "test_top1", "test_top5", "test_loss", "best_val_loss"):
             assert row[col] is not None
+        # measured for a fixed regime too: an adaptive run sharing this step reads them
+        assert 0.0 <= row["pruned_val_metric"] <= 1.0 and row["pruned_val_loss"] > 0.0
     assert [r["cumulative_epochs"] for r in rows] == [
         sum(r["epochs"] for r in rows[: i + 1]) for i in range(3)
     ]

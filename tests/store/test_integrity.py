@@ -76,6 +76,20 @@ def one_line(err: str) -> bool:
     return len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_stored_epochs_counts_only_steps_stored_whole_with_their_epochs(copy):
+    """What a dry run counts stored steps with: the stored rows' epochs, and no step whose
+    checkpoint is missing or damaged (it would be computed again)."""
+    store = copy("counted")
+    rows = store.steps(run_id(manual(*LONG)))
+    keys = [r["step_key"] for r in rows]
+    assert len(rows) == 3 and all(r["epochs"] >= 1 for r in rows)
+    expected = {r["step_key"]: r["epochs"] for r in rows}
+    assert store.stored_epochs([*keys, "no-such-step"]) == expected
+    store.checkpoint_path(keys[1]).unlink()
+    flip_signs(store.checkpoint_path(keys[2]))
+    assert store.stored_epochs(keys) == {keys[0]: expected[keys[0]]}
+
+
 def test_a_checkpoint_with_flipped_signs_is_recomputed_not_resumed_from(copy, capsys):
     """A new run branching off after step 2 reads step 2's checkpoint: damaged, it is computed
     again (one warning) and the run's rows equal those it gets from an undamaged directory."""

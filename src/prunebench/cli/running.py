@@ -278,7 +278,7 @@ def _print_dry_run(
 
     check_sources(r.cfg for r in plan.runs)
     store = Store(results)
-    stored = {key: row["epochs"] for key, row in store.stored_steps(plan.nodes).items()}
+    stored = store.stored_epochs(plan.nodes)
     lines = plan_lines(plan, stored)
     if estimate:
         from prunebench.config.identity import base_id

@@ -67,8 +67,7 @@ def dry_run_lines(configs: list[RunConfig], design: Design, directory: Path) -> 
 
     def counted(cfgs):
         plan = build_plan(cfgs)
-        stored = {key: row["epochs"] for key, row in store.stored_steps(plan.nodes).items()}
-        return count(plan, stored)
+        return count(plan, store.stored_epochs(plan.nodes))
 
     first, most = counted(configs), counted(configs + everything)
     return [

@@ -39,8 +39,9 @@ class Budget:
     epochs: float | None = None  # total fine-tuning epochs of the sweep's runs
     hours: float | None = None  # wall time of this process
 
-    def spent(self, epochs: float, seconds: float) -> bool:
-        return (self.epochs is not None and epochs >= self.epochs) or (
+    def spent(self, epochs: Callable[[], float], seconds: float) -> bool:
+        """`epochs` is asked only under an epochs budget (it reads every stored row)."""
+        return (self.epochs is not None and epochs() >= self.epochs) or (
             self.hours is not None and seconds >= 3600 * self.hours
         )
 
@@ -80,7 +81,7 @@ def run_rounds(
         looks = decide()
         if looks.finished:
             return RoundsOutcome(len(outcomes), DECIDED, looks, outcomes)
-        if budget.spent(epochs_spent(), clock() - started):
+        if budget.spent(epochs_spent, clock() - started):
             return RoundsOutcome(len(outcomes), BUDGET, looks, outcomes)
         if looks.needs == previous:
             return RoundsOutcome(len(outcomes), STUCK, looks, outcomes)

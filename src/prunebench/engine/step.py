@@ -119,7 +119,10 @@ def compute_step(
     if ctx.parallel is not None:
         ctx.parallel.agree(model, pruner)  # identical structure, weights and masks on every rank
     pruned_test = task.evaluate(model, data.test, device)
-    pruned_val = task.evaluate(model, data.val, device)  # what the adaptive rule reads
+    # What the adaptive rule reads, measured for every regime: step keys do not name the regime,
+    # so an adaptive run reuses a fixed regime's step row, which must not depend on which run
+    # computed it (one validation pass per step; fine-tuning makes one per epoch).
+    pruned_val = task.evaluate(model, data.val, device)
     result = fit(
         model,
         data,

@@ -99,6 +99,11 @@ class Store:
     ) -> dict[str, dict[str, Any]]:
         return step_table.stored_steps(self.db, keys, damaged)
 
+    def stored_epochs(self, keys: Iterable[str]) -> dict[str, int]:
+        """Step key -> fine-tuning epochs of the steps among `keys` already stored (what a
+        dry run counts them with)."""
+        return {key: row["epochs"] for key, row in self.stored_steps(keys).items()}
+
     def rows_of(self, step_key: str) -> list[dict[str, Any]]:
         return step_table.rows_of(self.db, step_key)
 
