@@ -130,3 +130,23 @@ def test_dry_run_builds_a_python_dataset_like_the_run(tmp_path, invoke, monkeypa
     assert code == 0, err
     assert "python:mymodel.py:mlp on python:mydata.py:make (cpu):" in out, out
     assert "s per epoch" in out and not (tmp_path / "r").exists()
+
+
+def test_a_distilling_step_pays_for_the_teacher_forward(tiny, monkeypatch):
+    """Distillation runs the dense teacher on every training batch: its epochs cost that much
+    more than plain fine-tuning's, and the measurement times it."""
+    fake = EpochTime("m", "cpu", 0.5, 0.25, 4, 2, 3, teacher_batch=0.125)
+    monkeypatch.setattr(est_module, "measure", lambda cfg, data: fake)
+    plain = tiny("finetune.mode=fixed", "finetune.epochs=2", "regime.steps=1")
+    taught = tiny(
+        "finetune.mode=fixed",
+        "finetune.epochs=2",
+        "regime.steps=1",
+        "finetune.distill={alpha: 0.5, temperature: 2.0}",
+    )
+    plan = build_plan([plain, taught])
+    got = sorted(estimate(plan, plan.nodes, lambda cfg: None).durations.values())
+    plain_step = 2 * (4 * 0.5 + 2 * 0.25) + 2 * 0.75
+    assert got == [(plain_step, plain_step), (plain_step + 2 * 4 * 0.125,) * 2]
+    measured = measure(tiny(), build_digits(tiny().data, CPU))
+    assert measured.teacher_batch > 0

@@ -3,7 +3,7 @@ on the device the runs will use, times the epochs the plan has left.
 
 An epoch costs its training batches plus one validation pass; a step adds two test passes
 (right after pruning and at the end); a dense model that is not stored yet costs its pretraining
-epochs. Epoch counts come from the plan (`settings.epoch_bounds`: exact for fixed-length
+epochs; a distilling step's epoch adds the teacher's forward pass per training batch. Epoch counts come from the plan (`settings.epoch_bounds`: exact for fixed-length
 fine-tuning, fewest-most with patience), so every figure is a range. Models are timed dense:
 structured steps shrink them, so their steps run faster than estimated. `side_by_side` schedules
 the plan's steps on k slots (Ray workers, GPU shares) in the driver's critical-path order, each
@@ -21,10 +21,11 @@ from itertools import islice
 
 import torch
 
+from prunebench.accel import autocast
 from prunebench.config.fit_settings import epoch_bounds
 from prunebench.config.identity import canonical_json, data_identity
 from prunebench.config.schema import RunConfig
-from prunebench.data.base import Batch, DataBundle
+from prunebench.data.base import Batch, DataBundle, to_device
 from prunebench.devices import resolve_device
 from prunebench.engine.plan import Plan
 from prunebench.engine.pretrain import pretrain_settings
@@ -47,6 +48,7 @@ class EpochTime:
     train_batches: int
     val_batches: int
     test_batches: int
+    teacher_batch: float = 0.0  # the dense teacher's forward pass on a training batch
 
     @property
     def val(self) -> float:
@@ -56,6 +58,11 @@ class EpochTime:
     def epoch(self) -> float:
         """One training epoch and its validation pass."""
         return self.train_batch * self.train_batches + self.val
+
+    @property
+    def distilled_epoch(self) -> float:
+        """An epoch of distillation: each training batch also runs the teacher forward."""
+        return self.epoch + self.teacher_batch * self.train_batches
 
     @property
     def test(self) -> float:
@@ -109,10 +116,17 @@ def measure(cfg: RunConfig, data: DataBundle) -> EpochTime:
         def evaluate(batches):
             return task.evaluate(model, batches, device)
 
+        def teach(batches):
+            model.eval()
+            with torch.no_grad(), autocast(device):
+                for batch in batches:
+                    task.forward(model, to_device(batch, device)[0])
+
         train(islice(data.train, 1))  # warm-up
         evaluate(islice(data.val, 1))
         train_s = _seconds_per_batch(train, data.train, device)
         eval_s = _seconds_per_batch(evaluate, data.val, device)
+        teacher_s = _seconds_per_batch(teach, data.train, device)
     sizes = data.sizes
     return EpochTime(
         label=f"{cfg.model.name} on {cfg.data.name}",
@@ -122,6 +136,7 @@ def measure(cfg: RunConfig, data: DataBundle) -> EpochTime:
         train_batches=math.ceil(sizes.get("train", 0) / cfg.data.batch_size),
         val_batches=math.ceil(sizes.get("val", 0) / cfg.data.eval_batch_size),
         test_batches=math.ceil(sizes.get("test", 0) / cfg.data.eval_batch_size),
+        teacher_batch=teacher_s,
     )
 
 
@@ -184,8 +199,10 @@ def estimate(
     for key in keys:
         node = plan.nodes[key]
         t = time_of(plan.run(node.runs[0]).cfg)
-        lo, hi = epoch_bounds(node.step.settings)
-        durations[key] = (lo * t.epoch + 2 * t.test, hi * t.epoch + 2 * t.test)
+        settings = node.step.settings
+        per_epoch = t.distilled_epoch if settings.distill is not None else t.epoch
+        lo, hi = epoch_bounds(settings)
+        durations[key] = (lo * per_epoch + 2 * t.test, hi * per_epoch + 2 * t.test)
     pre = [0.0, 0.0]
     for cfg in pretrain:
         t = time_of(cfg)
