@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from prunebench.config.schema import ModelConfig, PruneConfig
+from prunebench.config.schema import DataConfig, ModelConfig, PruneConfig
 from prunebench.data import DataInfo
+from prunebench.data.arrays import build_arrays
 from prunebench.export.onnx import DENSE_NOTE, ONNX_FILE, OrtModule, write_onnx
+from prunebench.export.preprocess import Preprocess
 from prunebench.export.pruned import export_model
 from prunebench.models import MODELS
 from prunebench.models.build import build_model, model_spec
@@ -163,3 +166,32 @@ def test_model_sources_export_to_onnxruntime_like_pytorch(source, tmp_path):
     assert stored < sum(p.numel() for p in build_model(model_cfg, info).parameters()) + sum(
         b.numel() for b in model.buffers()
     )
+
+
+def test_the_onnx_metadata_preprocessing_turns_raw_arrays_into_the_graph_inputs(tmp_path):
+    """A reader with only model.onnx: the recorded preprocessing, applied to the raw uint8 NHWC
+    test images, gives inputs on which onnxruntime answers as PyTorch does on the data source's
+    own test batch."""
+    rng = np.random.default_rng(3)
+    pictures = rng.integers(0, 256, size=(60, 12, 12, 3), dtype=np.uint8)
+    labels = np.arange(60) % 2
+    root = tmp_path / "img.npz"
+    np.savez(root, x_train=pictures[:40], y_train=labels[:40], x_test=pictures[40:],
+             y_test=labels[40:])  # fmt: skip
+    cfg = DataConfig(name="arrays", root=root, batch_size=4, eval_batch_size=100, image_size=8)
+    bundle = build_arrays(cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = MODELS.get("digits_cnn").build(bundle.info, width=8).eval()
+    out = tmp_path / "export"
+    export_model(model, out, ModelConfig(name="digits_cnn", options={"width": 8}),
+                 PruneConfig(), bundle.info, {})  # fmt: skip
+    result = write_onnx(out)
+    meta = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+    steps = json.loads(meta["prunebench.preprocessing"])
+    assert steps == bundle.info.preprocessing and steps["kind"] == "image"
+    graph_inputs = Preprocess(steps)(pictures[40:]).numpy()
+    ((source_batch, _),) = list(bundle.test)
+    with torch.no_grad():
+        expected = model(source_batch).numpy()
+    got = OrtModule(result.path)(torch.from_numpy(graph_inputs))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
