@@ -82,8 +82,30 @@ def test_every_walk_ends_exactly_at_the_target_without_a_sliver_step():
                 accepted = [c.target for c in steps]
                 assert accepted[-1] == target
                 gaps = [b.target - b.start for b in steps]
-                assert min(gaps) >= TOL - 1e-12  # no sliver step
-                assert all(c.target - c.start > 0 for c in steps)
+                assert min(gaps) >= TOL - 1e-12
+                # no sliver: every step prunes at least min_rate of the weights still left
+                shares = [(b.target - b.start) / (1 - b.start) for b in steps]
+                assert min(shares) >= rule.min_rate - 1e-9, (target, recoveries, shares)
+
+
+def test_a_step_that_would_leave_less_than_a_smallest_step_goes_to_the_target():
+    """Measured on the tiny LM: 0.7165 grown to a 0.45 share reaches 0.8441, which leaves 0.0059
+    to 0.85, less than min_rate x 0.1559 = 0.0078: that step goes to 0.85 instead of leaving a
+    step of 4 % of the remaining weights for a full fine-tuning phase."""
+    rule = AdaptiveRule()
+    start = 0.595 + 0.3 * (1 - 0.595)  # the second step (grown to 0.3) ends here
+    history = [(first_choice(rule, 0.85, TOL), measured(1.0, 4))]
+    second = next_choice(rule, 0.85, TOL, history)
+    assert second.target == pytest.approx(start)
+    history.append((second, measured(1.0, 4)))
+    third = next_choice(rule, 0.85, TOL, history)
+    assert third.rate == pytest.approx(0.45) and third.target == 0.85  # not 0.8441
+    history.append((third, measured(1.0, 4)))
+    assert next_choice(rule, 0.85, TOL, history) is None
+    # with room for a smallest step after it, the step keeps its size
+    assert next_choice(rule, 0.9, TOL, history[:2]).target == pytest.approx(
+        start + 0.45 * (1 - start)
+    )
 
 
 def test_retry_starts_over_from_the_state_before_a_step_that_did_not_recover():

@@ -163,17 +163,19 @@ def test_a_retried_step_starts_over_from_the_weights_before_the_rejected_one(
     cfg = tiny(
         *ADAPTIVE[:2],
         "regime.target=0.5",
-        "regime.adaptive={first: 0.9, rate: 0.4, min_rate: 0.1, retry: true}",
+        "regime.adaptive={first: 0.8, rate: 0.4, min_rate: 0.1, retry: true}",
         "finetune.max_epochs=4",
     )
     rows = run(cfg, Store(tmp_path)).rows
     assert [(r["rule"], r["target"]) for r in rows] == [
-        ("first cut", pytest.approx(0.45)),
-        ("shrink", 0.5),  # 0.45 + 0.2 x 0.55 passes the target: the target
-        ("retry", 0.5),  # rejected: from the first cut's weights again, at half the share
+        ("first cut", pytest.approx(0.4)),
+        ("shrink", 0.5),  # 0.4 + 0.2 x 0.6 passes the target: the target
+        # rejected: from the first cut's weights again at half the share, 0.4 + 0.1 x 0.6 =
+        # 0.46, which would leave 0.04 < min_rate x 0.54 to go: the target
+        ("retry", 0.5),
     ]
     assert rows[2]["rule_rate"] == pytest.approx(0.1)
-    assert rows[2]["increment"] == pytest.approx(0.05)  # from where the rejected step started
+    assert rows[2]["increment"] == pytest.approx(0.1)  # from where the rejected step started
     assert rows[2]["step_key"] != rows[1]["step_key"]  # the same target, another history
     # the rejected step's epochs were spent: they count
     assert rows[2]["cumulative_epochs"] == sum(r["epochs"] for r in rows)

@@ -12,6 +12,7 @@ import torch
 
 import prunebench
 import prunebench.config.identity as config_module
+from prunebench.config.adaptive_rule import RULE_VERSION
 from prunebench.config.identity import run_id
 from prunebench.config.loading import load_run_config
 from prunebench.config.sweep_grid import load_sweep
@@ -106,3 +107,15 @@ def test_added_fields_at_their_earlier_value_leave_ids_unchanged(monkeypatch):
     monkeypatch.setattr(config_module, "ADDED_FIELDS", added)
     assert run_id(cfg) == earlier_id
     assert run_id(load_run_config(None, ["finetune.min_delta=0.01"])) != earlier_id
+
+
+def test_an_adaptive_run_id_carries_its_rule_version_and_no_other_does(monkeypatch):
+    """A rule that chooses other steps for the same measurements must not reuse the stored runs
+    of the rule before it; fixed regimes' ids do not depend on it."""
+    adaptive = load_run_config(None, ["regime={name: adaptive, target: 0.9}"])
+    fixed = load_run_config(None, [])
+    ids = run_id(adaptive), run_id(fixed)
+    assert config_module.identity(adaptive)["regime"]["rule_version"] == RULE_VERSION
+    assert "rule_version" not in config_module.identity(fixed)["regime"]
+    monkeypatch.setattr(config_module, "RULE_VERSION", RULE_VERSION + 1)
+    assert run_id(adaptive) != ids[0] and run_id(fixed) == ids[1]

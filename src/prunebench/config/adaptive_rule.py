@@ -18,8 +18,15 @@ is `shrink` x smaller (at least `min_rate`), and with `retry` the step is reject
 starts again from the previous step's best weights with the smaller share (once per step, never
 for the first cut); otherwise the share is held. A step whose pruning cost nothing measurable
 counts as fully recovered. No step prunes less than `tolerance` of the original weights, and a
-step that would leave less than `tolerance` to the target goes to the target, so every run ends
-exactly at its target without a sliver step.
+step that would leave less to the target than the smallest step the rule can take from there
+(`min_rate` of the weights then left, and at least `tolerance`) goes to the target instead: every
+run ends exactly at its target, and no step (the last included) prunes less than `min_rate` of
+the weights still left, so fine-tuning is never spent on a sliver (a step that absorbs the
+rest prunes at most `min_rate` more than its share).
+
+RULE_VERSION is part of an adaptive run's id (config/identity.py): a rule that chooses
+different steps for the same measurements gives new run ids, so stored runs of an earlier rule
+are never taken for runs of this one.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from typing import Any
 from prunebench.errors import ScheduleError
 
 MAX_STEPS = 10_000
+# 2: the step that would leave less than one smallest step (min_rate) to go goes to the target
+RULE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -129,15 +138,20 @@ class Choice:
     retries: int | None = None  # index (0-based) of the rejected step it starts over from
 
 
-def _to(start: float, rate: float, target: float, tolerance: float) -> float:
+def _finish(rule: AdaptiveRule, value: float, target: float, tolerance: float) -> float:
+    """`value`, or the target where the rest would be less than the smallest next step."""
+    smallest_next = max(rule.min_rate * (1.0 - value), tolerance)
+    return target if target - value < smallest_next + 1e-12 else value
+
+
+def _to(rule: AdaptiveRule, start: float, rate: float, target: float, tolerance: float) -> float:
     """Where a step of share `rate` from `start` goes: never less than `tolerance` further,
-    and to the target when it would leave less than `tolerance` to go."""
-    value = start + max(rate * (1.0 - start), tolerance)
-    return target if value >= target - tolerance - 1e-12 else value
+    and to the target when it would leave less than one smallest step to go."""
+    return _finish(rule, start + max(rate * (1.0 - start), tolerance), target, tolerance)
 
 
 def first_choice(rule: AdaptiveRule, target: float, tolerance: float) -> Choice:
-    cut = target if rule.first * target >= target - tolerance - 1e-12 else rule.first * target
+    cut = _finish(rule, rule.first * target, target, tolerance)
     return Choice(0.0, cut, cut, "first cut")
 
 
@@ -172,12 +186,12 @@ def next_choice(
     if fired == "shrink" and rule.retry and can_retry:
         start = last.start
         return Choice(
-            start, _to(start, rate, target, tolerance), rate, "retry", r, len(history) - 1
+            start, _to(rule, start, rate, target, tolerance), rate, "retry", r, len(history) - 1
         )
     if last.target >= target:
         return None
     start = last.target
-    return Choice(start, _to(start, rate, target, tolerance), rate, fired, r)
+    return Choice(start, _to(rule, start, rate, target, tolerance), rate, fired, r)
 
 
 def simulate(rule: AdaptiveRule, target: float, tolerance: float, outcome: str) -> list[Choice]:

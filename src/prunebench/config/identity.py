@@ -12,6 +12,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from prunebench.config.adaptive_rule import RULE_VERSION
+
 if TYPE_CHECKING:
     from prunebench.config.schema import RunConfig
 
@@ -62,8 +64,12 @@ def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
-    """Everything that shapes a run's results, as JSON (the run id hashes it)."""
-    return without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
+    """Everything that shapes a run's results, as JSON (the run id hashes it). An adaptive
+    run's steps are chosen by its rule's code, so the rule's version is part of it."""
+    ident = without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
+    if ident["regime"]["name"] == "adaptive":
+        ident["regime"]["rule_version"] = RULE_VERSION
+    return ident
 
 
 def data_identity(cfg: RunConfig) -> dict[str, Any]:
