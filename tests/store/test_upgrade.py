@@ -119,3 +119,28 @@ def test_an_adaptive_run_id_carries_its_rule_version_and_no_other_does(monkeypat
     assert "rule_version" not in config_module.identity(fixed)["regime"]
     monkeypatch.setattr(config_module, "RULE_VERSION", RULE_VERSION + 1)
     assert run_id(adaptive) != ids[0] and run_id(fixed) == ids[1]
+
+
+def test_an_adaptive_run_of_an_earlier_rule_reads_as_outdated_and_leaves_the_report(
+    tmp_path, tiny, monkeypatch
+):
+    """The database keeps the earlier rule's run, but tables show it as `outdated` with the
+    reason and the report leaves it out: its steps are not what this rule chooses."""
+    from prunebench.engine.single_run import run as run_one
+    from prunebench.report.build import build_document
+    from prunebench.store.results import OUTDATED, load_results
+
+    cfg = tiny("regime={name: adaptive, target: 0.5}", "finetune.max_epochs=2")
+    fixed = tiny("regime={name: one_shot, target: 0.5}", "finetune.max_epochs=2")
+    for c in (cfg, fixed):
+        run_one(c, Store(tmp_path))
+    assert set(load_results(tmp_path)["status"]) == {"done"}
+    monkeypatch.setattr(config_module, "RULE_VERSION", RULE_VERSION + 1)  # a newer rule
+    df = load_results(tmp_path)
+    adaptive = df[df["regime"] == "adaptive"]
+    assert set(adaptive["status"]) == {OUTDATED} and len(adaptive) >= 1
+    assert adaptive["error"].str.contains("earlier version of the adaptive rule").all()
+    assert set(df[df["regime"] == "one_shot"]["status"]) == {"done"}
+    text = "\n".join(str(s) for s in build_document(df, "db").sections)
+    assert "1 outdated" in build_document(df, "db").intro[0]
+    assert "earlier version of the adaptive rule" in text

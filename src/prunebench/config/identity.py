@@ -64,12 +64,23 @@ def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
-    """Everything that shapes a run's results, as JSON (the run id hashes it). An adaptive
-    run's steps are chosen by its rule's code, so the rule's version is part of it."""
-    ident = without_added(cfg.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS))
+    """Everything that shapes a run's results, as JSON (the run id hashes it)."""
+    return identity_of_dump(cfg.model_dump(mode="json"))
+
+
+def identity_of_dump(dump: dict[str, Any]) -> dict[str, Any]:
+    """`identity` of a config's JSON dump (as the runs table stores it). An adaptive run's
+    steps are chosen by its rule's code, so the rule's version is part of it."""
+    ident = without_added({k: v for k, v in dump.items() if k not in NON_IDENTITY_FIELDS})
     if ident["regime"]["name"] == "adaptive":
         ident["regime"]["rule_version"] = RULE_VERSION
     return ident
+
+
+def made_by_this_version(stored_run_id: str, config_json: str) -> bool:
+    """Whether a stored run's id is the one this version gives its config: False for an
+    adaptive run stored by an earlier rule (its steps were chosen by other code)."""
+    return digest(identity_of_dump(json.loads(config_json))) == stored_run_id
 
 
 def data_identity(cfg: RunConfig) -> dict[str, Any]:

@@ -6,7 +6,9 @@ still gets one row (step fields empty), so that failures are never invisible. Pe
 outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables.
 `empty_layers` reads the keep masks of each run's last checkpoint for layers reduced to nothing.
 `integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
-beside tables and reports).
+beside tables and reports). An adaptive run stored by an earlier version of the adaptive rule
+reads as `outdated` (with the reason in `error`), so reports never mix its steps with those the
+current rule chooses for the same config.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from safetensors import SafetensorError, safe_open
 
+from prunebench.config.identity import made_by_this_version
 from prunebench.errors import PrunebenchError
 from prunebench.store.checkpoints import MASKS
 from prunebench.store.database import open_existing
@@ -23,6 +26,11 @@ from prunebench.store.files import checkpoint_path
 from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
+OUTDATED = "outdated"
+OUTDATED_REASON = (
+    "its steps were chosen by an earlier version of the adaptive rule; run the config again to "
+    "compute it with this version's rule (a new run id)"
+)
 
 
 def database_path(directory: Path | str) -> Path:
@@ -52,7 +60,9 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     if outcomes:
         steps = steps.merge(store.outcomes(), on=["run_id", "step"], how="left")
         steps["test_outcomes"] = steps["test_outcomes"].astype(object)
-    runs = store.frame("runs").drop(columns="digest").rename(columns={"target": "run_target"})
+    runs = _mark_outdated(store.frame("runs").drop(columns="digest"))
+    steps = steps.drop(columns="status").merge(runs[["run_id", "status"]], on="run_id", how="left")
+    runs = runs.rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
     df = steps.merge(runs[extra], on="run_id", how="left")
     stepless = runs[~runs["run_id"].isin(steps["run_id"])]
@@ -62,6 +72,20 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     ints = {c: "Int64" for c in df.columns if pd.api.types.is_integer_dtype(df[c])}
     parts = [part.astype(ints) for part in (df, stepless.reindex(columns=df.columns))]
     return pd.concat([p for p in parts if not p.empty], ignore_index=True)
+
+
+def _mark_outdated(runs: pd.DataFrame) -> pd.DataFrame:
+    """Adaptive runs whose stored id is not the one this version gives their config."""
+    adaptive = runs["regime"] == "adaptive"
+    stale = [
+        i
+        for i in runs.index[adaptive]
+        if not made_by_this_version(runs.at[i, "run_id"], runs.at[i, "config_json"])
+    ]
+    runs = runs.copy()
+    runs.loc[stale, "status"] = OUTDATED
+    runs.loc[stale, "error"] = OUTDATED_REASON
+    return runs
 
 
 def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:
