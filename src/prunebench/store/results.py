@@ -3,7 +3,8 @@
 `load_results` is the single way to read results: one row per pruning step with every field of
 its run beside it (status, error, config_json, ...). A run that failed before its first step
 still gets one row (step fields empty), so that failures are never invisible. Per-example test
-outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables.
+outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables. The
+evaluations of a step (`eval:`; store/metrics.py) are columns `eval.NAME` of its row.
 `empty_layers` reads the keep masks of each run's last checkpoint for layers reduced to nothing.
 `integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
 beside tables and reports).
@@ -18,11 +19,12 @@ from safetensors import SafetensorError, safe_open
 
 from prunebench.errors import PrunebenchError
 from prunebench.store.checkpoints import MASKS
-from prunebench.store.database import open_existing
+from prunebench.store.database import Store, open_existing
 from prunebench.store.files import checkpoint_path
 from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
+EVAL_PREFIX = "eval."  # the columns of a step's evaluations (step_metrics), e.g. eval.ppl
 
 
 def database_path(directory: Path | str) -> Path:
@@ -54,7 +56,7 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
         steps["test_outcomes"] = steps["test_outcomes"].astype(object)
     runs = store.frame("runs").drop(columns="digest").rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
-    df = steps.merge(runs[extra], on="run_id", how="left")
+    df = with_evaluations(steps.merge(runs[extra], on="run_id", how="left"), store)
     stepless = runs[~runs["run_id"].isin(steps["run_id"])]
     if stepless.empty:
         return df
@@ -62,6 +64,22 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     ints = {c: "Int64" for c in df.columns if pd.api.types.is_integer_dtype(df[c])}
     parts = [part.astype(ints) for part in (df, stepless.reindex(columns=df.columns))]
     return pd.concat([p for p in parts if not p.empty], ignore_index=True)
+
+
+def with_evaluations(df: pd.DataFrame, store: Store) -> pd.DataFrame:
+    """`df` with one `eval.NAME` column per evaluation stored for its steps (step_metrics, by
+    step key: runs that share a step show the same value); a name evaluated under several
+    settings (a changed text file, limit, ...) shows the latest."""
+    latest: dict[tuple[str, str], float] = {}
+    for row in store.step_metrics():  # oldest first: the latest wins
+        latest[(row["step_key"], row["name"])] = row["value"]
+    if df.empty or not latest:
+        return df
+    columns = {
+        f"{EVAL_PREFIX}{name}": [latest.get((key, name)) for key in df["step_key"]]
+        for name in sorted({name for _, name in latest})
+    }
+    return pd.concat([df, pd.DataFrame(columns, index=df.index, dtype=float)], axis=1)
 
 
 def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:
