@@ -5,6 +5,7 @@ independent computations on the model rebuilt from the stored checkpoint; nothin
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sqlite3
 
@@ -12,15 +13,18 @@ import pandas as pd
 import pytest
 import torch
 
-from prunebench.config.identity import run_id
+from prunebench.config.identity import base_id, run_id
 from prunebench.config.loading import load_run_config
 from prunebench.data.build import build_data
 from prunebench.data.synthetic_stories import generate_stories
 from prunebench.engine.single_run import run
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
 from prunebench.export.pruned import load_step
+from prunebench.models.build import build_model
 from prunebench.store.database import Store
+from prunebench.store.metrics import dense_key
 from prunebench.store.results import integrity_warning, load_results
+from sweep_helpers import one_torch_thread
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,6 +37,23 @@ BASE = [
     "regime.name=manual", "regime.targets=[0.3, 0.6]",
 ]  # fmt: skip
 CONTEXT, STRIDE = 16, 8
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished run without eval: (computed once; each test evaluates a copy)."""
+    root = tmp_path_factory.mktemp("trained") / "res"
+    with one_torch_thread():
+        result = run(load_run_config(None, BASE), Store(root))
+    assert result.computed == 2
+    return root, result
+
+
+@pytest.fixture
+def results(trained, tmp_path):
+    copy = tmp_path / "res"
+    shutil.copytree(trained[0], copy)
+    return copy
 
 
 def write_text(tmp_path):
@@ -82,31 +103,46 @@ def stored_model(results, rid, step=None):
     return stored.model.eval(), build_data(cfg.data, torch.device("cpu")).tokenizer
 
 
-def test_strided_perplexity_of_the_final_step_is_stored_and_keeps_the_run_id(tmp_path):
+def dense_model(results):
+    """The stored dense model, built and loaded here."""
+    cfg = load_run_config(None, BASE)
+    data = build_data(cfg.data, torch.device("cpu"))
+    model = build_model(cfg.model, data.info)
+    tensors, _ = Store(results).load_dense(base_id(cfg))
+    model.load_state_dict(tensors)
+    return model.eval()
+
+
+def test_strided_perplexity_of_the_final_step_is_stored_and_keeps_the_run_id(tmp_path, results):
     text = write_text(tmp_path)
     cfg = load_run_config(None, [*BASE, ppl_eval(text)])
     assert run_id(cfg) == run_id(load_run_config(None, BASE))  # eval is not the experiment
-    results = tmp_path / "res"
-    run(cfg, Store(results))
+    assert run(cfg, Store(results)).computed == 0  # evaluating trains nothing
     df = load_results(results).sort_values("step")
     values = list(df["eval.story/ppl"])
     assert pd.isna(values[0])  # the final step only, by default
     model, tokenizer = stored_model(results, run_id(cfg))
-    expected = strided_perplexity(model, text_ids(text, tokenizer), CONTEXT, STRIDE).ppl
+    ids = text_ids(text, tokenizer)
+    expected = strided_perplexity(model, ids, CONTEXT, STRIDE).ppl
     assert values[1] == pytest.approx(expected, rel=1e-6)
     assert 1.0 < expected < len(tokenizer)
+    dense = strided_perplexity(dense_model(results), ids, CONTEXT, STRIDE).ppl
+    assert list(df["dense_eval.story/ppl"]) == pytest.approx([dense, dense], rel=1e-6)
+    assert dense != pytest.approx(expected)
 
 
-def test_evaluating_a_finished_run_trains_nothing_and_happens_once(tmp_path):
+@pytest.mark.slow  # four invocations of the driver: ~7 s
+def test_evaluating_a_finished_run_trains_nothing_and_happens_once(tmp_path, trained, results):
     text = write_text(tmp_path)
-    store = Store(tmp_path / "res")
-    first = run(load_run_config(None, BASE), store)
-    assert first.computed == 2
+    store = Store(results)
+    first = trained[1]
     later = run(load_run_config(None, [*BASE, ppl_eval(text, every_step=True)]), store)
     assert later.computed == 0 and later.reused == 0
     metrics = store.step_metrics()
-    assert sorted(m["step_key"] for m in metrics) == sorted(r["step_key"] for r in first.rows)
-    model, tokenizer = stored_model(tmp_path / "res", first.run_id, 1)
+    dense = dense_key(base_id(load_run_config(None, BASE)))
+    steps = sorted(r["step_key"] for r in first.rows)
+    assert sorted(m["step_key"] for m in metrics) == sorted([*steps, dense])
+    model, tokenizer = stored_model(results, first.run_id, 1)
     ids = text_ids(text, tokenizer)
     step1 = next(m for m in metrics if m["step_key"] == first.rows[0]["step_key"])
     assert step1["value"] == pytest.approx(strided_perplexity(model, ids, CONTEXT, STRIDE).ppl)
@@ -114,20 +150,19 @@ def test_evaluating_a_finished_run_trains_nothing_and_happens_once(tmp_path):
     assert store.step_metrics() == metrics  # stored with this setting: not computed again
     text.write_text(text.read_text() + " the end")  # a changed file is evaluated anew
     run(load_run_config(None, [*BASE, ppl_eval(text)]), store)
-    assert len(store.step_metrics()) == 3
+    assert len(store.step_metrics()) == 5  # the final step's and the dense model's anew
 
 
-def test_a_changed_evaluation_row_fails_its_digest(tmp_path):
+def test_a_changed_evaluation_row_fails_its_digest(tmp_path, results):
     text = write_text(tmp_path)
-    results = tmp_path / "res"
     run(load_run_config(None, [*BASE, ppl_eval(text)]), Store(results))
-    assert Store(results).row_check().sound["step_metrics"] == 1
+    assert Store(results).row_check().sound["step_metrics"] == 2  # the step and the dense model
     with sqlite3.connect(results / "results.sqlite") as con:
-        con.execute("UPDATE step_metrics SET value = value + 1")
+        con.execute("UPDATE step_metrics SET value = value + 1 WHERE step_key NOT LIKE 'dense:%'")
     check = Store(results).row_check()
     assert len(check.bad_metrics) == 1 and check.problems == 1
     assert "evaluation story/ppl of step" in integrity_warning(results)
-    assert "eval.story/ppl" not in load_results(results)  # a changed value is not shown
+    assert load_results(results)["eval.story/ppl"].isna().all()  # a changed value: not shown
 
 
 def hand_accuracy(model, tokenizer, items) -> float:
@@ -149,7 +184,7 @@ def hand_accuracy(model, tokenizer, items) -> float:
 
 
 @pytest.mark.slow  # importing lm-eval alone takes several seconds
-def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, monkeypatch):
+def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, results, monkeypatch):
     text = write_text(tmp_path)
     folder, items = write_task(tmp_path)
 
@@ -163,8 +198,7 @@ def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, monkeypatc
         f"lm_eval: {{tasks: [tiny_mcq], include_path: {folder}}}}}"
     )
     cfg = load_run_config(None, [*BASE, evaluation])
-    results = tmp_path / "res"
-    run(cfg, Store(results))
+    assert run(cfg, Store(results)).computed == 0
     final = load_results(results).sort_values("step").iloc[-1]
     model, tokenizer = stored_model(results, run_id(cfg))
     assert final["eval.tiny_mcq/acc"] == pytest.approx(hand_accuracy(model, tokenizer, items))

@@ -1,5 +1,6 @@
 """The evaluations of `eval:` (evaluation/suite.py) on the stored steps of finished runs: the
-final step of each run, or every step with `eval.every_step`.
+final step of each run, or every step with `eval.every_step`, and the dense model they start
+from (the reference, stored under the key `dense_key(base_id)`).
 
 They run in the driver after its steps, on the model rebuilt from each step's checkpoint (the
 same path for a step computed now, reused from another run or stored by an earlier
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prunebench.config.identity import canonical_json
+from prunebench.config.identity import base_id, canonical_json
 from prunebench.engine.plan import Plan, PlannedRun
 from prunebench.engine.workspace import Workspace
 from prunebench.errors import PrunebenchError, StorageError
 from prunebench.evaluation import suite
 from prunebench.progress import Progress
 from prunebench.store.database import Store
+from prunebench.store.metrics import dense_key
 
 
 class StepEvaluator:
@@ -53,30 +55,35 @@ class StepEvaluator:
     def _evaluate_run(self, run: PlannedRun) -> None:
         cfg = run.cfg
         steps = run.steps if cfg.eval.every_step else run.steps[-1:]
+        targets = [(dense_key(base_id(cfg)), 0), *((s.key, s.index) for s in steps)]
         evaluations = suite.evaluations(cfg.eval, cfg.data.seq_len)
-        stored = self.store.evaluated(s.key for s in steps)
-        for step in steps:
-            missing = [e for e in evaluations if (step.key, e.key) not in stored]
+        stored = self.store.evaluated(key for key, _ in targets)
+        for key, index in targets:
+            missing = [e for e in evaluations if (key, e.key) not in stored]
             if not missing:
                 continue
+            what = f"step {index}" if index else "the dense model"
             try:
-                self._evaluate_step(run, step.key, step.index, missing)
+                self._evaluate(run, key, what, missing)
             except StorageError:
                 raise
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, PrunebenchError) else repr(exc)
                 self.progress.warning(
-                    f"{run.title}: step {step.index} not evaluated ({reason}); "
-                    "its training is stored: run the same command again to evaluate it"
+                    f"{run.title}: {what} not evaluated ({reason}); its training is stored: "
+                    "run the same command again to evaluate it"
                 )
-            stored |= {(step.key, e.key) for e in missing}  # shared steps: once
+            stored |= {(key, e.key) for e in missing}  # shared steps and dense models: once
 
-    def _evaluate_step(
-        self, run: PlannedRun, key: str, index: int, missing: list[suite.Evaluation]
+    def _evaluate(
+        self, run: PlannedRun, key: str, what: str, missing: list[suite.Evaluation]
     ) -> None:
         ctx = self.workspace.context(run.cfg)
-        tensors, meta = self.store.load_checkpoint(key)
-        model, _ = ctx.restore(tensors, meta, source="checkpoint")
+        if key == dense_key(ctx.dense.base_id):
+            model = ctx.dense.model
+        else:
+            tensors, meta = self.store.load_checkpoint(key)
+            model, _ = ctx.restore(tensors, meta, source="checkpoint")
         tokenizer = ctx.data.tokenizer
         rows = []
         for evaluation in missing:
@@ -93,6 +100,6 @@ class StepEvaluator:
                 for name, value in metrics.items()
             ]
             shown = ", ".join(f"{n} {v:.4g}" for n, v in metrics.items())
-            self.progress.message(f"{run.title}: step {index} evaluated: {shown} ({seconds:.1f} s)")
+            self.progress.message(f"{run.title}: {what} evaluated: {shown} ({seconds:.1f} s)")
         self.store.write_metrics(rows)
         self.evaluated += len(missing)

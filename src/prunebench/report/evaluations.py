@@ -1,5 +1,5 @@
 """The evaluations of `eval:` in the report: each variant's final-step perplexity over the text
-file and lm-eval accuracies, mean ± standard deviation over seeds, beside the headline metric."""
+file and lm-eval accuracies, mean ± standard deviation over seeds, below the dense models'."""
 
 from __future__ import annotations
 
@@ -33,10 +33,20 @@ def evaluations(ctx: Context) -> Section | None:
         ]
         seeds = int(group[columns].notna().any(axis=1).sum())
         rows.append([criterion, label, f"{ratio:g}", str(seeds), *cells])
+    dense = [f"dense_{c}" for c in columns]
+    if all(c in ctx.finals for c in dense):  # one row per dense model (runs share theirs)
+        models = ctx.finals[dense].dropna(how="all").drop_duplicates()
+        if not models.empty:
+            cells = [
+                pm(models[c].mean(), models[c].std(), m.scale)
+                for c, m in zip(dense, metrics, strict=True)
+            ]
+            rows.insert(0, ["-", "dense", "0", str(len(models)), *cells])
     note = (
         "Mean ± standard deviation over seeds of the final step's evaluations (eval: in the "
         "config; docs/lm-evaluation.md): strided perplexity over the local text file, lm-eval "
-        "accuracies in percent. `prunebench report --metric eval.NAME` makes one of them the "
+        "accuracies in percent; 'dense': the dense models the runs start from ('seeds' counts "
+        "them). `prunebench report --metric eval.NAME` makes one of them the "
         "reported metric of the decisions above."
     )
     header = ["criterion", "variant", "ratio", "seeds", *(m.short for m in metrics)]

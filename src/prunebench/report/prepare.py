@@ -21,7 +21,7 @@ from prunebench.config.identity import ADDED_FIELDS
 from prunebench.config.schema import RegimeConfig
 from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
-from prunebench.store.results import EVAL_PREFIX
+from prunebench.store.results import DENSE_EVAL_PREFIX, EVAL_PREFIX
 from prunebench.tables import final_steps
 
 RANDOM = "random"
@@ -176,11 +176,11 @@ def variant_labels(
 
 
 def headline(row: pd.Series, prefix: str = "test_") -> float:
-    """The row's reported metric (test_ or dense_test_ PREFIX); an evaluation (eval.NAME) has
-    no dense value: the dense model is not evaluated."""
+    """The row's reported metric (test_ or dense_test_ PREFIX); an evaluation: eval.NAME or
+    the dense model's dense_eval.NAME."""
     metric = row["metric"] or "top1"
     if metric.startswith(EVAL_PREFIX):
-        value = row.get(metric) if prefix == "test_" else None
+        value = row.get(metric if prefix == "test_" else f"dense_{metric}")
     else:
         value = row.get(f"{prefix}{metric}")
     return math.nan if value is None or pd.isna(value) else float(value)
@@ -237,7 +237,8 @@ def final_runs(results: pd.DataFrame) -> pd.DataFrame:
             out.loc[rows, "fields"], out.loc[rows, "regime"], out.loc[rows, "base"]
         )
     out["is_random"] = out["criterion"] == RANDOM
-    evaluations = [c for c in df.columns if c.startswith(EVAL_PREFIX)]  # eval: of the steps
+    # eval: of the final steps and of the dense models
+    evaluations = [c for c in df.columns if c.startswith((EVAL_PREFIX, DENSE_EVAL_PREFIX))]
     out[evaluations] = df[evaluations]
     return out[FINAL_COLUMNS + evaluations].reset_index(drop=True)
 

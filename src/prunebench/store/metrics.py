@@ -1,6 +1,7 @@
 """The `step_metrics` table: evaluations of stored steps (the config's `eval:`), keyed by step
 key, metric name and setting. They belong to the step, so runs sharing a step share them, and
 they are outside its key: evaluating a stored step again computes nothing but the evaluation.
+A dense model's evaluations are stored under `dense_key(base_id)`.
 Rows land in one transaction with their digests; readers see only rows that match theirs."""
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from typing import Any
 from prunebench.store.connection import Database
 from prunebench.store.digests import digest_ok, seal
 from prunebench.store.schema import insert, now
+
+DENSE = "dense:"  # the step key under which a dense model's evaluations are stored
+
+
+def dense_key(base_id: str) -> str:
+    """The key of the evaluations of dense model `base_id` (the reference of its runs)."""
+    return f"{DENSE}{base_id}"
 
 
 def write_metrics(db: Database, rows: Iterable[dict[str, Any]]) -> None:

@@ -4,7 +4,8 @@
 its run beside it (status, error, config_json, ...). A run that failed before its first step
 still gets one row (step fields empty), so that failures are never invisible. Per-example test
 outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables. The
-evaluations of a step (`eval:`; store/metrics.py) are columns `eval.NAME` of its row.
+evaluations of a step (`eval:`; store/metrics.py) are columns `eval.NAME` of its row, those of
+the run's dense model `dense_eval.NAME`.
 `empty_layers` reads the keep masks of each run's last checkpoint for layers reduced to nothing.
 `integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
 beside tables and reports).
@@ -21,10 +22,12 @@ from prunebench.errors import PrunebenchError
 from prunebench.store.checkpoints import MASKS
 from prunebench.store.database import Store, open_existing
 from prunebench.store.files import checkpoint_path
+from prunebench.store.metrics import dense_key
 from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
 EVAL_PREFIX = "eval."  # the columns of a step's evaluations (step_metrics), e.g. eval.ppl
+DENSE_EVAL_PREFIX = f"dense_{EVAL_PREFIX}"  # those of the run's dense model
 
 
 def database_path(directory: Path | str) -> Path:
@@ -68,16 +71,19 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
 
 def with_evaluations(df: pd.DataFrame, store: Store) -> pd.DataFrame:
     """`df` with one `eval.NAME` column per evaluation stored for its steps (step_metrics, by
-    step key: runs that share a step show the same value); a name evaluated under several
-    settings (a changed text file, limit, ...) shows the latest."""
+    step key: runs that share a step show the same value) and `dense_eval.NAME` for the run's
+    dense model; a name evaluated under several settings (a changed text file, limit, ...)
+    shows the latest."""
     latest: dict[tuple[str, str], float] = {}
     for row in store.step_metrics():  # oldest first: the latest wins
         latest[(row["step_key"], row["name"])] = row["value"]
     if df.empty or not latest:
         return df
+    names = sorted({name for _, name in latest})
+    dense_keys = [dense_key(b) for b in df["base_id"]]
     columns = {
-        f"{EVAL_PREFIX}{name}": [latest.get((key, name)) for key in df["step_key"]]
-        for name in sorted({name for _, name in latest})
+        **{f"{EVAL_PREFIX}{n}": [latest.get((k, n)) for k in df["step_key"]] for n in names},
+        **{f"{DENSE_EVAL_PREFIX}{n}": [latest.get((k, n)) for k in dense_keys] for n in names},
     }
     return pd.concat([df, pd.DataFrame(columns, index=df.index, dtype=float)], axis=1)
 
