@@ -248,7 +248,8 @@ class Driver:
             self.book.start_runs(self.workspace)
             with self.store.held_open():
                 self._loop()
-                self.evaluator.evaluate(self._finished())
+                if self.evaluator.runs():  # eval: in some run's config
+                    self.evaluator.evaluate(self._finished())
             interrupted = False
         except KeyboardInterrupt:
             self.book.stop("interrupted", "interrupted; run the same command again to resume")
