@@ -115,15 +115,20 @@ def run(
     started = time.perf_counter()
     spec = evaluation.spec
     if isinstance(spec, PerplexityEval):
+        context, stride = evaluation.setting["context"], evaluation.setting["stride"]
+        longest = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if isinstance(longest, int) and context > longest:
+            raise PrunebenchError(
+                f"eval.perplexity: context {context} is longer than the model's "
+                f"{longest} positions; give eval.perplexity.context <= {longest}"
+            )
         if tokenizer is None:
             raise PrunebenchError(
                 "eval.perplexity needs the run's tokenizer; this dataset has none"
             )
         ids = text_ids(spec.file, tokenizer)
-        context, stride = evaluation.setting["context"], evaluation.setting["stride"]
-        metrics = {
-            perplexity_name(spec): strided_perplexity(model, ids, context, stride, device).ppl
-        }
+        ppl = strided_perplexity(model, ids, context, stride, device).ppl
+        metrics = {perplexity_name(spec): ppl}
     else:
         metrics = lm_harness.accuracies(model, tokenizer, spec)
     return metrics, time.perf_counter() - started
