@@ -207,3 +207,13 @@ def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, results, m
     import os
 
     assert "HF_HUB_OFFLINE" not in os.environ  # put back after the evaluation
+
+
+def test_a_failing_evaluation_is_a_warning_and_the_run_stays_done(tmp_path, results, capsys):
+    text = write_text(tmp_path)
+    evaluation = f"eval={{perplexity: {{file: {text}, context: 1000}}}}"  # > 256 positions
+    outcome = run(load_run_config(None, [*BASE, evaluation]), Store(results))
+    assert outcome.status == "done" and outcome.computed == 0
+    assert Store(results).step_metrics() == []
+    err = capsys.readouterr().err
+    assert "not evaluated (eval.perplexity: context 1000 is longer than the model's 256" in err
