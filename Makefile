@@ -29,7 +29,7 @@ $(CORE): pyproject.toml
 	touch $@
 
 $(FULL): $(CORE)
-	$(INSTALL) -e '.[dev,ray,track,track-server,onnx]'
+	$(INSTALL) -e '.[dev,ray,track,track-server,onnx,lm]'
 	touch $@
 
 setup: $(FULL)

@@ -149,6 +149,7 @@ def test_arrows_point_one_way():
         "prunebench.engine.resume",
         "prunebench.engine.run_rows",
         "prunebench.engine.single_run",
+        "prunebench.engine.step_evaluation",
         "prunebench.engine.migrate",
         "prunebench.store.results",
         "prunebench.export.pruned",

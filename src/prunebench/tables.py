@@ -92,6 +92,8 @@ def steps_table(df: pd.DataFrame, among: Iterable[str] | None = None) -> Table:
     if "rule" in df and df["rule"].notna().any():  # adaptive runs: the size chosen and why
         df["rule_note"] = [rule_note(row) for _, row in df.iterrows()]
         view.append(("rule: share\n(recovery)", "rule_note"))
+    # evaluations of stored steps (eval: in the config; store/results.EVAL_PREFIX)
+    view += [(c.removeprefix("eval."), c) for c in df.columns if c.startswith("eval.")]
     table = Table(title="pruning steps")
     for title, _ in view:
         left = title in ("run", "id", "structure", "criterion", "status")

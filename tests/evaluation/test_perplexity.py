@@ -69,3 +69,15 @@ def test_the_text_comes_from_a_local_file_and_bad_input_is_one_line(tmp_path):
         text_ids(tmp_path / "missing.txt", tokenizer)
     with pytest.raises(PrunebenchError, match="stride <= context"):
         strided_perplexity(tiny_llama(), ids, 8, 9)
+
+
+def test_a_context_longer_than_the_model_takes_is_one_line(tmp_path):
+    from prunebench.config.evaluation import EvalConfig
+    from prunebench.evaluation import suite
+
+    (tmp_path / "t.txt").write_text("a b c")
+    cfg = EvalConfig(perplexity={"file": tmp_path / "t.txt", "context": 128})
+    (evaluation,) = suite.evaluations(cfg, seq_len=16)
+    assert evaluation.setting["stride"] == 64  # half the context unless given
+    with pytest.raises(PrunebenchError, match="context 128 is longer than the model's 64"):
+        suite.run(evaluation, tiny_llama(), None, "cpu")

@@ -31,7 +31,7 @@ REALS = [
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    """Two runs with steps, epochs and per-example outcomes, every REAL filled in."""
+    """Two runs with steps, epochs, per-example outcomes and evaluations, every REAL filled in."""
     root = tmp_path_factory.mktemp("digests")
     store = Store(root)
     reals = {t: [n for tt, n in REALS if tt == t] for t in DIGESTED}
@@ -43,14 +43,17 @@ def results(tmp_path_factory) -> Path:
             row["test_outcomes"] = pack_correct([True, False, True])
             epochs = [{"epoch": e, **{n: e / 9 for n in reals["epochs"]}} for e in (1, 2)]
             store.commit_step(f"{rid}{step}", ({"w": torch.zeros(1)}, {}), [(row, epochs)])
+            evaluation = {n: step / 11 + r for n in reals["step_metrics"]}  # eval: of the step
+            evaluation |= {"step_key": f"{rid}{step}", "name": "task/acc", "setting": "s"}
+            store.write_metrics([evaluation])
         store.finish_run(rid, "done")
     return root
 
 
 def test_every_table_a_report_reads_is_digested():
-    assert {"runs", "steps", "epochs"} == set(DIGESTED)
+    assert {"runs", "steps", "epochs", "step_metrics"} == set(DIGESTED)
     assert all("digest" in TABLES[t][0] for t in DIGESTED)
-    assert len({t for t, _ in REALS}) == 3
+    assert len({t for t, _ in REALS}) == 4
 
 
 def test_a_sound_directory_passes(results):

@@ -87,11 +87,22 @@ def report(
     margin: MarginOpt = None,
     alpha: AlphaOpt = 0.05,
     min_effect: MinEffectOpt = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="report and decide on an evaluation of eval: (a column eval.NAME of "
+            "`results`, e.g. eval.boolq/acc) instead of the test metric",
+        ),
+    ] = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
+    from prunebench.report.prepare import reported_as
     from prunebench.store.results import load_results, require_runs
 
-    require_runs(load_results(directory), directory)
+    rows = require_runs(load_results(directory), directory)
+    if metric is not None:
+        reported_as(rows, metric)  # an evaluation not stored: one line before writing
     if out_dir is not None:
         check_output_dir(out_dir, "--out")
     else:
@@ -101,7 +112,7 @@ def report(
     log = check_log(log, directory)
     if any(not v.strip().lower().startswith("mlflow") for v in log):
         raise PrunebenchError("report --log takes mlflow[=URI]: TensorBoard holds no reports")
-    files = write_report(directory, out_dir, figure_format, alpha, margin, min_effect)
+    files = write_report(directory, out_dir, figure_format, alpha, margin, min_effect, metric)
     warn_integrity(directory)
     out.print(f"markdown: {files.markdown}")
     if files.figures:

@@ -21,6 +21,7 @@ _EXPORTS = {
     "PruneConfig": "prunebench.config.schema",
     "RegimeConfig": "prunebench.config.schema",
     "TrainConfig": "prunebench.config.schema",
+    "EvalConfig": "prunebench.config.evaluation",
     "SCHEMA_VERSION": "prunebench.config.identity",
     "ADDED_FIELDS": "prunebench.config.identity",
     "run_id": "prunebench.config.identity",

@@ -24,8 +24,10 @@ SCHEMA_VERSION = 1
 # where it runs, how the arithmetic is executed (compile) and where it is logged. A GPU's rounding
 # differs from the CPU's and a compiled graph's from an eager one's, but the same experiment keeps
 # one id, so a step computed one way is resumed and reused the other way, exactly like a step
-# computed on another device.
-NON_IDENTITY_FIELDS = {"name", "device", "train", "log"}
+# computed on another device. `eval` measures stored steps without changing them: its results
+# are kept per step and setting (store/metrics.py), so adding it to a finished run evaluates
+# that run's steps and trains nothing.
+NON_IDENTITY_FIELDS = {"name", "device", "train", "log", "eval"}
 # Data fields that change how batches are loaded for evaluation, not what a model learns or scores.
 DATA_LOADING_FIELDS = {"num_workers", "eval_batch_size"}
 # Fields added after schema 1 (dotted path in the identity -> the value that reproduces what
@@ -61,6 +63,12 @@ def without_added(dump: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             continue
         out[key] = without_added(value, path + ".") if isinstance(value, dict) else value
     return out
+
+
+def stored_dump(cfg: RunConfig) -> dict[str, Any]:
+    """The whole config as rows, files and trackers store it; `eval` only when given, so that
+    a run without it stores what earlier versions stored."""
+    return cfg.model_dump(mode="json", exclude={"eval"} if cfg.eval is None else None)
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, mode
 import prunebench.config.source_names as sources
 import prunebench.data.catalog as data_catalog
 import prunebench.models.catalog as model_catalog
+from prunebench.config.evaluation import EvalConfig
 from prunebench.config.schedules import SCHEDULES
 from prunebench.criteria.catalog import CRITERIA
 from prunebench.data.options import check_dataset_options
@@ -388,6 +389,8 @@ class RunConfig(StrictModel):
     regime: RegimeConfig = RegimeConfig(target=0.5)
     # where results are also logged: mlflow[=URI], tensorboard[=DIR]; not part of the run id
     log: list[str] = Field(default_factory=list)
+    # language-model evaluations of the pruned steps (config/evaluation.py); not part of the run id
+    eval: EvalConfig | None = None
 
     @field_validator("log")
     @classmethod
@@ -407,5 +410,14 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"model '{self.model.name}' is a {model_task} model but dataset "
                 f"'{self.data.name}' is a {data_task} dataset; pick a matching pair"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _eval_needs_a_language_model(self) -> RunConfig:
+        task = self.model.task or data_catalog.declared_task(self.data.name, self.data.options)
+        if self.eval is not None and task not in (None, "causal_lm"):
+            raise ValueError(
+                f"eval evaluates language models; this run is a {task} run: leave eval out"
             )
         return self

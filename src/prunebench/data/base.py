@@ -30,6 +30,9 @@ class DataBundle:
     # a group id per test example where examples come in groups (the document of an LM
     # sequence): stored with the outcomes, so that the report's intervals are cluster-robust
     test_groups: torch.Tensor | None = None
+    # the text tokenizer (a transformers tokenizer) of a language-modelling dataset: what the
+    # evaluations of `eval:` tokenize their text files and tasks with (evaluation/)
+    tokenizer: Any = None
 
 
 def checked_groups(groups: Any, n: int, where: str) -> torch.Tensor | None:

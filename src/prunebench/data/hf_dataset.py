@@ -100,7 +100,9 @@ def build_hf_dataset(cfg: DataConfig, device: torch.device) -> DataBundle:
         def encode(batch: list[str]) -> list[list[int]]:
             return tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
 
-        return lm_bundle(splits, encode, tokenizer.eos_token_id, len(tokenizer), cfg, device)
+        return lm_bundle(
+            splits, encode, tokenizer.eos_token_id, len(tokenizer), cfg, device, tokenizer
+        )
     return image_data(cfg, opts, device)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -125,8 +125,22 @@ def build_synthetic_stories(cfg: DataConfig, device: torch.device) -> DataBundle
         return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     return lm_bundle(
-        splits, encode, tokenizer.token_to_id(EOS), tokenizer.get_vocab_size(), cfg, device
+        splits,
+        encode,
+        tokenizer.token_to_id(EOS),
+        tokenizer.get_vocab_size(),
+        cfg,
+        device,
+        transformers_tokenizer(tokenizer),
     )
+
+
+def transformers_tokenizer(tokenizer: Tokenizer) -> Any:
+    """The word tokenizer as a transformers tokenizer (what the evaluations of `eval:` and
+    lm-eval call), with its end-of-text and unknown tokens named."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, unk_token=UNK)
 
 
 SPEC = DatasetSpec(

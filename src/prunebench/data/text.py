@@ -9,7 +9,7 @@ thus predicted exactly once per split, so a split's perplexity covers all its to
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -77,8 +77,10 @@ def lm_bundle(
     vocab_size: int,
     cfg: DataConfig,
     device: torch.device,
+    tokenizer: Any = None,
 ) -> DataBundle:
-    """A DataBundle of packed (input_ids, target_ids) batches kept on the device."""
+    """A DataBundle of packed (input_ids, target_ids) batches kept on the device; `tokenizer`
+    (a transformers tokenizer) is kept with it for the evaluations of `eval:`."""
     packed = {}
     documents = None
     for name in ("train", "val", "test"):
@@ -105,6 +107,7 @@ def lm_bundle(
         calibration=loader("train", cfg.batch_size, True),
         sizes={name: len(packed[name][0]) for name in packed},
         test_groups=documents,
+        tokenizer=tokenizer,
     )
 
 

@@ -192,7 +192,7 @@ def build_tinystories(cfg: DataConfig, device: torch.device) -> DataBundle:
     def encode(texts: list[str]) -> list[list[int]]:
         return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
-    return lm_bundle(splits, encode, tokenizer.eos_token_id, len(tokenizer), cfg, device)
+    return lm_bundle(splits, encode, tokenizer.eos_token_id, len(tokenizer), cfg, device, tokenizer)
 
 
 SPEC = DatasetSpec(

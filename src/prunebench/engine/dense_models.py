@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from prunebench.config.identity import base_id
+from prunebench.config.identity import base_id, stored_dump
 from prunebench.config.schema import RunConfig
 from prunebench.data.base import DataBundle
 from prunebench.engine.leases import Leases
@@ -61,7 +61,7 @@ def stored_dense(store: Store, progress: Progress | None = None, leases: Leases 
                 "base_id": bid,
                 "metrics": dense.metrics,
                 "history": history,
-                "config": cfg.model_dump(mode="json"),
+                "config": stored_dump(cfg),
             }
             owner = leases.owner if leases else None
             store.save_dense(bid, dense.model.state_dict(), meta, owner=owner)

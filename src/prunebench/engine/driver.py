@@ -6,6 +6,8 @@ one SQLite transaction, the checkpoint (renamed into place), its sha256 and the 
 EVERY run through it; a run is marked done when its last row lands. So a sweep killed at any
 instant leaves whole steps or nothing, and running the same command again picks up where it
 stopped (`resume.py`: what is stored is reused, the rest computed with the same per-step seeds).
+After the steps, the evaluations of `eval:` run on the finished runs' stored steps
+(`step_evaluation.py`); bad input to them is refused before any compute, like every check.
 
 A step that raises (NaN loss, out of memory, any exception) fails the runs through it, with the
 error message; other steps go on. A dense model whose pretraining fails fails the runs that
@@ -34,6 +36,7 @@ from prunebench.engine.leases import LEASE_STALE_S, Leases
 from prunebench.engine.plan import Plan
 from prunebench.engine.resume import prepare_store, take_stock
 from prunebench.engine.run_rows import RunBook, SweepSummary
+from prunebench.engine.step_evaluation import StepEvaluator
 from prunebench.engine.workspace import Workspace
 from prunebench.errors import ChecksumMismatch, StorageError
 from prunebench.progress import Progress
@@ -71,6 +74,7 @@ class Driver:
         self.leases = Leases(store, stale_after)
         self.workspace = Workspace(stored_dense(store, progress, self.leases), progress)
         self.adaptive = AdaptivePlanner(plan, store, self.stock, self.book, self.workspace)
+        self.evaluator = StepEvaluator(plan, store, self.workspace, progress)
         self._order = {k: i for i, k in enumerate(plan.nodes)}
         self._critical = plan.critical_path()
         self._heap: list[tuple[int, int, str]] = []
@@ -224,12 +228,18 @@ class Driver:
             self._collect()
             self._retry_waiting()
 
+    def _finished(self) -> list[str]:
+        """The plan's runs that are done (now or by an earlier invocation)."""
+        done = {r["run_id"] for r in self.store.runs() if r["status"] == "done"}
+        return [r.run_id for r in self.plan.runs if r.run_id in done]
+
     def run(self) -> SweepSummary:
         started = self.started
         self.progress.clock_start = started  # one clock for the display and the summary
         for run in self.plan.runs:  # bad input fails here, before anything is written
             if run.run_id in self.stock.active:
                 self.workspace.check(run.cfg)
+        self.evaluator.check()  # eval.lm_eval's tasks, found in local files
         check(self.log_specs, self.store.log_dir)
         self.executor.start()  # a Ray address that does not answer, too
         self.book.tracking = make_tracking(self.log_specs, self.store.log_dir)
@@ -238,6 +248,8 @@ class Driver:
             self.book.start_runs(self.workspace)
             with self.store.held_open():
                 self._loop()
+                if self.evaluator.runs():  # eval: in some run's config
+                    self.evaluator.evaluate(self._finished())
             interrupted = False
         except KeyboardInterrupt:
             self.book.stop("interrupted", "interrupted; run the same command again to resume")

@@ -21,6 +21,7 @@ from prunebench.engine.estimate import estimate, render
 from prunebench.engine.plan import Plan, count, render_counts, render_tree
 from prunebench.engine.pretrain import Dense
 from prunebench.engine.workspace import Workspace
+from prunebench.evaluation.suite import check as check_evaluations
 from prunebench.models.build import model_spec
 from prunebench.tasks import Task
 
@@ -37,6 +38,8 @@ def check_sources(configs: Iterable[RunConfig]) -> None:
         if cfg.data.name not in datasets:
             datasets.add(cfg.data.name)
             dataset_spec(cfg.data)
+        if cfg.eval is not None:  # eval.lm_eval's tasks, found in local files
+            check_evaluations(cfg.eval)
 
 
 def plan_lines(plan: Plan, stored: Mapping[str, int]) -> list[str]:

@@ -12,7 +12,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.config.identity import SCHEMA_VERSION, base_id, digest
+from prunebench.config.identity import SCHEMA_VERSION, base_id, digest, stored_dump
 from prunebench.config.schema import RunConfig
 from prunebench.engine.chance import chance_metric
 from prunebench.engine.executors.base import StepResult
@@ -43,7 +43,7 @@ def config_fields(cfg: RunConfig, n_steps: int) -> dict[str, Any]:
         "base_id": base_id(cfg),
         "n_steps": n_steps,
         "schedule_json": dumps(cfg.regime.schedule()),
-        "config_json": dumps(cfg.model_dump(mode="json")),
+        "config_json": dumps(stored_dump(cfg)),
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -264,7 +264,7 @@ class RunBook:
             RunInfo(
                 r.run_id,
                 r.title,
-                r.cfg.model_dump(mode="json"),
+                stored_dump(r.cfg),
                 stored[r.run_id],
                 "running" if r.run_id in self.stock.active else stored[r.run_id]["status"],
             )

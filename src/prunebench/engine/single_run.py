@@ -55,7 +55,7 @@ def run(
     plan = build_plan([cfg])
     existing = store.run(rid)
     done = bool(existing and existing["status"] == "done")
-    if done and not (log or cfg.log) and _sound(store, plan):
+    if done and not (log or cfg.log or cfg.eval) and _sound(store, plan):
         return RunResult(rid, "done", store.steps(rid), already_done=True)
     before = len(store.steps(rid))
     summary = execute_plan(plan, store, executor or LocalExecutor(), progress, log)

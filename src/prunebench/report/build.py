@@ -23,9 +23,10 @@ from prunebench.report.analysis import main_criterion, representatives, summariz
 from prunebench.report.decisions import decide
 from prunebench.report.distillation import distillation, distilled, pairs
 from prunebench.report.document import Document, Section
+from prunebench.report.evaluations import evaluations
 from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
-from prunebench.report.prepare import final_runs, metric_for, unfinished_runs
+from prunebench.report.prepare import final_runs, metric_for, reported_as, unfinished_runs
 from prunebench.report.sanity import sanity_warnings
 from prunebench.report.sequential import Design, sequential_section
 from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
@@ -114,6 +115,7 @@ def setup_sections(ctx: sc.Context) -> list[Section]:
         st.ablation(ctx, "patience"),
         st.ablation(ctx, "step_size"),
         *([distillation(ctx)] if distilled(ctx) else []),
+        *([section] if (section := evaluations(ctx)) is not None else []),
         ov.claims(ctx),
     ]
 
@@ -160,12 +162,16 @@ def write_report(
     alpha: float = ALPHA,
     margin: float | None = None,
     min_effect: float | None = None,
+    metric: str | None = None,
 ) -> ReportFiles:
-    """Write report.html (self-contained) and report.md to `out` (default DIRECTORY/report)."""
+    """Write report.html (self-contained) and report.md to `out` (default DIRECTORY/report);
+    `metric`: an evaluation (eval.NAME) reported and decided on instead of the test metric."""
     if figure_format is not None and figure_format not in FIGURE_FORMATS:
         raise PrunebenchError(f"--figures must be png or svg, not '{figure_format}'")
     check_settings(alpha, margin, min_effect)
     results = load_results(directory, outcomes=True)
+    if metric is not None:
+        results = reported_as(results, metric)
     doc = build_document(
         results,
         str(database_path(directory)),

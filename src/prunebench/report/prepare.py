@@ -21,6 +21,7 @@ from prunebench.config.identity import ADDED_FIELDS
 from prunebench.config.schema import RegimeConfig
 from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
+from prunebench.store.results import DENSE_EVAL_PREFIX, EVAL_PREFIX
 from prunebench.tables import final_steps
 
 RANDOM = "random"
@@ -70,7 +71,29 @@ def pct(ratio: float) -> str:
 
 
 def metric_for(name: str | None) -> Metric:
+    if name and name.startswith(EVAL_PREFIX):
+        return evaluation_metric(name)
     return METRICS.get(name or "top1", METRICS["top1"])
+
+
+def evaluation_metric(column: str) -> Metric:
+    """An evaluation of `eval:` (a results column eval.NAME) as the reported metric: a
+    perplexity (NAME ending in ppl) lower is better and compared in % as test perplexity is;
+    anything else (lm-eval's acc, acc_norm) a fraction, higher is better, in percent."""
+    name = column.removeprefix(EVAL_PREFIX)
+    if name.endswith("ppl"):
+        return Metric(column, False, f"{name} (lower is better)", 1.0, "", name)
+    return Metric(column, True, f"{name} (%)", 100.0, "%", f"{name} (%)")
+
+
+def reported_as(results: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`results` with the evaluation `column` (eval.NAME) as every run's reported metric; a
+    PrunebenchError naming the evaluations stored when it is not one of them."""
+    stored = [c for c in results.columns if c.startswith(EVAL_PREFIX)]
+    if column not in stored:
+        have = ", ".join(stored) or "none: give the runs an eval: section"
+        raise PrunebenchError(f"--metric: no evaluation '{column}' in these results ({have})")
+    return results.assign(metric=column)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,7 +176,13 @@ def variant_labels(
 
 
 def headline(row: pd.Series, prefix: str = "test_") -> float:
-    value = row.get(f"{prefix}{row['metric'] or 'top1'}")
+    """The row's reported metric (test_ or dense_test_ PREFIX); an evaluation: eval.NAME or
+    the dense model's dense_eval.NAME."""
+    metric = row["metric"] or "top1"
+    if metric.startswith(EVAL_PREFIX):
+        value = row.get(metric if prefix == "test_" else f"dense_{metric}")
+    else:
+        value = row.get(f"{prefix}{metric}")
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
@@ -208,7 +237,10 @@ def final_runs(results: pd.DataFrame) -> pd.DataFrame:
             out.loc[rows, "fields"], out.loc[rows, "regime"], out.loc[rows, "base"]
         )
     out["is_random"] = out["criterion"] == RANDOM
-    return out[FINAL_COLUMNS].reset_index(drop=True)
+    # eval: of the final steps and of the dense models
+    evaluations = [c for c in df.columns if c.startswith((EVAL_PREFIX, DENSE_EVAL_PREFIX))]
+    out[evaluations] = df[evaluations]
+    return out[FINAL_COLUMNS + evaluations].reset_index(drop=True)
 
 
 FINAL_COLUMNS = [

@@ -4,7 +4,8 @@ that callers hold a single handle. It composes the parts and holds no SQL of its
 - `schema`: the tables' columns, declared once; additive migrations on open;
 - `connection`: lazy connections, transactions, sqlite3 errors as one line
   (`DamagedDatabase`, `StorageError`);
-- `runs`, `steps` (with their epochs): rows, each write one transaction;
+- `runs`, `steps` (with their epochs): rows, each write one transaction; `metrics`: the
+  evaluations of stored steps (step_metrics);
 - `digests`: every step row carries the sha256 of its stored values;
 - `files`: checkpoints and dense models, renamed into place inside the transaction that records
   their sha256; reads checked against it; an earlier version's files adopted;
@@ -28,6 +29,7 @@ import torch
 from prunebench.errors import PrunebenchError
 from prunebench.store import files, frames
 from prunebench.store import leases as lease_table
+from prunebench.store import metrics as metric_table
 from prunebench.store import rekey as rekeying
 from prunebench.store import runs as run_table
 from prunebench.store import steps as step_table
@@ -109,6 +111,15 @@ class Store:
 
     def run_steps(self, verified: bool = False) -> dict[str, dict[int, str]]:
         return step_table.run_steps(self.db, verified)
+
+    def write_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
+        metric_table.write_metrics(self.db, rows)
+
+    def step_metrics(self, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return metric_table.step_metrics(self.db, keys)
+
+    def evaluated(self, keys: Iterable[str]) -> set[tuple[str, str]]:
+        return metric_table.evaluated(self.db, keys)
 
     def row_check(self) -> RowCheck:
         return step_table.row_check(self.db)

@@ -1,7 +1,8 @@
 """Row digests: the sha256 of a stored row's values, written in the transaction that writes the
 row and computed from the row as SQLite gives it back, so that a value changed afterwards (by
 hand, by a tool, by a damaged disk) no longer matches. Every table a report or `results` reads
-carries one: runs, steps (with their per-example outcomes, by their sha256) and epochs."""
+carries one: runs, steps (with their per-example outcomes, by their sha256), epochs and the
+evaluations of steps (step_metrics)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.store.schema import EPOCH_COLUMNS, RUN_COLUMNS, STEP_COLUMNS
+from prunebench.store.schema import (
+    EPOCH_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    STEP_METRIC_COLUMNS,
+)
 
 DIGEST_FORMAT = "prunebench-row/1"
 
@@ -25,6 +31,11 @@ DIGESTED: dict[str, tuple[dict[str, str], set[str], tuple[str, ...]]] = {
     "runs": (RUN_COLUMNS, {"digest"}, ("run_id",)),
     "steps": (STEP_COLUMNS, UNDIGESTED, ("run_id", "step")),
     "epochs": (EPOCH_COLUMNS, {"digest", "seconds"}, ("run_id", "step", "epoch")),
+    "step_metrics": (
+        STEP_METRIC_COLUMNS,
+        {"digest", "seconds", "created_at"},
+        ("step_key", "name", "setting"),
+    ),
 }
 
 
@@ -73,6 +84,7 @@ class RowCheck:
     bad_steps: list[tuple[str, int]] = field(default_factory=list)  # (run_id, step)
     bad_epochs: list[tuple[str, int, int]] = field(default_factory=list)  # (run_id, step, epoch)
     bad_runs: list[str] = field(default_factory=list)
+    bad_metrics: list[tuple[str, str, str]] = field(default_factory=list)  # (key, name, setting)
     undigested: dict[str, int] = field(default_factory=dict)  # table -> rows of an earlier version
 
     @property
@@ -86,17 +98,25 @@ class RowCheck:
             *(f"run {r} (its runs row)" for r in self.bad_runs),
             *(f"run {r} step {s}" for r, s in self.bad_steps),
             *(f"run {r} step {s} epoch {e}" for r, s, e in self.bad_epochs),
+            *(f"evaluation {n} of step {k}" for k, n, _ in self.bad_metrics),
         ]
 
     @property
     def problems(self) -> int:
-        return len(self.bad_steps) + len(self.bad_epochs) + len(self.bad_runs)
+        return (
+            len(self.bad_steps) + len(self.bad_epochs) + len(self.bad_runs) + len(self.bad_metrics)
+        )
 
 
 def check_rows(con: sqlite3.Connection) -> RowCheck:
     """Every row of every digested table against its digest."""
     out = RowCheck()
-    failing = {"runs": out.bad_runs, "steps": out.bad_steps, "epochs": out.bad_epochs}
+    failing = {
+        "runs": out.bad_runs,
+        "steps": out.bad_steps,
+        "epochs": out.bad_epochs,
+        "step_metrics": out.bad_metrics,
+    }
     for table, (_, _, key) in DIGESTED.items():
         order = ", ".join(key)
         for row in con.execute(f"SELECT * FROM {table} ORDER BY {order}"):

@@ -23,6 +23,13 @@ def rekey(db: Database, steps: dict[str, str], dense: dict[str, str]) -> None:
             con.execute("UPDATE steps SET step_key=? WHERE step_key=?", (new, old))
             for where in sound:
                 seal(con, "steps", *where)
+            rows = con.execute("SELECT * FROM step_metrics WHERE step_key=?", (old,)).fetchall()
+            metrics = [(r["name"], r["setting"]) for r in rows if digest_ok(r, "step_metrics")]
+            con.execute(
+                "UPDATE OR REPLACE step_metrics SET step_key=? WHERE step_key=?", (new, old)
+            )
+            for name, setting in metrics:
+                seal(con, "step_metrics", new, name, setting)
         for old, new in dense.items():
             rows = con.execute("SELECT * FROM runs WHERE base_id=?", (old,)).fetchall()
             sound = [r["run_id"] for r in rows if digest_ok(r, "runs")]

@@ -3,7 +3,9 @@
 `load_results` is the single way to read results: one row per pruning step with every field of
 its run beside it (status, error, config_json, ...). A run that failed before its first step
 still gets one row (step fields empty), so that failures are never invisible. Per-example test
-outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables.
+outcomes (bytes) come only when asked for (`outcomes=True`): exports stay plain tables. The
+evaluations of a step (`eval:`; store/metrics.py) are columns `eval.NAME` of its row, those of
+the run's dense model `dense_eval.NAME`.
 `empty_layers` reads the keep masks of each run's last checkpoint for layers reduced to nothing.
 `integrity_warning` says in one line when rows no longer match their digest (the CLI prints it
 beside tables and reports). An adaptive run stored by an earlier version of the adaptive rule
@@ -21,8 +23,9 @@ from safetensors import SafetensorError, safe_open
 from prunebench.config.identity import made_by_this_version
 from prunebench.errors import PrunebenchError
 from prunebench.store.checkpoints import MASKS
-from prunebench.store.database import open_existing
+from prunebench.store.database import Store, open_existing
 from prunebench.store.files import checkpoint_path
+from prunebench.store.metrics import dense_key
 from prunebench.store.schema import DB_NAME
 
 EXPORT_FORMATS = ("table", "csv", "json", "parquet")
@@ -31,6 +34,8 @@ OUTDATED_REASON = (
     "its steps were chosen by an earlier version of the adaptive rule; run the config again to "
     "compute it with this version's rule (a new run id)"
 )
+EVAL_PREFIX = "eval."  # the columns of a step's evaluations (step_metrics), e.g. eval.ppl
+DENSE_EVAL_PREFIX = f"dense_{EVAL_PREFIX}"  # those of the run's dense model
 
 
 def database_path(directory: Path | str) -> Path:
@@ -64,7 +69,7 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     steps = steps.drop(columns="status").merge(runs[["run_id", "status"]], on="run_id", how="left")
     runs = runs.rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
-    df = steps.merge(runs[extra], on="run_id", how="left")
+    df = with_evaluations(steps.merge(runs[extra], on="run_id", how="left"), store)
     stepless = runs[~runs["run_id"].isin(steps["run_id"])]
     if stepless.empty:
         return df
@@ -86,6 +91,25 @@ def _mark_outdated(runs: pd.DataFrame) -> pd.DataFrame:
     runs.loc[stale, "status"] = OUTDATED
     runs.loc[stale, "error"] = OUTDATED_REASON
     return runs
+
+
+def with_evaluations(df: pd.DataFrame, store: Store) -> pd.DataFrame:
+    """`df` with one `eval.NAME` column per evaluation stored for its steps (step_metrics, by
+    step key: runs that share a step show the same value) and `dense_eval.NAME` for the run's
+    dense model; a name evaluated under several settings (a changed text file, limit, ...)
+    shows the latest."""
+    latest: dict[tuple[str, str], float] = {}
+    for row in store.step_metrics():  # oldest first: the latest wins
+        latest[(row["step_key"], row["name"])] = row["value"]
+    if df.empty or not latest:
+        return df
+    names = sorted({name for _, name in latest})
+    dense_keys = [dense_key(b) for b in df["base_id"]]
+    columns = {
+        **{f"{EVAL_PREFIX}{n}": [latest.get((k, n)) for k in df["step_key"]] for n in names},
+        **{f"{DENSE_EVAL_PREFIX}{n}": [latest.get((k, n)) for k in dense_keys] for n in names},
+    }
+    return pd.concat([df, pd.DataFrame(columns, index=df.index, dtype=float)], axis=1)
 
 
 def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:

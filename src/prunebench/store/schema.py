@@ -2,7 +2,8 @@
 that brings a database made by an older version up to them (new nullable columns and tables).
 
 Layout of a results directory:
-    results.sqlite                     runs, steps, epochs, files (sha256 of each file), claims
+    results.sqlite                     runs, steps, epochs, step_metrics (evaluations of a
+                                       stored step), files (sha256 of each file), claims
     dense/<base_id>.safetensors        pretrained dense models
     checkpoints/<step_key>.safetensors the state after each computed pruning step
     mlruns/, tensorboard/              default destinations of --log mlflow / tensorboard
@@ -111,6 +112,22 @@ EPOCH_COLUMNS: dict[str, str] = {
     "digest": "TEXT",  # sha256 of the row's stored values (digests.row_digest); NULL: earlier
 }
 
+# Evaluations of a stored step (eval: in the config): they belong to the step, not to a run
+# (runs that share a step share them) and are not part of its key (evaluating again trains
+# nothing). `setting` is the digest of what was evaluated (the text file's sha256, context and
+# stride; the task files, limit, few-shot count and lm-eval version), so a changed file or
+# setting is evaluated anew beside the old value.
+STEP_METRIC_COLUMNS: dict[str, str] = {
+    "step_key": "TEXT NOT NULL",
+    "name": "TEXT NOT NULL",  # e.g. ppl (strided, the text file) or TASK/acc (lm-eval)
+    "setting": "TEXT NOT NULL",
+    "value": "REAL",
+    "setting_json": "TEXT",  # what `setting` digests, readable
+    "seconds": "REAL",  # of the whole evaluation this value came from
+    "created_at": "TEXT",
+    "digest": "TEXT",  # sha256 of the row's stored values (digests.row_digest)
+}
+
 FILE_COLUMNS: dict[str, str] = {
     "kind": "TEXT NOT NULL",  # checkpoint | dense
     "key": "TEXT NOT NULL",  # step key | base id
@@ -135,6 +152,7 @@ TABLES = {
     "runs": (RUN_COLUMNS, ""),
     "steps": (STEP_COLUMNS, ", PRIMARY KEY (run_id, step)"),
     "epochs": (EPOCH_COLUMNS, ", PRIMARY KEY (run_id, step, epoch)"),
+    "step_metrics": (STEP_METRIC_COLUMNS, ", PRIMARY KEY (step_key, name, setting)"),
     "files": (FILE_COLUMNS, ", PRIMARY KEY (kind, key)"),
     LEASE_TABLE: (LEASE_COLUMNS, ", PRIMARY KEY (kind, key)"),
 }

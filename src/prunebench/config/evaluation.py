@@ -1,0 +1,123 @@
+"""The `eval:` section: standard language-model evaluations of a run's pruned steps, from local
+files only (docs/lm-evaluation.md).
+
+What can be checked without torch is checked here, at config load: the text file and the task
+folder exist, every task is a local YAML file or a name with a folder to find it in, and
+lm-eval is installed (found, not imported). Whether a task name is defined in that folder needs
+lm-eval itself and is checked before any compute (`evaluation/lm_harness.check_tasks`).
+Evaluation changes what is measured of a step, never what is trained: the section is not part
+of any run id or step key (config/identity.NON_IDENTITY_FIELDS), and its results are stored per
+step and setting (store/metrics.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+INSTALL_HINT = "pip install 'prunebench[lm]'"
+TASK_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def lm_eval_installed() -> bool:
+    """Whether lm-eval can be imported (found on the path; nothing is imported)."""
+    return importlib.util.find_spec("lm_eval") is not None
+
+
+def _existing_file(path: Path, what: str) -> Path:
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{what} '{path}' is not a usable path ({exc})") from None
+    if not exists:
+        raise ValueError(f"{what} '{path}' does not exist; give a local file")
+    if not is_file:
+        raise ValueError(f"{what} '{path}' is a directory; give a file")
+    return path
+
+
+class PerplexityEval(_Strict):
+    """Strided perplexity over a raw UTF-8 text file tokenized with the run's tokenizer
+    (evaluation/perplexity.py: windows of `context` tokens every `stride` tokens)."""
+
+    file: Path
+    context: Int | None = Field(None, ge=2)  # None: data.seq_len
+    stride: Int | None = Field(None, ge=1)  # None: half the context
+
+    @field_validator("file")
+    @classmethod
+    def _file_exists(cls, path: Path) -> Path:
+        return _existing_file(path, "text file")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> PerplexityEval:
+        if self.context is not None and self.stride is not None and self.stride > self.context:
+            raise ValueError(
+                f"stride {self.stride} is larger than context {self.context}; "
+                "give 1 <= stride <= context"
+            )
+        return self
+
+
+class LmEvalTasks(_Strict):
+    """Zero-shot (or few-shot) tasks of lm-eval-harness read from local YAML files."""
+
+    tasks: list[str] = Field(min_length=1)  # task names in include_path, or paths to task YAMLs
+    include_path: Path | None = None  # a folder of task YAML files (searched recursively)
+    limit: Int | None = Field(None, ge=1)  # the first N documents of each task
+    num_fewshot: Int = Field(0, ge=0)
+    batch_size: Int = Field(16, ge=1)
+
+    @field_validator("include_path")
+    @classmethod
+    def _folder_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            state = "is a file" if path.exists() else "does not exist"
+            raise ValueError(f"'{path}' {state}; give a local folder of task YAML files")
+        return path
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_files_exist(cls, tasks: list[str]) -> list[str]:
+        for task in tasks:
+            if task.endswith(TASK_FILE_SUFFIXES):
+                _existing_file(Path(task), "task file")
+        return tasks
+
+    @model_validator(mode="after")
+    def _findable_and_installed(self) -> LmEvalTasks:
+        named = [t for t in self.tasks if not t.endswith(TASK_FILE_SUFFIXES)]
+        if named and self.include_path is None:
+            raise ValueError(
+                f"task '{named[0]}' is a name: give eval.lm_eval.include_path (a folder of task "
+                "YAML files) or the path of its .yaml (tasks are read from local files only)"
+            )
+        if not lm_eval_installed():
+            raise ValueError(f"lm-eval is not installed; {INSTALL_HINT}")
+        return self
+
+    def task_files(self) -> list[Path]:
+        return [Path(t) for t in self.tasks if t.endswith(TASK_FILE_SUFFIXES)]
+
+
+class EvalConfig(_Strict):
+    """What is evaluated on a run's final step (every step with `every_step`)."""
+
+    perplexity: PerplexityEval | None = None
+    lm_eval: LmEvalTasks | None = None
+    every_step: Bool = False
+
+    @model_validator(mode="after")
+    def _something_to_evaluate(self) -> EvalConfig:
+        if self.perplexity is None and self.lm_eval is None:
+            raise ValueError("eval needs eval.perplexity or eval.lm_eval (or leave eval out)")
+        return self

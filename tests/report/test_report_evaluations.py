@@ -1,0 +1,78 @@
+"""The evaluations of `eval:` in `results`, the report's table and as the reported metric
+(`report --metric eval.NAME`), from a database with hand-chosen numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from prunebench.report.build import build_document, write_report
+from prunebench.report.prepare import final_runs, reported_as
+from prunebench.store.database import Store
+from prunebench.store.metrics import dense_key
+from prunebench.store.results import load_results
+from report_db import add_run
+
+ACC = {"one_shot": [0.40, 0.50], "geometric": [0.60, 0.70]}  # per seed, final step
+PPL = {"one_shot": [30.0, 34.0], "geometric": [20.0, 22.0]}
+
+
+DENSE = {"mcq/acc": 0.75, "wiki/ppl": 15.0}
+
+
+def evaluated_database(root):
+    """Two regimes x two seeds at 0.9, each final step with an accuracy and a perplexity, and
+    their dense model (base0) with both."""
+    store = Store(root)
+    store.write_metrics(
+        {"step_key": dense_key("base0"), "name": n, "setting": "s", "value": v}
+        for n, v in DENSE.items()
+    )
+    for regime in ACC:
+        for seed in (0, 1):
+            rid = add_run(store, regime, 0.9, seed, 50.0 + seed, metric="ppl")
+            final = max(store.steps(rid), key=lambda r: r["step"])["step_key"]
+            store.write_metrics(
+                {"step_key": final, "name": name, "setting": "s", "value": value}
+                for name, value in (("mcq/acc", ACC[regime][seed]), ("wiki/ppl", PPL[regime][seed]))
+            )
+    return root
+
+
+def test_results_show_each_final_step_evaluation(tmp_path, invoke):
+    root = evaluated_database(tmp_path)
+    df = load_results(root)
+    finals = df.loc[df.groupby("run_id")["step"].idxmax()]
+    assert sorted(finals["eval.mcq/acc"]) == sorted(ACC["one_shot"] + ACC["geometric"])
+    assert df.loc[df["step"] < df["n_steps"], "eval.mcq/acc"].isna().all()
+    assert set(df["dense_eval.wiki/ppl"]) == {DENSE["wiki/ppl"]}
+    code, out, _ = invoke("results", str(root))
+    assert code == 0
+    assert "mcq/acc" in out and "wiki/ppl" in out
+
+
+def test_the_report_lists_the_evaluations_and_can_decide_on_one(tmp_path):
+    root = evaluated_database(tmp_path)
+    results = load_results(root, outcomes=True)
+    doc = build_document(results, "test")
+    table = next(t for s in doc.sections for t in s.tables() if "Evaluations" in t.title)
+    rows = {row[1]: row for row in table.rows}
+    assert rows["geometric q=0.3"][4] == "65.00 ± 7.07"  # mean ± sd over the seeds, percent
+    assert rows["one-shot"][5] == "32.00 ± 2.83"
+    assert rows["dense"][3:] == ["1", "75.00", "15.00"]  # one dense model: no spread
+    finals = final_runs(reported_as(results, "eval.mcq/acc"))
+    assert sorted(finals["value"]) == sorted(ACC["one_shot"] + ACC["geometric"])
+    assert set(finals["dense_value"]) == {DENSE["mcq/acc"]}
+    files = write_report(root, tmp_path / "report", metric="eval.mcq/acc")
+    text = files.markdown.read_text()
+    assert "headline metric: test mcq/acc (%)" in text
+    assert "+20.00 pp" in text  # geometric vs one-shot: (65 - 45) percentage points
+
+
+def test_a_metric_not_evaluated_is_one_line(tmp_path, invoke):
+    root = evaluated_database(tmp_path)
+    code, _, err = invoke("report", str(root), "--metric", "eval.boolq/acc")
+    assert code == 2
+    assert "no evaluation 'eval.boolq/acc' in these results (eval.mcq/acc, eval.wiki/ppl)" in err
+    assert not (root / "report").exists()
+    with pytest.raises(Exception, match="no evaluation"):
+        reported_as(load_results(root), "test_top1")
