@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from prunebench.report.calibration import Scenario, advantages, draw, rate, until_decided
-from prunebench.report.candidates import outcome_spread
+from prunebench.report.candidates import Candidate, outcome_spread
 from prunebench.report.group_sequential import boundaries, obrien_fleming, spent
-from prunebench.report.sequential import FUTILITY, Design, _Look, futile, replay
+from prunebench.report.sequential import FUTILITY, Design, _levels, _Look, futile, replay
 from prunebench.report.uncertainty import CROSSED, Spread
 from prunebench.report.verdicts import (
     A_BETTER,
@@ -200,3 +200,18 @@ def test_looks_use_only_the_seeds_the_rounds_gave(tmp_path):
     assert {q: (v.status, v.recommended, v.decided_at) for q, v in rounds.verdicts.items()} == {
         q: (v.status, v.recommended, v.decided_at) for q, v in full.verdicts.items()
     }
+
+
+def test_budget_levels_are_named_by_the_variant_whose_epochs_they_are():
+    """A question's budget level keeps its name when added seeds move the mean epochs (a level
+    keyed by the epochs themselves would become a new question at every look)."""
+
+    def cand(label: str, epochs: float) -> Candidate:
+        return Candidate(label, label, "magnitude", 0.9, 0.9, epochs, {0: 0.9})
+
+    early = _levels([cand("one-shot", 5.0), cand("hybrid", 12.5), cand("geometric", 12.5),
+                     cand("constant", 40.0)])  # fmt: skip
+    later = _levels([cand("one-shot", 6.5), cand("hybrid", 13.0), cand("geometric", 12.0),
+                     cand("constant", 41.0)])  # fmt: skip
+    assert early == {"one-shot": 5.0, "geometric": 12.5, None: None}
+    assert later == {"one-shot": 6.5, "geometric": 12.0, "hybrid": 13.0, None: None}

@@ -41,13 +41,11 @@ import pandas as pd
 from scipy import special
 
 from prunebench.outputs import write_file
-from prunebench.report.advice import describe
 from prunebench.report.analysis import summarize
 from prunebench.report.candidates import Candidate, advantage, from_summary
 from prunebench.report.decisions import representatives
-from prunebench.report.document import Bullets, Paragraph, Section
 from prunebench.report.group_sequential import nominal, sequential_p
-from prunebench.report.prepare import Metric, final_runs, metric_for, pct
+from prunebench.report.prepare import Metric, final_runs, metric_for
 from prunebench.report.uncertainty import Spread
 from prunebench.report.verdicts import (
     A_BETTER,
@@ -120,7 +118,7 @@ class _Look:
 
 
 Key = tuple[str, str, float]  # setup, criterion, ratio
-Question = tuple[str, str, float, float | None]  # ... and budget level (None: no limit)
+Question = tuple[str, str, float, str | None]  # ... and budget: the label whose epochs it is
 
 
 def futile(spread: Spread, margin: float, design: Design):
@@ -164,6 +162,7 @@ class Verdict:
     why_open: str = ""
     metric: Metric | None = None
     stopped: bool = False  # futile: no more seeds (see the module doc)
+    budget: float | None = None  # the level's epochs (at the last look it was asked)
 
 
 @dataclass
@@ -187,9 +186,16 @@ def _candidates(finals: pd.DataFrame, metric: Metric) -> dict[float, list[Candid
     return out
 
 
-def _levels(cands: list[Candidate]) -> list[float | None]:
-    levels = sorted({c.epochs for c in cands})
-    return [*levels[:-1], None]
+def _levels(cands: list[Candidate]) -> dict[str | None, float | None]:
+    """Budget levels: the epochs of each candidate cheaper than the dearest, keyed by the
+    first label (cheapest, then by name) at those epochs, so that a question keeps its identity
+    when added seeds move the mean epochs; None: no limit."""
+    levels: dict[str | None, float | None] = {}
+    dearest = max(c.epochs for c in cands)
+    for c in sorted(cands, key=lambda c: (c.epochs, c.label)):
+        if c.epochs < dearest and c.epochs not in levels.values():
+            levels[c.label] = c.epochs
+    return {**levels, None: None}
 
 
 class _Replay:
@@ -212,6 +218,7 @@ class _Replay:
                 row.regime
             )
         self.cands: dict[Key, list[Candidate]] = {}  # this look's candidates, made once a look
+        self.current: set[Question] = set()  # the questions this look's budget levels ask
 
     def allowed(self) -> pd.DataFrame:
         first = self.design.first_seeds
@@ -230,24 +237,28 @@ class _Replay:
         rows = self.allowed()
         wanted: dict[tuple, tuple[Candidate, Candidate, int]] = {}
         self.cands = {}
+        self.current = set()
         for (setup, criterion), group in rows.groupby(["setup", "criterion"], sort=True):
             metric = metric_for(group["metric"].iloc[0])
             for ratio, cands in _candidates(group, metric).items():
                 self.cands[(setup, criterion, ratio)] = cands
-                for level_ in _levels(cands):
-                    q = (setup, criterion, ratio, level_)
+                for label, budget in _levels(cands).items():
+                    q = (setup, criterion, ratio, label)
                     v = self.verdicts.setdefault(q, Verdict(q, metric=metric))
+                    self.current.add(q)
                     if v.status != UNDECIDED:
                         continue
+                    v.budget = budget
                     self._contend(v, cands, metric, wanted)
         if wanted and level > 0:
             self._judge(wanted, seeds)
-        for v in self.verdicts.values():
+        for q in self.current:
+            v = self.verdicts[q]
             if v.status == UNDECIDED:
                 self._settle(v, seeds)
 
     def _reps(self, v: Verdict, cands: list[Candidate], metric: Metric) -> list[Candidate]:
-        level = v.question[3]
+        level = v.budget
         affordable = [c for c in cands if level is None or c.epochs <= level]
         reps = representatives(affordable, metric)
         return sorted((c for r, c in reps.items() if r not in v.dropped),
@@ -333,7 +344,8 @@ class _Replay:
 
     def _current_labels(self, v: Verdict) -> list[str]:
         """The question's representatives, best mean first (as at the last look)."""
-        setup, criterion, ratio, level = v.question
+        setup, criterion, ratio, _ = v.question
+        level = v.budget
         metric = v.metric
         cands = self.cands.get((setup, criterion, ratio), [])
         affordable = [c for c in cands if level is None or c.epochs <= level]
@@ -341,11 +353,18 @@ class _Replay:
         ordered = sorted(reps.values(), key=lambda c: (-metric.score(c.mean), c.epochs, c.label))
         return [c.label for c in ordered]
 
+    def shown(self) -> dict[Question, Verdict]:
+        """The questions of the last look, and those decided at earlier ones (a budget level
+        whose label stopped being one is no question any more, unless it was decided)."""
+        return {
+            q: v for q, v in self.verdicts.items() if q in self.current or v.status != UNDECIDED
+        }
+
     def needs(self) -> list[tuple]:
         """(setup, criterion, ratio, label) of every variant whose regime is still in
         contention for an open question: each gets the next seed."""
         out = set()
-        for (setup, criterion, ratio, _), v in self.verdicts.items():
+        for (setup, criterion, ratio, _), v in self.shown().items():
             if v.status != UNDECIDED or v.stopped:
                 continue
             for key in self.templates:
@@ -367,15 +386,15 @@ def replay(results: pd.DataFrame, design: Design) -> Rounds:
         state.look(seeds)
         needs = state.needs()
         if not needs or seeds == design.max_seeds:
-            return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+            return Rounds(state.shown(), [], seeds - first + 1, seeds, True, design.max_seeds)
         seed = design.extra_seeds[seeds - first]
         wanted = [(state.templates[k], seed) for k in needs]
         have = _variant_seeds(finals, needs)
         if not all((k, seed) in have for k in needs):
-            return Rounds(state.verdicts, wanted, seeds - first + 1, seeds, False, design.max_seeds)
+            return Rounds(state.shown(), wanted, seeds - first + 1, seeds, False, design.max_seeds)
         for k in needs:
             state.seeds_of[k] += 1
-    return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+    return Rounds(state.shown(), [], seeds - first + 1, seeds, True, design.max_seeds)
 
 
 def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
@@ -386,58 +405,3 @@ def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
         if key in wanted:
             out.add((key, int(row.seed)))
     return out
-
-
-def question_lines(rounds: Rounds, stop: str = "") -> list[str]:
-    """Per question: the decision with the seeds it took and its sequential interval, or why
-    it is still open (and what it would take)."""
-    lines = []
-    for q in sorted(rounds.verdicts, key=lambda q: (q[0], q[1], q[2], q[3] is None, q[3] or 0)):
-        v = rounds.verdicts[q]
-        setup, criterion, ratio, level = q
-        where = f"{setup}, {criterion}, {pct(ratio)}" + (
-            f" within {level:g} epochs" if level is not None else ""
-        )
-        if v.status == ONLY_ONE:
-            lines.append(f"{where}: only {v.recommended} fits; nothing to compare")
-            continue
-        shown = "; ".join(f"vs {c.b}: {c.outcome}, {describe(v.metric, c)} at {c.seeds} seeds"
-                          for c in v.comparisons)  # fmt: skip
-        if v.status in (BETTER, TIED):
-            word = (
-                "better than every other regime" if v.status == BETTER else "equivalent or better"
-            )
-            lines.append(f"{where}: {v.recommended} is {word}, decided at {v.decided_at} seeds "
-                         f"(sequential: {shown})")  # fmt: skip
-            continue
-        if v.stopped:
-            reason = v.why_open
-        else:
-            at_most = v.seeds >= rounds.max_seeds
-            reason = f"{v.why_open or 'no comparison decided'}; " + (
-                stop or ("--max-seeds reached" if at_most else "more seeds may decide it")
-            )
-        dropped = "; ".join(f"{r} {why}" for r, why in v.dropped.items())
-        lines.append(
-            f"{where}: open after {v.seeds} seeds ({reason}); best so far {v.recommended}"
-            + (f"; dropped: {dropped}" if dropped else "")
-            + (f"; decided so far: {shown}" if shown else "")
-        )
-    return lines
-
-
-SEQUENTIAL_NOTE = (
-    "These questions were decided by `sweep --until-decided`: seeds were added in rounds only "
-    "where a question was open, so the fixed-sample intervals of the sections above looked at "
-    "the data more than once. The decisions here are the sequential ones (alpha spent over at "
-    "most K looks; report/sequential.py), each with the seeds it took and the interval it was "
-    "decided on; act on these."
-)
-
-
-def sequential_section(results: pd.DataFrame, design: Design) -> Section:
-    """The report's section for an --until-decided results directory."""
-    rounds = replay(results, design)
-    return Section("sequential", "Sequential decisions (sweep --until-decided)").add(
-        Paragraph(SEQUENTIAL_NOTE), Bullets(question_lines(rounds))
-    )
