@@ -1,5 +1,7 @@
-"""`sweep --until-decided`'s decisions (report.sequential): alpha spending that holds under
-optional stopping, racing that never drops the winner, looks derived only from stored rows."""
+"""`sweep --until-decided`'s decisions (report.sequential, report.group_sequential): exact
+group-sequential boundaries that hold under optional stopping, futility that stops only what K
+seeds would not decide, racing that never drops the winner, looks derived only from stored
+rows."""
 
 from __future__ import annotations
 
@@ -9,10 +11,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from prunebench.report.calibration import Scenario, advantages, draw, rate, until_decided
-from prunebench.report.sequential import Design, replay
-from prunebench.report.verdicts import A_BETTER, B_BETTER, BETTER, TIED, UNDECIDED
+from prunebench.report.candidates import Candidate, outcome_spread
+from prunebench.report.group_sequential import boundaries, obrien_fleming, spent
+from prunebench.report.sequential import FUTILITY, Design, _levels, _Look, futile, replay
+from prunebench.report.uncertainty import CROSSED, Spread
+from prunebench.report.verdicts import (
+    A_BETTER,
+    B_BETTER,
+    BETTER,
+    TIED,
+    UNDECIDED,
+    classify,
+    judge,
+)
 from prunebench.store.database import Store
 from prunebench.store.example_outcomes import pack_correct
 from prunebench.store.results import load_results
@@ -22,13 +36,72 @@ ALPHA, SIMS = 0.05, 1000
 TOLERANCE = 2 * math.sqrt(ALPHA * (1 - ALPHA) / SIMS)
 
 
-def test_looks_spend_alpha_once_over_at_most_k_looks():
-    design = Design((0, 1), 8, ALPHA)
-    levels = [design.look_alpha(s) for s in range(2, 9)]
-    assert sum(levels) == pytest.approx(ALPHA)
-    assert levels[0] == 0 and all(a < b for a, b in itertools.pairwise(levels[1:]))
-    assert design.extra_seeds == [2, 3, 4, 5, 6, 7]
-    assert Design((3, 5, 9), 5).extra_seeds == [10, 11]
+def test_boundaries_match_published_obrien_fleming_values():
+    """gsDesign's Lan-DeMets O'Brien-Fleming bounds for 5 equally spaced looks, one-sided
+    alpha 0.025 on each side (Jennison & Turnbull's recursive integration, computed here)."""
+    each_side = lambda t: 2 * obrien_fleming(0.025, t)  # noqa: E731
+    c = boundaries(each_side, (0.2, 0.4, 0.6, 0.8, 1.0))
+    assert c == pytest.approx([4.877, 3.357, 2.680, 2.290, 2.031], abs=2e-3)
+
+
+def test_the_looks_spend_alpha_over_nested_sums_of_seeds():
+    """Simulated z-statistics of nested sums of seeds (corr sqrt(s_i / s_j)): crossing the
+    design's nominal levels at any look happens alpha of the time, and each look adds its
+    increment of the spending function."""
+    design = Design((0, 1), 6, ALPHA)
+    steps = np.random.default_rng(5).standard_normal((400_000, 6))
+    sums = np.cumsum(steps, axis=1)[:, 1:]  # looks at 2..6 seeds
+    z = np.abs(sums / np.sqrt(np.arange(2, 7)))
+    levels = np.array([design.look_alpha(s) for s in range(2, 7)])
+    crossed = z >= stats.norm.isf(levels / 2)
+    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
+    se = math.sqrt(ALPHA / 400_000)
+    assert (first >= 0).mean() == pytest.approx(ALPHA, abs=3 * se)
+    by_look = np.array([((first >= 0) & (first <= j)).mean() for j in range(5)])
+    assert by_look == pytest.approx(spent(ALPHA, np.arange(2, 7) / 6), abs=4 * se)
+    assert all(a < b for a, b in itertools.pairwise(levels)) and levels[-1] < ALPHA
+    assert design.look_alpha(1) == 0 and Design((0,), 6).look_alpha(1) == 0
+    assert design.extra_seeds == [2, 3, 4, 5] and Design((3, 5, 9), 5).extra_seeds == [10, 11]
+
+
+def test_sequential_p_inverts_the_looks_level():
+    design = Design((0, 1), 6, ALPHA)
+    for seeds in range(2, 7):
+        for alpha in (0.001, 0.01, ALPHA, 0.2):
+            level = design.look_alpha(seeds, alpha)
+            assert design.sequential_p(seeds, level) == pytest.approx(alpha, rel=1e-3)
+    assert np.isnan(design.sequential_p(3, np.nan)) and design.sequential_p(1, 0.001) == 1
+
+
+def test_holm_on_sequential_p_values_gives_each_interval_its_looks_level():
+    """Two comparisons at the look at 4 of 6 seeds: the clear one is tested at the look's level
+    for alpha / 2, and, once it is rejected, the other at the look's level for alpha."""
+    design = Design((0, 1), 6, ALPHA)
+    spreads = [Spread(0.05, 0.0, 0.0, 4, 1000, CROSSED, 1e-4),
+               Spread(0.002, 0.0, 0.0, 4, 1000, CROSSED, 1e-4)]  # fmt: skip
+    pairs = [(0.5, "a", "b"), (0.5, "a", "c")]
+    look = _Look(design, 4)
+    clear, weak = judge(spreads, pairs, 0.001, ALPHA, boundary=look)
+    assert clear.outcome == A_BETTER and weak.outcome == "inconclusive"
+    assert clear.alpha == pytest.approx(design.look_alpha(4, ALPHA / 2))
+    assert weak.alpha == pytest.approx(design.look_alpha(4, ALPHA))
+
+
+def test_questions_stopped_as_futile_would_rarely_have_been_decided():
+    """Stopped at 3 of 6 seeds for futility: of those, K seeds decide (at the last look's
+    level) hardly any; of the questions that go on, many. Truths of 0 to 3 standard errors."""
+    sc = Scenario(seeds=6, examples=500)
+    rng = np.random.default_rng(3)
+    design = Design((0, 1), 6, ALPHA)
+    diffs = np.concatenate([advantages(*draw(rng, sc, 300, shift), sc)
+                            for shift in (0.0, 0.15, 0.3)])  # fmt: skip
+    margin = 0.5 * float(diffs.mean(axis=(1, 2))[:300].std())
+    stop = np.asarray(futile(outcome_spread(diffs[:, :3], True), margin, design))
+    final = outcome_spread(diffs, True)
+    low, high = final.interval(design.look_alpha(6))
+    decided = np.asarray(classify(final.mean, low, high, margin)) != "inconclusive"
+    assert 0.1 < stop.mean() < 0.9
+    assert decided[stop].mean() < FUTILITY < decided[~stop].mean()
 
 
 def test_the_design_is_stored_whole_and_read_back(tmp_path):
@@ -127,3 +200,18 @@ def test_looks_use_only_the_seeds_the_rounds_gave(tmp_path):
     assert {q: (v.status, v.recommended, v.decided_at) for q, v in rounds.verdicts.items()} == {
         q: (v.status, v.recommended, v.decided_at) for q, v in full.verdicts.items()
     }
+
+
+def test_budget_levels_are_named_by_the_variant_whose_epochs_they_are():
+    """A question's budget level keeps its name when added seeds move the mean epochs (a level
+    keyed by the epochs themselves would become a new question at every look)."""
+
+    def cand(label: str, epochs: float) -> Candidate:
+        return Candidate(label, label, "magnitude", 0.9, 0.9, epochs, {0: 0.9})
+
+    early = _levels([cand("one-shot", 5.0), cand("hybrid", 12.5), cand("geometric", 12.5),
+                     cand("constant", 40.0)])  # fmt: skip
+    later = _levels([cand("one-shot", 6.5), cand("hybrid", 13.0), cand("geometric", 12.0),
+                     cand("constant", 41.0)])  # fmt: skip
+    assert early == {"one-shot": 5.0, "geometric": 12.5, None: None}
+    assert later == {"one-shot": 6.5, "geometric": 12.0, "hybrid": 13.0, None: None}

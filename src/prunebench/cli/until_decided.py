@@ -18,7 +18,8 @@ from prunebench.engine.plan import build_plan, count, render_counts
 from prunebench.engine.rounds import Budget, RoundsOutcome, run_rounds, with_seed
 from prunebench.errors import PrunebenchError
 from prunebench.report.prepare import final_runs
-from prunebench.report.sequential import Design, question_lines, replay
+from prunebench.report.sequential import Design, replay
+from prunebench.report.sequential_text import question_lines
 from prunebench.store.database import Store
 from prunebench.store.results import load_results
 

@@ -28,7 +28,8 @@ from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, reported_as, unfinished_runs
 from prunebench.report.sanity import sanity_warnings
-from prunebench.report.sequential import Design, sequential_section
+from prunebench.report.sequential import Design
+from prunebench.report.sequential_text import sequential_section
 from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
 from prunebench.store.results import database_path, load_results
 

@@ -4,30 +4,28 @@ A question is (setup, criterion, ratio, budget level). Looks happen after each r
 the configured seeds (S0 of them), look j at S0 + j - 1 seeds, at most K (`--max-seeds`). At a
 look, every comparison an open question needs (its best contender against each other
 contender, as in decisions.py) is judged with the report's fixed-sample interval at the look's
-own level alpha_s, Holm-corrected over the comparisons judged at that look, each counted once per
+nominal level (below), Holm-corrected over the comparisons judged at that look, each counted once per
 variant pair its representatives were picked from. A comparison once decided (better, or
 equivalent) stays decided: later seeds do not reopen it.
 
-Error rates under optional stopping: alpha spending with a union bound (Bonferroni over looks,
-the conservative case of Lan & DeMets 1983). Look s spends
-
-    alpha_s = alpha * w(s) / sum_{s'=S0..K} w(s'),   w(s) = max(s - 2, 0)^3
-
-(one and two seeds decide (almost) nothing, so they spend nothing; most is kept for the last
-looks, as O'Brien-Fleming-like designs do, so that K seeds lose little power against the fixed
-K-seed design, while large differences still stop after 3-4 seeds). The chance that ANY look
-makes a false claim is at most sum alpha_s = alpha, whatever the stopping rule, racing included:
-no assumption on how the looks are correlated, only that each look's interval holds at its own
-level (the assumptions of the fixed-sample verdicts: paired seeds and test examples, the normal
-model of uncertainty.py).
+Error rates under optional stopping: a group-sequential design over the looks at 2..K seeds
+(report/group_sequential.py): the boundaries spend alpha t^4 by information fraction t = s / K
+(nothing at one seed, alpha/81 at 2 of 6), computed exactly for the correlation of nested sums
+of seeds, and each look judges with the report's fixed-sample interval at the boundary's nominal
+level ("significance level approach", Jennison & Turnbull 2000, sec. 3.8). Holm's step-down runs
+on sequential p-values (the total alpha at which the look rejects): the j-th comparison of m
+gets the look's level for alpha / (m - j + 1), as the group-sequential Holm procedure of Ye,
+Li, Liu & Yao (Stat. Med. 2013) and the graphical approach of Maurer & Bretz (2013) do.
 
 Racing: a regime that a decided comparison found worse than another at a question gets no more
-seeds there. Futility: from 3 seeds on, a question whose open comparisons could not be decided
-at K seeds even if the truth were one standard error more favourable than the estimate (the
-variance parts as estimated now, the last look's level) gets no more seeds either; it stays
-open, and says so. Stopping without a claim cannot make a false one, so neither rule touches
-the error rates. A question is decided when its best contender is better than or equivalent to
-every other contender (dropped regimes were beaten on the way), or when one contender is left.
+seeds there. Futility (non-binding): a question whose open comparisons K seeds would decide with
+predictive probability below FUTILITY (flat prior, the variance parts as estimated now;
+Spiegelhalter, Freedman & Blackburn 1986) gets no more seeds either; it stays open, and says
+so. The boundaries are computed as if nothing ever stopped for futility, and stopping without
+a claim cannot make a false one, so neither rule raises the error rates. A question is decided
+when its best contender is better than or equivalent to every other contender (dropped regimes
+were beaten on the way), or when one contender is left.
+
 Every look is derived only from stored rows (seeds beyond a look's are ignored), so a killed
 sweep replays the same looks and continues with the same decisions.
 """
@@ -40,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from prunebench.outputs import write_file
-from prunebench.report.advice import describe
 from prunebench.report.analysis import summarize
 from prunebench.report.candidates import Candidate, advantage, from_summary
 from prunebench.report.decisions import representatives
-from prunebench.report.document import Bullets, Paragraph, Section
-from prunebench.report.prepare import Metric, final_runs, metric_for, pct
+from prunebench.report.group_sequential import nominal, sequential_p
+from prunebench.report.prepare import Metric, final_runs, metric_for
 from prunebench.report.uncertainty import Spread
 from prunebench.report.verdicts import (
     A_BETTER,
@@ -63,6 +61,7 @@ from prunebench.report.verdicts import (
 )
 
 SETTINGS_FILE = "until_decided.json"  # in the results directory: the design, written once
+FUTILITY = 0.1  # a question stops when K seeds would decide it with less chance than this
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,15 @@ class Design:
         start = max(self.first_seeds) + 1
         return list(range(start, start + self.max_seeds - len(self.first_seeds)))
 
-    def look_alpha(self, seeds: int) -> float:
-        """alpha_s of the look at `seeds` seeds (see the module doc)."""
-        weights = {s: max(s - 2, 0) ** 3 for s in range(len(self.first_seeds), self.max_seeds + 1)}
-        total = sum(weights.values())
-        return self.alpha * weights.get(seeds, 0) / total if total else 0.0
+    def look_alpha(self, seeds: int, alpha=None):
+        """The nominal level of the look at `seeds` seeds when the design spends `alpha` (the
+        design's own by default; scalar or array): its group-sequential boundary."""
+        total = self.alpha if alpha is None else alpha
+        return nominal(len(self.first_seeds), self.max_seeds, seeds, total)
+
+    def sequential_p(self, seeds: int, p):
+        """The smallest total alpha at which the look at `seeds` seeds rejects p-value p."""
+        return sequential_p(len(self.first_seeds), self.max_seeds, seeds, p)
 
     def save(self, directory: Path) -> None:
         text = json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)})
@@ -100,22 +103,48 @@ class Design:
         return cls(tuple(raw["first_seeds"]), raw["max_seeds"], raw["alpha"], raw["margin"])
 
 
+@dataclass(frozen=True)
+class _Look:
+    """verdicts.Boundary of the design's look at `seeds` seeds."""
+
+    design: Design
+    seeds: int
+
+    def nominal(self, alpha):
+        return self.design.look_alpha(self.seeds, alpha)
+
+    def sequential_p(self, p):
+        return self.design.sequential_p(self.seeds, p)
+
+
 Key = tuple[str, str, float]  # setup, criterion, ratio
-Question = tuple[str, str, float, float | None]  # ... and budget level (None: no limit)
+Question = tuple[str, str, float, str | None]  # ... and budget: the label whose epochs it is
 
 
 def futile(spread: Spread, margin: float, design: Design):
-    """Whether K seeds could not decide these comparisons even with the truth one standard error
-    more favourable than the estimate (vectorised over the spread's leading axes)."""
-    if spread.seeds < 3 or spread.seeds >= design.max_seeds:
+    """Whether the chance that K seeds decide (better, or equivalent) is below FUTILITY, as
+    predicted from the estimate now (vectorised over the spread's leading axes)."""
+    if spread.seeds < 2 or spread.seeds >= design.max_seeds:
         return np.zeros(np.shape(spread.mean), dtype=bool)
-    level = design.look_alpha(design.max_seeds)
-    half = np.asarray(spread.half_width(level, design.max_seeds))
-    se = np.sqrt(np.asarray(spread.var, dtype=float))
-    size = np.abs(np.asarray(spread.mean, dtype=float))
-    better = (size + se > half) & (size + se > margin)
-    equivalent = np.maximum(size - se, 0.0) + half < margin
-    return ~(better | equivalent)
+    return predicted_decision(spread, margin, design) < FUTILITY
+
+
+def predicted_decision(spread: Spread, margin: float, design: Design):
+    """Predictive probability (flat prior; Spiegelhalter, Freedman & Blackburn 1986) that the
+    look at K seeds calls the difference better or equivalent: its estimate is predicted as
+    N(estimate now, Var now - Var at K), its interval as the one at K seeds at the last look's
+    level with the variance parts as estimated now."""
+    most = design.max_seeds
+    half = np.asarray(spread.half_width(design.look_alpha(most), most), dtype=float)
+    sd = np.sqrt(np.maximum(np.asarray(spread.var - spread.projected_var(most), float), 1e-30))
+    mean = np.asarray(spread.mean, dtype=float)
+    needed = np.maximum(half, margin)
+    better = special.ndtr((mean - needed) / sd) + special.ndtr((-mean - needed) / sd)
+    room = np.maximum(margin - half, 0.0)
+    equivalent = np.where(
+        room > 0, special.ndtr((room - mean) / sd) - special.ndtr((-room - mean) / sd), 0.0
+    )
+    return better + equivalent
 
 
 @dataclass
@@ -133,6 +162,7 @@ class Verdict:
     why_open: str = ""
     metric: Metric | None = None
     stopped: bool = False  # futile: no more seeds (see the module doc)
+    budget: float | None = None  # the level's epochs (at the last look it was asked)
 
 
 @dataclass
@@ -156,9 +186,16 @@ def _candidates(finals: pd.DataFrame, metric: Metric) -> dict[float, list[Candid
     return out
 
 
-def _levels(cands: list[Candidate]) -> list[float | None]:
-    levels = sorted({c.epochs for c in cands})
-    return [*levels[:-1], None]
+def _levels(cands: list[Candidate]) -> dict[str | None, float | None]:
+    """Budget levels: the epochs of each candidate cheaper than the dearest, keyed by the
+    first label (cheapest, then by name) at those epochs, so that a question keeps its identity
+    when added seeds move the mean epochs; None: no limit."""
+    levels: dict[str | None, float | None] = {}
+    dearest = max(c.epochs for c in cands)
+    for c in sorted(cands, key=lambda c: (c.epochs, c.label)):
+        if c.epochs < dearest and c.epochs not in levels.values():
+            levels[c.label] = c.epochs
+    return {**levels, None: None}
 
 
 class _Replay:
@@ -181,6 +218,7 @@ class _Replay:
                 row.regime
             )
         self.cands: dict[Key, list[Candidate]] = {}  # this look's candidates, made once a look
+        self.current: set[Question] = set()  # the questions this look's budget levels ask
 
     def allowed(self) -> pd.DataFrame:
         first = self.design.first_seeds
@@ -199,24 +237,28 @@ class _Replay:
         rows = self.allowed()
         wanted: dict[tuple, tuple[Candidate, Candidate, int]] = {}
         self.cands = {}
+        self.current = set()
         for (setup, criterion), group in rows.groupby(["setup", "criterion"], sort=True):
             metric = metric_for(group["metric"].iloc[0])
             for ratio, cands in _candidates(group, metric).items():
                 self.cands[(setup, criterion, ratio)] = cands
-                for level_ in _levels(cands):
-                    q = (setup, criterion, ratio, level_)
+                for label, budget in _levels(cands).items():
+                    q = (setup, criterion, ratio, label)
                     v = self.verdicts.setdefault(q, Verdict(q, metric=metric))
+                    self.current.add(q)
                     if v.status != UNDECIDED:
                         continue
+                    v.budget = budget
                     self._contend(v, cands, metric, wanted)
         if wanted and level > 0:
-            self._judge(wanted, level, rows)
-        for v in self.verdicts.values():
+            self._judge(wanted, seeds)
+        for q in self.current:
+            v = self.verdicts[q]
             if v.status == UNDECIDED:
                 self._settle(v, seeds)
 
     def _reps(self, v: Verdict, cands: list[Candidate], metric: Metric) -> list[Candidate]:
-        level = v.question[3]
+        level = v.budget
         affordable = [c for c in cands if level is None or c.epochs <= level]
         reps = representatives(affordable, metric)
         return sorted((c for r, c in reps.items() if r not in v.dropped),
@@ -243,8 +285,10 @@ class _Replay:
         flipped = (*key[:3], key[4], key[3])
         return self.pairs[flipped].flipped() if flipped in self.pairs else None
 
-    def _judge(self, wanted: dict, level: float, rows: pd.DataFrame) -> None:
-        """One Holm family per (setup, criterion) at this look's level, as the report's."""
+    def _judge(self, wanted: dict, seeds: int) -> None:
+        """One Holm family per (setup, criterion), as the report's, on this look's boundary
+        (Holm on the sequential p-values; see the module doc)."""
+        boundary = _Look(self.design, seeds)
         families: dict[tuple, list[tuple]] = {}
         for key in wanted:
             families.setdefault(key[:2], []).append(key)
@@ -255,7 +299,7 @@ class _Replay:
             margin = margin_for(metric, self.design.margin)
             pairs = [(k[2], k[3], k[4]) for k in keys]
             times = [wanted[k][2] for k in keys]
-            judged = judge(spreads, pairs, margin, level, bound, None, times)
+            judged = judge(spreads, pairs, margin, self.design.alpha, bound, None, times, boundary)
             for key, c, spread in zip(keys, judged, spreads, strict=True):
                 if c.outcome != INCONCLUSIVE:
                     self.pairs[key] = c
@@ -292,14 +336,16 @@ class _Replay:
             v.why_open = f"open against {', '.join(open_)}"
             if all((setup, criterion, ratio, rec, o) in self.futile for o in open_):
                 v.stopped = True
-                v.why_open += f": {self.design.max_seeds} seeds would not decide it"
+                v.why_open += (f": {self.design.max_seeds} seeds would decide it with less than "
+                               f"{FUTILITY:.0%} chance")  # fmt: skip
 
     def _regime_of(self, setup, criterion, ratio) -> dict[str, str]:
         return self.regimes.get((setup, criterion, ratio), {})
 
     def _current_labels(self, v: Verdict) -> list[str]:
         """The question's representatives, best mean first (as at the last look)."""
-        setup, criterion, ratio, level = v.question
+        setup, criterion, ratio, _ = v.question
+        level = v.budget
         metric = v.metric
         cands = self.cands.get((setup, criterion, ratio), [])
         affordable = [c for c in cands if level is None or c.epochs <= level]
@@ -307,11 +353,18 @@ class _Replay:
         ordered = sorted(reps.values(), key=lambda c: (-metric.score(c.mean), c.epochs, c.label))
         return [c.label for c in ordered]
 
+    def shown(self) -> dict[Question, Verdict]:
+        """The questions of the last look, and those decided at earlier ones (a budget level
+        whose label stopped being one is no question any more, unless it was decided)."""
+        return {
+            q: v for q, v in self.verdicts.items() if q in self.current or v.status != UNDECIDED
+        }
+
     def needs(self) -> list[tuple]:
         """(setup, criterion, ratio, label) of every variant whose regime is still in
         contention for an open question: each gets the next seed."""
         out = set()
-        for (setup, criterion, ratio, _), v in self.verdicts.items():
+        for (setup, criterion, ratio, _), v in self.shown().items():
             if v.status != UNDECIDED or v.stopped:
                 continue
             for key in self.templates:
@@ -333,15 +386,15 @@ def replay(results: pd.DataFrame, design: Design) -> Rounds:
         state.look(seeds)
         needs = state.needs()
         if not needs or seeds == design.max_seeds:
-            return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+            return Rounds(state.shown(), [], seeds - first + 1, seeds, True, design.max_seeds)
         seed = design.extra_seeds[seeds - first]
         wanted = [(state.templates[k], seed) for k in needs]
         have = _variant_seeds(finals, needs)
         if not all((k, seed) in have for k in needs):
-            return Rounds(state.verdicts, wanted, seeds - first + 1, seeds, False, design.max_seeds)
+            return Rounds(state.shown(), wanted, seeds - first + 1, seeds, False, design.max_seeds)
         for k in needs:
             state.seeds_of[k] += 1
-    return Rounds(state.verdicts, [], seeds - first + 1, seeds, True, design.max_seeds)
+    return Rounds(state.shown(), [], seeds - first + 1, seeds, True, design.max_seeds)
 
 
 def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
@@ -352,58 +405,3 @@ def _variant_seeds(finals: pd.DataFrame, keys: list[tuple]) -> set[tuple]:
         if key in wanted:
             out.add((key, int(row.seed)))
     return out
-
-
-def question_lines(rounds: Rounds, stop: str = "") -> list[str]:
-    """Per question: the decision with the seeds it took and its sequential interval, or why
-    it is still open (and what it would take)."""
-    lines = []
-    for q in sorted(rounds.verdicts, key=lambda q: (q[0], q[1], q[2], q[3] is None, q[3] or 0)):
-        v = rounds.verdicts[q]
-        setup, criterion, ratio, level = q
-        where = f"{setup}, {criterion}, {pct(ratio)}" + (
-            f" within {level:g} epochs" if level is not None else ""
-        )
-        if v.status == ONLY_ONE:
-            lines.append(f"{where}: only {v.recommended} fits; nothing to compare")
-            continue
-        shown = "; ".join(f"vs {c.b}: {c.outcome}, {describe(v.metric, c)} at {c.seeds} seeds"
-                          for c in v.comparisons)  # fmt: skip
-        if v.status in (BETTER, TIED):
-            word = (
-                "better than every other regime" if v.status == BETTER else "equivalent or better"
-            )
-            lines.append(f"{where}: {v.recommended} is {word}, decided at {v.decided_at} seeds "
-                         f"(sequential: {shown})")  # fmt: skip
-            continue
-        if v.stopped:
-            reason = v.why_open
-        else:
-            at_most = v.seeds >= rounds.max_seeds
-            reason = f"{v.why_open or 'no comparison decided'}; " + (
-                stop or ("--max-seeds reached" if at_most else "more seeds may decide it")
-            )
-        dropped = "; ".join(f"{r} {why}" for r, why in v.dropped.items())
-        lines.append(
-            f"{where}: open after {v.seeds} seeds ({reason}); best so far {v.recommended}"
-            + (f"; dropped: {dropped}" if dropped else "")
-            + (f"; decided so far: {shown}" if shown else "")
-        )
-    return lines
-
-
-SEQUENTIAL_NOTE = (
-    "These questions were decided by `sweep --until-decided`: seeds were added in rounds only "
-    "where a question was open, so the fixed-sample intervals of the sections above looked at "
-    "the data more than once. The decisions here are the sequential ones (alpha spent over at "
-    "most K looks; report/sequential.py), each with the seeds it took and the interval it was "
-    "decided on; act on these."
-)
-
-
-def sequential_section(results: pd.DataFrame, design: Design) -> Section:
-    """The report's section for an --until-decided results directory."""
-    rounds = replay(results, design)
-    return Section("sequential", "Sequential decisions (sweep --until-decided)").add(
-        Paragraph(SEQUENTIAL_NOTE), Bullets(question_lines(rounds))
-    )

@@ -19,7 +19,8 @@ from prunebench.report.sanity import (
     collapsed_decision_text,
     sanity_warnings,
 )
-from prunebench.report.sequential import Design, question_lines, replay
+from prunebench.report.sequential import Design, replay
+from prunebench.report.sequential_text import question_lines
 from prunebench.report.verdicts import ALPHA
 from prunebench.store.results import load_results
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
@@ -140,6 +141,15 @@ def seeds_to_decide(
     return None, f"more than {MAX_SEEDS} more seeds"
 
 
+class Boundary(Protocol):
+    """One look of a group-sequential design (report/sequential.py): the nominal level of its
+    fixed-sample interval for a total alpha, and the inverse for a p-value."""
+
+    def nominal(self, alpha: np.ndarray) -> np.ndarray: ...
+
+    def sequential_p(self, p: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A vs B at one ratio: the advantage of A, its interval, the verdict, what to do next."""
@@ -185,15 +195,21 @@ def judge(
     bound: float | None = None,
     min_effect: float | None = None,
     multiplicity: list[int] | None = None,
+    boundary: Boundary | None = None,
 ) -> list[Comparison]:
     """Verdicts for a family of comparisons (ratio, a, b), Holm-corrected together.
     `bound`: the largest possible |difference| (1 for accuracies); intervals are cut to it,
     which keeps their coverage (the truth lies inside the bound). `multiplicity`: per
-    comparison, how many variant pairs its representatives were picked from."""
+    comparison, how many variant pairs its representatives were picked from. `boundary`: a
+    look of a sequential design; Holm then runs on the sequential p-values (the total alpha at
+    which the look rejects), and each interval gets the look's nominal level for its share."""
     min_effect = 5 * margin if min_effect is None else min_effect
     k = np.ones(len(spreads)) if multiplicity is None else np.asarray(multiplicity, float)
     p = np.array([s.p_value() if s.decides else np.nan for s in spreads], dtype=float)
-    alphas = holm_alphas(np.minimum(p * k, 1.0), alpha) / k
+    ordered = p if boundary is None else np.asarray(boundary.sequential_p(p), dtype=float)
+    alphas = holm_alphas(np.minimum(ordered * k, 1.0), alpha) / k
+    if boundary is not None:
+        alphas = np.asarray(boundary.nominal(alphas), dtype=float)
     family = int((~np.isnan(p)).sum())
     out = []
     for spread, (ratio, a, b), level, p_value, times in zip(
