@@ -114,6 +114,7 @@ def test_chunked_passes_give_the_one_pass_scores_bit_for_bit(monkeypatch, name):
         lambda module, args: needing.append([p.requires_grad for p in params.values()])
     )
     monkeypatch.setattr(calibration, "SUM_BUDGET", params["0.weight"].numel())  # one each
+    monkeypatch.setattr(calibration, "MAX_PASSES", 8)
     chunked = make_criterion(name).weight_scores(model, params, iter(batches), task)
     for key, value in whole.items():
         assert torch.equal(chunked[key], value), key
@@ -134,7 +135,11 @@ def test_taylor_scores_are_the_gradient_of_the_mean_loss_over_all_samples(monkey
     model, batches, params = model_and_batches()
     task = Classification()
     monkeypatch.setattr(calibration, "SUM_BUDGET", 1)
+    monkeypatch.setattr(calibration, "MAX_PASSES", 2)  # 2 passes, not 1 per weight
+    passes = []
+    model.register_forward_pre_hook(lambda module, args: passes.append(1))
     got = make_criterion("taylor").weight_scores(model, params, batches, task)
+    assert len(passes) == 2 * len(batches)
     x = torch.cat([b[0] for b in batches])
     y = torch.cat([b[1] for b in batches])
     grads = torch.autograd.grad(task.loss(model, (x, y)), list(params.values()))

@@ -91,6 +91,7 @@ def test_a_llama_taylor_step_scores_channels_and_heads_as_computed_independently
     model.eval()
     s = independent_taylor(model, ids)
     monkeypatch.setattr(calibration, "SUM_BUDGET", 5000)  # a chunk per projection or two
+    monkeypatch.setattr(calibration, "MAX_PASSES", 100)
     importance = pruner.criterion.group_importance(
         model, pruner.scored_params(model), iter(batches), task
     )

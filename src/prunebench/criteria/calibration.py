@@ -10,7 +10,8 @@ the same time); input norms are reduced inside each layer's forward hook, about 
 float64 elements at a time (a convolution's im2col rows unfolded for a few images at a time), so
 their extra memory does not grow with the batch. The sums are float64 for models up to
 EXACT_SUMS scored weights and in the weights' own dtype above it. At most SUM_BUDGET weights'
-sums exist at once: a larger model's parameters are taken in chunks (in model order), one pass
+sums exist at once (a model above MAX_PASSES x SUM_BUDGET: 1/MAX_PASSES of its scored weights):
+a larger model's parameters are taken in chunks (in model order), one pass
 over the calibration batches each, in which only the chunk's parameters require gradients (the
 layers below it record nothing for backward); each parameter's result is handed over (and
 reduced by its consumer) as its chunk completes. Same numbers, bit for bit, as one pass: a
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 # with more scored weights than this takes one backward per sample instead.
 VMAP_BUDGET = 50_000_000
 EXACT_SUMS = 50_000_000  # scored weights up to which the sums are float64
-SUM_BUDGET = 64_000_000  # weights whose sums are held at once (more: a pass per chunk)
+SUM_BUDGET = 64_000_000  # weights whose sums are held at once (more: a pass per chunk) ...
+MAX_PASSES = 4  # ... unless that takes more passes: then 1/MAX_PASSES of the weights each
 FEATURE_CHUNK = 1 << 22  # input elements squared in float64 at once (wanda's input norms)
 
 
@@ -92,10 +94,11 @@ def _sample_average(
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, (1/N) x the sums that `add_batch(chunk, inputs, targets, sums)` adds per batch
     over all N calibration samples), in eval mode, parameter by parameter. At most SUM_BUDGET
-    weights' sums exist at once: a larger model's parameters are taken in chunks, each a pass
-    over the calibration batches (same numbers, more passes)."""
+    weights' sums (or 1/MAX_PASSES of them) exist at once: a larger model's parameters are
+    taken in chunks, each a pass over the calibration batches (same numbers, more passes)."""
     exact = sum(p.numel() for p in params.values()) <= EXACT_SUMS
-    parts = chunks(params, SUM_BUDGET)
+    budget = max(SUM_BUDGET, -(-sum(p.numel() for p in params.values()) // MAX_PASSES))
+    parts = chunks(params, budget)
     if len(parts) > 1 and not isinstance(batches, Sequence):
         batches = list(batches)  # read once per chunk
     device = _device(params)
