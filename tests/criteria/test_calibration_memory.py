@@ -98,3 +98,51 @@ def test_wanda_input_norms_in_chunks_match_one_float64_computation(monkeypatch):
     with torch.no_grad():
         rows = model[1](model[0](torch.cat([x for x, _ in batches]))).double()
     assert torch.allclose(norms["2"], rows.pow(2).sum(0).sqrt(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["taylor", "hessian"])
+def test_chunked_passes_give_the_one_pass_scores_bit_for_bit(monkeypatch, name):
+    """A model larger than SUM_BUDGET is scored a chunk of parameters per pass over the
+    calibration batches (a one-shot stream included): the same numbers as one pass, only the
+    chunk requiring gradients during its pass, every flag restored after."""
+    model, batches, params = model_and_batches()
+    task = Classification()
+    whole = make_criterion(name).weight_scores(model, params, batches, task)
+    model[2].bias.requires_grad_(False)  # a frozen parameter stays frozen
+    needing: list[list[bool]] = []
+    model.register_forward_pre_hook(
+        lambda module, args: needing.append([p.requires_grad for p in params.values()])
+    )
+    monkeypatch.setattr(calibration, "SUM_BUDGET", params["0.weight"].numel())  # one each
+    monkeypatch.setattr(calibration, "MAX_PASSES", 8)
+    chunked = make_criterion(name).weight_scores(model, params, iter(batches), task)
+    for key, value in whole.items():
+        assert torch.equal(chunked[key], value), key
+    assert needing[0] == [True, False] and needing[-1] == [False, True]
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
+
+
+def test_chunks_keep_the_order_and_the_budget():
+    params = {
+        n: nn.Parameter(torch.zeros(size)) for n, size in zip("abcd", (3, 4, 9, 2), strict=True)
+    }
+    parts = calibration.chunks(params, 7)
+    assert [list(part) for part in parts] == [["a", "b"], ["c"], ["d"]]
+
+
+def test_taylor_scores_are_the_gradient_of_the_mean_loss_over_all_samples(monkeypatch):
+    """Independent computation: one autograd.grad of the loss over every sample at once."""
+    model, batches, params = model_and_batches()
+    task = Classification()
+    monkeypatch.setattr(calibration, "SUM_BUDGET", 1)
+    monkeypatch.setattr(calibration, "MAX_PASSES", 2)  # 2 passes, not 1 per weight
+    passes = []
+    model.register_forward_pre_hook(lambda module, args: passes.append(1))
+    got = make_criterion("taylor").weight_scores(model, params, batches, task)
+    assert len(passes) == 2 * len(batches)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    grads = torch.autograd.grad(task.loss(model, (x, y)), list(params.values()))
+    for (key, param), grad in zip(params.items(), grads, strict=True):
+        expected = (grad * param.detach()).square()
+        assert torch.allclose(got[key], expected, rtol=1e-5, atol=1e-12), key

@@ -12,6 +12,7 @@ from torch import nn
 import prunebench
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.models.roles import output_tensors
+from prunebench.pruning import rollback
 
 X = torch.randn(2, 3, 8, 8)
 
@@ -122,6 +123,24 @@ def test_a_refused_step_leaves_the_model_and_the_pruner_as_they_were():
     assert [(m.in_features, m.out_features) for m in [model.head]] == attributes
     assert (model.a.out_channels, model.b.in_channels, model.b.out_channels) == (8, 8, 8)
     assert model.head.weight.shape == (4, 8)
+    assert pruner.graph.history() == [] and pruner.current_channels() == [8, 8]
+    assert model(X).shape == (2, 4)
+
+
+def test_a_refused_step_of_a_model_above_the_spill_size_comes_back_from_the_file(monkeypatch):
+    """Above rollback.SPILL_BYTES the cut tensors are freed as they are replaced and a refusal
+    rebuilds them from the snapshot's file: the same values, shapes and parameters."""
+    monkeypatch.setattr(rollback, "SPILL_BYTES", 0)
+    model = BreaksWhenPruned()
+    pruner = prunebench.StructuredPruner.for_model(model, X, scope="layerwise")
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(PrunebenchError, match="no longer runs after pruning"):
+        pruner.prune_to(model, 0.5)
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in model.parameters())
+    assert (model.a.out_channels, model.b.in_channels, model.b.out_channels) == (8, 8, 8)
     assert pruner.graph.history() == [] and pruner.current_channels() == [8, 8]
     assert model(X).shape == (2, 4)
 

@@ -4,6 +4,9 @@ the same objects included."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import torch
 from torch import nn
 
@@ -31,4 +34,35 @@ def test_restore_puts_back_the_same_parameters_buffers_children_and_attributes()
     assert conv.out_channels == 4 and norm.num_features == 4
     assert not hasattr(conv, "added_by_the_step")
     assert model[3] is head
+    assert torch.equal(model(x), before)
+
+
+def test_a_large_model_is_saved_to_a_file_and_a_replaced_tensor_is_freed_at_once():
+    """Above the spill size the snapshot holds weak references: a tensor a cut replaces is freed
+    (no second copy of the cut layers), and a restore rebuilds it from the file with the same
+    values, while what the step left alone comes back as the same object."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    model[2].weight.requires_grad_(False)
+    x = torch.randn(4, 6)
+    before = model(x).detach()  # no graph holding the weights
+    first, kept, frozen = model[0].weight, model[0].bias, model[2].weight
+    values = first.detach().clone()
+    freed = weakref.ref(first)
+    states = snapshot(model, spill_above=0)
+    assert states.file is not None
+
+    model[0].weight = nn.Parameter(first[:5].detach().clone())  # a cut: the original goes
+    model[0].out_features = 5
+    del first
+    gc.collect()
+    assert freed() is None
+    model[2].weight = nn.Parameter(frozen[:, :5].clone(), requires_grad=False)
+    restore(states)
+    states.close()
+
+    assert model[0].bias is kept and model[0].out_features == 8
+    assert isinstance(model[0].weight, nn.Parameter) and model[0].weight.requires_grad
+    assert torch.equal(model[0].weight, values)
+    assert model[2].weight is frozen  # still alive here: the same object comes back
     assert torch.equal(model(x), before)

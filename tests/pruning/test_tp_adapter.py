@@ -53,3 +53,36 @@ def test_only_the_adapter_imports_torch_pruning():
             if any(name.split(".")[0] == "torch_pruning" for name in names):
                 importers.add(path.relative_to(src).as_posix())
     assert importers == {"pruning/tp_adapter.py"}
+
+
+def test_the_built_graph_keeps_no_activation_of_its_traced_forward_alive():
+    """Torch-Pruning's nodes hold the traced autograd nodes, and with them every tensor the
+    traced forward saved for backward (a language model: every layer's activations of one
+    example batch); once built, the graph holds TracedOps with only the sizes it reads."""
+    import gc
+    import weakref
+
+    import torch
+    from torch import nn
+
+    class Box:
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+    saved: list[weakref.ref] = []
+
+    def pack(tensor):
+        box = Box(tensor)
+        saved.append(weakref.ref(box))
+        return box
+
+    # Linear layers only: an op that saves its own output (ReLU) would hold its box in a cycle
+    # through autograd's C++ side that only this test's hook creates
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box.tensor):
+        graph = tp_adapter.ChannelGraph(model, torch.zeros(2, 4), {}, [model[1]])
+    gc.collect()
+    assert saved and all(ref() is None for ref in saved)
+    nodes = graph.dg.module2node.values()
+    assert all(isinstance(n.grad_fn, tp_adapter.TracedOp | None) for n in nodes)
+    assert graph.prune(model[0], [1, 2]) and model[1].in_features == 6  # still prunes

@@ -9,13 +9,19 @@ each parameter as backward reaches it and dropped at once (never all of a model'
 the same time); input norms are reduced inside each layer's forward hook, about FEATURE_CHUNK
 float64 elements at a time (a convolution's im2col rows unfolded for a few images at a time), so
 their extra memory does not grow with the batch. The sums are float64 for models up to
-EXACT_SUMS scored weights and in the weights' own dtype above it, so a large language model's
-statistics cost one copy of its scored weights (the scores then reuse that memory).
+EXACT_SUMS scored weights and in the weights' own dtype above it. At most SUM_BUDGET weights'
+sums exist at once (a model above MAX_PASSES x SUM_BUDGET: 1/MAX_PASSES of its scored weights):
+a larger model's parameters are taken in chunks (in model order), one pass
+over the calibration batches each, in which only the chunk's parameters require gradients (the
+layers below it record nothing for backward); each parameter's result is handed over (and
+reduced by its consumer) as its chunk completes. Same numbers, bit for bit, as one pass: a
+parameter's gradient does not depend on which others are collected with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
 # with more scored weights than this takes one backward per sample instead.
 VMAP_BUDGET = 50_000_000
 EXACT_SUMS = 50_000_000  # scored weights up to which the sums are float64
+SUM_BUDGET = 64_000_000  # weights whose sums are held at once (more: a pass per chunk) ...
+MAX_PASSES = 4  # ... unless that takes more passes: then 1/MAX_PASSES of the weights each
 FEATURE_CHUNK = 1 << 22  # input elements squared in float64 at once (wanda's input norms)
 
 
@@ -46,28 +54,68 @@ def _device(params: Mapping[str, nn.Parameter]) -> torch.device:
     return next(iter(params.values())).device
 
 
+def chunks(params: Mapping[str, nn.Parameter], budget: int) -> list[dict[str, nn.Parameter]]:
+    """The parameters in their order, cut into runs of at most `budget` weights each (a larger
+    parameter is a run of its own)."""
+    out: list[dict[str, nn.Parameter]] = []
+    size = budget
+    for name, param in params.items():
+        if size + param.numel() > budget:
+            out.append({})
+            size = 0
+        out[-1][name] = param
+        size += param.numel()
+    return out
+
+
+@contextmanager
+def grad_only_for(model: nn.Module, params: Mapping[str, nn.Parameter]) -> Iterator[None]:
+    """Only `params` require gradients inside (restored after): autograd then records nothing
+    before the first of them, so backward keeps no activations of the layers below."""
+    wanted = set(params.values())
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for param, _ in saved:
+            param.requires_grad_(param in wanted)
+        yield
+    finally:
+        for param, flag in saved:
+            param.requires_grad_(flag)
+
+
+AddBatch = Callable[[Mapping[str, nn.Parameter], torch.Tensor, torch.Tensor, dict], None]
+
+
 def _sample_average(
     model: nn.Module,
     params: Mapping[str, nn.Parameter],
     batches: Iterable[Batch],
-    add_batch: Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], None],
-) -> tuple[dict[str, torch.Tensor], int]:
-    """(1/N) x the float64 sums that `add_batch(inputs, targets, sums)` adds per batch, over all
-    N calibration samples, in eval mode."""
+    add_batch: AddBatch,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, (1/N) x the sums that `add_batch(chunk, inputs, targets, sums)` adds per batch
+    over all N calibration samples), in eval mode, parameter by parameter. At most SUM_BUDGET
+    weights' sums (or 1/MAX_PASSES of them) exist at once: a larger model's parameters are
+    taken in chunks, each a pass over the calibration batches (same numbers, more passes)."""
     exact = sum(p.numel() for p in params.values()) <= EXACT_SUMS
-    sums = {
-        n: torch.zeros_like(p, dtype=torch.float64 if exact else None) for n, p in params.items()
-    }
-    count = 0
+    budget = max(SUM_BUDGET, -(-sum(p.numel() for p in params.values()) // MAX_PASSES))
+    parts = chunks(params, budget)
+    if len(parts) > 1 and not isinstance(batches, Sequence):
+        batches = list(batches)  # read once per chunk
     device = _device(params)
-    with eval_mode(model):
-        for batch in batches:
-            inputs, targets = to_device(batch, device)
-            add_batch(inputs, targets, sums)
-            count += len(targets)
-    if count == 0:
-        raise PrunebenchError("the calibration split gave no samples")
-    return {k: _mean(v, count, params[k].dtype) for k, v in list(sums.items())}, count
+    for part in parts:
+        sums = {
+            n: torch.zeros_like(p, dtype=torch.float64 if exact else None) for n, p in part.items()
+        }
+        count = 0
+        with eval_mode(model), grad_only_for(model, part):
+            for batch in batches:
+                inputs, targets = to_device(batch, device)
+                add_batch(part, inputs, targets, sums)
+                count += len(targets)
+        if count == 0:
+            raise PrunebenchError("the calibration split gave no samples")
+        for name in list(sums):
+            yield name, _mean(sums.pop(name), count, params[name].dtype)
 
 
 def _mean(total: torch.Tensor, count: int, dtype: torch.dtype) -> torch.Tensor:
@@ -79,7 +127,10 @@ def backward_into(
     loss: torch.Tensor, params: Mapping[str, nn.Parameter], add: Callable[[str, torch.Tensor], None]
 ) -> None:
     """Backward of `loss` that hands each parameter's gradient to `add(name, grad)` as soon as
-    it is complete and frees it: one parameter's gradient at a time, `.grad` left as it was."""
+    it is complete and frees it: one parameter's gradient at a time, `.grad` left as it was.
+    A loss that none of `params` reaches adds nothing (their gradients are zero)."""
+    if not loss.requires_grad:
+        return
     by_param: dict[nn.Parameter, list[str]] = {}
     for name, param in params.items():
         by_param.setdefault(param, []).append(name)
@@ -108,12 +159,13 @@ def mean_gradients(
     params: Mapping[str, nn.Parameter],
     batches: Iterable[Batch],
     task: Task,
-) -> tuple[dict[str, torch.Tensor], int]:
-    """Gradient of the mean loss over all calibration samples (independent of batching)."""
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, gradient of the mean loss over all calibration samples), parameter by parameter
+    (independent of batching)."""
 
-    def add_batch(inputs, targets, sums):
+    def add_batch(part, inputs, targets, sums):
         loss = task.loss(model, (inputs, targets)) * len(targets)
-        backward_into(loss, params, lambda name, g: sums[name].add_(g))
+        backward_into(loss, part, lambda name, g: sums[name].add_(g))
 
     return _sample_average(model, params, batches, add_batch)
 
@@ -162,25 +214,25 @@ def mean_squared_sample_gradients(
     batches: Iterable[Batch],
     task: Task,
     vectorize: bool = True,
-) -> tuple[dict[str, torch.Tensor], int]:
+) -> Iterator[tuple[str, torch.Tensor]]:
     """(1/N) sum_i g_i^2 with g_i the gradient of sample i's own loss: the empirical Fisher
     diagonal, i.e. the diagonal Hessian estimate of OBD. Uses torch.func.vmap when the model
     allows it, else one backward per sample (same result)."""
     use_vmap = vectorize and sum(p.numel() for p in params.values()) <= VMAP_BUDGET
 
-    def add_batch(inputs, targets, sums):
+    def add_batch(chunk, inputs, targets, sums):
         nonlocal use_vmap
         if use_vmap:
             part = {n: torch.zeros_like(s) for n, s in sums.items()}  # discarded if vmap fails
             try:
-                _per_sample_vmap(model, params, task, inputs, targets, part)
+                _per_sample_vmap(model, chunk, task, inputs, targets, part)
             except (RuntimeError, NotImplementedError, TypeError):
                 use_vmap = False  # an op without a batching rule: one backward per sample now
             else:
                 for n in sums:
                     sums[n] += part[n]
                 return
-        _per_sample_loop(model, params, task, inputs, targets, sums)  # straight into the sums
+        _per_sample_loop(model, chunk, task, inputs, targets, sums)  # straight into the sums
 
     return _sample_average(model, params, batches, add_batch)
 

@@ -17,8 +17,9 @@ class HessianOBD(Criterion):
     needs_data = True
     vectorize = True  # per-sample gradients with torch.func.vmap (falls back to a loop)
 
-    def weight_scores(self, model, params, batches=None, task=None):
+    def scores_each(self, model, params, batches=None, task=None):
         require_data(batches, task, self.name)
-        diag, _ = mean_squared_sample_gradients(model, params, batches, task, self.vectorize)
-        # in place: the scores reuse the diagonal's memory (one copy of the scored weights)
-        return {n: diag[n].mul_(p.detach().square()).mul_(0.5) for n, p in params.items()}
+        diagonals = mean_squared_sample_gradients(model, params, batches, task, self.vectorize)
+        # in place: a score reuses its diagonal's memory
+        for name, diag in diagonals:
+            yield name, diag.mul_(params[name].detach().square()).mul_(0.5)

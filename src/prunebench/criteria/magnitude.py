@@ -13,8 +13,9 @@ class MagnitudeL1(Criterion):
     name = "magnitude"
     norm = 1
 
-    def weight_scores(self, model, params, batches=None, task=None):
-        return {name: p.detach().abs() for name, p in params.items()}
+    def scores_each(self, model, params, batches=None, task=None):
+        for name, p in params.items():
+            yield name, p.detach().abs()
 
 
 class MagnitudeL2(MagnitudeL1):
@@ -23,8 +24,9 @@ class MagnitudeL2(MagnitudeL1):
     name = "magnitude_l2"
     norm = 2
 
-    def weight_scores(self, model, params, batches=None, task=None):
-        return {name: p.detach().pow(2) for name, p in params.items()}
+    def scores_each(self, model, params, batches=None, task=None):
+        for name, p in params.items():
+            yield name, p.detach().pow(2)
 
 
 class RandomScores(Criterion):
@@ -32,8 +34,9 @@ class RandomScores(Criterion):
 
     name = "random"
 
-    def weight_scores(self, model, params, batches=None, task=None):
-        return {name: torch.rand(p.shape).to(p.device) for name, p in params.items()}
+    def scores_each(self, model, params, batches=None, task=None):
+        for name, p in params.items():
+            yield name, torch.rand(p.shape).to(p.device)
 
     def group_importance(self, model, params, batches=None, task=None):
         """One uniform score per channel (a sum of random weight scores would favour wide groups)."""

@@ -16,8 +16,8 @@ class TaylorFirstOrder(Criterion):
     name = "taylor"
     needs_data = True
 
-    def weight_scores(self, model, params, batches=None, task=None):
+    def scores_each(self, model, params, batches=None, task=None):
         require_data(batches, task, self.name)
-        grads, _ = mean_gradients(model, params, batches, task)
-        # in place: the scores reuse the gradients' memory (one copy of the scored weights)
-        return {n: grads[n].mul_(p.detach()).square_() for n, p in params.items()}
+        # in place: a score reuses its gradient's memory
+        for name, grad in mean_gradients(model, params, batches, task):
+            yield name, grad.mul_(params[name].detach()).square_()

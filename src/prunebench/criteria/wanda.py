@@ -23,7 +23,7 @@ class Wanda(Criterion):
     needs_data = True
     structured = False
 
-    def weight_scores(self, model, params, batches=None, task=None):
+    def scores_each(self, model, params, batches=None, task=None):
         require_data(batches, task, self.name)
         modules = dict(model.named_modules())
         layers = {}
@@ -34,20 +34,18 @@ class Wanda(Criterion):
             elif pname != "bias":
                 raise PrunebenchError(f"wanda cannot score parameter '{name}'")
         norms, _ = input_feature_norms(model, layers, batches, task)
-        scores = {}
         for name, p in params.items():
             module, pname = _owner(name)
             w = p.detach().abs()
             if pname == "bias":
-                scores[name] = w
+                yield name, w
                 continue
             layer = layers[module]
             norm = norms[module].to(w.dtype)
             if w.dim() == 2:  # Linear: (out, in) * (in,)
-                scores[name] = w * norm
+                yield name, w * norm
             else:  # Conv2d: (out, in/groups, kh, kw); norm is (in * kh * kw,)
                 groups = layer.groups
                 per_group = norm.reshape(groups, *w.shape[1:])
                 out_group = per_group.repeat_interleave(w.shape[0] // groups, dim=0)
-                scores[name] = w * out_group
-        return scores
+                yield name, w * out_group

@@ -56,11 +56,11 @@ class AttentionHeads:
                 # the ratio handed to Torch-Pruning is of the CURRENT heads: exactly the difference
                 ratios = {m: removal_ratio(self.graph.num_heads[m], n) for m, n in removed.items()}
                 self.graph.prune_heads(importance, ratios)
-        scores = getattr(importance, "scores", None)  # None: random scores per head
+        totals = getattr(importance, "totals", None)  # None: random scores per head
         for layout in self.layouts:
             n_cut = counts(layout)[1] - head_keep(target, self.kv0[layout.name])
             if n_cut > 0:
-                cut = lowest(head_scores(layout, scores), n_cut)
+                cut = lowest(head_scores(layout, totals), n_cut)
                 remove(layout, cut)
                 self.cuts.append([layout.name, cut])
 

@@ -73,18 +73,19 @@ def slices(head: HeadLayout, kv: int) -> list[Slice]:
     return [(head.projections[0], "out", rows), (head.output, "in", queries)]
 
 
-def head_scores(head: HeadLayout, scores: dict[nn.Parameter, torch.Tensor] | None) -> torch.Tensor:
-    """Per key/value head: the summed weight scores of its slices (random without scores)."""
+def head_scores(head: HeadLayout, totals: dict[nn.Module, Any] | None) -> torch.Tensor:
+    """Per key/value head: the summed weight scores of its slices, read from each layer's
+    per-channel totals (criteria.groups.LayerTotals); random without scores."""
     _, kv_heads = counts(head)
-    if scores is None:
+    if totals is None:
         return torch.rand(kv_heads)
     out = torch.zeros(kv_heads, dtype=torch.float64)
     for kv in range(kv_heads):
         for layer, side, idxs in slices(head, kv):
-            score = scores.get(layer.weight)
-            if score is not None:
-                index = torch.as_tensor(idxs, device=score.device)
-                out[kv] += float(score.index_select(weight_dim(layer, side), index).sum())
+            layer_totals = totals.get(layer)
+            if layer_totals is not None:
+                vector = layer_totals.out if side == "out" else layer_totals.inp
+                out[kv] += float(vector[idxs].double().sum())
     return out
 
 

@@ -196,6 +196,7 @@ class StructuredPruner(Pruner):
             del self.heads.cuts[cuts:]
             raise
         finally:
+            modules.close()
             model.train(was_training)
         return model
 

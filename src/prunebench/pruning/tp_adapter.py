@@ -77,12 +77,51 @@ REQUIRED: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("Node", "module", None),  # read from a failed build's traceback (pruning/guard.py)
     ("Node", "inputs", None),
     ("Node", "name", None),
+    ("Node", "grad_fn", None),  # replaced by a TracedOp once the graph is built
 ]  # fmt: skip
 CLASSES = {
     "MetaPruner": tp.pruner.MetaPruner,
     "DependencyGraph": tp.DependencyGraph,
     "BasePruningFunc": _fn.BasePruningFunc,
 }
+
+
+# What Torch-Pruning reads from a traced autograd node once its graph is built (the index
+# mapping redone at every get_pruning_group): the node's name and these saved sizes.
+TRACED_FACTS = ("_saved_dim", "_saved_end", "_saved_self_sizes", "_saved_self_sym_sizes",
+                "_saved_split_size", "_saved_split_sizes", "_saved_start", "_saved_step")  # fmt: skip
+
+
+class TracedOp:
+    """Stands in for a traced autograd node once the graph is built: its name and saved sizes,
+    not the node, which would keep the traced forward's activations (every layer's, for one
+    example batch) alive as long as the graph."""
+
+    def __init__(self, grad_fn: Any) -> None:
+        self._name, self._text = grad_fn.name(), str(grad_fn)
+        for fact in TRACED_FACTS:
+            if hasattr(grad_fn, fact):
+                setattr(self, fact, getattr(grad_fn, fact))
+
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def forget_trace(dg: Any) -> None:
+    """Every traced autograd node the graph holds (its nodes' `grad_fn`, slice and elementwise
+    ops) replaced by its TracedOp, so the traced forward is freed."""
+    holders = [(n, "grad_fn") for n in dg.module2node.values()]
+    holders += [(n.module, a) for n in dg.module2node.values() for a in ("grad_fn", "_grad_fn")
+                if isinstance(n.module, nn.Module) and a in vars(n.module)]  # fmt: skip
+    originals = [getattr(holder, attr) for holder, attr in holders]  # alive while mapped
+    nodes = [g for g in originals if hasattr(g, "next_functions")]  # (some hold a name only)
+    stand_ins = {id(g): TracedOp(g) for g in nodes}
+    for (holder, attr), grad_fn in zip(holders, originals, strict=True):
+        if id(grad_fn) in stand_ins:
+            setattr(holder, attr, stand_ins[id(grad_fn)])
 
 
 @dataclass(frozen=True)
@@ -168,6 +207,7 @@ class ChannelGraph:
             )
         self.model = model
         self.dg = self.meta.DG
+        forget_trace(self.dg)
 
     @property
     def num_heads(self) -> dict[nn.Module, int]:
