@@ -4,6 +4,7 @@ a round ending with the rows and decisions of an uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -76,6 +77,19 @@ def test_until_decided_rounds_rows_report_and_advise(tmp_path):
     again = run_sweep(str(sweep), "--results", str(results), *UNTIL)  # nothing left to run
     assert again.returncode == 0 and "1 round(s) here, 3 seeds" in again.stdout
     assert again.stdout.splitlines()[1:] == done.stdout.splitlines()[1:]  # the same decisions
+    # a design stored before the method was recorded: never continued or replayed with this one
+    stored = results / "until_decided.json"
+    stored.write_text(json.dumps({k: v for k, v in json.loads(stored.read_text()).items()
+                                  if k != "method"}))  # fmt: skip
+    refused = run_sweep(str(sweep), "--results", str(results), *UNTIL)
+    assert refused.returncode == 2 and "earlier sequential method" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    advice = run_cli("advise", str(results))
+    assert advice.returncode == 0 and "earlier sequential method" in advice.stdout
+    assert "Sequential decisions" not in advice.stdout
+    assert run_cli("report", str(results)).returncode == 0
+    text = (results / "report" / "report.md").read_text()
+    assert "earlier sequential method" in text and "Sequential decisions" not in text
 
 
 def _kill_when(proc, ready, results) -> None:

@@ -6,6 +6,7 @@ rows."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -110,6 +111,12 @@ def test_the_design_is_stored_whole_and_read_back(tmp_path):
     assert Design.load(tmp_path) == design
     assert [p.name for p in tmp_path.iterdir()] == ["until_decided.json"]  # no temp file left
     assert Design.load(tmp_path / "elsewhere") is None
+    assert design.current and json.loads((tmp_path / "until_decided.json").read_text())["method"]
+    # stored before the method was recorded: the earlier method, not this one
+    raw = json.loads((tmp_path / "until_decided.json").read_text())
+    del raw["method"]
+    (tmp_path / "until_decided.json").write_text(json.dumps(raw))
+    assert not Design.load(tmp_path).current
 
 
 def test_optional_stopping_keeps_false_better_at_alpha():

@@ -51,6 +51,13 @@ def design_for(
             raise PrunebenchError(f"{option} must be > 0, got {value:g}")
     design = Design(first, most, alpha, margin)
     stored = Design.load(directory)
+    if stored is not None and not stored.current:
+        raise PrunebenchError(
+            f"'{directory}' holds an --until-decided sweep whose looks were made by an earlier "
+            f"sequential method ({stored.method}); they cannot be continued with this version's "
+            "boundaries: use another --results directory (plain sweeps, results and report still "
+            "read its rows)"
+        )
     if stored is not None and stored != design:
         raise PrunebenchError(
             f"'{directory}' holds an --until-decided sweep with another design "

@@ -28,7 +28,7 @@ from prunebench.report.html import render_html
 from prunebench.report.markdown import render_markdown
 from prunebench.report.prepare import final_runs, metric_for, reported_as, unfinished_runs
 from prunebench.report.sanity import sanity_warnings
-from prunebench.report.sequential import Design
+from prunebench.report.sequential import Design, earlier_method_note
 from prunebench.report.sequential_text import sequential_section
 from prunebench.report.verdicts import ALPHA, margin_for, min_effect_for
 from prunebench.store.results import database_path, load_results
@@ -150,7 +150,9 @@ def build_document(
             Section("results", "Results", unavailable="no finished runs in the database")
         )
     margins = list(dict.fromkeys(margins))
-    if design is not None:  # an --until-decided sweep: its sequential decisions come first
+    if design is not None and not design.current:
+        intro.append(f"WARNING: {earlier_method_note(design)}.")
+    elif design is not None:  # an --until-decided sweep: its sequential decisions come first
         sections.insert(0, sequential_section(results, design))
     sections += [ov.unfinished(unfinished_runs(results)), ov.method(alpha, margins)]
     return Document("prunebench report: which pruning regime?", intro, sections)

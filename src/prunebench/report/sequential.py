@@ -62,6 +62,10 @@ from prunebench.report.verdicts import (
 
 SETTINGS_FILE = "until_decided.json"  # in the results directory: the design, written once
 FUTILITY = 0.1  # a question stops when K seeds would decide it with less chance than this
+# The sequential method, stored with the design: looks made by another method are never
+# replayed or continued with this one's boundaries (their error rates would not hold).
+METHOD = "exact group-sequential boundaries, alpha t^4 spending, futility 0.1"
+EARLIER_METHOD = "union bound, weights (s-2)^3"  # designs stored before the method was recorded
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,12 @@ class Design:
     max_seeds: int
     alpha: float = 0.05
     margin: float | None = None  # pp of accuracy / % of perplexity, as --margin
+    method: str = METHOD
+
+    @property
+    def current(self) -> bool:
+        """Whether this version's method made the design's looks."""
+        return self.method == METHOD
 
     @property
     def extra_seeds(self) -> list[int]:
@@ -100,7 +110,17 @@ class Design:
         if not path.exists():
             return None
         raw = json.loads(path.read_text())
-        return cls(tuple(raw["first_seeds"]), raw["max_seeds"], raw["alpha"], raw["margin"])
+        method = raw.get("method", EARLIER_METHOD)
+        return cls(tuple(raw["first_seeds"]), raw["max_seeds"], raw["alpha"], raw["margin"], method)
+
+
+def earlier_method_note(design: Design) -> str:
+    """Why a stored design's sequential decisions are not shown."""
+    return (
+        f"the --until-decided looks of this directory were made by an earlier sequential method "
+        f"({design.method}); their decisions are not replayed with this version's boundaries "
+        "(the fixed-sample decisions below read every row)"
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from prunebench.report.sanity import (
     collapsed_decision_text,
     sanity_warnings,
 )
-from prunebench.report.sequential import Design, replay
+from prunebench.report.sequential import Design, earlier_method_note, replay
 from prunebench.report.sequential_text import question_lines
 from prunebench.report.verdicts import ALPHA
 from prunebench.store.results import load_results
@@ -71,7 +71,9 @@ def advise_lines(directory: Path | str, **kwargs) -> list[str]:
     df = load_results(directory)
     lines = [f"warning: {w}" for w in sanity_warnings(df, directory)]
     design = Design.load(Path(directory))
-    if design is not None:
+    if design is not None and not design.current:
+        lines.append(f"warning: {earlier_method_note(design)}")
+    elif design is not None:
         rounds = replay(load_results(directory, outcomes=True), design)
         lines.append("Sequential decisions (sweep --until-decided; act on these):")
         lines += [f"  {line}" for line in question_lines(rounds)]
