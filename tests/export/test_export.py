@@ -155,3 +155,12 @@ def test_cli_export(runs, tmp_path, invoke):
     assert "exported to" in out and read_description(tmp_path / "out")["source"]["step"] == 1
     code, _, err = invoke("export", str(root), str(tmp_path / "out2"), "--run", "nope")
     assert code == 2 and "no run 'nope'" in err and not (tmp_path / "out2").exists()
+    # no --run: the only run of a directory, or a clear line where there are several
+    code, _, err = invoke("export", str(root), str(tmp_path / "out3"))
+    assert code == 2 and "these results hold 2 runs: pick one with --run" in err
+    assert not (tmp_path / "out3").exists()
+    cfg, alone = by_kind["unstructured"][0], tmp_path / "one"
+    only = run(cfg, Store(alone))
+    code, out, err = invoke("export", str(alone), str(tmp_path / "out4"))
+    assert code == 0, err
+    assert read_description(tmp_path / "out4")["source"]["run_id"] == only.run_id

@@ -16,7 +16,9 @@ from prunebench.outputs import check_output_dir
 def export(
     directory: DirectoryArg,
     out_dir: Annotated[Path, typer.Argument(help="directory to write the pruned model to")],
-    run_id: Annotated[str, typer.Option("--run", help="run id (or a unique prefix)")],
+    run_id: Annotated[
+        str, typer.Option("--run", help="run id (or a unique prefix); optional with one run")
+    ] = "",
     step: Annotated[int | None, typer.Option(help="pruning step (default: the last)")] = None,
     fmt: Annotated[
         str,

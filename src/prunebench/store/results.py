@@ -123,8 +123,14 @@ def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:
 
 
 def find_run(df: pd.DataFrame, prefix: str) -> str:
-    """The id of the one run whose id starts with `prefix` (what users type)."""
+    """The id of the one run whose id starts with `prefix` (what users type; "" picks the
+    only run of a directory that holds one)."""
     ids = sorted({str(r) for r in df["run_id"] if str(r).startswith(prefix)})
+    if not prefix and len(ids) > 1:
+        raise PrunebenchError(
+            f"these results hold {len(ids)} runs: pick one with --run ID (`prunebench results` "
+            "lists them)"
+        )
     if not ids:
         raise PrunebenchError(
             f"no run '{prefix}' in these results; list them with `prunebench results`"
