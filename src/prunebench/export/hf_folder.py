@@ -13,8 +13,10 @@ every layer keeps the same widths, which `prune.uniform_widths=true` guarantees.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +74,14 @@ def write_hf_folder(
     try:
         model.config = config
         try:
-            model.save_pretrained(tmp, safe_serialization=True)
+            with _no_progress_bars():
+                model.save_pretrained(tmp, safe_serialization=True)
         finally:
             model.config = dense_config
         if tokenizer is not None:
             _save_tokenizer(Path(tokenizer), tmp)
-        check_folder(tmp, model, task, example, name)
+        with _no_progress_bars():
+            check_folder(tmp, model, task, example, name)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -86,6 +90,21 @@ def write_hf_folder(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' shard-writing and weight-loading bars, off inside (the CLI prints one
+    line per export)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _save_tokenizer(path: Path, folder: Path) -> None:
