@@ -127,3 +127,19 @@ def test_a_killed_until_decided_sweep_ends_as_an_uninterrupted_one(tmp_path, whe
     assert whole.returncode == 0, whole.stderr
     assert table(killed, "steps", TIMING) == table(fresh, "steps", TIMING)
     assert resumed.stdout.splitlines()[1:-1] == whole.stdout.splitlines()[1:-1]  # decisions
+
+
+@pytest.mark.slow
+def test_the_processes_executor_gives_the_rounds_of_the_local_one(tmp_path):
+    """Rounds on two worker processes: the same rows and decisions as one process (the dense
+    models are shared so that both start from the same weights)."""
+    sweep = tiny_sweep(tmp_path)
+    local, procs = tmp_path / "local", tmp_path / "procs"
+    alone = run_sweep(str(sweep), "--results", str(local), *UNTIL)
+    assert alone.returncode == 0, alone.stderr
+    shutil.copytree(local / "dense", procs / "dense")
+    workers = run_sweep(str(sweep), "--results", str(procs), *UNTIL, "--executor", "processes",
+                        "--workers", "2", "--threads", "1")  # fmt: skip
+    assert workers.returncode == 0, workers.stderr
+    assert table(procs, "steps", TIMING) == table(local, "steps", TIMING)
+    assert workers.stdout.splitlines()[1:-1] == alone.stdout.splitlines()[1:-1]
