@@ -195,6 +195,14 @@ def test_a_run_exports_with_the_cli_to_the_logits_of_load_pruned(tmp_path, invok
         gap = reference(input_ids=ids, use_cache=False).logits - loaded(input_ids=ids).logits
     assert gap.abs().max() < 1e-4
     assert loaded.config.num_key_value_heads == (1 if structure == "structured" else 2)
+    # the generated stories' word tokenizer goes with it: it encodes as the run's data did
+    from prunebench.data.build import build_data
+
+    theirs = AutoTokenizer.from_pretrained(tmp_path / "hf", local_files_only=True)
+    ours = build_data(cfg.data, torch.device("cpu")).tokenizer
+    text = "the cat sat on the mat ."
+    assert theirs(text)["input_ids"] == ours(text)["input_ids"]
+    assert theirs.eos_token == ours.eos_token
 
 
 @pytest.mark.parametrize("prune", [UNIFORM, UNSTRUCTURED], ids=["structured", "unstructured"])

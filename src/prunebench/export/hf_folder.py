@@ -2,8 +2,9 @@
 
 The folder holds config.json (the model's config with the pruned widths: heads, key/value heads,
 head_dim, MLP width; `models/hf_config.exportable_config` proves on the meta device that it
-builds exactly the pruned shapes), model.safetensors, generation_config.json and, where the
-run's data names a local tokenizer folder, the tokenizer files. It is written to a temporary
+builds exactly the pruned shapes), model.safetensors, generation_config.json and the run's
+tokenizer files: those of the local folder `data.tokenizer` names, or the tokenizer the data
+source builds when it names none (the generated stories' word tokenizer). It is written to a temporary
 folder beside the target, loaded back with `from_pretrained` (no missing, unexpected or
 mismatched weights; logits equal to the pruned model's within 1e-4) and only then renamed into
 place: a folder that would load with other shapes or without some weights is never written.
@@ -23,8 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunebench.config.loading import validate
+from prunebench.config.schema import DataConfig
+from prunebench.data.build import build_data
 from prunebench.errors import PrunebenchError, StorageError
-from prunebench.export.pruned import load_step
+from prunebench.export.pruned import StoredStep, load_step
 from prunebench.models.hf import auto_class, hf_example_inputs, hf_heads
 from prunebench.models.hf_config import NotExpressible, exportable_config
 
@@ -35,7 +39,7 @@ OPTION = "prune.uniform_widths=true"
 def export_hf_step(results: Path | str, run: str, step: int | None, out: Path | str) -> Path:
     """Export step `step` (default: the last) of run `run` as a from_pretrained folder."""
     stored = load_step(results, run, step)
-    tokenizer = stored.config.get("data", {}).get("tokenizer")
+    tokenizer = _run_tokenizer(stored)
     example = hf_example_inputs(stored.info)
     name = f"run {stored.source['run_id']}"
     return write_hf_folder(
@@ -43,12 +47,23 @@ def export_hf_step(results: Path | str, run: str, step: int | None, out: Path | 
     )
 
 
+def _run_tokenizer(stored: StoredStep) -> Any:
+    """Where the folder's tokenizer files come from: the configured `data.tokenizer` path, or
+    for a language dataset without one the tokenizer its data source builds (the generated
+    stories' word tokenizer, rebuilt from the stored data config); None for other tasks."""
+    path = stored.config.get("data", {}).get("tokenizer")
+    if path is not None or stored.info.task != "causal_lm":
+        return path
+    data_cfg = validate(DataConfig, stored.config["data"], "stored run config (data)")
+    return build_data(data_cfg, torch.device("cpu")).tokenizer
+
+
 def write_hf_folder(
     model: nn.Module,
     out: Path,
     task: str,
     example: torch.Tensor,
-    tokenizer: str | Path | None = None,
+    tokenizer: Any = None,  # a tokenizer folder (path) or a transformers tokenizer
     name: str = "the model",
 ) -> Path:
     """Write `model` (a pruned transformers model) as a from_pretrained folder at `out`."""
@@ -79,7 +94,7 @@ def write_hf_folder(
         finally:
             model.config = dense_config
         if tokenizer is not None:
-            _save_tokenizer(Path(tokenizer), tmp)
+            _save_tokenizer(tokenizer, tmp)
         with _no_progress_bars():
             check_folder(tmp, model, task, example, name)
         if out.exists():
@@ -107,10 +122,13 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _save_tokenizer(path: Path, folder: Path) -> None:
+def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
+    """A tokenizer folder's files (a path) or a transformers tokenizer, saved into `folder`."""
     from transformers import AutoTokenizer
 
-    AutoTokenizer.from_pretrained(str(path), local_files_only=True).save_pretrained(folder)
+    if isinstance(tokenizer, (str, Path)):
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
+    tokenizer.save_pretrained(folder)
 
 
 @torch.no_grad()
