@@ -102,6 +102,14 @@ def tokens(n=40, seq=8, vocab=11):
 """
 
 
+def run_own_model(invoke, folder: Path, name: str, source: str, config: str):
+    """`prunebench run` in `folder` (the caller's working directory) of the YAML `config`, whose
+    model is `python:NAME.py:build` written from `source`; results in `folder/r`."""
+    write_module(folder, name, source)
+    (folder / "run.yaml").write_text(config)
+    return invoke("run", "run.yaml", "-r", "r", "-q")
+
+
 def write_module(folder: Path, name: str, text: str, groups: int = 1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"

@@ -3,8 +3,7 @@ the checks a run makes are made by every command that reads a config."""
 
 from __future__ import annotations
 
-import textwrap
-
+from own_data import run_own_model
 from prunebench.store.results import load_results
 
 VIEW_MODEL = """
@@ -30,12 +29,11 @@ def build(info):
 
 def test_a_view_flattening_cnn_trains_through_the_cli(tmp_path, invoke, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "lenet.py").write_text(textwrap.dedent(VIEW_MODEL))
-    (tmp_path / "run.yaml").write_text(
+    code, out, err = run_own_model(
+        invoke, tmp_path, "lenet", VIEW_MODEL,
         "device: cpu\nmodel: {name: 'python:lenet.py:build'}\n"
-        "pretrain: {epochs: 2}\nfinetune: {max_epochs: 1}\n"
-    )
-    code, out, err = invoke("run", "run.yaml", "-r", str(tmp_path / "r"), "-q")
+        "pretrain: {epochs: 2}\nfinetune: {max_epochs: 1}\n",
+    )  # fmt: skip
     assert code == 0, err
     assert "Traceback" not in err and "pruning steps" in out
     df = load_results(tmp_path / "r")

@@ -3,11 +3,11 @@ report and `advise`, and no regime is recommended among collapsed runs."""
 
 from __future__ import annotations
 
-import textwrap
 from collections import Counter
 
 import pytest
 
+from own_data import run_own_model
 from prunebench.config.loading import load_run_config
 from prunebench.data.digits import build_digits
 from prunebench.report.build import build_document
@@ -45,13 +45,12 @@ def test_clearly_above_chance_needs_a_margin():
 
 def test_a_model_that_cannot_learn_is_flagged_and_never_recommended(tmp_path, invoke, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "blind.py").write_text(textwrap.dedent(BLIND_MODEL))
-    (tmp_path / "run.yaml").write_text(
+    code, _, err = run_own_model(
+        invoke, tmp_path, "blind", BLIND_MODEL,
         "device: cpu\nmodel: {name: 'python:blind.py:build'}\n"
         "pretrain: {epochs: 2}\nfinetune: {max_epochs: 1}\nregime: {name: one_shot, target: 0.5}\n"
-        "prune: {latency: false}\n"
-    )
-    code, _, err = invoke("run", "run.yaml", "-r", "r", "-q")
+        "prune: {latency: false}\n",
+    )  # fmt: skip
     assert code == 0, err
     df = load_results(tmp_path / "r")
     data = build_digits(load_run_config(None, []).data, "cpu")
@@ -98,17 +97,16 @@ def test_a_layer_reduced_to_nothing_is_flagged(tmp_path, invoke, monkeypatch):
     import numpy as np
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "halfdead.py").write_text(textwrap.dedent(HALF_DEAD_MODEL))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 4))
     np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
-    (tmp_path / "run.yaml").write_text(
+    code, _, err = run_own_model(
+        invoke, tmp_path, "halfdead", HALF_DEAD_MODEL,
         "device: cpu\nmodel: {name: 'python:halfdead.py:build'}\n"
         "data: {name: arrays, root: data.npz, batch_size: 16}\n"
         "pretrain: {epochs: 2, patience: null}\nfinetune: {mode: fixed, epochs: 1}\n"
-        "regime: {name: one_shot, target: 0.5}\nprune: {latency: false}\n"
-    )
-    code, _, err = invoke("run", "run.yaml", "-r", "r", "-q")
+        "regime: {name: one_shot, target: 0.5}\nprune: {latency: false}\n",
+    )  # fmt: skip
     assert code == 0, err
     df = load_results(tmp_path / "r")
     # 'side' holds 128 of the 384 prunable weights, all zero: a 50 % global cut takes them all
