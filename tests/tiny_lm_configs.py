@@ -13,3 +13,12 @@ DECODER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 4}  # fmt: skip
 GPT2 = {"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": 64, "n_layer": 2, "n_head": 4,
         "n_positions": 64, "bos_token_id": 1, "eos_token_id": 2}  # fmt: skip
+# The five families the export and model tests both round-trip (Llama with GQA: 2 kv groups).
+FAMILIES = {
+    "llama": {"model_type": "llama", **COMMON, **DECODER, "num_key_value_heads": 2},
+    "qwen2": {"model_type": "qwen2", **COMMON, **DECODER, "num_key_value_heads": 2},
+    "mistral": {"model_type": "mistral", **COMMON, **DECODER, "num_key_value_heads": 2,
+                "sliding_window": None},
+    "gpt2": GPT2,
+    "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
+}  # fmt: skip

@@ -19,21 +19,13 @@ from prunebench.export.hf_folder import write_hf_folder
 from prunebench.export.pruned import export_model, load_pruned
 from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
-from tiny_lm_configs import COMMON, DECODER, GPT2, INFO, VOCAB
+from tiny_lm_configs import FAMILIES, INFO, VOCAB
 
-CONFIGS = {
-    "llama": {"model_type": "llama", **COMMON, **DECODER, "num_key_value_heads": 2},
-    "qwen2": {"model_type": "qwen2", **COMMON, **DECODER, "num_key_value_heads": 2},
-    "mistral": {"model_type": "mistral", **COMMON, **DECODER, "num_key_value_heads": 2,
-                "sliding_window": None},
-    "gpt2": GPT2,
-    "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
-}  # fmt: skip
 
 
 def pruned(tmp_path, family: str, prune: PruneConfig, target: float = 0.5):
     path = tmp_path / f"{family}.json"
-    path.write_text(json.dumps(CONFIGS[family]))
+    path.write_text(json.dumps(FAMILIES[family]))
     cfg = ModelConfig(name="hf", options={"config": str(path)})
     torch.manual_seed(0)
     model = build_model(cfg, INFO)
@@ -54,7 +46,7 @@ UNSTRUCTURED = PruneConfig(structure="unstructured", latency=False)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", list(CONFIGS))
+@pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("prune", [UNIFORM, UNSTRUCTURED], ids=["structured", "unstructured"])
 def test_a_pruned_model_loads_with_from_pretrained_to_the_same_logits(tmp_path, family, prune):
     model, pruner, cfg = pruned(tmp_path, family, prune)
@@ -170,7 +162,7 @@ def test_a_run_exports_with_the_cli_to_the_logits_of_load_pruned(tmp_path, invok
     from prunebench.export.pruned import export_step
     from prunebench.store.database import Store
 
-    (tmp_path / "llama.json").write_text(json.dumps({**CONFIGS["llama"], "vocab_size": 160}))
+    (tmp_path / "llama.json").write_text(json.dumps({**FAMILIES["llama"], "vocab_size": 160}))
     cfg = load_run_config(
         None,
         ["device=cpu", "data.name=synthetic_stories", "data.options={stories: 80}",

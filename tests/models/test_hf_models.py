@@ -19,15 +19,11 @@ from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
 from prunebench.pruning.heads import counts
 from prunebench.pruning.targets import head_keep
-from tiny_lm_configs import COMMON, DECODER, GPT2, INFO, VOCAB
+from tiny_lm_configs import COMMON, DECODER, FAMILIES, INFO, VOCAB
 
 CONFIGS = {
-    "llama": {"model_type": "llama", **COMMON, **DECODER, "num_key_value_heads": 4},
-    "qwen2": {"model_type": "qwen2", **COMMON, **DECODER, "num_key_value_heads": 2},
-    "mistral": {"model_type": "mistral", **COMMON, **DECODER, "num_key_value_heads": 2,
-                "sliding_window": None},
-    "gpt2": GPT2,
-    "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
+    **FAMILIES,
+    "llama": {**FAMILIES["llama"], "num_key_value_heads": 4},  # every head its own group
     # no hook of their own: the same recognition (`dense` output, head_dim, GQA) covers them
     "phi": {"model_type": "phi", **COMMON, **DECODER},
     "gemma": {"model_type": "gemma", **COMMON, **DECODER, "num_key_value_heads": 2,
