@@ -22,7 +22,6 @@ from prunebench.pruning.factory import make_pruner
 from tiny_lm_configs import FAMILIES, INFO, VOCAB
 
 
-
 def pruned(tmp_path, family: str, prune: PruneConfig, target: float = 0.5):
     path = tmp_path / f"{family}.json"
     path.write_text(json.dumps(FAMILIES[family]))
