@@ -191,8 +191,11 @@ def test_a_run_exports_with_the_cli_to_the_logits_of_load_pruned(tmp_path, invok
 
     theirs = AutoTokenizer.from_pretrained(tmp_path / "hf", local_files_only=True)
     ours = build_data(cfg.data, torch.device("cpu")).tokenizer
-    text = "the cat sat on the mat ."
+    from prunebench.data.synthetic_stories import generate_stories
+
+    text = generate_stories(1, seed=3)[0]  # words of the corpus: ids, not unknowns
     assert theirs(text)["input_ids"] == ours(text)["input_ids"]
+    assert theirs.unk_token_id not in theirs(text)["input_ids"]
     assert theirs.eos_token == ours.eos_token
 
 
