@@ -66,7 +66,14 @@ def test_the_looks_spend_alpha_over_nested_sums_of_seeds():
 
 
 def test_sequential_p_inverts_the_looks_level():
+    """The tabled levels (interpolated between grid alphas) are the exact boundaries' at total
+    alphas off the grid, and sequential_p inverts them (a round trip alone would pass a wrong
+    table: both directions read it)."""
     design = Design((0, 1), 6, ALPHA)
+    for alpha in (0.0125, ALPHA, 0.2):  # 10^-1.90, 10^-1.30, 10^-0.70: between grid points
+        exact = boundaries(lambda t, a=alpha: spent(a, t), tuple(s / 6 for s in range(2, 7)))
+        levels = [design.look_alpha(s, alpha) for s in range(2, 7)]
+        assert levels == pytest.approx(2 * stats.norm.sf(exact), rel=1e-5)
     for seeds in range(2, 7):
         for alpha in (0.001, 0.01, ALPHA, 0.2):
             level = design.look_alpha(seeds, alpha)
