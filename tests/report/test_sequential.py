@@ -17,7 +17,7 @@ from scipy import stats
 from prunebench.report.calibration import Scenario, advantages, draw, rate, until_decided
 from prunebench.report.candidates import Candidate, outcome_spread
 from prunebench.report.group_sequential import boundaries, obrien_fleming, spent
-from prunebench.report.sequential import FUTILITY, Design, _levels, _Look, futile, replay
+from prunebench.report.sequential import FUTILITY, Design, _levels, futile, replay
 from prunebench.report.uncertainty import CROSSED, Spread
 from prunebench.report.verdicts import (
     A_BETTER,
@@ -66,12 +66,20 @@ def test_the_looks_spend_alpha_over_nested_sums_of_seeds():
 
 
 def test_sequential_p_inverts_the_looks_level():
+    """The tabled levels (interpolated between grid alphas) are the exact boundaries' at total
+    alphas off the grid, and sequential_p inverts them (a round trip alone would pass a wrong
+    table: both directions read it)."""
     design = Design((0, 1), 6, ALPHA)
+    for alpha in (0.0125, ALPHA, 0.2):  # 10^-1.90, 10^-1.30, 10^-0.70: between grid points
+        exact = boundaries(lambda t, a=alpha: spent(a, t), tuple(s / 6 for s in range(2, 7)))
+        levels = [design.look_alpha(s, alpha) for s in range(2, 7)]
+        assert levels == pytest.approx(2 * stats.norm.sf(exact), rel=1e-5)
     for seeds in range(2, 7):
         for alpha in (0.001, 0.01, ALPHA, 0.2):
             level = design.look_alpha(seeds, alpha)
-            assert design.sequential_p(seeds, level) == pytest.approx(alpha, rel=1e-3)
-    assert np.isnan(design.sequential_p(3, np.nan)) and design.sequential_p(1, 0.001) == 1
+            assert design.look(seeds).sequential_p(level) == pytest.approx(alpha, rel=1e-3)
+    assert np.isnan(design.look(3).sequential_p(np.nan))
+    assert design.look(1).sequential_p(0.001) == 1
 
 
 def test_holm_on_sequential_p_values_gives_each_interval_its_looks_level():
@@ -81,7 +89,7 @@ def test_holm_on_sequential_p_values_gives_each_interval_its_looks_level():
     spreads = [Spread(0.05, 0.0, 0.0, 4, 1000, CROSSED, 1e-4),
                Spread(0.002, 0.0, 0.0, 4, 1000, CROSSED, 1e-4)]  # fmt: skip
     pairs = [(0.5, "a", "b"), (0.5, "a", "c")]
-    look = _Look(design, 4)
+    look = design.look(4)
     clear, weak = judge(spreads, pairs, 0.001, ALPHA, boundary=look)
     assert clear.outcome == A_BETTER and weak.outcome == "inconclusive"
     assert clear.alpha == pytest.approx(design.look_alpha(4, ALPHA / 2))

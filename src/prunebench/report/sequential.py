@@ -90,15 +90,14 @@ class Design:
         start = max(self.first_seeds) + 1
         return list(range(start, start + self.max_seeds - len(self.first_seeds)))
 
+    def look(self, seeds: int) -> Look:
+        """The look at `seeds` seeds: its group-sequential boundary (verdicts.Boundary)."""
+        return Look(len(self.first_seeds), self.max_seeds, seeds)
+
     def look_alpha(self, seeds: int, alpha=None):
         """The nominal level of the look at `seeds` seeds when the design spends `alpha` (the
-        design's own by default; scalar or array): its group-sequential boundary."""
-        total = self.alpha if alpha is None else alpha
-        return nominal(len(self.first_seeds), self.max_seeds, seeds, total)
-
-    def sequential_p(self, seeds: int, p):
-        """The smallest total alpha at which the look at `seeds` seeds rejects p-value p."""
-        return sequential_p(len(self.first_seeds), self.max_seeds, seeds, p)
+        design's own by default; scalar or array)."""
+        return self.look(seeds).nominal(self.alpha if alpha is None else alpha)
 
     def save(self, directory: Path) -> None:
         text = json.dumps({**self.__dict__, "first_seeds": list(self.first_seeds)})
@@ -124,17 +123,21 @@ def earlier_method_note(design: Design) -> str:
 
 
 @dataclass(frozen=True)
-class _Look:
-    """verdicts.Boundary of the design's look at `seeds` seeds."""
+class Look:
+    """verdicts.Boundary of the look at `seeds` seeds of a design whose first round has
+    `first` seeds and which stops at `most` (report/group_sequential.py computes it)."""
 
-    design: Design
+    first: int
+    most: int
     seeds: int
 
     def nominal(self, alpha):
-        return self.design.look_alpha(self.seeds, alpha)
+        """The look's nominal level when the design spends `alpha` (scalar or array)."""
+        return nominal(self.first, self.most, self.seeds, alpha)
 
     def sequential_p(self, p):
-        return self.design.sequential_p(self.seeds, p)
+        """The smallest total alpha at which this look rejects p-value `p`."""
+        return sequential_p(self.first, self.most, self.seeds, p)
 
 
 Key = tuple[str, str, float]  # setup, criterion, ratio
@@ -308,7 +311,7 @@ class _Replay:
     def _judge(self, wanted: dict, seeds: int) -> None:
         """One Holm family per (setup, criterion), as the report's, on this look's boundary
         (Holm on the sequential p-values; see the module doc)."""
-        boundary = _Look(self.design, seeds)
+        boundary = self.design.look(seeds)
         families: dict[tuple, list[tuple]] = {}
         for key in wanted:
             families.setdefault(key[:2], []).append(key)
