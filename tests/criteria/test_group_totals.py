@@ -127,3 +127,30 @@ def test_a_llama_taylor_step_scores_channels_and_heads_as_computed_independently
     pruner.prune_to(model, 0.5, iter(batches), task)
     assert pruner.state()[1] == whole.state()[1]
     assert pruner.state()[1]["head_cuts"]
+
+
+def test_a_criterion_written_with_weight_scores_only_still_scores_groups_and_none_is_clear():
+    """The base class's two spellings fall back on each other: a criterion that defines only
+    `weight_scores` hands them over one by one (the same totals as its own scores give), and one
+    that defines neither says so instead of recursing."""
+    from prunebench.criteria.base import Criterion
+    from prunebench.criteria.groups import reduce_scores
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
+    params = {"0.weight": model[0].weight, "1.weight": model[1].weight}
+
+    class Squares(Criterion):
+        name = "squares"
+
+        def weight_scores(self, model, params, batches=None, task=None):
+            return {n: p.detach().square() for n, p in params.items()}
+
+    got = Squares().group_importance(model, params).totals
+    expected = reduce_scores(model, [(n, p.detach().square()) for n, p in params.items()])
+    assert set(got) == {model[0], model[1]}
+    for layer, totals in expected.items():
+        assert torch.equal(got[layer].out, totals.out) and torch.equal(got[layer].inp, totals.inp)
+    assert torch.equal(got[model[0]].out, model[0].weight.detach().square().sum(1))
+    with pytest.raises(NotImplementedError, match="'criterion' defines no scores"):
+        Criterion().weight_scores(model, params)

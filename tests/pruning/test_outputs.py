@@ -4,6 +4,7 @@ model exactly as it was."""
 from __future__ import annotations
 
 import copy
+import weakref
 
 import pytest
 import torch
@@ -134,12 +135,16 @@ def test_a_refused_step_of_a_model_above_the_spill_size_comes_back_from_the_file
     model = BreaksWhenPruned()
     pruner = prunebench.StructuredPruner.for_model(model, X, scope="layerwise")
     before = copy.deepcopy(model.state_dict())
+    originals = {n: weakref.ref(p) for n, p in model.named_parameters()}
     with pytest.raises(PrunebenchError, match="no longer runs after pruning"):
         pruner.prune_to(model, 0.5)
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in model.parameters())
+    # the cut weights were freed and rebuilt from the file (not kept alive by the snapshot)
+    rebuilt = {n for n, p in model.named_parameters() if originals[n]() is not p}
+    assert {"a.weight", "b.weight"} <= rebuilt
     assert (model.a.out_channels, model.b.in_channels, model.b.out_channels) == (8, 8, 8)
     assert pruner.graph.history() == [] and pruner.current_channels() == [8, 8]
     assert model(X).shape == (2, 4)

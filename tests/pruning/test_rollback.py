@@ -66,3 +66,31 @@ def test_a_large_model_is_saved_to_a_file_and_a_replaced_tensor_is_freed_at_once
     assert torch.equal(model[0].weight, values)
     assert model[2].weight is frozen  # still alive here: the same object comes back
     assert torch.equal(model(x), before)
+
+
+def test_a_spilled_tied_weight_is_written_once_and_comes_back_as_one_parameter():
+    """An embedding tied to the output layer (one Parameter, two modules): spilled once, and
+    when a cut has replaced it in both, rebuilt as ONE new Parameter that both modules hold."""
+    torch.manual_seed(0)
+    embed, out = nn.Embedding(5, 4), nn.Linear(4, 5, bias=False)
+    out.weight = embed.weight
+    model = nn.Sequential(embed, out)
+    ids = torch.tensor([[0, 3, 4]])
+    before = model(ids).detach()
+    tied = embed.weight
+    values, size = tied.detach().clone(), tied.numel() * tied.element_size()
+    freed = weakref.ref(tied)
+    states = snapshot(model, spill_above=0)
+    assert states.file is not None and states.file.seek(0, 2) == size  # its bytes once
+
+    shared = nn.Parameter(tied[:, :3].detach().clone())  # a hidden-size cut of both
+    embed.weight, out.weight = shared, shared
+    del tied
+    gc.collect()
+    assert freed() is None
+    restore(states)
+    states.close()
+
+    assert embed.weight is out.weight and embed.weight is not shared
+    assert torch.equal(embed.weight, values) and embed.weight.requires_grad
+    assert torch.equal(model(ids), before)

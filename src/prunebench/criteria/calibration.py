@@ -54,6 +54,10 @@ def _device(params: Mapping[str, nn.Parameter]) -> torch.device:
     return next(iter(params.values())).device
 
 
+def _weights(params: Mapping[str, nn.Parameter]) -> int:
+    return sum(p.numel() for p in params.values())
+
+
 def chunks(params: Mapping[str, nn.Parameter], budget: int) -> list[dict[str, nn.Parameter]]:
     """The parameters in their order, cut into runs of at most `budget` weights each (a larger
     parameter is a run of its own)."""
@@ -96,8 +100,9 @@ def _sample_average(
     over all N calibration samples), in eval mode, parameter by parameter. At most SUM_BUDGET
     weights' sums (or 1/MAX_PASSES of them) exist at once: a larger model's parameters are
     taken in chunks, each a pass over the calibration batches (same numbers, more passes)."""
-    exact = sum(p.numel() for p in params.values()) <= EXACT_SUMS
-    budget = max(SUM_BUDGET, -(-sum(p.numel() for p in params.values()) // MAX_PASSES))
+    weights = _weights(params)
+    exact = weights <= EXACT_SUMS
+    budget = max(SUM_BUDGET, -(-weights // MAX_PASSES))
     parts = chunks(params, budget)
     if len(parts) > 1 and not isinstance(batches, Sequence):
         batches = list(batches)  # read once per chunk
@@ -192,7 +197,7 @@ def _per_sample_vmap(model, params, task, inputs, targets, sums) -> None:
     def loss_one(p, x, y):
         return task.loss(_Bound(model, p), (x.unsqueeze(0), y.unsqueeze(0)))
 
-    numel = sum(p.numel() for p in detached.values())
+    numel = _weights(detached)
     chunk = max(1, min(64, VMAP_BUDGET // max(numel, 1)))
     for start in range(0, len(targets), chunk):
         grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(
@@ -218,7 +223,7 @@ def mean_squared_sample_gradients(
     """(1/N) sum_i g_i^2 with g_i the gradient of sample i's own loss: the empirical Fisher
     diagonal, i.e. the diagonal Hessian estimate of OBD. Uses torch.func.vmap when the model
     allows it, else one backward per sample (same result)."""
-    use_vmap = vectorize and sum(p.numel() for p in params.values()) <= VMAP_BUDGET
+    use_vmap = vectorize and _weights(params) <= VMAP_BUDGET
 
     def add_batch(chunk, inputs, targets, sums):
         nonlocal use_vmap

@@ -414,6 +414,7 @@ def _behaviour_problems() -> list[str]:
     graph.prune(model.grouped, [0, 4])
     graph.restore_state(saved)
     restore(modules)
+    modules.close()
     if graph.history() != [["conv", True, [0, 4]]] or model.grouped.out_channels != 8:
         problems.append("restoring _pruning_history did not put the graph's history back")
     fresh = _Probe()
