@@ -62,10 +62,14 @@ def cases(tmp_path):
             "no.yaml' does not exist; give a local file",
         ),
         ("eval={every_step: true}", "eval needs eval.perplexity or eval.lm_eval"),
+        (  # no context: the data's seq_len (64 in this config), checked before training
+            f"eval={{perplexity: {{file: {__file__}, stride: 65}}}}",
+            "eval.perplexity: stride 65 is larger than the context 64 (data.seq_len)",
+        ),
     ]
 
 
-@pytest.mark.parametrize("case", range(7))
+@pytest.mark.parametrize("case", range(8))
 def test_bad_eval_settings_are_one_line(invoke, tmp_path, case):
     override, fragment = cases(tmp_path)[case]
     assert_one_line(*run_with(invoke, tmp_path, override), fragment)

@@ -13,11 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
+from prunebench.config.evaluation import EvalConfig
 from prunebench.config.identity import base_id, run_id
 from prunebench.config.loading import load_run_config
 from prunebench.data.build import build_data
 from prunebench.data.synthetic_stories import generate_stories
 from prunebench.engine.single_run import run
+from prunebench.engine.step_evaluation import StepEvaluator
+from prunebench.evaluation import suite
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
 from prunebench.export.pruned import load_step
 from prunebench.models.build import build_model
@@ -217,3 +220,19 @@ def test_a_failing_evaluation_is_a_warning_and_the_run_stays_done(tmp_path, resu
     assert Store(results).step_metrics() == []
     err = capsys.readouterr().err
     assert "not evaluated (eval.perplexity: context 1000 is longer than the model's 256" in err
+
+
+def test_the_files_of_a_setting_are_hashed_once_per_invocation(tmp_path, monkeypatch):
+    text = write_text(tmp_path)
+    hashed = []
+    sha256_of = suite.sha256_of
+    monkeypatch.setattr(suite, "sha256_of", lambda p: hashed.append(p) or sha256_of(p))
+    evaluator = StepEvaluator(None, None, None, None)  # the runs of a sweep share the setting
+    cfg = load_run_config(None, [*BASE, ppl_eval(text)]).eval
+    first = evaluator._evaluations(cfg, 16)
+    assert evaluator._evaluations(cfg, 16) == first and hashed == [text]
+    assert first[0].setting["sha256"] == sha256_of(text)
+    default = EvalConfig(perplexity={"file": text})  # its window follows data.seq_len
+    (short,), (long,) = evaluator._evaluations(default, 16), evaluator._evaluations(default, 32)
+    assert (short.setting["stride"], long.setting["stride"]) == (8, 16)
+    assert hashed == [text, text, text]

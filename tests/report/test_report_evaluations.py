@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from prunebench.errors import PrunebenchError
 from prunebench.report.build import build_document, write_report
 from prunebench.report.prepare import final_runs, reported_as
 from prunebench.store.database import Store
@@ -74,5 +75,18 @@ def test_a_metric_not_evaluated_is_one_line(tmp_path, invoke):
     assert code == 2
     assert "no evaluation 'eval.boolq/acc' in these results (eval.mcq/acc, eval.wiki/ppl)" in err
     assert not (root / "report").exists()
-    with pytest.raises(Exception, match="no evaluation"):
+    with pytest.raises(PrunebenchError, match="no evaluation"):
         reported_as(load_results(root), "test_top1")
+
+
+def test_a_name_evaluated_under_two_settings_shows_the_latest(tmp_path):
+    root = evaluated_database(tmp_path)
+    later, earlier = "2999-01-01T00:00:01+00:00", "2999-01-01T00:00:00+00:00"
+    store = Store(root)
+    store.write_metrics(  # written in this order, stamped the other way round
+        {"step_key": dense_key("base0"), "name": "wiki/ppl", "setting": s, "value": v,
+         "created_at": t}
+        for s, v, t in (("new", 12.0, later), ("old", 99.0, earlier))
+    )  # fmt: skip
+    assert len(store.step_metrics([dense_key("base0")])) == 4  # both settings stay stored
+    assert set(load_results(root)["dense_eval.wiki/ppl"]) == {12.0}

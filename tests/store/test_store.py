@@ -184,3 +184,27 @@ def test_a_changed_epoch_row_keeps_only_its_own_step_from_being_resumed(tmp_path
         damaged: dict[str, str] = {}
         store.stored_steps(keys, damaged)
         assert set(damaged) == flagged, keys
+
+
+def test_step_metrics_of_some_keys_reads_only_theirs(tmp_path):
+    store = Store(tmp_path)
+    rows = [
+        {"step_key": k, "name": n, "setting": s, "value": v, "setting_json": "{}", "seconds": 0.0}
+        for k, n, s, v in [
+            ("a", "ppl", "s1", 1.0),
+            ("b", "ppl", "s1", 2.0),
+            ("c", "acc", "s2", 3.0),
+        ]
+    ]
+    store.write_metrics(rows)
+    assert {(r["step_key"], r["value"]) for r in store.step_metrics()} == {
+        ("a", 1.0),
+        ("b", 2.0),
+        ("c", 3.0),
+    }
+    assert sorted((r["step_key"], r["value"]) for r in store.step_metrics(["c", "a", "a"])) == [
+        ("a", 1.0),
+        ("c", 3.0),
+    ]
+    assert store.step_metrics([]) == []
+    assert store.evaluated(iter(["b", "c", "z"])) == {("b", "s1"), ("c", "s2")}

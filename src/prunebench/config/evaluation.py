@@ -67,6 +67,18 @@ class PerplexityEval(_Strict):
             )
         return self
 
+    def window(self, seq_len: int) -> tuple[int, int]:
+        """(context, stride): `seq_len` (the data's) and half the context unless given; a
+        ValueError when the stride is longer than the context (checked at config load)."""
+        context = self.context or seq_len
+        stride = self.stride or max(1, context // 2)
+        if stride > context:
+            raise ValueError(
+                f"eval.perplexity: stride {stride} is larger than the context {context} "
+                "(data.seq_len); give eval.perplexity.context"
+            )
+        return context, stride
+
 
 class LmEvalTasks(_Strict):
     """Zero-shot (or few-shot) tasks of lm-eval-harness read from local YAML files."""

@@ -420,4 +420,6 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"eval evaluates language models; this run is a {task} run: leave eval out"
             )
+        if self.eval is not None and self.eval.perplexity is not None:
+            self.eval.perplexity.window(self.data.seq_len)  # stride <= context, before compute
         return self

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from prunebench.config.evaluation import EvalConfig
 from prunebench.config.identity import base_id, canonical_json
 from prunebench.engine.plan import Plan, PlannedRun
 from prunebench.engine.workspace import Workspace
@@ -31,6 +32,7 @@ class StepEvaluator:
     def __init__(self, plan: Plan, store: Store, workspace: Workspace, progress: Progress):
         self.plan, self.store, self.workspace, self.progress = plan, store, workspace, progress
         self.evaluated = 0  # evaluations computed by this invocation
+        self._settings: dict[tuple[str, int], list[suite.Evaluation]] = {}
 
     def runs(self) -> list[PlannedRun]:
         return [r for r in self.plan.runs if r.cfg.eval is not None]
@@ -56,7 +58,7 @@ class StepEvaluator:
         cfg = run.cfg
         steps = run.steps if cfg.eval.every_step else run.steps[-1:]
         targets = [(dense_key(base_id(cfg)), 0), *((s.key, s.index) for s in steps)]
-        evaluations = suite.evaluations(cfg.eval, cfg.data.seq_len)
+        evaluations = self._evaluations(cfg.eval, cfg.data.seq_len)
         stored = self.store.evaluated(key for key, _ in targets)
         for key, index in targets:
             missing = [e for e in evaluations if (key, e.key) not in stored]
@@ -74,6 +76,14 @@ class StepEvaluator:
                     "run the same command again to evaluate it"
                 )
             stored |= {(key, e.key) for e in missing}  # shared steps and dense models: once
+
+    def _evaluations(self, cfg: EvalConfig, seq_len: int) -> list[suite.Evaluation]:
+        """suite.evaluations, once per setting: it hashes the text file and every file of the
+        task folder, which the runs of a sweep share."""
+        key = (canonical_json(cfg.model_dump(mode="json")), seq_len)
+        if key not in self._settings:
+            self._settings[key] = suite.evaluations(cfg, seq_len)
+        return self._settings[key]
 
     def _evaluate(
         self, run: PlannedRun, key: str, what: str, missing: list[suite.Evaluation]

@@ -21,7 +21,12 @@ from typing import Any
 
 from torch import nn
 
-from prunebench.config.evaluation import INSTALL_HINT, LmEvalTasks, lm_eval_installed
+from prunebench.config.evaluation import (
+    INSTALL_HINT,
+    TASK_FILE_SUFFIXES,
+    LmEvalTasks,
+    lm_eval_installed,
+)
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.measure import eval_mode
 
@@ -94,7 +99,7 @@ def task_names(cfg: LmEvalTasks, manager: Any | None = None) -> list[str]:
             by_file.setdefault(Path(path).resolve(), name)
     names = []
     for task in cfg.tasks:
-        if task.endswith((".yaml", ".yml")):
+        if task.endswith(TASK_FILE_SUFFIXES):
             name = by_file.get(Path(task).resolve())
             if name is None:
                 raise ConfigError(f"eval.lm_eval.tasks: '{task}' defines no lm-eval task")

@@ -57,24 +57,12 @@ def _task_files(cfg: LmEvalTasks) -> dict[str, str]:
     return {str(p.resolve()): sha256_of(p) for p in sorted(set(files))}
 
 
-def window(cfg: PerplexityEval, seq_len: int) -> tuple[int, int]:
-    """(context, stride): the data's sequence length and half of it unless given."""
-    context = cfg.context or seq_len
-    stride = cfg.stride or max(1, context // 2)
-    if stride > context:
-        raise PrunebenchError(
-            f"eval.perplexity: stride {stride} is larger than the context {context} "
-            "(data.seq_len); give eval.perplexity.context"
-        )
-    return context, stride
-
-
 def evaluations(cfg: EvalConfig, seq_len: int) -> list[Evaluation]:
     """The evaluations `cfg` asks for, their settings read from the files now."""
     out = []
     if cfg.perplexity is not None:
         ppl = cfg.perplexity
-        context, stride = window(ppl, seq_len)
+        context, stride = ppl.window(seq_len)
         setting = {
             "kind": "perplexity",
             "file": str(ppl.file.resolve()),

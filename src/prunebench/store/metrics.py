@@ -37,15 +37,13 @@ def step_metrics(db: Database, keys: Iterable[str] | None = None) -> list[dict[s
     """The metric rows (of the steps `keys`, or all) that match their digest, oldest first."""
     if not db.exists():
         return []
-    wanted = None if keys is None else set(keys)
+    query, args = "SELECT * FROM step_metrics", ()
+    if keys is not None:  # only those rows read (and digest-checked)
+        args = tuple(dict.fromkeys(keys))
+        query += f" WHERE step_key IN ({', '.join('?' * len(args))})"
     with db.connect() as con:
-        rows = con.execute("SELECT * FROM step_metrics ORDER BY created_at, name")
-        return [
-            dict(r)
-            for r in rows
-            if (wanted is None or r["step_key"] in wanted)
-            and digest_ok(r, "step_metrics") is not False
-        ]
+        rows = con.execute(f"{query} ORDER BY created_at, name", args)
+        return [dict(r) for r in rows if digest_ok(r, "step_metrics") is not False]
 
 
 def evaluated(db: Database, keys: Iterable[str]) -> set[tuple[str, str]]:
