@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from test_bad_input import assert_one_line
-
-import prunebench.config.evaluation as evaluation
 
 LM = "configs/tinystories_synthetic.yaml"
 
@@ -82,13 +81,15 @@ def test_eval_on_an_image_classification_run_is_refused(invoke, tmp_path):
     assert_one_line(code, err, "eval evaluates language models; this run is a classification")
 
 
-def test_lm_eval_not_installed_names_the_extra(invoke, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluation, "lm_eval_installed", lambda: False)
+@pytest.mark.parametrize("module", ["lm_eval", "accelerate"])
+def test_lm_eval_not_installed_names_the_extra(invoke, tmp_path, monkeypatch, module):
+    """accelerate too: lm-eval's HFLM imports it, but an `lm-eval` install alone lacks it."""
+    monkeypatch.setitem(sys.modules, module, None)  # find_spec and import both fail, as uninstalled
     folder = task_folder(tmp_path)
     code, err = run_with(
         invoke, tmp_path, f"eval.lm_eval={{tasks: [mine], include_path: {folder}}}"
     )
-    assert_one_line(code, err, "lm-eval is not installed; pip install 'prunebench[lm]'")
+    assert_one_line(code, err, f"{module} not installed (eval.lm_eval needs it); pip install")
 
 
 @pytest.mark.slow  # the task names are read by lm-eval itself (seconds to import)

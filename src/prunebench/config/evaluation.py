@@ -3,7 +3,7 @@ files only (docs/lm-evaluation.md).
 
 What can be checked without torch is checked here, at config load: the text file and the task
 folder exist, every task is a local YAML file or a name with a folder to find it in, and
-lm-eval is installed (found, not imported). Whether a task name is defined in that folder needs
+lm-eval and what it imports are installed (found, not imported). Whether a task name is defined in that folder needs
 lm-eval itself and is checked before any compute (`evaluation/lm_harness.check_tasks`).
 Evaluation changes what is measured of a step, never what is trained: the section is not part
 of any run id or step key (config/identity.NON_IDENTITY_FIELDS), and its results are stored per
@@ -28,9 +28,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-def lm_eval_installed() -> bool:
-    """Whether lm-eval can be imported (found on the path; nothing is imported)."""
-    return importlib.util.find_spec("lm_eval") is not None
+# What lm-eval's Hugging Face model needs to import: accelerate is imported by `HFLM`'s module
+# but declared only in lm-eval's own [hf] extra, so an `lm-eval` install alone lacks it.
+LM_EVAL_MODULES = ("lm_eval", "accelerate")
+
+
+def lm_eval_missing() -> list[str]:
+    """The modules `eval.lm_eval` needs that cannot be imported (found on the path; nothing is
+    imported, since lm-eval takes seconds to import)."""
+    return [name for name in LM_EVAL_MODULES if importlib.util.find_spec(name) is None]
+
+
+def lm_eval_not_installed_message(missing: list[str]) -> str:
+    return f"{' and '.join(missing)} not installed (eval.lm_eval needs it); {INSTALL_HINT}"
 
 
 def _existing_file(path: Path, what: str) -> Path:
@@ -113,8 +123,8 @@ class LmEvalTasks(_Strict):
                 f"task '{named[0]}' is a name: give eval.lm_eval.include_path (a folder of task "
                 "YAML files) or the path of its .yaml (tasks are read from local files only)"
             )
-        if not lm_eval_installed():
-            raise ValueError(f"lm-eval is not installed; {INSTALL_HINT}")
+        if missing := lm_eval_missing():
+            raise ValueError(lm_eval_not_installed_message(missing))
         return self
 
     def task_files(self) -> list[Path]:

@@ -22,10 +22,10 @@ from typing import Any
 from torch import nn
 
 from prunebench.config.evaluation import (
-    INSTALL_HINT,
     TASK_FILE_SUFFIXES,
     LmEvalTasks,
-    lm_eval_installed,
+    lm_eval_missing,
+    lm_eval_not_installed_message,
 )
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.measure import eval_mode
@@ -75,8 +75,8 @@ def offline() -> Iterator[None]:
 
 
 def _task_manager(cfg: LmEvalTasks) -> Any:
-    if not lm_eval_installed():
-        raise ConfigError(f"eval.lm_eval: lm-eval is not installed; {INSTALL_HINT}")
+    if missing := lm_eval_missing():
+        raise ConfigError(f"eval.lm_eval: {lm_eval_not_installed_message(missing)}")
     from lm_eval.tasks import TaskManager
 
     folders = [str(p.resolve().parent) for p in cfg.task_files()]
