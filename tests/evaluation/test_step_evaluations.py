@@ -20,6 +20,7 @@ from prunebench.data.build import build_data
 from prunebench.data.synthetic_stories import generate_stories
 from prunebench.engine.single_run import run
 from prunebench.engine.step_evaluation import StepEvaluator
+from prunebench.errors import ConfigError
 from prunebench.evaluation import suite
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
 from prunebench.export.pruned import load_step
@@ -214,12 +215,24 @@ def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, results, m
 
 def test_a_failing_evaluation_is_a_warning_and_the_run_stays_done(tmp_path, results, capsys):
     text = write_text(tmp_path)
-    evaluation = f"eval={{perplexity: {{file: {text}, context: 1000}}}}"  # > 256 positions
-    outcome = run(load_run_config(None, [*BASE, evaluation]), Store(results))
+    cfg = load_run_config(None, [*BASE, ppl_eval(text)])
+    text.unlink()  # removed after the config was read: found only when the evaluation runs
+    outcome = run(cfg, Store(results))
     assert outcome.status == "done" and outcome.computed == 0
     assert Store(results).step_metrics() == []
     err = capsys.readouterr().err
-    assert "not evaluated (eval.perplexity: context 1000 is longer than the model's 256" in err
+    assert "manual @0.6 seed 0: its steps not evaluated (FileNotFoundError" in err
+    assert "run the same command again to evaluate it" in err
+
+
+def test_a_context_longer_than_the_model_is_refused_before_any_training(tmp_path):
+    text = write_text(tmp_path)
+    evaluation = f"eval={{perplexity: {{file: {text}, context: 1000}}}}"  # > 256 positions
+    results = tmp_path / "fresh"
+    with pytest.raises(ConfigError, match=r"^eval.perplexity: context 1000 is longer than the "
+                       r"model's 256 positions; give eval.perplexity.context <= 256$"):  # fmt: skip
+        run(load_run_config(None, [*BASE, evaluation]), Store(results))
+    assert Store(results).written_at("checkpoint") == {}  # nothing pretrained or pruned
 
 
 def test_the_files_of_a_setting_are_hashed_once_per_invocation(tmp_path, monkeypatch):

@@ -58,7 +58,11 @@ class StepEvaluator:
         cfg = run.cfg
         steps = run.steps if cfg.eval.every_step else run.steps[-1:]
         targets = [(dense_key(base_id(cfg)), 0), *((s.key, s.index) for s in steps)]
-        evaluations = self._evaluations(cfg.eval, cfg.data.seq_len)
+        try:  # hashes the files: one removed since the start fails this run's evaluations only
+            evaluations = self._evaluations(cfg.eval, cfg.data.seq_len)
+        except Exception as exc:
+            self._not_evaluated(run, "its steps", exc)
+            return
         stored = self.store.evaluated(key for key, _ in targets)
         for key, index in targets:
             missing = [e for e in evaluations if (key, e.key) not in stored]
@@ -70,12 +74,15 @@ class StepEvaluator:
             except StorageError:
                 raise
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, PrunebenchError) else repr(exc)
-                self.progress.warning(
-                    f"{run.title}: {what} not evaluated ({reason}); its training is stored: "
-                    "run the same command again to evaluate it"
-                )
+                self._not_evaluated(run, what, exc)
             stored |= {(key, e.key) for e in missing}  # shared steps and dense models: once
+
+    def _not_evaluated(self, run: PlannedRun, what: str, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, PrunebenchError) else repr(exc)
+        self.progress.warning(
+            f"{run.title}: {what} not evaluated ({reason}); its training is stored: "
+            "run the same command again to evaluate it"
+        )
 
     def _evaluations(self, cfg: EvalConfig, seq_len: int) -> list[suite.Evaluation]:
         """suite.evaluations, once per setting: it hashes the text file and every file of the

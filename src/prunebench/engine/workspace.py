@@ -21,6 +21,7 @@ from prunebench.devices import resolve_device
 from prunebench.engine.pretrain import Dense, initial_model
 from prunebench.engine.step import RunContext
 from prunebench.errors import ConfigError, PrunebenchError
+from prunebench.evaluation.suite import check_model as check_evaluations
 from prunebench.models.build import check_output_width, model_spec
 from prunebench.progress import Progress
 from prunebench.pruning.factory import make_pruner
@@ -74,9 +75,17 @@ class Workspace:
 
     def check(self, cfg: RunConfig) -> None:
         """What needs the model (model options, local weights, prune.exclude names, structured
-        tracing): checked before anything is trained or written (claimed, even), once per
+        tracing, the `eval:` perplexity window): checked before anything is trained or written (claimed, even), once per
         model and prune config."""
-        key = canonical_json([cfg.model.model_dump(mode="json"), cfg.prune.model_dump(mode="json")])
+        evaluation = None if cfg.eval is None else cfg.eval.model_dump(mode="json")
+        key = canonical_json(
+            [
+                cfg.model.model_dump(mode="json"),
+                cfg.prune.model_dump(mode="json"),
+                evaluation,
+                cfg.data.seq_len,
+            ]
+        )
         if key not in self._checked:
             data = self.data(cfg)
             try:
@@ -84,6 +93,8 @@ class Workspace:
                     warnings.simplefilter("ignore")
                     model = initial_model(cfg, data)  # local weights read and fitted, too
                     check_output_width(model, cfg.model, data.info)
+                    if cfg.eval is not None:
+                        check_evaluations(cfg.eval, cfg.data.seq_len, model, data.tokenizer)
                     self._probe_pruning(cfg, model, data)
             except PrunebenchError:
                 raise

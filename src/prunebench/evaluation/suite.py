@@ -19,7 +19,7 @@ from torch import nn
 
 from prunebench.config.evaluation import EvalConfig, LmEvalTasks, PerplexityEval
 from prunebench.config.identity import canonical_json, digest
-from prunebench.errors import PrunebenchError
+from prunebench.errors import ConfigError
 from prunebench.evaluation import lm_harness
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
 
@@ -92,6 +92,24 @@ def check(cfg: EvalConfig) -> None:
         lm_harness.task_names(cfg.lm_eval)
 
 
+def _check_perplexity(context: int, model: nn.Module, tokenizer: Any) -> None:
+    longest = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(longest, int) and context > longest:
+        raise ConfigError(
+            f"eval.perplexity: context {context} is longer than the model's "
+            f"{longest} positions; give eval.perplexity.context <= {longest}"
+        )
+    if tokenizer is None:
+        raise ConfigError("eval.perplexity needs the run's tokenizer; this dataset has none")
+
+
+def check_model(cfg: EvalConfig, seq_len: int, model: nn.Module, tokenizer: Any) -> None:
+    """What needs the model and the data (the perplexity window fits the model's positions;
+    there is a tokenizer): a ConfigError before anything is trained, not after."""
+    if cfg.perplexity is not None:
+        _check_perplexity(cfg.perplexity.window(seq_len)[0], model, tokenizer)
+
+
 def perplexity_name(cfg: PerplexityEval) -> str:
     return f"{cfg.file.stem}/ppl"
 
@@ -104,16 +122,7 @@ def run(
     spec = evaluation.spec
     if isinstance(spec, PerplexityEval):
         context, stride = evaluation.setting["context"], evaluation.setting["stride"]
-        longest = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-        if isinstance(longest, int) and context > longest:
-            raise PrunebenchError(
-                f"eval.perplexity: context {context} is longer than the model's "
-                f"{longest} positions; give eval.perplexity.context <= {longest}"
-            )
-        if tokenizer is None:
-            raise PrunebenchError(
-                "eval.perplexity needs the run's tokenizer; this dataset has none"
-            )
+        _check_perplexity(context, model, tokenizer)
         ids = text_ids(spec.file, tokenizer)
         ppl = strided_perplexity(model, ids, context, stride, device).ppl
         metrics = {perplexity_name(spec): ppl}
