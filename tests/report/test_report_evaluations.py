@@ -90,3 +90,16 @@ def test_a_name_evaluated_under_two_settings_shows_the_latest(tmp_path):
     )  # fmt: skip
     assert len(store.step_metrics([dense_key("base0")])) == 4  # both settings stay stored
     assert set(load_results(root)["dense_eval.wiki/ppl"]) == {12.0}
+
+
+def test_advise_decides_on_an_evaluation_as_the_report_does(tmp_path, invoke):
+    root = evaluated_database(tmp_path)
+    code, out, _ = invoke("advise", str(root), "--metric", "eval.mcq/acc")
+    assert code == 0, out
+    header, decision = out.splitlines()[:2]
+    assert header.endswith(", on eval.mcq/acc):")
+    assert "geometric q=0.3 (65.00%, 10 epochs)" in decision  # the evaluation, not test top-1
+    report = write_report(root, tmp_path / "report", metric="eval.mcq/acc").markdown.read_text()
+    assert decision.strip() in report  # the report's own sentence
+    code, _, err = invoke("advise", str(root), "--metric", "eval.boolq/acc")
+    assert code == 2 and "no evaluation 'eval.boolq/acc' in these results" in err

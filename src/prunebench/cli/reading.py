@@ -24,6 +24,14 @@ MinEffectOpt = Annotated[
     float | None,
     typer.Option(help="smallest difference worth more seeds: pp / % (default 0.5 / 2)"),
 ]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric",
+        help="decide on an evaluation of eval: (a column eval.NAME of `results`, e.g. "
+        "eval.boolq/acc) instead of the test metric",
+    ),
+]
 
 
 def results(
@@ -87,14 +95,7 @@ def report(
     margin: MarginOpt = None,
     alpha: AlphaOpt = 0.05,
     min_effect: MinEffectOpt = None,
-    metric: Annotated[
-        str | None,
-        typer.Option(
-            "--metric",
-            help="report and decide on an evaluation of eval: (a column eval.NAME of "
-            "`results`, e.g. eval.boolq/acc) instead of the test metric",
-        ),
-    ] = None,
+    metric: MetricOpt = None,
 ) -> None:
     """Write an HTML report and a Markdown summary from the results database."""
     from prunebench.report.prepare import reported_as
@@ -152,13 +153,20 @@ def advise(
     margin: MarginOpt = None,
     alpha: AlphaOpt = 0.05,
     min_effect: MinEffectOpt = None,
+    metric: MetricOpt = None,
 ) -> None:
     """Which regime to use: the report's decision per ratio (within a budget), with its
     interval, a cheaper equivalent alternative, and the seeds it would take to decide."""
     from prunebench.report.terminal import advise_lines
 
     lines = advise_lines(
-        directory, ratio=ratio, budget=budget, alpha=alpha, margin=margin, min_effect=min_effect
+        directory,
+        metric,
+        ratio=ratio,
+        budget=budget,
+        alpha=alpha,
+        margin=margin,
+        min_effect=min_effect,
     )
     for line in lines:
         out.print(line, markup=False, highlight=False)

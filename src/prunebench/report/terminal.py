@@ -12,7 +12,7 @@ from prunebench.errors import PrunebenchError
 from prunebench.report.advice import fmt_margin
 from prunebench.report.build import check_settings, contexts
 from prunebench.report.decisions import Decision
-from prunebench.report.prepare import pct
+from prunebench.report.prepare import pct, reported_as
 from prunebench.report.sanity import (
     chance_at,
     clearly_above_chance,
@@ -34,14 +34,19 @@ def advise_decisions(
     alpha: float = ALPHA,
     margin: float | None = None,
     min_effect: float | None = None,
+    metric: str | None = None,
 ) -> list[tuple[str, str, list[Decision], str]]:
-    """(setup, criterion, decisions, how) for every setup and non-random criterion."""
+    """(setup, criterion, decisions, how) for every setup and non-random criterion; `metric`:
+    an evaluation (eval.NAME) decided on instead of the test metric, as `report --metric`."""
     check_settings(alpha, margin, min_effect)
     if budget is not None and budget < 0:
         raise PrunebenchError(f"--budget must be >= 0 epochs, got {budget:g}")
+    results = load_results(directory, outcomes=True)
+    if metric is not None:
+        results = reported_as(results, metric)
     out = []
     seen: set[float] = set()
-    for ctx in contexts(load_results(directory, outcomes=True), alpha, margin, min_effect):
+    for ctx in contexts(results, alpha, margin, min_effect):
         for criterion, v in ctx.verdicts.items():
             seen |= set(v.candidates)
             ratios = [r for r in sorted(v.candidates)
@@ -64,7 +69,7 @@ def advise_decisions(
     return out
 
 
-def advise_lines(directory: Path | str, **kwargs) -> list[str]:
+def advise_lines(directory: Path | str, metric: str | None = None, **kwargs) -> list[str]:
     """What `prunebench advise` prints: the sanity warnings first, an --until-decided sweep's
     sequential decisions next (act on these), then per setup and criterion the decisions; where
     even the recommended regime is at chance, none is recommended."""
@@ -75,15 +80,19 @@ def advise_lines(directory: Path | str, **kwargs) -> list[str]:
         lines.append(f"warning: {earlier_method_note(design)}")
     elif design is not None:
         rounds = replay(load_results(directory, outcomes=True), design)
-        lines.append("Sequential decisions (sweep --until-decided; act on these):")
+        on = "" if metric is None else ", on the test metric"
+        lines.append(f"Sequential decisions (sweep --until-decided{on}; act on these):")
         lines += [f"  {line}" for line in question_lines(rounds)]
-    for setup, criterion, decisions, how in advise_decisions(directory, **kwargs):
-        lines.append(f"{setup}, {criterion} criterion ({how}):")
-        lines += [f"  {_sane_text(d, df)}" for d in decisions]
+    for setup, criterion, decisions, how in advise_decisions(directory, metric=metric, **kwargs):
+        on = "" if metric is None else f", on {metric}"
+        lines.append(f"{setup}, {criterion} criterion ({how}{on}):")
+        lines += [f"  {d.text if metric else _sane_text(d, df)}" for d in decisions]
     return lines
 
 
 def _sane_text(d: Decision, df) -> str:
+    """The decision, or where the recommended regime's test metric is at chance, a refusal to
+    recommend (chance is known for the test metric only, not for evaluations)."""
     chance = chance_at(df, d.ratio)
     rec = d.recommended
     if rec is None or chance is None:
