@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from prunebench.errors import PrunebenchError
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
+from prunebench.store.example_outcomes import pack_nll, unpack
 
 
 def tiny_llama():
@@ -23,9 +25,10 @@ def tiny_llama():
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-def hand_nll(model, ids: list[int], context: int, stride: int) -> tuple[float, int]:
+def hand_nll(model, ids: list[int], context: int, stride: int) -> tuple[float, int, dict]:
     """Token t (t >= 1) is scored in the first window [b, b + context) that holds it with
-    b < t; its log-probability given ids[b:t] comes from one forward of ids[b:t] alone."""
+    b < t; its log-probability given ids[b:t] comes from one forward of ids[b:t] alone.
+    Also each scoring window's start -> [NLL sum, tokens] (the per-example outcomes)."""
     owner = {}
     begin = 0
     while True:
@@ -35,12 +38,16 @@ def hand_nll(model, ids: list[int], context: int, stride: int) -> tuple[float, i
         if end == len(ids):
             break
         begin += stride
-    total = 0.0
+    total, windows = 0.0, {}
     for t, b in owner.items():
         with torch.no_grad():
             logits = model(torch.tensor([ids[b:t]])).logits[0, -1].double()
-        total -= float(torch.log_softmax(logits, -1)[ids[t]])
-    return total, len(owner)
+        nll = -float(torch.log_softmax(logits, -1)[ids[t]])
+        total += nll
+        window = windows.setdefault(b, [0.0, 0])
+        window[0] += nll
+        window[1] += 1
+    return total, len(owner), windows
 
 
 @pytest.mark.parametrize(("context", "stride"), [(8, 8), (8, 3), (8, 1), (64, 5)])
@@ -48,13 +55,18 @@ def test_strided_perplexity_equals_a_hand_computation(context, stride):
     model = tiny_llama()
     ids = torch.randint(3, 128, (30,))
     got = strided_perplexity(model, ids, context, stride)
-    nll, tokens = hand_nll(model, ids.tolist(), context, stride)
+    nll, tokens, windows = hand_nll(model, ids.tolist(), context, stride)
     assert got.tokens == tokens
     # with stride < context every token after the first is scored once; with stride ==
     # context a window's first token has nothing before it and is not scored (as in the guide)
     assert tokens == (29 if stride < context else 29 - (29 // context))
     assert got.nll == pytest.approx(nll, rel=1e-5)
     assert got.ppl == pytest.approx(math.exp(nll / tokens), rel=1e-5)
+    by_start = [windows[b] for b in sorted(windows)]  # the outcomes: window by window
+    assert list(got.window_tokens) == [n for _, n in by_start]
+    assert list(got.window_nll) == pytest.approx([x for x, _ in by_start], rel=1e-5)
+    outcomes = unpack(pack_nll(np.array(got.window_nll), np.array(got.window_tokens)))
+    assert outcomes.values.mean() == pytest.approx(nll / tokens, rel=1e-5)  # log perplexity
 
 
 def test_the_text_comes_from_a_local_file_and_bad_input_is_one_line(tmp_path):

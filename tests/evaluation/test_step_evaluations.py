@@ -5,10 +5,12 @@ independent computations on the model rebuilt from the stored checkpoint; nothin
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -26,6 +28,7 @@ from prunebench.evaluation.perplexity import strided_perplexity, text_ids
 from prunebench.export.pruned import load_step
 from prunebench.models.build import build_model
 from prunebench.store.database import Store
+from prunebench.store.example_outcomes import unpack
 from prunebench.store.metrics import dense_key
 from prunebench.store.results import integrity_warning, load_results
 from sweep_helpers import one_torch_thread
@@ -127,9 +130,15 @@ def test_strided_perplexity_of_the_final_step_is_stored_and_keeps_the_run_id(tmp
     assert pd.isna(values[0])  # the final step only, by default
     model, tokenizer = stored_model(results, run_id(cfg))
     ids = text_ids(text, tokenizer)
-    expected = strided_perplexity(model, ids, CONTEXT, STRIDE).ppl
+    measured = strided_perplexity(model, ids, CONTEXT, STRIDE)
+    expected = measured.ppl
     assert values[1] == pytest.approx(expected, rel=1e-6)
     assert 1.0 < expected < len(tokenizer)
+    blob = load_results(results, outcomes=True).sort_values("step")["eval_outcomes.story/ppl"]
+    assert blob.iloc[0] is None  # the first step has no evaluation, so no outcomes
+    windows = unpack(blob.iloc[1])  # one per scoring window; their mean is the log perplexity
+    assert windows.kind == "nll" and list(windows.tokens) == list(measured.window_tokens)
+    assert windows.values.mean() == pytest.approx(math.log(expected), rel=1e-6)
     dense = strided_perplexity(dense_model(results), ids, CONTEXT, STRIDE).ppl
     assert list(df["dense_eval.story/ppl"]) == pytest.approx([dense, dense], rel=1e-6)
     assert dense != pytest.approx(expected)
@@ -169,10 +178,10 @@ def test_a_changed_evaluation_row_fails_its_digest(tmp_path, results):
     assert load_results(results)["eval.story/ppl"].isna().all()  # a changed value: not shown
 
 
-def hand_accuracy(model, tokenizer, items) -> float:
+def hand_correct(model, tokenizer, items) -> list[bool]:
     """Each choice's summed log-likelihood after its question (the continuation ' CHOICE'),
     one forward pass each; the first best choice is the prediction (lm-eval's argmax)."""
-    right = 0
+    right = []
     for item in items:
         context = tokenizer(item["question"], add_special_tokens=False)["input_ids"]
         scores = []
@@ -183,8 +192,8 @@ def hand_accuracy(model, tokenizer, items) -> float:
                 logp = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
             rest = ids[0, len(context) :]
             scores.append(float(logp[len(context) - 1 :].gather(1, rest[:, None]).sum()))
-        right += max(range(len(scores)), key=lambda i: (scores[i], -i)) == item["answer"]
-    return right / len(items)
+        right.append(max(range(len(scores)), key=lambda i: (scores[i], -i)) == item["answer"])
+    return right
 
 
 @pytest.mark.slow  # importing lm-eval alone takes several seconds
@@ -203,9 +212,12 @@ def test_lm_eval_accuracy_equals_a_hand_computation_offline(tmp_path, results, m
     )
     cfg = load_run_config(None, [*BASE, evaluation])
     assert run(cfg, Store(results)).computed == 0
-    final = load_results(results).sort_values("step").iloc[-1]
+    final = load_results(results, outcomes=True).sort_values("step").iloc[-1]
     model, tokenizer = stored_model(results, run_id(cfg))
-    assert final["eval.tiny_mcq/acc"] == pytest.approx(hand_accuracy(model, tokenizer, items))
+    correct = hand_correct(model, tokenizer, items)
+    assert final["eval.tiny_mcq/acc"] == pytest.approx(np.mean(correct))
+    documents = unpack(final["eval_outcomes.tiny_mcq/acc"])  # right/wrong, document by document
+    assert documents.kind == "correct" and documents.values.tolist() == correct
     expected = strided_perplexity(model, text_ids(text, tokenizer), CONTEXT, STRIDE).ppl
     assert final["eval.story/ppl"] == pytest.approx(expected, rel=1e-6)
     import os

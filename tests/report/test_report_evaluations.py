@@ -8,10 +8,11 @@ import pytest
 from prunebench.errors import PrunebenchError
 from prunebench.report.build import build_document, write_report
 from prunebench.report.prepare import final_runs, reported_as
+from prunebench.report.terminal import advise_decisions
 from prunebench.store.database import Store
 from prunebench.store.metrics import dense_key
 from prunebench.store.results import load_results
-from report_db import add_run
+from report_db import add_run, outcome_blob
 
 ACC = {"one_shot": [0.40, 0.50], "geometric": [0.60, 0.70]}  # per seed, final step
 PPL = {"one_shot": [30.0, 34.0], "geometric": [20.0, 22.0]}
@@ -103,3 +104,34 @@ def test_advise_decides_on_an_evaluation_as_the_report_does(tmp_path, invoke):
     assert decision.strip() in report  # the report's own sentence
     code, _, err = invoke("advise", str(root), "--metric", "eval.boolq/acc")
     assert code == 2 and "no evaluation 'eval.boolq/acc' in these results" in err
+
+
+@pytest.mark.parametrize(("metric", "values"), [("top1", ACC), ("ppl", PPL)])
+def test_an_evaluation_with_outcomes_is_judged_as_the_test_metric_with_them(
+    tmp_path, metric, values
+):
+    """An evaluation that stores per-example outcomes (right/wrong per document, NLL per
+    window) is judged exactly as the test metric would be with the same outcomes: the same
+    estimate, interval, method and verdict, counting its own examples' noise."""
+    name = "mcq/acc" if metric == "top1" else "wiki/ppl"
+    as_test, as_eval = Store(tmp_path / "test"), Store(tmp_path / "eval")
+    for regime in values:
+        for seed in (0, 1):
+            value = values[regime][seed]
+            blob = outcome_blob(metric, value, 40, f"{regime}-{seed}")
+            add_run(as_test, regime, 0.9, seed, value, metric=metric, outcomes=blob)
+            other = 0.5 if metric == "top1" else 50.0  # the test metric: not what is judged
+            rid = add_run(as_eval, regime, 0.9, seed, other, metric=metric)
+            final = max(as_eval.steps(rid), key=lambda r: r["step"])["step_key"]
+            as_eval.write_metrics(
+                [{"step_key": final, "name": name, "setting": "s", "value": value,
+                  "outcomes": blob}]
+            )  # fmt: skip
+    (expected,) = advise_decisions(tmp_path / "test")[0][2]
+    (got,) = advise_decisions(tmp_path / "eval", metric=f"eval.{name}")[0][2]
+    assert got.deciding.method == "seeds x test examples" and got.deciding.examples == 40
+    fields = ("estimate", "low", "high", "p", "outcome", "method", "examples")
+    assert [getattr(got.deciding, f) for f in fields] == pytest.approx(
+        [getattr(expected.deciding, f) for f in fields]
+    )
+    assert got.status == expected.status

@@ -104,7 +104,7 @@ class StepEvaluator:
         tokenizer = ctx.data.tokenizer
         rows = []
         for evaluation in missing:
-            metrics, seconds = suite.run(evaluation, model, tokenizer, ctx.device)
+            measured = suite.run(evaluation, model, tokenizer, ctx.device)
             rows += [
                 {
                     "step_key": key,
@@ -112,11 +112,14 @@ class StepEvaluator:
                     "setting": evaluation.key,
                     "value": value,
                     "setting_json": evaluation.setting_json,
-                    "seconds": seconds,
+                    "seconds": measured.seconds,
+                    "outcomes": measured.outcomes.get(name),
                 }
-                for name, value in metrics.items()
+                for name, value in measured.values.items()
             ]
-            shown = ", ".join(f"{n} {v:.4g}" for n, v in metrics.items())
-            self.progress.message(f"{run.title}: {what} evaluated: {shown} ({seconds:.1f} s)")
+            shown = ", ".join(f"{n} {v:.4g}" for n, v in measured.values.items())
+            self.progress.message(
+                f"{run.title}: {what} evaluated: {shown} ({measured.seconds:.1f} s)"
+            )
         self.store.write_metrics(rows)
         self.evaluated += len(missing)

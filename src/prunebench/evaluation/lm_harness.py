@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from prunebench.config.evaluation import (
@@ -29,6 +30,7 @@ from prunebench.config.evaluation import (
 )
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.measure import eval_mode
+from prunebench.store.example_outcomes import pack_correct
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 SEED = 1234  # lm-eval's default seeds, fixed: few-shot examples and any sampling repeat
@@ -115,10 +117,41 @@ def task_names(cfg: LmEvalTasks, manager: Any | None = None) -> list[str]:
     return names
 
 
-def accuracies(model: nn.Module, tokenizer: Any, cfg: LmEvalTasks) -> dict[str, float]:
+def _name(task: str, metric: str, kind: str) -> str:
+    return f"{task}/{metric}" if kind in ("", "none") else f"{task}/{metric},{kind}"
+
+
+def sample_outcomes(samples: dict[str, list[dict]], metrics: dict[str, float]) -> dict[str, bytes]:
+    """name -> right/wrong per document (in document order, packed as the test outcomes are),
+    for each metric that scores every document 0 or 1 and whose documents' mean is the task's
+    value: the per-example outcomes a report needs to count the task's own noise. Metrics that
+    are not right/wrong per document (an F1, a perplexity) get none."""
+    per_doc: dict[str, list[tuple[int, Any]]] = {}
+    for task, docs in samples.items():
+        for doc in docs:
+            for metric in doc.get("metrics", ()):
+                name = _name(task, metric, str(doc.get("filter", "none")))
+                per_doc.setdefault(name, []).append((int(doc["doc_id"]), doc.get(metric)))
+    out = {}
+    for name, pairs in per_doc.items():
+        values = [v for _, v in sorted(pairs, key=lambda p: p[0])]
+        if name not in metrics or not all(
+            isinstance(v, bool | int | float) and v in (0, 1) for v in values
+        ):
+            continue
+        correct = np.array(values, dtype=bool)
+        if abs(float(correct.mean()) - metrics[name]) <= 1e-9:  # what lm-eval reported, exactly
+            out[name] = pack_correct(correct)
+    return out
+
+
+def accuracies(
+    model: nn.Module, tokenizer: Any, cfg: LmEvalTasks
+) -> tuple[dict[str, float], dict[str, bytes]]:
     """lm-eval's metrics of `model` on the tasks of `cfg`: 'TASK/acc', 'TASK/acc_norm', ...
-    (a filter other than lm-eval's 'none' is kept in the name: 'TASK/acc,FILTER'). It runs on
-    the model's device."""
+    (a filter other than lm-eval's 'none' is kept in the name: 'TASK/acc,FILTER'), and the
+    right/wrong outcome of each document where a metric is one (`sample_outcomes`). It runs
+    on the model's device."""
     from transformers import PreTrainedModel
 
     if not isinstance(model, PreTrainedModel):
@@ -143,7 +176,7 @@ def accuracies(model: nn.Module, tokenizer: Any, cfg: LmEvalTasks) -> dict[str, 
                 num_fewshot=cfg.num_fewshot,
                 limit=cfg.limit,
                 bootstrap_iters=0,
-                log_samples=False,
+                log_samples=True,  # per-document outcomes
                 random_seed=SEED,
                 numpy_random_seed=SEED,
                 torch_random_seed=SEED,
@@ -156,6 +189,5 @@ def accuracies(model: nn.Module, tokenizer: Any, cfg: LmEvalTasks) -> dict[str, 
             metric, _, kind = key.partition(",")
             if key in SKIPPED_KEYS or "stderr" in metric or not isinstance(value, int | float):
                 continue
-            name = metric if kind in ("", "none") else f"{metric},{kind}"
-            metrics[f"{task}/{name}"] = float(value)
-    return metrics
+            metrics[_name(task, metric, kind)] = float(value)
+    return metrics, sample_outcomes(out.get("samples") or {}, metrics)

@@ -33,6 +33,8 @@ class Perplexity:
     tokens: int  # scored tokens
     context: int
     stride: int
+    window_nll: tuple[float, ...] = ()  # per scoring window: its NLL sum ...
+    window_tokens: tuple[int, ...] = ()  # ... and its scored tokens (per-example outcomes)
 
 
 def text_ids(path: Path | str, tokenizer: Any) -> torch.Tensor:
@@ -55,6 +57,8 @@ def strided_perplexity(
     if not 0 < stride <= context:
         raise PrunebenchError(f"perplexity: need 0 < stride <= context, got {stride}, {context}")
     total, count, scored_to = 0.0, 0, 1  # positions < scored_to are scored (0 never is)
+    window_nll: list[float] = []
+    window_tokens: list[int] = []
     with eval_mode(model):
         for begin in range(0, len(ids), stride):
             end = min(begin + context, len(ids))
@@ -64,9 +68,20 @@ def strided_perplexity(
             if first < end:
                 predicted = logits[first - 1 - begin : end - 1 - begin]
                 targets = window[0, first - begin : end - begin]
-                total += float(F.cross_entropy(predicted, targets, reduction="sum"))
+                nll = float(F.cross_entropy(predicted, targets, reduction="sum"))
+                total += nll
                 count += end - first
+                window_nll.append(nll)
+                window_tokens.append(end - first)
                 scored_to = end
             if end == len(ids):
                 break
-    return Perplexity(math.exp(total / count), total, count, context, stride)
+    return Perplexity(
+        math.exp(total / count),
+        total,
+        count,
+        context,
+        stride,
+        tuple(window_nll),
+        tuple(window_tokens),
+    )

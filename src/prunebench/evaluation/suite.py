@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from prunebench.config.evaluation import EvalConfig, LmEvalTasks, PerplexityEval
@@ -22,6 +23,7 @@ from prunebench.config.identity import canonical_json, digest
 from prunebench.errors import ConfigError
 from prunebench.evaluation import lm_harness
 from prunebench.evaluation.perplexity import strided_perplexity, text_ids
+from prunebench.store.example_outcomes import pack_nll
 
 
 @dataclass(frozen=True)
@@ -114,18 +116,29 @@ def perplexity_name(cfg: PerplexityEval) -> str:
     return f"{cfg.file.stem}/ppl"
 
 
-def run(
-    evaluation: Evaluation, model: nn.Module, tokenizer: Any, device: Any
-) -> tuple[dict[str, float], float]:
-    """(metric name -> value, seconds) of one evaluation of `model`."""
+@dataclass(frozen=True)
+class Measured:
+    """What one evaluation of a model gave."""
+
+    values: dict[str, float]  # metric name -> value
+    outcomes: dict[str, bytes]  # metric name -> per-example outcomes (example_outcomes format)
+    seconds: float
+
+
+def run(evaluation: Evaluation, model: nn.Module, tokenizer: Any, device: Any) -> Measured:
+    """One evaluation of `model`, with per-example outcomes where the metric has them: each
+    scoring window's NLL for a perplexity (their token-weighted mean is its log), each
+    document's right/wrong for lm-eval's accuracies."""
     started = time.perf_counter()
     spec = evaluation.spec
     if isinstance(spec, PerplexityEval):
         context, stride = evaluation.setting["context"], evaluation.setting["stride"]
         _check_perplexity(context, model, tokenizer)
         ids = text_ids(spec.file, tokenizer)
-        ppl = strided_perplexity(model, ids, context, stride, device).ppl
-        metrics = {perplexity_name(spec): ppl}
+        ppl = strided_perplexity(model, ids, context, stride, device)
+        name = perplexity_name(spec)
+        metrics = {name: ppl.ppl}
+        outcomes = {name: pack_nll(np.array(ppl.window_nll), np.array(ppl.window_tokens))}
     else:
-        metrics = lm_harness.accuracies(model, tokenizer, spec)
-    return metrics, time.perf_counter() - started
+        metrics, outcomes = lm_harness.accuracies(model, tokenizer, spec)
+    return Measured(metrics, outcomes, time.perf_counter() - started)

@@ -25,6 +25,7 @@ from prunebench.report.uncertainty import (
     seeds_only,
 )
 from prunebench.store.example_outcomes import Outcomes, unpack
+from prunebench.store.results import EVAL_PREFIX
 
 OUTCOME_KIND = {"top1": "correct", "ppl": "nll"}  # metrics that per-example outcomes measure
 NO_COMMON_SEED = "no seed in common: cannot pair"
@@ -67,8 +68,16 @@ def from_summary(row: pd.Series) -> Candidate:
     )
 
 
+def outcome_kind(metric: Metric) -> str | None:
+    """The kind of per-example outcomes that measure `metric`: the test metric's own, or for an
+    evaluation (eval.NAME) NLL per window of a perplexity and right/wrong per document else."""
+    if metric.name.startswith(EVAL_PREFIX):
+        return "correct" if metric.higher_is_better else "nll"
+    return OUTCOME_KIND.get(metric.name)
+
+
 def _usable(outcomes: dict[int, Outcomes], seeds: list[int], metric: Metric) -> bool:
-    kind = OUTCOME_KIND.get(metric.name)
+    kind = outcome_kind(metric)
     return bool(seeds) and all(s in outcomes and outcomes[s].kind == kind for s in seeds)
 
 
@@ -111,7 +120,7 @@ def advantage(a: Candidate, b: Candidate, metric: Metric) -> Spread:
             groups, unit = shared_groups([a.outcomes[s] for s in seeds]
                                          + [b.outcomes[s] for s in seeds])  # fmt: skip
             diffs = [sign * (x - y) for x, y in pairs]
-            return outcome_spread(diffs, metric.name == "top1", groups, unit)
+            return outcome_spread(diffs, outcome_kind(metric) == "correct", groups, unit)
     if metric.higher_is_better:
         diffs = [a.values[s] - b.values[s] for s in seeds]
     else:
@@ -126,7 +135,7 @@ def point_spread(c: Candidate, metric: Metric) -> Spread:
     if _usable(c.outcomes, c.seeds, metric):
         groups, unit = shared_groups([c.outcomes[s] for s in c.seeds])
         rows = [c.outcomes[s].values for s in c.seeds]
-        return outcome_spread(rows, metric.name == "top1", groups, unit)
+        return outcome_spread(rows, outcome_kind(metric) == "correct", groups, unit)
     values = np.array([c.values[s] for s in c.seeds])
     return seeds_only(values if metric.higher_is_better else np.log(values))
 

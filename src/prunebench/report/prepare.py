@@ -21,7 +21,7 @@ from prunebench.config.identity import ADDED_FIELDS
 from prunebench.config.schema import RegimeConfig
 from prunebench.config.sweep_grid import regime_label
 from prunebench.errors import PrunebenchError
-from prunebench.store.results import DENSE_EVAL_PREFIX, EVAL_PREFIX
+from prunebench.store.results import DENSE_EVAL_PREFIX, EVAL_OUTCOMES_PREFIX, EVAL_PREFIX
 from prunebench.tables import final_steps
 
 RANDOM = "random"
@@ -87,13 +87,17 @@ def evaluation_metric(column: str) -> Metric:
 
 
 def reported_as(results: pd.DataFrame, column: str) -> pd.DataFrame:
-    """`results` with the evaluation `column` (eval.NAME) as every run's reported metric; a
-    PrunebenchError naming the evaluations stored when it is not one of them."""
+    """`results` with the evaluation `column` (eval.NAME) as every run's reported metric, and
+    its per-example outcomes (where stored) in place of the test metric's, so that the
+    intervals count the evaluation's own examples; a PrunebenchError naming the evaluations
+    stored when it is not one of them."""
     stored = [c for c in results.columns if c.startswith(EVAL_PREFIX)]
     if column not in stored:
         have = ", ".join(stored) or "none: give the runs an eval: section"
         raise PrunebenchError(f"--metric: no evaluation '{column}' in these results ({have})")
-    return results.assign(metric=column)
+    blobs = column.replace(EVAL_PREFIX, EVAL_OUTCOMES_PREFIX, 1)
+    outcomes = results[blobs] if blobs in results.columns else None
+    return results.assign(metric=column, test_outcomes=outcomes)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -36,6 +36,7 @@ OUTDATED_REASON = (
 )
 EVAL_PREFIX = "eval."  # the columns of a step's evaluations (step_metrics), e.g. eval.ppl
 DENSE_EVAL_PREFIX = f"dense_{EVAL_PREFIX}"  # those of the run's dense model
+EVAL_OUTCOMES_PREFIX = "eval_outcomes."  # their per-example outcomes (load_results(outcomes=True))
 
 
 def database_path(directory: Path | str) -> Path:
@@ -59,7 +60,8 @@ def integrity_warning(directory: Path | str) -> str | None:
 
 def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     """One pandas row per pruning step of every run in `directory`, with the run's fields;
-    with `outcomes`, a `test_outcomes` column too (bytes, or None for older rows)."""
+    with `outcomes`, a `test_outcomes` column too (bytes, or None for older rows), and an
+    `eval_outcomes.NAME` beside each evaluation."""
     store = open_existing(directory)
     steps = store.steps_with_runs()
     if outcomes:
@@ -69,7 +71,7 @@ def load_results(directory: Path | str, outcomes: bool = False) -> pd.DataFrame:
     steps = steps.drop(columns="status").merge(runs[["run_id", "status"]], on="run_id", how="left")
     runs = runs.rename(columns={"target": "run_target"})
     extra = ["run_id", *(c for c in runs.columns if c not in steps.columns)]
-    df = with_evaluations(steps.merge(runs[extra], on="run_id", how="left"), store)
+    df = with_evaluations(steps.merge(runs[extra], on="run_id", how="left"), store, outcomes)
     stepless = runs[~runs["run_id"].isin(steps["run_id"])]
     if stepless.empty:
         return df
@@ -93,23 +95,32 @@ def _mark_outdated(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def with_evaluations(df: pd.DataFrame, store: Store) -> pd.DataFrame:
+def with_evaluations(df: pd.DataFrame, store: Store, outcomes: bool = False) -> pd.DataFrame:
     """`df` with one `eval.NAME` column per evaluation stored for its steps (step_metrics, by
     step key: runs that share a step show the same value) and `dense_eval.NAME` for the run's
     dense model; a name evaluated under several settings (a changed text file, limit, ...)
-    shows the latest."""
-    latest: dict[tuple[str, str], float] = {}
+    shows the latest. With `outcomes`, `eval_outcomes.NAME` too: the per-example outcomes
+    (bytes) of that latest value, or None."""
+    latest: dict[tuple[str, str], dict] = {}
     for row in store.step_metrics():  # oldest first: the latest wins
-        latest[(row["step_key"], row["name"])] = row["value"]
+        latest[(row["step_key"], row["name"])] = row
     if df.empty or not latest:
         return df
+
+    def column(keys, name: str, field: str) -> list:
+        return [latest[(k, name)][field] if (k, name) in latest else None for k in keys]
+
     names = sorted({name for _, name in latest})
     dense_keys = [dense_key(b) for b in df["base_id"]]
     columns = {
-        **{f"{EVAL_PREFIX}{n}": [latest.get((k, n)) for k in df["step_key"]] for n in names},
-        **{f"{DENSE_EVAL_PREFIX}{n}": [latest.get((k, n)) for k in dense_keys] for n in names},
+        **{f"{EVAL_PREFIX}{n}": column(df["step_key"], n, "value") for n in names},
+        **{f"{DENSE_EVAL_PREFIX}{n}": column(dense_keys, n, "value") for n in names},
     }
-    return pd.concat([df, pd.DataFrame(columns, index=df.index, dtype=float)], axis=1)
+    parts = [df, pd.DataFrame(columns, index=df.index, dtype=float)]
+    if outcomes:
+        blobs = {f"{EVAL_OUTCOMES_PREFIX}{n}": column(df["step_key"], n, "outcomes") for n in names}
+        parts.append(pd.DataFrame(blobs, index=df.index, dtype=object))
+    return pd.concat(parts, axis=1)
 
 
 def require_runs(df: pd.DataFrame, directory: Path | str) -> pd.DataFrame:

@@ -124,6 +124,9 @@ STEP_METRIC_COLUMNS: dict[str, str] = {
     "value": "REAL",
     "setting_json": "TEXT",  # what `setting` digests, readable
     "seconds": "REAL",  # of the whole evaluation this value came from
+    # per-example outcomes behind the value (store/example_outcomes.py: right/wrong per lm-eval
+    # document, NLL per perplexity window), for the report's paired intervals; NULL where none
+    "outcomes": "BLOB",
     "created_at": "TEXT",
     "digest": "TEXT",  # sha256 of the row's stored values (digests.row_digest)
 }
