@@ -21,10 +21,20 @@ from prunebench.models.build import build_model, model_spec
 from prunebench.pruning.factory import make_pruner
 from tiny_lm_configs import FAMILIES, INFO, VOCAB
 
+# Configs whose MLP width field defaults to None (= 4 x hidden_size) or that have none at all.
+HIDDEN = {"vocab_size": VOCAB, "hidden_size": 64, "bos_token_id": 1, "eos_token_id": 2}
+MORE = {
+    "gpt_neo": {"model_type": "gpt_neo", **HIDDEN, "num_layers": 2, "num_heads": 4,
+                "attention_types": [[["global", "local"], 1]], "max_position_embeddings": 64},
+    "falcon": {"model_type": "falcon", **HIDDEN, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "new_decoder_architecture": True, "num_kv_heads": 2},
+    "bloom": {"model_type": "bloom", **HIDDEN, "n_layer": 2, "n_head": 4},
+}  # fmt: skip
+
 
 def pruned(tmp_path, family: str, prune: PruneConfig, target: float = 0.5):
     path = tmp_path / f"{family}.json"
-    path.write_text(json.dumps(FAMILIES[family]))
+    path.write_text(json.dumps({**FAMILIES, **MORE}[family]))
     cfg = ModelConfig(name="hf", options={"config": str(path)})
     torch.manual_seed(0)
     model = build_model(cfg, INFO)
@@ -123,6 +133,37 @@ def test_shapes_the_config_cannot_express_are_refused_naming_the_option(
         write_hf_folder(model, out, "causal_lm", torch.randint(3, VOCAB, (1, 8)), name="run x")
     message = str(err.value)
     assert "\n" not in message and "prune.uniform_widths=true" in message and what in message
+    assert not out.exists() and not list(tmp_path.glob(".hf.*"))
+
+
+@pytest.mark.parametrize("family", ["gpt_neo", "falcon"])
+def test_an_mlp_width_whose_field_defaults_to_none_is_written(tmp_path, family):
+    """GPT-Neo's intermediate_size and Falcon's ffn_hidden_size are None for 4 x hidden_size:
+    the pruned width is written into that field and loads to the same logits."""
+    model, _, _ = pruned(tmp_path, family, UNIFORM)
+    ids = torch.randint(3, VOCAB, (2, 12))
+    folder = write_hf_folder(model, tmp_path / "hf", "causal_lm", ids, name=family)
+    config = json.loads((folder / "config.json").read_text())
+    field = {"gpt_neo": "intermediate_size", "falcon": "ffn_hidden_size"}[family]
+    assert config[field] == 128  # half of 4 x 64: the MLP lost half its channels
+    loaded = AutoModelForCausalLM.from_pretrained(folder).eval()
+    with torch.no_grad():
+        gap = model(input_ids=ids, use_cache=False).logits - loaded(input_ids=ids).logits
+    assert gap.abs().max() < 1e-4
+
+
+def test_a_width_no_config_field_holds_is_refused_naming_exclude(tmp_path):
+    """Bloom's MLP is 4 x hidden_size with no field: to a run pruned with uniform widths
+    already, the message names the ways that do help."""
+    model, _, _ = pruned(tmp_path, "bloom", UNIFORM)
+    out = tmp_path / "hf"
+    ids = torch.randint(3, VOCAB, (1, 8))
+    with pytest.raises(PrunebenchError) as err:
+        write_hf_folder(model, out, "causal_lm", ids, name="run x", uniform_widths=True)
+    message = str(err.value)
+    assert "BloomConfig cannot express the pruned shapes" in message and "\n" not in message
+    assert "prune.exclude" in message and "unstructured" in message
+    assert "uniform_widths" not in message
     assert not out.exists() and not list(tmp_path.glob(".hf.*"))
 
 

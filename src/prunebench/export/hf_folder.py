@@ -9,7 +9,9 @@ folder beside the target, loaded back with `from_pretrained` (no missing, unexpe
 mismatched weights; logits equal to the pruned model's within 1e-4) and only then renamed into
 place: a folder that would load with other shapes or without some weights is never written.
 Unstructured pruning is always expressible (zeros in dense tensors); structured pruning when
-every layer keeps the same widths, which `prune.uniform_widths=true` guarantees.
+every layer keeps the same widths, which `prune.uniform_widths=true` guarantees, and the config
+has a field for each pruned width (Bloom's MLP is 4 x hidden_size, fixed: refused; to a run
+pruned with uniform widths already, the message names prune.exclude and unstructured instead).
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def export_hf_step(results: Path | str, run: str, step: int | None, out: Path | 
     tokenizer = _run_tokenizer(stored)
     example = hf_example_inputs(stored.info)
     name = f"run {stored.source['run_id']}"
+    uniform = bool(stored.config.get("prune", {}).get("uniform_widths"))
     return write_hf_folder(
-        stored.model.eval(), Path(out), stored.info.task, example, tokenizer, name
+        stored.model.eval(), Path(out), stored.info.task, example, tokenizer, name, uniform
     )
 
 
@@ -65,6 +68,7 @@ def write_hf_folder(
     example: torch.Tensor,
     tokenizer: Any = None,  # a tokenizer folder (path) or a transformers tokenizer
     name: str = "the model",
+    uniform_widths: bool = False,  # the model was pruned with prune.uniform_widths
 ) -> Path:
     """Write `model` (a pruned transformers model) as a from_pretrained folder at `out`."""
     from transformers import PreTrainedModel
@@ -79,9 +83,14 @@ def write_hf_folder(
     try:
         config = exportable_config(model, hf_heads(model))
     except NotExpressible as exc:
+        fix = (  # the same widths in every layer did not do: the config has no such field
+            "leave the layers of that width unpruned (prune.exclude) or prune unstructured"
+            if uniform_widths
+            else f"prune with {OPTION}"
+        )
         raise PrunebenchError(
-            f"{name}: its pruned shapes cannot be written as a config.json ({exc}); prune "
-            f"with {OPTION} to export it with --format hf"
+            f"{name}: its pruned shapes cannot be written as a config.json ({exc}); {fix} "
+            "to export it with --format hf"
         ) from None
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

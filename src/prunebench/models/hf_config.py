@@ -20,7 +20,9 @@ from torch import nn
 
 from prunebench.pruning.heads import counts as head_counts
 
-MLP_FIELDS = ("intermediate_size", "n_inner", "ffn_dim")  # Llama/NeoX/..., GPT-2, OPT
+# Llama/NeoX/GPT-Neo/..., GPT-2, OPT, Falcon. None in those that have a default (GPT-2, GPT-Neo,
+# Falcon) means 4 x hidden_size. Some configs have none (Bloom: 4 x hidden_size, fixed).
+MLP_FIELDS = ("intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size")
 OWN_FIELDS = ("prunebench_structure",)  # written by hf_after_step, not transformers'
 
 
@@ -59,8 +61,8 @@ def _width_fields(config: Any) -> list[tuple[str, int]]:
     for name in MLP_FIELDS:
         if hasattr(config, name):
             value = getattr(config, name)
-            if value is None and name == "n_inner" and hidden:
-                value = 4 * hidden  # GPT-2's default
+            if value is None and hidden:
+                value = 4 * hidden  # the default of the configs that allow None
             if isinstance(value, int):
                 return [*out, (name, value)]
     return out
