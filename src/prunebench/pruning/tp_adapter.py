@@ -208,6 +208,7 @@ class ChannelGraph:
         self.model = model
         self.dg = self.meta.DG
         forget_trace(self.dg)
+        self._parts: dict[nn.Module, int] = {}  # fused layers' parts (channel_groups)
 
     @property
     def num_heads(self) -> dict[nn.Module, int]:
@@ -235,8 +236,20 @@ class ChannelGraph:
 
     def channel_groups(self, group: Any) -> int:
         """Channel groups of the group's layers (grouped convs, heads): a unit is one
-        channel in each."""
-        return self.meta._get_channel_groups(group)
+        channel in each. A fused layer whose output is split in k parts that are then
+        multiplied (Phi-3's gate_up_proj) has k too: one of its channels drags its partner in
+        each other part along, so a unit is the k of them."""
+        groups = self.meta._get_channel_groups(group)
+        return groups if groups > 1 else self._fused_parts(group[0].dep.target.module)
+
+    def _fused_parts(self, module: nn.Module) -> int:
+        if module not in self._parts:
+            fn = self.dg.get_pruner_of_module(module).prune_out_channels
+            dragged = sorted(self.dg.get_pruning_group(module, fn, [0])[0].idxs)
+            k, width = len(dragged), self.out_channels(module)
+            evenly = k > 1 and width % k == 0 and dragged == [m * (width // k) for m in range(k)]
+            self._parts[module] = k if evenly else 1
+        return self._parts[module]
 
     def out_channels(self, module: nn.Module) -> int:
         return self.dg.get_out_channels(module)
