@@ -22,3 +22,13 @@ FAMILIES = {
     "gpt2": GPT2,
     "gpt_neox": {"model_type": "gpt_neox", **COMMON, **DECODER},
 }  # fmt: skip
+
+# A tiny GPT-Neo run over the synthetic stories, two pruning steps (the `eval:` tests' run).
+STORIES_RUN = [
+    "device=cpu", "data.name=synthetic_stories", "data.options={stories: 80}",
+    "data.seq_len=16", "data.batch_size=16", "model.name=gpt_neo",
+    "model.options={hidden_size: 32, intermediate_size: 64}", "pretrain.epochs=1",
+    "pretrain.optimizer={name: adamw, lr: 0.01, weight_decay: 0.0}",
+    "finetune.mode=fixed", "finetune.epochs=1", "prune.latency=false",
+    "regime.name=manual", "regime.targets=[0.3, 0.6]",
+]  # fmt: skip

@@ -32,17 +32,11 @@ from prunebench.store.example_outcomes import unpack
 from prunebench.store.metrics import dense_key
 from prunebench.store.results import integrity_warning, load_results
 from sweep_helpers import one_torch_thread
+from tiny_lm_configs import STORIES_RUN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-BASE = [
-    "device=cpu", "data.name=synthetic_stories", "data.options={stories: 80}",
-    "data.seq_len=16", "data.batch_size=16", "model.name=gpt_neo",
-    "model.options={hidden_size: 32, intermediate_size: 64}", "pretrain.epochs=1",
-    "pretrain.optimizer={name: adamw, lr: 0.01, weight_decay: 0.0}",
-    "finetune.mode=fixed", "finetune.epochs=1", "prune.latency=false",
-    "regime.name=manual", "regime.targets=[0.3, 0.6]",
-]  # fmt: skip
+BASE = STORIES_RUN
 CONTEXT, STRIDE = 16, 8
 
 

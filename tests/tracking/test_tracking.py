@@ -240,6 +240,12 @@ class SlowTracker:
         time.sleep(self.delay)
         self.logged.append(record.step)
 
+    def held_evaluations(self, run):
+        return set()
+
+    def log_evaluation(self, run, record, held):
+        pass
+
     def finish_run(self, run, status, error):
         pass
 

@@ -8,6 +8,8 @@ instant leaves whole steps or nothing, and running the same command again picks 
 stopped (`resume.py`: what is stored is reused, the rest computed with the same per-step seeds).
 After the steps, the evaluations of `eval:` run on the finished runs' stored steps
 (`step_evaluation.py`); bad input to them is refused before any compute, like every check.
+Then the trackers get every evaluation stored for the plan's runs and log what they lack, to
+runs that may have finished already.
 
 A step that raises (NaN loss, out of memory, any exception) fails the runs through it, with the
 error message; other steps go on. A dense model whose pretraining fails fails the runs that
@@ -250,6 +252,7 @@ class Driver:
                 self._loop()
                 if self.evaluator.runs():  # eval: in some run's config
                     self.evaluator.evaluate(self._finished())
+                self.book.track_evaluations()  # computed now or earlier: what trackers lack
             interrupted = False
         except KeyboardInterrupt:
             self.book.stop("interrupted", "interrupted; run the same command again to resume")

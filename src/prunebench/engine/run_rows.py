@@ -3,7 +3,8 @@ every step's row for EVERY run through it, copies rows a run lacks from steps st
 (reused=1), and records how each run ends (done, failed with the error, interrupted).
 
 A step is committed in one SQLite transaction with its checkpoint, its sha256 and its rows; a
-run is marked done when its last row lands. Trackers get a copy of each stored row.
+run is marked done when its last row lands. Trackers get a copy of each stored row, and of
+each stored evaluation of the runs' steps (`track_evaluations`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from prunebench.engine.workspace import Workspace
 from prunebench.errors import PrunebenchError
 from prunebench.progress import Progress
 from prunebench.store.database import Store
+from prunebench.store.metrics import dense_key
 from prunebench.store.schema import RUN_COLUMNS, dumps
-from prunebench.tracking.base import RunInfo, Session, StepRecord
+from prunebench.tracking.base import EvalRecord, RunInfo, Session, StepRecord
 from prunebench.tracking.hub import Tracking
 
 
@@ -274,3 +276,30 @@ class RunBook:
         key = digest(sorted(r.run_id for r in self.plan.runs))
         session = Session(str(self.store.root.resolve()), sweep, key)
         self.tracking.start(session, runs, self.store)
+
+    def track_evaluations(self) -> None:
+        """Trackers get every evaluation stored for the plan's runs' steps and dense models
+        (computed now or earlier; each destination logs those it lacks), grouped by step and
+        setting, oldest first: the values `results` shows as eval.NAME."""
+        if not self.tracking.trackers:
+            return
+        planned = {r.run_id for r in self.plan.runs}
+        steps: dict[str, dict[str, int]] = {}  # run id -> {step key: pruning step}
+        for row in self.store.runs():
+            if row["run_id"] not in planned:
+                continue
+            own = {s["step_key"]: int(s["step"]) for s in self.store.steps(row["run_id"])}
+            if row.get("base_id"):
+                own[dense_key(row["base_id"])] = 0
+            steps[row["run_id"]] = own
+        wanted = {key for own in steps.values() for key in own}
+        grouped: dict[tuple[str, str], dict[str, float]] = {}
+        for m in self.store.step_metrics(wanted):
+            grouped.setdefault((m["step_key"], m["setting"]), {})[m["name"]] = m["value"]
+        records = [
+            EvalRecord(rid, own[key], setting, values)
+            for rid, own in steps.items()
+            for (key, setting), values in grouped.items()
+            if key in own
+        ]
+        self.tracking.evaluations(records)

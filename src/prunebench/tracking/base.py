@@ -3,8 +3,11 @@
 Metric names are the SQLite column names: `epoch/<column>` (train_loss, val_loss, val_metric,
 lr) with step = the cumulative fine-tuning epoch of the run, `step/<column>` (target,
 achieved_sparsity, test_top1, ..., latency_ms, reused) with step = the pruning step, and
-`dense/<metric>` for the dense model the run starts from. A tracker records which pruning steps
-it holds in the destination itself, so a resumed or repeated sweep never logs a step twice.
+`dense/<metric>` for the dense model the run starts from. The evaluations of `eval:` are
+`eval/<name>` (e.g. `eval/story/ppl`) with step = the pruning step, and `dense_eval/<name>` at
+step 0 for the dense model. A tracker records which pruning steps, and which evaluations (step,
+setting), it holds in the destination itself, so a resumed or repeated sweep never logs one
+twice.
 """
 
 from __future__ import annotations
@@ -103,6 +106,26 @@ class StepRecord:
         return out
 
 
+@dataclass
+class EvalRecord:
+    """One stored evaluation of a run's step under one setting (all its metric names, which
+    land in one transaction); step 0 is the dense model the run starts from."""
+
+    run_id: str
+    step: int
+    setting: str  # the digest of the evaluation's setting (evaluation/suite.py)
+    values: dict[str, float]  # metric name -> value, e.g. {"story/ppl": 31.4}
+
+    @property
+    def held(self) -> tuple[int, str]:
+        """What a destination records once this evaluation is logged there."""
+        return (self.step, self.setting)
+
+    def metrics(self) -> dict[str, float]:
+        prefix = "dense_eval/" if self.step == 0 else "eval/"
+        return {prefix + name: float(value) for name, value in self.values.items()}
+
+
 @dataclass(frozen=True)
 class Session:
     """One invocation of the driver: a sweep (with a parent run) or a single run."""
@@ -134,6 +157,15 @@ class Tracker(Protocol):
 
     def log_step(self, run: RunInfo, record: StepRecord, logged: set[int]) -> None:
         """Log one whole step; `logged` (steps held, this one included) may be recorded."""
+        ...
+
+    def held_evaluations(self, run: RunInfo) -> set[tuple[int, str]]:
+        """The (step, setting) evaluations the destination holds for a started run."""
+        ...
+
+    def log_evaluation(self, run: RunInfo, record: EvalRecord, held: set[tuple[int, str]]) -> None:
+        """Log one evaluation (possibly after `finish_run`); `held` (this one included) may be
+        recorded."""
         ...
 
     def finish_run(self, run: RunInfo, status: str, error: str | None) -> None: ...

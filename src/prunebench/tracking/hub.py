@@ -1,12 +1,16 @@
 """The driver's side of tracking: events go on a queue, one background thread logs them.
 
-The driver calls `start`, `steps`, `run_finished` and `close`; each only puts an event on a
-queue, so a slow or dead tracking server never slows a step. The thread fans the events out to
-the trackers. A tracker that raises is dropped with ONE warning (collected here, printed by the
-driver on its own thread); the run goes on. `close` waits a bounded time for the queue to drain.
-At `start` the thread catches up on steps stored earlier that a destination lacks (a resumed
-sweep, or the same command run again with --log), and every tracker skips the steps its
-destination already holds: each step is logged once.
+The driver calls `start`, `steps`, `run_finished`, `evaluations` and `close`; each only puts an
+event on a queue, so a slow or dead tracking server never slows a step. The thread fans the
+events out to the trackers. A tracker that raises is dropped with ONE warning (collected here,
+printed by the driver on its own thread); the run goes on. `close` waits a bounded time for the
+queue to drain. At `start` the thread catches up on steps stored earlier that a destination
+lacks (a resumed sweep, or the same command run again with --log), and every tracker skips the
+steps its destination already holds: each step is logged once. After the evaluations of
+`eval:`, the driver passes every evaluation stored for the plan's runs (computed now or
+earlier), and each tracker logs those its destination lacks, the same way, to runs that may
+have finished already (MLflow takes metrics for a finished run by its id; TensorBoard opens
+the run's directory again).
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prunebench.tracking.base import RunInfo, Session, StepRecord, StoredRows, Tracker
+from prunebench.tracking.base import (
+    EvalRecord,
+    RunInfo,
+    Session,
+    StepRecord,
+    StoredRows,
+    Tracker,
+)
 from prunebench.tracking.mlflow_tracker import MlflowTracker
 from prunebench.tracking.spec import LogSpec, check_installed, check_writable
 from prunebench.tracking.tensorboard_tracker import TensorBoardTracker
@@ -38,6 +49,8 @@ class Tracking:
         self._lock = threading.Lock()
         self._runs: dict[str, RunInfo] = {}
         self._logged: dict[tuple[str, str], set[int]] = {}  # (tracker, run) -> steps held
+        # (tracker, run) -> evaluations held, as (step, setting)
+        self._evaluated: dict[tuple[str, str], set[tuple[int, str]]] = {}
         self._failed = False
         self.hints: dict[str, str] = {}  # tracker name -> the --log value that reaches it
         self.cpu_seconds: dict[str, float] = {}  # the thread's CPU time per kind of event
@@ -57,6 +70,11 @@ class Tracking:
     def run_finished(self, run_id: str, status: str, error: str | None = None) -> None:
         if self.trackers:
             self._put("finish", run_id, status, error)
+
+    def evaluations(self, records: list[EvalRecord]) -> None:
+        """Stored evaluations of the plan's runs; each destination logs those it lacks."""
+        if self.trackers and records:
+            self._put("evaluations", records)
 
     def warnings(self) -> list[str]:
         """Warnings since the last call (each tracker warns at most once)."""
@@ -137,6 +155,19 @@ class Tracking:
     def _on_steps(self, tracker: Tracker, records: list[StepRecord]) -> None:
         for record in records:
             self._log(tracker, record)
+
+    def _on_evaluations(self, tracker: Tracker, records: list[EvalRecord]) -> None:
+        for record in records:
+            run = self._runs.get(record.run_id)
+            if run is None:  # no stored row when tracking started
+                continue
+            key = (tracker.name, run.run_id)
+            if key not in self._evaluated:
+                self._evaluated[key] = set(tracker.held_evaluations(run))
+            held = self._evaluated[key]
+            if record.held not in held:
+                tracker.log_evaluation(run, record, held | {record.held})
+                held.add(record.held)
 
     def _on_finish(self, tracker: Tracker, run_id: str, status: str, error: str | None) -> None:
         self._failed = self._failed or status != "done"

@@ -3,7 +3,10 @@
 Params are the flattened resolved config; tags name the regime, criterion, structure, seed,
 target, model and dataset; metrics are those of `base.py`. Each step's metrics go in one
 `log_batch` together with the tag `prunebench.logged_steps` (the steps the run holds), which is
-how a resumed sweep knows what not to log again. Runs are found again by the tags
+how a resumed sweep knows what not to log again. An evaluation's metrics go in one `log_batch`
+with the tag `prunebench.logged_evals.<setting digest>` (the steps evaluated under that
+setting that the run holds, 0 for the dense model), to the run even when it has finished
+(MLflow takes metrics for a finished run; its status stays). Runs are found again by the tags
 `prunebench.results_id` (the results directory) and `prunebench.run_id` / `prunebench.sweep_id`.
 
 The default destination is a file store (`mlruns/` in the results directory). MLflow 3 keeps
@@ -20,12 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prunebench.tracking.base import RunInfo, Session, StepRecord
+from prunebench.tracking.base import EvalRecord, RunInfo, Session, StepRecord
 from prunebench.tracking.spec import is_local, local_path
 
 DEFAULT_EXPERIMENT = "prunebench"
 MAX_METRICS, MAX_PARAMS = 900, 100  # MLflow's log_batch takes at most 1000 metrics, 100 params
 STATUS = {"done": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
+EVALS_TAG = "prunebench.logged_evals."  # + the setting's digest: the steps held, e.g. "0,2"
 
 
 def tracking_uri(location: str) -> str:
@@ -85,6 +89,7 @@ class MlflowTracker:
         self.client: Any = None
         self.parent: str | None = None
         self._ids: dict[str, str] = {}  # prunebench run id -> MLflow run id
+        self._tags: dict[str, dict[str, str]] = {}  # prunebench run id -> its tags when found
 
     def open(self, session: Session) -> None:
         self.client = _client(self.uri)
@@ -122,6 +127,7 @@ class MlflowTracker:
         found = self._existing.get(run.run_id)
         if found is not None:
             self._ids[run.run_id] = found.info.run_id
+            self._tags[run.run_id] = dict(found.data.tags)
             if found.info.status != "RUNNING" and run.status == "running":
                 self.client.update_run(found.info.run_id, status="RUNNING")
             if self.parent is not None and "mlflow.parentRunId" not in found.data.tags:
@@ -154,13 +160,36 @@ class MlflowTracker:
             for k, v in values.items()
         ]
         metrics += [Metric(k, v, now, record.step) for k, v in record.step_metrics().items()]
-        mid = self._ids[run.run_id]
+        held = RunTag("prunebench.logged_steps", ",".join(str(s) for s in sorted(logged)))
+        tags = [held] + ([RunTag("prunebench.reused", "1")] if record.row.get("reused") else [])
+        self._log_batches(self._ids[run.run_id], metrics, tags)
+
+    def _log_batches(self, mid: str, metrics: list[Any], tags: list[Any]) -> None:
+        """`metrics` in batches MLflow takes; `tags` (what the run holds) with the last one, so
+        they say so only once every metric is there."""
         chunks = [metrics[i : i + MAX_METRICS] for i in range(0, len(metrics), MAX_METRICS)]
         for chunk in chunks[:-1]:
             self.client.log_batch(mid, metrics=chunk)
-        held = RunTag("prunebench.logged_steps", ",".join(str(s) for s in sorted(logged)))
-        tags = [held] + ([RunTag("prunebench.reused", "1")] if record.row.get("reused") else [])
         self.client.log_batch(mid, metrics=chunks[-1] if chunks else [], tags=tags)
+
+    def held_evaluations(self, run: RunInfo) -> set[tuple[int, str]]:
+        tags = self._tags.get(run.run_id, {})
+        return {
+            (int(step), key.removeprefix(EVALS_TAG))
+            for key, steps in tags.items()
+            if key.startswith(EVALS_TAG)
+            for step in steps.split(",")
+            if step
+        }
+
+    def log_evaluation(self, run: RunInfo, record: EvalRecord, held: set[tuple[int, str]]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = _now_ms()
+        metrics = [Metric(k, v, now, record.step) for k, v in record.metrics().items()]
+        steps = sorted(step for step, setting in held if setting == record.setting)
+        tag = RunTag(EVALS_TAG + record.setting, ",".join(str(s) for s in steps))
+        self._log_batches(self._ids[run.run_id], metrics, [tag])
 
     def finish_run(self, run: RunInfo, status: str, error: str | None) -> None:
         mid = self._ids[run.run_id]

@@ -3,20 +3,26 @@ overlays the runs of a sweep on the same charts; the scalars are those of `base.
 (`epoch/...` over cumulative fine-tuning epochs, `step/...` over pruning steps, `dense/...`).
 
 Which steps a directory holds is read back from its own events: `step/target` is written last
-in each step, so a step whose marker is there was written whole.
+in each step, so a step whose marker is there was written whole. The evaluations of `eval:`
+(`eval/<name>` over pruning steps, `dense_eval/<name>` at 0) are recorded, after their scalars
+are flushed, in `prunebench-evaluations.json` beside the events (a list of [step, setting
+digest]; TensorBoard reads only event files); a run that finished is opened again for them.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from prunebench.tracking.base import MARKER, RunInfo, Session, StepRecord
+from prunebench.tracking.base import MARKER, EvalRecord, RunInfo, Session, StepRecord
 from prunebench.tracking.spec import local_path
 
 MAX_OPEN = 8  # event writers kept open at once (each holds a file and a thread)
+EVALS_FILE = "prunebench-evaluations.json"  # the evaluations a run's directory holds
 
 
 def run_dir_name(run: RunInfo) -> str:
@@ -80,6 +86,22 @@ class TensorBoardTracker:
         for key, value in record.step_metrics().items():  # the marker, step/target, is last
             writer.add_scalar(key, value, record.step)
         writer.flush()
+
+    def held_evaluations(self, run: RunInfo) -> set[tuple[int, str]]:
+        path = self._dirs[run.run_id] / EVALS_FILE
+        if not path.is_file():
+            return set()
+        return {(int(step), str(setting)) for step, setting in json.loads(path.read_text())}
+
+    def log_evaluation(self, run: RunInfo, record: EvalRecord, held: set[tuple[int, str]]) -> None:
+        writer = self._writer(run.run_id)
+        for key, value in record.metrics().items():
+            writer.add_scalar(key, value, record.step)
+        writer.flush()  # the scalars are on disk before the record says they are there
+        path = self._dirs[run.run_id] / EVALS_FILE
+        temp = path.with_name(f".{EVALS_FILE}.tmp")
+        temp.write_text(json.dumps(sorted(held)))
+        os.replace(temp, path)
 
     def finish_run(self, run: RunInfo, status: str, error: str | None) -> None:
         writer = self._writers.pop(run.run_id, None)
