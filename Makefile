@@ -53,7 +53,7 @@ test: $(FULL)
 test-slow: $(FULL)
 	$(VENV)/bin/pytest -m slow
 
-# Every torchvision family and 19 timm families, structured and unstructured (tests/models/test_zoo.py).
+# Every torchvision family and 20 timm families, structured and unstructured (tests/models/test_zoo.py).
 test-zoo: $(FULL)
 	$(VENV)/bin/pytest -m zoo tests/models/test_zoo.py
 
