@@ -37,6 +37,8 @@ def task_folder(tmp_path):
 
 def cases(tmp_path):
     (tmp_path / "folder").mkdir()
+    (tmp_path / "blank.txt").write_text(" \n\t\n")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)))
     return [
         (
             f"eval.perplexity.file={tmp_path / 'missing.txt'}",
@@ -65,10 +67,15 @@ def cases(tmp_path):
             f"eval={{perplexity: {{file: {__file__}, stride: 65}}}}",
             "eval.perplexity: stride 65 is larger than the context 64 (data.seq_len)",
         ),
+        (f"eval.perplexity.file={tmp_path / 'blank.txt'}", "blank.txt' holds no text"),
+        (
+            f"eval.perplexity.file={tmp_path / 'binary.txt'}",
+            "binary.txt' is not UTF-8 text (byte 128 of a block); give a UTF-8 text file",
+        ),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(10))
 def test_bad_eval_settings_are_one_line(invoke, tmp_path, case):
     override, fragment = cases(tmp_path)[case]
     assert_one_line(*run_with(invoke, tmp_path, override), fragment)

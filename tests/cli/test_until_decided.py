@@ -15,6 +15,9 @@ import time
 import pytest
 
 from conftest import run_cli
+from prunebench.cli.until_decided import design_for
+from prunebench.config.loading import load_run_config
+from prunebench.errors import PrunebenchError
 from sweep_helpers import count_rows, env, run_sweep, sweep_cmd, table, write_sweep
 
 TIMING = {"seconds", "created_at"}
@@ -143,3 +146,19 @@ def test_the_processes_executor_gives_the_rounds_of_the_local_one(tmp_path):
     assert workers.returncode == 0, workers.stderr
     assert table(procs, "steps", TIMING) == table(local, "steps", TIMING)
     assert workers.stdout.splitlines()[1:-1] == alone.stdout.splitlines()[1:-1]
+
+
+@pytest.mark.parametrize(
+    ("max_seeds", "budget", "hours", "message"),
+    [
+        (101, None, None, "--max-seeds must be at most 100, got 101"),  # looks solved in seconds
+        (None, float("nan"), None, "--budget must be a finite number > 0, got nan"),
+        (None, None, float("inf"), "--budget-hours must be a finite number > 0, got inf"),
+        (None, -5.0, None, "--budget must be a finite number > 0, got -5"),
+    ],
+)
+def test_design_options_out_of_range_are_one_line(tmp_path, max_seeds, budget, hours, message):
+    configs = [load_run_config(None, [f"seed={s}"]) for s in (0, 1)]
+    with pytest.raises(PrunebenchError) as err:
+        design_for(configs, tmp_path, max_seeds, budget, hours)
+    assert str(err.value) == message

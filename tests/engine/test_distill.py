@@ -11,9 +11,11 @@ from torch import nn
 
 from prunebench.config.fit_settings import Distill, finetune_settings
 from prunebench.config.identity import run_id
+from prunebench.config.loading import load_run_config
 from prunebench.engine.distill import DistillingTask, soft_loss
 from prunebench.engine.plan import plan_steps
 from prunebench.engine.single_run import run
+from prunebench.errors import ConfigError
 from prunebench.store.database import Store
 from prunebench.tasks import make_task
 
@@ -136,3 +138,10 @@ def test_distillation_runs_through_graph_capture(tiny):
     # alpha = 1: the student learns the teacher's outputs, not the labels
     gap = (student(x) - teacher(x)).abs().mean()
     assert gap < (nn.Linear(6, 3)(x) - teacher(x)).abs().mean()
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 0.01, 101.0, 1e308])
+def test_a_temperature_far_outside_is_refused_before_training(temperature):
+    """Softened logits overflow or vanish there: refused at config load, not a divergence."""
+    with pytest.raises(ConfigError, match=r"finetune\.distill\.temperature"):
+        load_run_config(None, [f"finetune.distill={{alpha: 0.5, temperature: {temperature}}}"])

@@ -9,6 +9,7 @@ rounds, and prints per question the decision, the seeds it took, and for open on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from prunebench.store.database import Store
 from prunebench.store.results import load_results
 
 DEFAULT_MAX_SEEDS = 6
+MOST_SEEDS = 100  # --max-seeds: far beyond any sweep's means, and boundaries solved in seconds
 
 
 def design_for(
@@ -44,11 +46,13 @@ def design_for(
             f"--max-seeds must be at least 3 and at least the {len(first)} configured seeds, "
             f"got {most}"
         )
+    if most > MOST_SEEDS:  # the boundaries' integration grows with the looks: keep it seconds
+        raise PrunebenchError(f"--max-seeds must be at most {MOST_SEEDS}, got {most}")
     if budget_epochs is not None and budget_hours is not None:
         raise PrunebenchError("give --budget (epochs) or --budget-hours, not both")
     for value, option in ((budget_epochs, "--budget"), (budget_hours, "--budget-hours")):
-        if value is not None and value <= 0:
-            raise PrunebenchError(f"{option} must be > 0, got {value:g}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise PrunebenchError(f"{option} must be a finite number > 0, got {value:g}")
     design = Design(first, most, alpha, margin)
     stored = Design.load(directory)
     if stored is not None and not stored.current:

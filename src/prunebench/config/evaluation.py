@@ -12,6 +12,7 @@ step and setting (store/metrics.py).
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +56,28 @@ def _existing_file(path: Path, what: str) -> Path:
     return path
 
 
+def _utf8_text(path: Path) -> Path:
+    """`path` itself, once it is known to hold UTF-8 text that is not blank (read in blocks,
+    so that a large file costs no memory): else a ValueError now, not after training."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    blank = True
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                blank = blank and not decoder.decode(block).strip()
+            blank = blank and not decoder.decode(b"", final=True).strip()
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"text file '{path}' is not UTF-8 text (byte {exc.start} of a block); give a UTF-8 "
+            "text file"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"text file '{path}' cannot be read ({exc.strerror or exc})") from None
+    if blank:
+        raise ValueError(f"text file '{path}' holds no text; give a file with the text to score")
+    return path
+
+
 class PerplexityEval(_Strict):
     """Strided perplexity over a raw UTF-8 text file tokenized with the run's tokenizer
     (evaluation/perplexity.py: windows of `context` tokens every `stride` tokens)."""
@@ -66,7 +89,7 @@ class PerplexityEval(_Strict):
     @field_validator("file")
     @classmethod
     def _file_exists(cls, path: Path) -> Path:
-        return _existing_file(path, "text file")
+        return _utf8_text(_existing_file(path, "text file"))
 
     @model_validator(mode="after")
     def _stride_fits(self) -> PerplexityEval:

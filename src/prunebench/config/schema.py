@@ -210,7 +210,8 @@ class DistillConfig(StrictModel):
     KL(teacher || student) over temperature-softened outputs (engine/distill.py)."""
 
     alpha: Float = Field(0.5, gt=0.0, le=1.0)  # weight of the teacher term
-    temperature: Float = Field(2.0, gt=0.0)
+    # bounded: far outside, softened logits overflow or vanish and training diverges mid-run
+    temperature: Float = Field(2.0, ge=0.05, le=100.0)
 
 
 class FinetuneConfig(StrictModel):

@@ -126,7 +126,7 @@ def seeds_to_decide(
     q = stats.norm.ppf(1 - alpha / 2)
     if (q + z) * np.sqrt(spread.example_var) >= min_effect - margin:
         return None, (
-            f"more seeds cannot decide a difference of {min_effect:.3g}: the test set's own "
+            "more seeds cannot decide a difference of the minimum effect: the test set's own "
             f"noise ({spread.units} {spread.cluster_unit}s) is too large; a larger test set would"
         )
     totals = np.arange(spread.seeds + 1, spread.seeds + MAX_SEEDS + 1)  # every count at once
