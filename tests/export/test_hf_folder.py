@@ -262,3 +262,23 @@ def test_an_image_classifier_loads_with_auto_model_for_image_classification(tmp_
     assert loaded.config.num_labels == 3
     if prune.structure == "structured":
         assert loaded.config.num_attention_heads == 2 and loaded.config.intermediate_size == 32
+
+
+def test_heads_cut_from_a_config_that_ties_them_are_refused_with_the_ways_out(tmp_path):
+    """The registered `gpt_neo` model prunes heads under uniform widths too; GPTNeoConfig ties
+    the head width to the hidden size, so the refusal says so (not the first tensor that
+    differs) and names what keeps the heads."""
+    cfg = ModelConfig(name="gpt_neo", options={"hidden_size": 32, "intermediate_size": 64})
+    torch.manual_seed(0)
+    model = build_model(cfg, INFO)
+    pruner = make_pruner(UNIFORM, model, model_spec(cfg), INFO)
+    model = pruner.prune_to(model, 0.5).eval()
+    dense_heads = build_model(cfg, INFO).transformer.h[0].attn.attention.num_heads
+    assert model.transformer.h[0].attn.attention.num_heads < dense_heads  # heads were cut
+    out = tmp_path / "hf"
+    with pytest.raises(PrunebenchError) as err:
+        write_hf_folder(model, out, "causal_lm", torch.randint(3, VOCAB, (1, 8)), name="run x")
+    message = str(err.value)
+    assert message.startswith("run x: its attention lost heads, which a config.json cannot hold")
+    assert "ties the head width" in message and "model.name=hf" in message
+    assert not out.exists()

@@ -32,7 +32,8 @@ from prunebench.data.build import build_data
 from prunebench.errors import PrunebenchError, StorageError
 from prunebench.export.pruned import StoredStep, load_step
 from prunebench.models.hf import auto_class, hf_example_inputs, hf_heads
-from prunebench.models.hf_config import NotExpressible, exportable_config
+from prunebench.models.hf_config import NotExpressible, exportable_config, fixed_heads
+from prunebench.pruning.heads import counts as head_counts
 
 TOLERANCE = 1e-4  # largest |logit difference| between the folder and the pruned model
 OPTION = "prune.uniform_widths=true"
@@ -80,8 +81,10 @@ def write_hf_folder(
         )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PrunebenchError(f"'{out}' exists and is not an empty folder; name a new one")
+    layouts = hf_heads(model)
+    _check_heads(model, layouts, name)
     try:
-        config = exportable_config(model, hf_heads(model))
+        config = exportable_config(model, layouts)
     except NotExpressible as exc:
         fix = (  # the same widths in every layer did not do: the config has no such field
             "leave the layers of that width unpruned (prune.exclude) or prune unstructured"
@@ -114,6 +117,22 @@ def write_hf_folder(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _check_heads(model: nn.Module, layouts: list, name: str) -> None:
+    """Heads cut from a model whose config ties the head width to the hidden size (GPT-Neo
+    registered as `gpt_neo`, which prunes heads under uniform widths too): no config.json
+    holds them, so say that, and the ways out, instead of the first tensor that differs."""
+    hidden = getattr(model.config, "hidden_size", None)
+    cut = [layout for layout in layouts if head_counts(layout)[0] * layout.head_dim != hidden]
+    why = fixed_heads(model, layouts) if cut and isinstance(hidden, int) else None
+    if why is not None:
+        raise PrunebenchError(
+            f"{name}: its attention lost heads, which a config.json cannot hold ({why}); "
+            "to export it with --format hf, keep the heads (prune.exclude the attention "
+            "projections, or run it as model.name=hf with this config.json and "
+            f"{OPTION}, which keeps them) or prune unstructured"
+        )
 
 
 @contextlib.contextmanager
