@@ -164,3 +164,14 @@ def test_cli_export(runs, tmp_path, invoke):
     code, out, err = invoke("export", str(alone), str(tmp_path / "out4"))
     assert code == 0, err
     assert read_description(tmp_path / "out4")["source"]["run_id"] == only.run_id
+
+
+def test_a_model_onnx_of_an_earlier_export_is_not_left_beside_other_weights(runs, tmp_path, invoke):
+    root, by_kind = runs
+    _, result = by_kind["structured"]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"an earlier export's graph")
+    code, _, err = invoke("export", str(root), str(folder), "--run", result.run_id, "--step", "1")
+    assert code == 2 and "holds model.onnx from an earlier export" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]  # nothing written

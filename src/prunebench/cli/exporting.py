@@ -42,6 +42,8 @@ def export(
 
         check_installed()
     check_output_dir(out_dir, "export directory")
+    if fmt == "safetensors":
+        _no_stale_onnx(out_dir)
     if fmt == "hf":
         from prunebench.export.hf_folder import export_hf_step
 
@@ -59,3 +61,15 @@ def export(
         out.print(describe(result), markup=False, highlight=False)
         if result.note:
             out.print(f"note: {result.note}", markup=False, highlight=False)
+
+
+def _no_stale_onnx(out_dir: Path) -> None:
+    """A model.onnx of an earlier export would sit beside other weights: refused, not kept."""
+    from prunebench.export.onnx import ONNX_FILE
+
+    stale = out_dir / ONNX_FILE
+    if stale.exists():
+        raise PrunebenchError(
+            f"'{out_dir}' holds {ONNX_FILE} from an earlier export, which would no longer "
+            f"match the exported weights; export into another folder or delete {stale}"
+        )
