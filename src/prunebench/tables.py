@@ -112,7 +112,20 @@ def rule_note(row) -> str | None:
         return None
     recovery = row.get("rule_recovery")
     measured = "" if recovery is None or pd.isna(recovery) else f" ({recovery:.2f})"
-    return f"{row['rule']}: {row['rule_rate']:.3g}{measured}"
+    return f"{row['rule']}: {row['rule_rate']:.3g}{measured}{_applied(row)}"
+
+
+def _applied(row) -> str:
+    """', to the target: 0.3' where the step went to the run's target instead of the share
+    the rule chose (the rule's last step): the share it did prune, counted from the targets."""
+    target, increment = row.get("target"), row.get("increment")
+    if any(v is None or pd.isna(v) for v in (target, increment, row.get("rule_rate"))):
+        return ""
+    left = 1.0 - (float(target) - float(increment))
+    applied = float(increment) / left if left > 0 else float("nan")
+    if abs(applied - float(row["rule_rate"])) <= 1e-6:
+        return ""
+    return f", to the target: {applied:.3g}"
 
 
 def comparison_frame(df: pd.DataFrame) -> pd.DataFrame:

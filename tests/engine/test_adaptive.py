@@ -17,6 +17,7 @@ from prunebench.engine.executors.local import LocalExecutor
 from prunebench.engine.plan import adaptive_range, build_plan, count
 from prunebench.engine.single_run import run
 from prunebench.store.database import Store
+from prunebench.tables import rule_note
 
 TIMING = {"seconds", "created_at"}
 ADAPTIVE = (
@@ -180,3 +181,14 @@ def test_a_retried_step_starts_over_from_the_weights_before_the_rejected_one(
     # the rejected step's epochs were spent: they count
     assert rows[2]["cumulative_epochs"] == sum(r["epochs"] for r in rows)
     assert len(build_plan([cfg]).runs[0].steps) == 1  # the rest is planned as the run goes
+
+
+def test_results_show_the_share_a_step_to_the_target_did_prune():
+    """A step the rule sends to the target prunes what is left to it, not the chosen share:
+    the note says both, the applied one counted from the targets."""
+    last = {"rule": "grow", "rule_rate": 0.5, "rule_recovery": 0.97, "target": 0.9,
+            "increment": 0.9 - 0.8576}  # fmt: skip
+    assert rule_note(last) == f"grow: 0.5 (0.97), to the target: {0.0424 / 0.1424:.3g}"
+    middle = {"rule": "hold", "rule_rate": 0.2, "rule_recovery": None, "target": 0.68,
+              "increment": 0.08}  # fmt: skip
+    assert rule_note(middle) == "hold: 0.2"  # 0.08 of the 0.4 left: the chosen share

@@ -90,7 +90,9 @@ STEP_COLUMNS: dict[str, str] = {
     "cumulative_epochs": "INTEGER",
     "stopped_early": "INTEGER",
     "rule": "TEXT",  # adaptive regime: the rule that chose this step's size (first cut, grow, ...)
-    "rule_rate": "REAL",  # adaptive: the share of the remaining weights the step prunes
+    # adaptive: the share of the remaining weights the rule chose (a step that goes to the
+    # target instead prunes what is left to it: increment / (1 - previous target))
+    "rule_rate": "REAL",
     "rule_recovery": "REAL",  # adaptive: the previous step's measured recovery behind the choice
     "calibration_samples": "INTEGER",
     "seconds": "REAL",
