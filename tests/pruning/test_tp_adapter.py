@@ -1,21 +1,22 @@
-"""The Torch-Pruning internals that pruning/tp_adapter.py relies on are there and behave."""
+"""The Torch-Pruning internals that pruning/tp_adapter.py relies on are there and behave
+(pruning/tp_internals.py checks them)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from prunebench.pruning import tp_adapter
+from prunebench.pruning import tp_adapter, tp_internals
 
 
 def test_installed_torch_pruning_has_the_internals_the_adapter_was_written_for():
-    problems = tp_adapter.check_internals()
+    problems = tp_internals.check_internals()
     assert problems == [], "Torch-Pruning changed: " + "; ".join(problems)
 
 
 def test_a_missing_private_member_is_named(monkeypatch):
-    monkeypatch.delattr(tp_adapter.CLASSES["MetaPruner"], "_get_channel_groups")
-    assert tp_adapter.check_internals() == ["MetaPruner._get_channel_groups is missing"]
+    monkeypatch.delattr(tp_internals.CLASSES["MetaPruner"], "_get_channel_groups")
+    assert tp_internals.check_internals() == ["MetaPruner._get_channel_groups is missing"]
 
 
 def test_a_changed_signature_is_named(monkeypatch):
@@ -23,27 +24,27 @@ def test_a_changed_signature_is_named(monkeypatch):
         raise AssertionError("not called")
 
     monkeypatch.setattr(
-        tp_adapter.CLASSES["DependencyGraph"], "get_pruning_group", get_pruning_group
+        tp_internals.CLASSES["DependencyGraph"], "get_pruning_group", get_pruning_group
     )
-    (problem,) = tp_adapter.check_internals()
+    (problem,) = tp_internals.check_internals()
     assert problem.startswith("DependencyGraph.get_pruning_group takes ('self', 'layer', 'fn'")
 
 
 def test_a_changed_behaviour_is_named(monkeypatch):
     monkeypatch.setattr(
-        tp_adapter.CLASSES["MetaPruner"], "_get_channel_groups", lambda self, group: 1
+        tp_internals.CLASSES["MetaPruner"], "_get_channel_groups", lambda self, group: 1
     )
-    problems = tp_adapter.check_internals()
+    problems = tp_internals.check_internals()
     assert "_get_channel_groups does not see the grouped conv's 2 groups" in problems
 
 
 def test_the_version_is_the_pinned_one(monkeypatch):
-    monkeypatch.setattr(tp_adapter, "version", lambda name: "9.9.9")
-    problems = tp_adapter.check_internals()
+    monkeypatch.setattr(tp_internals, "version", lambda name: "9.9.9")
+    problems = tp_internals.check_internals()
     assert problems[0] == "torch-pruning is 9.9.9, this adapter was written for 1.6.1"
 
 
-def test_only_the_adapter_imports_torch_pruning():
+def test_only_the_adapter_and_its_check_import_torch_pruning():
     src = Path(tp_adapter.__file__).parents[1]
     importers = set()
     for path in src.rglob("*.py"):
@@ -52,7 +53,7 @@ def test_only_the_adapter_imports_torch_pruning():
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(name.split(".")[0] == "torch_pruning" for name in names):
                 importers.add(path.relative_to(src).as_posix())
-    assert importers == {"pruning/tp_adapter.py"}
+    assert importers == {"pruning/tp_adapter.py", "pruning/tp_internals.py"}
 
 
 def test_the_built_graph_keeps_no_activation_of_its_traced_forward_alive():
