@@ -3,6 +3,8 @@ written by hand in the form lm-eval logs them: what a report needs to count a ta
 
 from __future__ import annotations
 
+import numpy as np
+
 from prunebench.evaluation.lm_harness import sample_outcomes
 from prunebench.store.example_outcomes import unpack
 
@@ -15,7 +17,7 @@ def doc(doc_id: int, acc: float, f1: float, filter_key: str = "none") -> dict:
 def test_right_or_wrong_metrics_keep_each_document_in_order():
     samples = {
         "boolq": [doc(2, 1.0, 0.5), doc(0, 0.0, 0.25), doc(1, True, 1.0)],  # logged out of order
-        "rte": [doc(0, 1, 0.0, "strict"), doc(1, 1, 0.0, "strict")],
+        "rte": [doc(0, np.int64(1), 0.0, "strict"), doc(1, np.bool_(True), 0.0, "strict")],
     }
     metrics = {"boolq/acc": 2 / 3, "boolq/f1": 7 / 12, "rte/acc,strict": 1.0}
     out = sample_outcomes(samples, metrics)

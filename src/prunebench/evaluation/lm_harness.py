@@ -136,7 +136,7 @@ def sample_outcomes(samples: dict[str, list[dict]], metrics: dict[str, float]) -
     for name, pairs in per_doc.items():
         values = [v for _, v in sorted(pairs, key=lambda p: p[0])]
         if name not in metrics or not all(
-            isinstance(v, bool | int | float) and v in (0, 1) for v in values
+            isinstance(v, bool | int | float | np.number | np.bool_) and v in (0, 1) for v in values
         ):
             continue
         correct = np.array(values, dtype=bool)
